@@ -1,0 +1,338 @@
+// Package config is the contract between the operator and the SSO server: the operator's
+// render step produces a Config (internal/render), the server loads and serves it. It is also
+// the file format of the standalone mode (`hallpass server --config config.yaml`).
+//
+// A Config is self-contained: every Secret reference of the cluster resources has already
+// been resolved, so the server needs to read nothing but this document and its signing keys.
+// Client secrets appear only as SHA-256 digests.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Keys of the config and signing-keys Secrets that the operator writes and the server reads.
+const (
+	ConfigSecretKey = "config.yaml"
+	KeysSecretKey   = "keys.json"
+)
+
+// Client types, as in SSOClient.spec.type.
+const (
+	ClientSinglePageApp    = "SinglePageApp"
+	ClientRegularWebApp    = "RegularWebApp"
+	ClientNative           = "Native"
+	ClientMachineToMachine = "MachineToMachine"
+)
+
+// Connection types, as in IdentityConnection.spec.type.
+const (
+	ConnectionDatabase = "Database"
+	ConnectionOIDC     = "OIDC"
+	ConnectionGoogle   = "Google"
+	ConnectionGitHub   = "GitHub"
+	ConnectionSAML     = "SAML"
+	ConnectionLDAP     = "LDAP"
+)
+
+// Storage types.
+const (
+	StorageSQLite   = "SQLite"
+	StoragePostgres = "Postgres"
+)
+
+// Config is everything one SSO server serves.
+type Config struct {
+	// Issuer is the public https URL of the server, the `iss` of every token.
+	Issuer string `json:"issuer"`
+	// DevMode allows http redirect URIs and a non-Secure cookie on loopback http issuers.
+	DevMode bool `json:"devMode,omitempty"`
+
+	Session  Session  `json:"session"`
+	Tokens   Tokens   `json:"tokens"`
+	Storage  Storage  `json:"storage"`
+	Signing  Signing  `json:"signing"`
+	Branding Branding `json:"branding,omitzero"`
+
+	// Clients are sorted by ID; Connections by Name.
+	Clients     []Client     `json:"clients,omitempty"`
+	Connections []Connection `json:"connections,omitempty"`
+}
+
+// Session is the central SSO session policy. A session is valid while
+// now < created+AbsoluteLifetime and now < lastActivity+IdleTimeout.
+type Session struct {
+	AbsoluteLifetime Duration `json:"absoluteLifetime"`
+	IdleTimeout      Duration `json:"idleTimeout"`
+}
+
+// Tokens holds token lifetimes.
+type Tokens struct {
+	IDToken      Duration `json:"idToken"`
+	AccessToken  Duration `json:"accessToken"`
+	RefreshToken Duration `json:"refreshToken"`
+	// RefreshReuseInterval is the grace window in which the previous refresh token of a
+	// family is still accepted (concurrent refreshes), instead of being treated as a replay.
+	RefreshReuseInterval Duration `json:"refreshReuseInterval"`
+	AuthorizationCode    Duration `json:"authorizationCode"`
+}
+
+// Storage selects the backend.
+type Storage struct {
+	Type string `json:"type"`
+	// SQLitePath is the database file for SQLite.
+	SQLitePath string `json:"sqlitePath,omitempty"`
+	// PostgresDSN is the connection string for Postgres, resolved from its Secret.
+	PostgresDSN string `json:"postgresDSN,omitempty"`
+}
+
+// Signing selects the algorithm of ID tokens; the keys themselves come from the keys Secret.
+type Signing struct {
+	// Algorithm is RS256 or ES256.
+	Algorithm string `json:"algorithm"`
+}
+
+// Branding customises the login page.
+type Branding struct {
+	Title           string `json:"title,omitempty"`
+	LogoURL         string `json:"logoURL,omitempty"`
+	PrimaryColor    string `json:"primaryColor,omitempty"`
+	BackgroundColor string `json:"backgroundColor,omitempty"`
+}
+
+// Client is one registered application.
+type Client struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// SecretSHA256 holds hex SHA-256 digests of the accepted client secrets (more than one
+	// during a rotation overlap). Empty for public clients.
+	SecretSHA256           []string `json:"secretSHA256,omitempty"`
+	RedirectURIs           []string `json:"redirectURIs,omitempty"`
+	PostLogoutRedirectURIs []string `json:"postLogoutRedirectURIs,omitempty"`
+	WebOrigins             []string `json:"webOrigins,omitempty"`
+	// SingleSignOn: the client reuses a valid central session instead of showing a login page.
+	SingleSignOn bool `json:"singleSignOn"`
+	// Connections are the names of the connections the client may use, sorted.
+	Connections           []string `json:"connections,omitempty"`
+	BackchannelLogoutURI  string   `json:"backchannelLogoutURI,omitempty"`
+	FrontchannelLogoutURI string   `json:"frontchannelLogoutURI,omitempty"`
+}
+
+// Public reports whether the client cannot keep a secret (and so must use PKCE).
+func (c Client) Public() bool {
+	return c.Type == ClientSinglePageApp || c.Type == ClientNative
+}
+
+// Connection is one identity source, with its credentials resolved.
+type Connection struct {
+	Name        string              `json:"name"`
+	Type        string              `json:"type"`
+	DisplayName string              `json:"displayName,omitempty"`
+	Database    *DatabaseConnection `json:"database,omitempty"`
+	OIDC        *OIDCConnection     `json:"oidc,omitempty"`
+	GitHub      *GitHubConnection   `json:"github,omitempty"`
+	SAML        *SAMLConnection     `json:"saml,omitempty"`
+	LDAP        *LDAPConnection     `json:"ldap,omitempty"`
+}
+
+// DatabaseConnection is the built-in user database.
+type DatabaseConnection struct {
+	// SignupEnabled lets users register themselves into storage.
+	SignupEnabled bool           `json:"signupEnabled,omitempty"`
+	Users         []DatabaseUser `json:"users,omitempty"`
+}
+
+// DatabaseUser is a user imported from the connection's users Secret.
+type DatabaseUser struct {
+	Username string `json:"username"`
+	Email    string `json:"email,omitempty"`
+	// EmailVerified defaults to false.
+	EmailVerified bool     `json:"emailVerified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+	// PasswordHash is a PHC-format argon2id hash ($argon2id$...) or a bcrypt hash ($2a$...).
+	PasswordHash string `json:"passwordHash"`
+}
+
+// OIDCConnection is an upstream OpenID provider (also Google, with Issuer preset).
+type OIDCConnection struct {
+	Issuer       string   `json:"issuer"`
+	ClientID     string   `json:"clientID"`
+	ClientSecret string   `json:"clientSecret"`
+	Scopes       []string `json:"scopes,omitempty"`
+	// HostedDomain restricts Google sign-ins to a Workspace domain (the hd claim).
+	HostedDomain string            `json:"hostedDomain,omitempty"`
+	ClaimMapping map[string]string `json:"claimMapping,omitempty"`
+	RootCA       string            `json:"rootCA,omitempty"`
+}
+
+// GitHubConnection is GitHub's OAuth2 web flow.
+type GitHubConnection struct {
+	ClientID     string      `json:"clientID"`
+	ClientSecret string      `json:"clientSecret"`
+	BaseURL      string      `json:"baseURL,omitempty"`
+	Orgs         []GitHubOrg `json:"orgs,omitempty"`
+}
+
+// GitHubOrg restricts sign-in to members of an org (and optionally some of its teams).
+type GitHubOrg struct {
+	Name  string   `json:"name"`
+	Teams []string `json:"teams,omitempty"`
+}
+
+// SAMLConnection is an SP-initiated SAML 2.0 IdP.
+type SAMLConnection struct {
+	MetadataURL      string            `json:"metadataURL,omitempty"`
+	MetadataXML      string            `json:"metadataXML,omitempty"`
+	SPKeyPEM         string            `json:"spKeyPEM,omitempty"`
+	SPCertificatePEM string            `json:"spCertificatePEM,omitempty"`
+	AttributeMapping map[string]string `json:"attributeMapping,omitempty"`
+}
+
+// LDAPConnection is bind + search against a directory.
+type LDAPConnection struct {
+	URL          string `json:"url"`
+	StartTLS     bool   `json:"startTLS,omitempty"`
+	RootCA       string `json:"rootCA,omitempty"`
+	BindDN       string `json:"bindDN"`
+	BindPassword string `json:"bindPassword"`
+	UserBaseDN   string `json:"userBaseDN"`
+	UserFilter   string `json:"userFilter,omitempty"`
+	UsernameAttr string `json:"usernameAttr,omitempty"`
+	GroupBaseDN  string `json:"groupBaseDN,omitempty"`
+	GroupFilter  string `json:"groupFilter,omitempty"`
+}
+
+// Client returns the client with the given ID.
+func (c *Config) Client(id string) (Client, bool) {
+	i, ok := slices.BinarySearchFunc(c.Clients, id, func(cl Client, id string) int { return compare(cl.ID, id) })
+	if !ok {
+		return Client{}, false
+	}
+	return c.Clients[i], true
+}
+
+// Connection returns the connection with the given name.
+func (c *Config) Connection(name string) (Connection, bool) {
+	i, ok := slices.BinarySearchFunc(c.Connections, name, func(cn Connection, n string) int { return compare(cn.Name, n) })
+	if !ok {
+		return Connection{}, false
+	}
+	return c.Connections[i], true
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Marshal renders the config as YAML. Output is deterministic for equal configs.
+func Marshal(c *Config) ([]byte, error) {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	return b, nil
+}
+
+// Parse decodes and validates a config; unknown fields are an error, so that a typo in a
+// hand-written standalone config is not silently ignored.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate reports every problem of the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	u, err := url.Parse(c.Issuer)
+	check(err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "", "issuer %q is not an absolute URL without query or fragment", c.Issuer)
+	check(err == nil && u.Scheme != "https" && !(c.DevMode && u.Scheme == "http"), "issuer %q must use https (http only in dev mode)", c.Issuer)
+	check(c.Session.AbsoluteLifetime.Duration <= 0, "session.absoluteLifetime must be positive")
+	check(c.Session.IdleTimeout.Duration <= 0, "session.idleTimeout must be positive")
+	check(c.Session.IdleTimeout.Duration > c.Session.AbsoluteLifetime.Duration, "session.idleTimeout must not exceed session.absoluteLifetime")
+	for name, d := range map[string]Duration{"idToken": c.Tokens.IDToken, "accessToken": c.Tokens.AccessToken, "refreshToken": c.Tokens.RefreshToken, "authorizationCode": c.Tokens.AuthorizationCode} {
+		check(d.Duration <= 0, "tokens.%s must be positive", name)
+	}
+	check(c.Tokens.RefreshReuseInterval.Duration < 0, "tokens.refreshReuseInterval must not be negative")
+	switch c.Storage.Type {
+	case StorageSQLite:
+		check(c.Storage.SQLitePath == "", "storage.sqlitePath is required for SQLite")
+	case StoragePostgres:
+		check(c.Storage.PostgresDSN == "", "storage.postgresDSN is required for Postgres")
+	default:
+		check(true, "storage.type %q is not SQLite or Postgres", c.Storage.Type)
+	}
+	check(c.Signing.Algorithm != "RS256" && c.Signing.Algorithm != "ES256", "signing.algorithm %q is not RS256 or ES256", c.Signing.Algorithm)
+
+	check(!slices.IsSortedFunc(c.Clients, func(a, b Client) int { return compare(a.ID, b.ID) }), "clients must be sorted by id")
+	for i, cl := range c.Clients {
+		check(cl.ID == "", "clients[%d].id is empty", i)
+		check(i > 0 && c.Clients[i-1].ID == cl.ID, "clients[%d].id %q is not unique", i, cl.ID)
+		check(!slices.Contains([]string{ClientSinglePageApp, ClientRegularWebApp, ClientNative, ClientMachineToMachine}, cl.Type), "clients[%d].type %q is unknown", i, cl.Type)
+		check(cl.Public() && len(cl.SecretSHA256) > 0, "clients[%d] is a public client but has a secret", i)
+		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)
+		for _, n := range cl.Connections {
+			_, ok := c.Connection(n)
+			check(!ok, "clients[%d].connections names unknown connection %q", i, n)
+		}
+	}
+	check(!slices.IsSortedFunc(c.Connections, func(a, b Connection) int { return compare(a.Name, b.Name) }), "connections must be sorted by name")
+	for i, cn := range c.Connections {
+		check(cn.Name == "", "connections[%d].name is empty", i)
+		check(i > 0 && c.Connections[i-1].Name == cn.Name, "connections[%d].name %q is not unique", i, cn.Name)
+		check(cn.Type == ConnectionDatabase && cn.Database == nil, "connections[%d] of type Database has no database block", i)
+		check((cn.Type == ConnectionOIDC || cn.Type == ConnectionGoogle) && cn.OIDC == nil, "connections[%d] of type %s has no oidc block", i, cn.Type)
+		check(cn.Type == ConnectionGitHub && cn.GitHub == nil, "connections[%d] of type GitHub has no github block", i)
+		check(cn.Type == ConnectionSAML && cn.SAML == nil, "connections[%d] of type SAML has no saml block", i)
+		check(cn.Type == ConnectionLDAP && cn.LDAP == nil, "connections[%d] of type LDAP has no ldap block", i)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as a Go duration string ("168h").
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"1h30m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("parse duration: %w", err)
+	}
+	d.Duration = v
+	return nil
+}

@@ -1,0 +1,195 @@
+// Package storage is the SSO server's durable state: central sessions, authorization codes,
+// access tokens, refresh token families, signed-up users and login throttling.
+//
+// Every backend (sqlite, postgres) implements Storage and runs the same conformance suite
+// (internal/storage/conformance). Secrets that a browser or client presents (session cookie,
+// code, tokens) are stored only as SHA-256 digests: the caller hashes with Hash before every
+// call, so a read of the database gives nothing that can be replayed.
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; backends wrap them, callers test with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+)
+
+// Hash is the digest under which a presented secret (session ID, code, token) is stored.
+func Hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Claims are the identity claims of a user as the connection reported them.
+type Claims struct {
+	Subject       string   `json:"sub"`
+	Username      string   `json:"preferred_username,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+}
+
+// Session is a central SSO session. It is valid while now < CreatedAt+absolute lifetime and
+// now < LastActivity+idle timeout; both limits are policy of the server, and ExpiresAt
+// (the earlier of the two at the last write) lets GarbageCollect drop it.
+type Session struct {
+	// IDHash is Hash(cookie value).
+	IDHash string
+	// SID is the public session identifier put in ID tokens and logout tokens.
+	SID        string
+	Connection string
+	Claims     Claims
+	AuthTime   time.Time
+	// AMR are the authentication methods references (e.g. "pwd").
+	AMR []string
+	// Reusable is false when a client with singleSignOn off created the session: other
+	// clients never reuse it silently.
+	Reusable     bool
+	CreatedAt    time.Time
+	LastActivity time.Time
+	ExpiresAt    time.Time
+	// Clients lists the client IDs that received tokens in this session, sorted, unique.
+	Clients []string
+	// Upstream is connector-specific state needed to end the upstream session (federated
+	// logout), such as an ID token hint and end-session URL. Opaque to storage.
+	Upstream []byte
+}
+
+// AuthCode is an issued authorization code.
+type AuthCode struct {
+	// CodeHash is Hash(code).
+	CodeHash            string
+	ClientID            string
+	RedirectURI         string
+	Scopes              []string
+	Nonce               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	// SessionIDHash is the central session the code was issued in (empty if none).
+	SessionIDHash string
+	SID           string
+	Connection    string
+	Claims        Claims
+	AuthTime      time.Time
+	AMR           []string
+	ExpiresAt     time.Time
+	// Used is set when the code is redeemed. A second redemption is refused and revokes
+	// what the first one issued (RefreshFamilyID and the access tokens with that code).
+	Used            bool
+	RefreshFamilyID string
+}
+
+// AccessToken is an opaque access token.
+type AccessToken struct {
+	// TokenHash is Hash(token).
+	TokenHash string
+	ClientID  string
+	Scopes    []string
+	Claims    Claims
+	// SessionIDHash and RefreshFamilyID tie the token to what revokes it; CodeHash to the
+	// code it was issued for (empty for client credentials and refresh).
+	SessionIDHash   string
+	RefreshFamilyID string
+	CodeHash        string
+	IssuedAt        time.Time
+	ExpiresAt       time.Time
+}
+
+// RefreshFamily is a chain of rotated refresh tokens descending from one authorization.
+// Only CurrentHash is valid, except PreviousHash within the reuse interval after
+// RotatedAt. Presenting any other member of the family revokes it.
+type RefreshFamily struct {
+	ID            string
+	ClientID      string
+	Scopes        []string
+	Claims        Claims
+	SessionIDHash string
+	SID           string
+	Connection    string
+	AuthTime      time.Time
+	AMR           []string
+	CurrentHash   string
+	PreviousHash  string
+	RotatedAt     time.Time
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	Revoked       bool
+}
+
+// User is a user who signed up into a Database connection.
+type User struct {
+	Connection   string
+	Username     string
+	PasswordHash string
+	Claims       Claims
+	CreatedAt    time.Time
+}
+
+// Throttle counts recent failed logins for a key (a username or a client IP).
+type Throttle struct {
+	Key         string
+	Failures    int
+	LastFailure time.Time
+}
+
+// Storage is implemented by every backend. All methods are safe for concurrent use by many
+// server replicas sharing the backend. Update* methods run the function inside a
+// transaction that locks the row, so read-modify-write cycles (refresh token rotation,
+// code redemption, session activity) are atomic across replicas; if the function returns an
+// error, nothing is written and the error is returned unchanged.
+type Storage interface {
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, idHash string) (Session, error)
+	UpdateSession(ctx context.Context, idHash string, update func(Session) (Session, error)) (Session, error)
+	DeleteSession(ctx context.Context, idHash string) error
+	// ListSessionsBySubject returns the sessions of one user of one connection (for an
+	// administrator's "revoke all sessions of this user").
+	ListSessionsBySubject(ctx context.Context, connection, subject string) ([]Session, error)
+	// ListExpiredSessions returns up to limit sessions with ExpiresAt <= now, so that their end
+	// can be announced (back-channel logout) before they are deleted.
+	ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
+
+	CreateAuthCode(ctx context.Context, c AuthCode) error
+	UpdateAuthCode(ctx context.Context, codeHash string, update func(AuthCode) (AuthCode, error)) (AuthCode, error)
+
+	CreateAccessToken(ctx context.Context, t AccessToken) error
+	GetAccessToken(ctx context.Context, tokenHash string) (AccessToken, error)
+	DeleteAccessToken(ctx context.Context, tokenHash string) error
+
+	CreateRefreshFamily(ctx context.Context, f RefreshFamily) error
+	GetRefreshFamily(ctx context.Context, id string) (RefreshFamily, error)
+	// GetRefreshFamilyByToken finds the family whose current or previous token has this hash.
+	GetRefreshFamilyByToken(ctx context.Context, tokenHash string) (RefreshFamily, error)
+	UpdateRefreshFamily(ctx context.Context, id string, update func(RefreshFamily) (RefreshFamily, error)) (RefreshFamily, error)
+
+	// RevokeSession deletes the session, revokes its refresh families and deletes the access
+	// tokens issued in it, in one transaction.
+	RevokeSession(ctx context.Context, idHash string) error
+	// RevokeRefreshFamily revokes the family and deletes the access tokens issued from it.
+	RevokeRefreshFamily(ctx context.Context, id string) error
+	// RevokeByCode revokes what a redeemed code issued (its refresh family and access tokens).
+	RevokeByCode(ctx context.Context, codeHash string) error
+
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, connection, username string) (User, error)
+
+	// RecordLoginFailure increments the failure count of key (resetting it first if the last
+	// failure is older than window) and returns the new state.
+	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (Throttle, error)
+	GetThrottle(ctx context.Context, key string) (Throttle, error)
+	ResetThrottle(ctx context.Context, key string) error
+
+	// GarbageCollect deletes expired codes, access tokens, refresh families, stale throttle
+	// rows, and sessions with ExpiresAt <= now, returning how many rows went.
+	GarbageCollect(ctx context.Context, now time.Time) (int64, error)
+
+	Close() error
+}
