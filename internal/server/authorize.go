@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// handleAuthorize serves /authorize over GET and POST (OIDC Core §3.1.2.1).
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, r, http.StatusMethodNotAllowed, "The authorization endpoint accepts GET and POST only.")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		return
+	}
+	st := s.state.Load()
+	req, client, err := parseAuthorizeRequest(st.cfg, r.Form)
+	var pe *pageError
+	var re *redirectError
+	switch {
+	case errors.As(err, &pe):
+		s.renderError(w, r, http.StatusBadRequest, pe.message)
+		return
+	case errors.As(err, &re):
+		s.sendAuthError(w, st, re.req, re.err)
+		return
+	}
+	s.authorize(w, r, st, req, client)
+}
+
+// authorize decides between a silent answer from the central session and the login page.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest, client config.Client) {
+	ctx := r.Context()
+	var hint *idTokenClaims
+	if req.IDTokenHint != "" {
+		hint = new(idTokenClaims)
+		if err := st.keys.verify(req.IDTokenHint, st.cfg.Issuer, hint); err != nil {
+			s.sendAuthError(w, st, req, newError(ErrInvalidRequest, "id_token_hint is not an ID token of this server"))
+			return
+		}
+	}
+	sess, found, err := s.currentSession(ctx, r, st)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	var current *storage.Session
+	if found {
+		current = &sess
+	}
+	refusal := silentLoginRefusal(client, current, req, hint, s.now())
+	if refusal == nil {
+		sess, err = s.useSession(ctx, st, sess.IDHash, client.ID)
+		if errors.Is(err, errSessionEnded) {
+			refusal = newError(ErrLoginRequired, "the session has ended")
+		} else if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+	}
+	if refusal == nil {
+		s.completeAuthorization(w, r, st, req, sess)
+		return
+	}
+	if req.PromptNone {
+		s.sendAuthError(w, st, req, refusal)
+		return
+	}
+	s.startLogin(w, r, st, req)
+}
+
+// silentLoginRefusal says why the session cannot answer this request without the login
+// page, or nil when it can (DESIGN.md "Silent login"). sess is nil when the browser has no
+// valid session.
+//
+// login_required means the user has to authenticate (again); interaction_required means
+// a valid session exists but the request asks for another connection than the one the user
+// signed in with, so the user has to choose one.
+func silentLoginRefusal(client config.Client, sess *storage.Session, req *authorizeRequest, hint *idTokenClaims, now time.Time) *oauthError {
+	switch {
+	case sess == nil:
+		return newError(ErrLoginRequired, "the user is not signed in")
+	case !client.SingleSignOn:
+		return newError(ErrLoginRequired, "single sign-on is off for this application")
+	case !sess.Reusable:
+		return newError(ErrLoginRequired, "the session was created by an application without single sign-on")
+	case req.PromptLogin:
+		return newError(ErrLoginRequired, "the request asks for a new login")
+	case req.Connection != "" && req.Connection != sess.Connection:
+		return newError(ErrInteractionRequired, "the user signed in with another connection")
+	case !slices.Contains(client.Connections, sess.Connection):
+		return newError(ErrInteractionRequired, "the user signed in with a connection this application does not use")
+	case req.MaxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.MaxAge)*time.Second:
+		return newError(ErrLoginRequired, "the authentication is older than max_age")
+	case hint != nil && hint.Subject != sess.Claims.Subject:
+		return newError(ErrLoginRequired, "the signed-in user is not the one of id_token_hint")
+	}
+	return nil
+}
+
+// completeAuthorization issues a code in the session and sends it to the client.
+func (s *Server) completeAuthorization(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest, sess storage.Session) {
+	code, err := s.issueCode(r.Context(), st, req, sess)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.sendAuthResponse(w, st, req, map[string]string{"code": code})
+}
+
+func (s *Server) issueCode(ctx context.Context, st *state, req *authorizeRequest, sess storage.Session) (string, error) {
+	code, err := config.RandomToken(32)
+	if err != nil {
+		return "", err
+	}
+	err = s.store.CreateAuthCode(ctx, storage.AuthCode{
+		CodeHash:            storage.Hash(code),
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		Scopes:              req.Scopes,
+		Nonce:               req.Nonce,
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: req.CodeChallengeMethod,
+		SessionIDHash:       sess.IDHash,
+		SID:                 sess.SID,
+		Connection:          sess.Connection,
+		Claims:              sess.Claims,
+		AuthTime:            sess.AuthTime,
+		AMR:                 sess.AMR,
+		ExpiresAt:           s.now().Add(st.cfg.Tokens.AuthorizationCode.Duration),
+	})
+	if err != nil {
+		return "", fmt.Errorf("store authorization code: %w", err)
+	}
+	return code, nil
+}
+
+// serverError logs the cause and shows the user a page without details.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	s.logger.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
+}

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+// Scope values the server gives meaning to; other scopes are ignored.
+const (
+	scopeOpenID        = "openid"
+	scopeProfile       = "profile"
+	scopeEmail         = "email"
+	scopeGroups        = "groups"
+	scopeOfflineAccess = "offline_access"
+)
+
+// Response modes (OAuth 2.0 Multiple Response Types, Form Post, and Auth0's web_message).
+const (
+	modeQuery      = "query"
+	modeFragment   = "fragment"
+	modeFormPost   = "form_post"
+	modeWebMessage = "web_message"
+)
+
+// Prompt values (OIDC Core §3.1.2.1).
+const (
+	promptNone          = "none"
+	promptLogin         = "login"
+	promptConsent       = "consent"
+	promptSelectAccount = "select_account"
+)
+
+// Parameter length limits: generous for real clients, small enough that a request cannot
+// make us carry megabytes through the login transaction.
+const (
+	maxParamLen     = 2048
+	maxTokenHintLen = 16384
+)
+
+// authorizeRequest is a parsed and validated authorization request.
+type authorizeRequest struct {
+	ClientID            string   `json:"client_id"`
+	RedirectURI         string   `json:"redirect_uri"`
+	ResponseMode        string   `json:"response_mode"`
+	State               string   `json:"state,omitempty"`
+	Nonce               string   `json:"nonce,omitempty"`
+	Scopes              []string `json:"scope,omitempty"`
+	PromptNone          bool     `json:"prompt_none,omitempty"`
+	PromptLogin         bool     `json:"prompt_login,omitempty"`
+	MaxAge              int      `json:"max_age"` // -1 when absent
+	IDTokenHint         string   `json:"-"`
+	LoginHint           string   `json:"login_hint,omitempty"`
+	Connection          string   `json:"connection,omitempty"`
+	CodeChallenge       string   `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+}
+
+// pageError is an authorization request error that must not be sent to the redirect URI,
+// because the client or its redirect URI cannot be trusted: the user sees an error page.
+type pageError struct{ message string }
+
+func (e *pageError) Error() string { return e.message }
+
+// redirectError is an error that goes back to the (registered) redirect URI of req.
+type redirectError struct {
+	req *authorizeRequest
+	err *oauthError
+}
+
+func (e *redirectError) Error() string { return e.err.Error() }
+
+// parseAuthorizeRequest validates an authorization request against the config. It returns
+// a *pageError when the client or redirect URI is not trustworthy, and a *redirectError
+// (carrying the request as far as it was parsed) for every other problem.
+// Unknown parameters are ignored and order does not matter (RFC 6749 §3.1).
+func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeRequest, config.Client, error) {
+	single := func(name string) (string, bool) {
+		v := form[name]
+		return strings.Join(v, ""), len(v) <= 1
+	}
+	clientID, ok := single("client_id")
+	if !ok || clientID == "" {
+		return nil, config.Client{}, &pageError{"The request names no application (client_id is missing or repeated)."}
+	}
+	client, found := cfg.Client(clientID)
+	if !found {
+		return nil, config.Client{}, &pageError{"The application of this request is not registered."}
+	}
+	redirectURI, ok := single("redirect_uri")
+	if !ok {
+		return nil, client, &pageError{"The request repeats redirect_uri."}
+	}
+	if redirectURI == "" && len(client.RedirectURIs) == 1 {
+		// RFC 6749 §3.1.2.3: a client with one registered URI may omit it.
+		redirectURI = client.RedirectURIs[0]
+	}
+	if !matchRedirectURI(client.RedirectURIs, redirectURI, client.Type == config.ClientNative) {
+		return nil, client, &pageError{"The redirect URI of this request is not registered for the application."}
+	}
+
+	req := &authorizeRequest{ClientID: clientID, RedirectURI: redirectURI, ResponseMode: modeQuery, MaxAge: -1}
+	req.State, _ = single("state")
+	fail := func(code ErrorCode, desc string) (*authorizeRequest, config.Client, error) {
+		return req, client, &redirectError{req: req, err: newError(code, desc)}
+	}
+	if len(req.State) > maxParamLen {
+		req.State = ""
+		return fail(ErrInvalidRequest, "state is too long")
+	}
+
+	mode, ok := single("response_mode")
+	switch {
+	case !ok:
+		return fail(ErrInvalidRequest, "response_mode is repeated")
+	case mode == "" || mode == modeQuery || mode == modeFragment || mode == modeFormPost:
+		if mode != "" {
+			req.ResponseMode = mode
+		}
+	case mode == modeWebMessage:
+		if !slices.Contains(client.WebOrigins, origin(redirectURI)) {
+			return fail(ErrInvalidRequest, "response_mode web_message needs the redirect URI's origin among the application's web origins")
+		}
+		req.ResponseMode = mode
+	default:
+		return fail(ErrInvalidRequest, "response_mode is not supported")
+	}
+
+	for _, name := range []string{"response_type", "scope", "nonce", "prompt", "max_age", "id_token_hint", "login_hint", "connection", "code_challenge", "code_challenge_method"} {
+		v := form[name]
+		if len(v) > 1 {
+			return fail(ErrInvalidRequest, name+" is repeated")
+		}
+		limit := maxParamLen
+		if name == "id_token_hint" {
+			limit = maxTokenHintLen
+		}
+		if len(v) == 1 && len(v[0]) > limit {
+			return fail(ErrInvalidRequest, name+" is too long")
+		}
+	}
+	if client.Type == config.ClientMachineToMachine {
+		return fail(ErrUnauthorizedClient, "a machine-to-machine application cannot use the authorization endpoint")
+	}
+	switch rt := form.Get("response_type"); rt {
+	case "code":
+	case "":
+		return fail(ErrInvalidRequest, "response_type is missing")
+	default:
+		return fail(ErrUnsupportedResponseType, "only response_type=code is supported")
+	}
+
+	for _, sc := range strings.Fields(form.Get("scope")) {
+		if slices.Contains(supportedScopes, sc) && !slices.Contains(req.Scopes, sc) {
+			req.Scopes = append(req.Scopes, sc)
+		}
+	}
+	req.Nonce = form.Get("nonce")
+	req.LoginHint = form.Get("login_hint")
+	req.IDTokenHint = form.Get("id_token_hint")
+
+	prompts := strings.Fields(form.Get("prompt"))
+	req.PromptNone = slices.Contains(prompts, promptNone)
+	req.PromptLogin = slices.Contains(prompts, promptLogin) || slices.Contains(prompts, promptSelectAccount)
+	if req.PromptNone && len(prompts) > 1 {
+		return fail(ErrInvalidRequest, "prompt=none cannot be combined with other prompt values")
+	}
+
+	if v := form.Get("max_age"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fail(ErrInvalidRequest, "max_age must be a non-negative integer")
+		}
+		req.MaxAge = n
+	}
+
+	req.Connection = form.Get("connection")
+	if req.Connection != "" && !slices.Contains(client.Connections, req.Connection) {
+		return fail(ErrInvalidRequest, "connection is not enabled for this application")
+	}
+
+	req.CodeChallenge = form.Get("code_challenge")
+	req.CodeChallengeMethod = form.Get("code_challenge_method")
+	switch {
+	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
+		return fail(ErrInvalidRequest, "code_challenge_method without code_challenge")
+	case req.CodeChallenge == "" && client.Public():
+		return fail(ErrInvalidRequest, "code_challenge is required for public applications (PKCE with S256)")
+	case req.CodeChallenge != "" && req.CodeChallengeMethod != "S256":
+		return fail(ErrInvalidRequest, "code_challenge_method must be S256")
+	case req.CodeChallenge != "" && !validChallenge(req.CodeChallenge):
+		return fail(ErrInvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
+	}
+	return req, client, nil
+}
+
+// validChallenge reports whether c looks like BASE64URL(SHA256(verifier)) without padding.
+func validChallenge(c string) bool {
+	if len(c) != 43 {
+		return false
+	}
+	for _, r := range c {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *authorizeRequest) hasScope(s string) bool { return slices.Contains(r.Scopes, s) }

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// ErrorCode is an OAuth 2.0 / OpenID Connect error code (RFC 6749 §4.1.2.1, §5.2; OIDC Core
+// §3.1.2.6; RFC 7009; RFC 6750).
+type ErrorCode string
+
+// Error codes the server returns.
+const (
+	ErrInvalidRequest          ErrorCode = "invalid_request"
+	ErrInvalidClient           ErrorCode = "invalid_client"
+	ErrInvalidGrant            ErrorCode = "invalid_grant"
+	ErrUnauthorizedClient      ErrorCode = "unauthorized_client"
+	ErrUnsupportedGrantType    ErrorCode = "unsupported_grant_type"
+	ErrUnsupportedResponseType ErrorCode = "unsupported_response_type"
+	ErrInvalidScope            ErrorCode = "invalid_scope"
+	ErrAccessDenied            ErrorCode = "access_denied"
+	ErrServerError             ErrorCode = "server_error"
+	ErrLoginRequired           ErrorCode = "login_required"
+	ErrInteractionRequired     ErrorCode = "interaction_required"
+	ErrInvalidToken            ErrorCode = "invalid_token"
+	ErrInsufficientScope       ErrorCode = "insufficient_scope"
+	ErrUnsupportedTokenType    ErrorCode = "unsupported_token_type"
+)
+
+// oauthError is a protocol error with its description and the HTTP status it is sent with
+// on direct (non-redirect) endpoints.
+type oauthError struct {
+	Code        ErrorCode `json:"error"`
+	Description string    `json:"error_description,omitempty"`
+	status      int
+}
+
+func (e *oauthError) Error() string { return string(e.Code) + ": " + e.Description }
+
+func newError(code ErrorCode, description string) *oauthError {
+	status := http.StatusBadRequest
+	switch code {
+	case ErrInvalidClient, ErrInvalidToken:
+		status = http.StatusUnauthorized
+	case ErrInsufficientScope:
+		status = http.StatusForbidden
+	case ErrServerError:
+		status = http.StatusInternalServerError
+	}
+	return &oauthError{Code: code, Description: description, status: status}
+}
+
+// writeJSON sends v with the no-store headers that every token-bearing response needs
+// (RFC 6749 §5.1).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *oauthError) {
+	writeJSON(w, e.status, e)
+}

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+// keySet is what the server does with the signing-keys Secret: sign with Current, publish
+// all three public keys, and verify its own ID tokens (id_token_hint) with any of them.
+//
+// It also derives the server's symmetric secrets from the private keys with HKDF, because
+// every replica already shares that Secret and nothing else: the login-transaction AEAD key
+// and the refresh-token derivation key. The current key's secrets are used to create;
+// the previous key's are still accepted, so a rotation does not break a login in progress.
+type keySet struct {
+	alg    jose.SignatureAlgorithm
+	signer jose.Signer
+	public jose.JSONWebKeySet
+	// secrets[0] derives from Current, secrets[1] (if any) from Previous.
+	secrets []derivedSecrets
+}
+
+type derivedSecrets struct {
+	transaction []byte // AES-256-GCM key for login transactions
+	refresh     []byte // HMAC-SHA256 key deriving rotated refresh tokens
+}
+
+func newKeySet(keys *config.SigningKeys, alg string) (*keySet, error) {
+	if keys.Current == nil || keys.Next == nil {
+		return nil, errors.New("load signing keys: current and next keys are required")
+	}
+	if keys.Current.Algorithm != "" && keys.Current.Algorithm != alg {
+		return nil, fmt.Errorf("load signing keys: current key is %s but signing.algorithm is %s", keys.Current.Algorithm, alg)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: keys.Current},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: create signer: %w", err)
+	}
+	ks := &keySet{alg: jose.SignatureAlgorithm(alg), signer: signer, public: jose.JSONWebKeySet{Keys: keys.Public()}}
+	for _, k := range []*jose.JSONWebKey{keys.Current, keys.Previous} {
+		if k == nil {
+			continue
+		}
+		d, err := deriveSecrets(k)
+		if err != nil {
+			return nil, err
+		}
+		ks.secrets = append(ks.secrets, d)
+	}
+	return ks, nil
+}
+
+func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k.Key)
+	if err != nil {
+		return derivedSecrets{}, fmt.Errorf("derive secrets from key %q: %w", k.KeyID, err)
+	}
+	tx, err := hkdf.Key(sha256.New, der, nil, "hallpass login transaction v1", 32)
+	if err != nil {
+		return derivedSecrets{}, fmt.Errorf("derive transaction key: %w", err)
+	}
+	rt, err := hkdf.Key(sha256.New, der, nil, "hallpass refresh token v1", 32)
+	if err != nil {
+		return derivedSecrets{}, fmt.Errorf("derive refresh key: %w", err)
+	}
+	return derivedSecrets{transaction: tx, refresh: rt}, nil
+}
+
+// sign serialises claims as a compact JWS with the current key (its kid in the header).
+func (ks *keySet) sign(claims any) (string, error) {
+	tok, err := jwt.Signed(ks.signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return tok, nil
+}
+
+// verify checks a token this server signed with any published key and decodes its claims.
+// It does not check expiry: an expired ID token is still a valid id_token_hint.
+func (ks *keySet) verify(token string, iss string, claims *idTokenClaims) error {
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		return fmt.Errorf("parse token: %w", err)
+	}
+	if len(tok.Headers) != 1 {
+		return errors.New("token must have exactly one signature")
+	}
+	keys := ks.public.Key(tok.Headers[0].KeyID)
+	if len(keys) == 0 {
+		return errors.New("token is not signed by a key of this server")
+	}
+	if err := tok.Claims(keys[0].Key, claims); err != nil {
+		return fmt.Errorf("verify token: %w", err)
+	}
+	if claims.Issuer != iss {
+		return errors.New("token was issued by another issuer")
+	}
+	return nil
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeRawJSON(w, st.keys.public)
+}

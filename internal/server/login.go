@@ -1,0 +1,334 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Messages the user sees. The credentials error is the same for an unknown user and a
+// wrong password, so the page does not reveal which usernames exist.
+const (
+	msgBadCredentials  = "Wrong username or password."
+	msgExpiredLogin    = "This sign-in page has expired. Go back to the application and sign in again."
+	msgFormExpired     = "This form has expired. Please submit it again."
+	minPasswordLength  = 8
+	maxCredentialBytes = 1024
+)
+
+// loginFlow is one request on the login or sign-up page, with its transaction opened.
+type loginFlow struct {
+	st     *state
+	tx     loginTransaction
+	sealed string
+	client config.Client
+}
+
+// openLoginFlow reads the transaction of a login page request; it renders the error page
+// itself and returns false when the request cannot continue.
+func (s *Server) openLoginFlow(w http.ResponseWriter, r *http.Request) (*loginFlow, bool) {
+	noStore(w)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, r, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
+		return nil, false
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		return nil, false
+	}
+	st := s.state.Load()
+	sealed := r.Form.Get("tx")
+	tx, err := openTransaction(st, sealed, s.now())
+	if err != nil {
+		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+		return nil, false
+	}
+	// The client may have been changed or removed by a reload since /authorize.
+	client, ok := st.cfg.Client(tx.Request.ClientID)
+	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
+		s.renderError(w, r, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
+		return nil, false
+	}
+	return &loginFlow{st: st, tx: tx, sealed: sealed, client: client}, true
+}
+
+// connection picks the connection of this page: the one the request named, else the one
+// chosen on the chooser, else the client's only one. ok is false when the user must choose.
+func (f *loginFlow) connection(chosen string) (config.Connection, bool) {
+	name := f.tx.Request.Connection
+	if name == "" && slices.Contains(f.client.Connections, chosen) {
+		name = chosen
+	}
+	if name == "" && len(f.client.Connections) == 1 {
+		name = f.client.Connections[0]
+	}
+	if name == "" {
+		return config.Connection{}, false
+	}
+	return f.st.cfg.Connection(name)
+}
+
+func (f *loginFlow) pageURL(path string, conn string) string {
+	q := url.Values{"tx": {f.sealed}}
+	if conn != "" {
+		q.Set("connection", conn)
+	}
+	return f.st.endpoint(path) + "?" + q.Encode()
+}
+
+// showPage renders the chooser, the password form or the sign-up form.
+func (s *Server) showPage(w http.ResponseWriter, f *loginFlow, status int, signup bool, conn config.Connection, data pageData) {
+	data.ClientName = f.client.Name
+	data.TX, data.CSRF = f.sealed, f.tx.CSRF
+	data.LoginURL = f.st.endpoint(pathLogin)
+	data.Heading = "Sign in"
+	if conn.Name == "" {
+		for _, name := range f.client.Connections {
+			c, _ := f.st.cfg.Connection(name)
+			data.Choices = append(data.Choices, connectionChoice{Name: c.Name, DisplayName: displayName(c)})
+		}
+	} else {
+		data.Connection = connectionChoice{Name: conn.Name, DisplayName: displayName(conn)}
+		data.Signup = signup
+		if f.tx.Request.Connection == "" && len(f.client.Connections) > 1 {
+			data.BackURL = f.pageURL(pathLogin, "")
+		}
+		if signup {
+			data.Heading = "Create your account"
+			data.FormURL = f.st.endpoint(pathSignup)
+			data.BackURL = f.pageURL(pathLogin, conn.Name)
+		} else {
+			data.FormURL = f.st.endpoint(pathLogin)
+			if conn.Database.SignupEnabled {
+				data.SignupURL = f.pageURL(pathSignup, conn.Name)
+			}
+		}
+		if data.Username == "" {
+			data.Username = f.tx.Request.LoginHint
+		}
+	}
+	// After the form post the browser is redirected to the client, which form-action must
+	// allow as well.
+	s.render(w, f.st, status, "login", &data, pageCSP(f.st, "", f.tx.Request.RedirectURI))
+}
+
+func displayName(c config.Connection) string {
+	if c.DisplayName != "" {
+		return c.DisplayName
+	}
+	return c.Name
+}
+
+// handleLogin shows the login page (GET) and checks a password (POST).
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.openLoginFlow(w, r)
+	if !ok {
+		return
+	}
+	if len(f.client.Connections) == 0 {
+		s.renderError(w, r, http.StatusBadRequest, "This application has no sign-in method enabled.")
+		return
+	}
+	conn, chosen := f.connection(r.Form.Get("connection"))
+	if chosen && conn.Type != config.ConnectionDatabase {
+		s.renderError(w, r, http.StatusNotImplemented, fmt.Sprintf("Signing in with %s is not available on this server yet.", displayName(conn)))
+		return
+	}
+	if r.Method == http.MethodGet || !chosen {
+		s.showPage(w, f, http.StatusOK, false, conn, pageData{})
+		return
+	}
+	if !checkCSRF(r, f.tx) {
+		s.showPage(w, f, http.StatusForbidden, false, conn, pageData{Error: msgFormExpired})
+		return
+	}
+	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	ctx := r.Context()
+	keys := loginThrottleKeys(conn.Name, username, s.clientIP(r))
+	wait, err := s.throttleWait(ctx, keys)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		s.showPage(w, f, http.StatusTooManyRequests, false, conn, pageData{Username: username,
+			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)})
+		return
+	}
+	claims, ok, err := s.checkPassword(ctx, conn, username, password)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if !ok {
+		if err := s.recordLoginFailure(ctx, keys); err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		s.logger.InfoContext(ctx, "login failed", "connection", conn.Name, "client", f.client.ID)
+		s.showPage(w, f, http.StatusUnauthorized, false, conn, pageData{Username: username, Error: msgBadCredentials})
+		return
+	}
+	if err := s.store.ResetThrottle(ctx, keys[0].key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.serverError(w, r, fmt.Errorf("reset login throttle: %w", err))
+		return
+	}
+	s.finishLogin(w, r, f, conn, claims)
+}
+
+// checkPassword looks the user up in the connection's imported users, then among the
+// users who signed up, and verifies the password; an unknown user is verified against a
+// dummy hash so both failures take the same time.
+func (s *Server) checkPassword(ctx context.Context, conn config.Connection, username, password string) (storage.Claims, bool, error) {
+	if username == "" || len(username) > maxCredentialBytes || len(password) > maxCredentialBytes {
+		_, _ = verifyPassword(dummyHash(), password)
+		return storage.Claims{}, false, nil
+	}
+	hash, claims, found, err := s.findUser(ctx, conn, username)
+	if err != nil {
+		return storage.Claims{}, false, err
+	}
+	if !found {
+		_, _ = verifyPassword(dummyHash(), password)
+		return storage.Claims{}, false, nil
+	}
+	ok, err := verifyPassword(hash, password)
+	if err != nil {
+		// A malformed hash in the users Secret is an operator problem, not the user's: log
+		// it and answer like a wrong password.
+		s.logger.ErrorContext(ctx, "user has an unusable password hash", "connection", conn.Name, "err", err)
+		return storage.Claims{}, false, nil
+	}
+	return claims, ok, nil
+}
+
+func (s *Server) findUser(ctx context.Context, conn config.Connection, username string) (hash string, claims storage.Claims, found bool, err error) {
+	for _, u := range conn.Database.Users {
+		if u.Username == username {
+			return u.PasswordHash, storage.Claims{
+				Subject:       subject(conn.Name, u.Username),
+				Username:      u.Username,
+				Name:          u.Name,
+				Email:         u.Email,
+				EmailVerified: u.EmailVerified,
+				Groups:        u.Groups,
+			}, true, nil
+		}
+	}
+	if !conn.Database.SignupEnabled {
+		return "", storage.Claims{}, false, nil
+	}
+	u, err := s.store.GetUser(ctx, conn.Name, username)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", storage.Claims{}, false, nil
+	}
+	if err != nil {
+		return "", storage.Claims{}, false, fmt.Errorf("load user: %w", err)
+	}
+	return u.PasswordHash, u.Claims, true, nil
+}
+
+// subject is the stable `sub` of a database user: unique across connections.
+func subject(connection, username string) string { return connection + "|" + username }
+
+// finishLogin starts the central session, records the client in it and answers the
+// authorization request.
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection, claims storage.Claims) {
+	ctx := r.Context()
+	sess, err := s.startSession(ctx, w, r, f.st, newSession{connection: conn.Name, claims: claims, amr: []string{"pwd"}, reusable: f.client.SingleSignOn})
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if sess, err = s.useSession(ctx, f.st, sess.IDHash, f.client.ID); err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.logger.InfoContext(ctx, "login succeeded", "connection", conn.Name, "client", f.client.ID, "sid", sess.SID)
+	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
+}
+
+// handleSignup registers a user into a Database connection that allows sign-up.
+func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.openLoginFlow(w, r)
+	if !ok {
+		return
+	}
+	conn, chosen := f.connection(r.Form.Get("connection"))
+	if !chosen || conn.Type != config.ConnectionDatabase || !conn.Database.SignupEnabled {
+		s.renderError(w, r, http.StatusBadRequest, "Sign-up is not available for this application.")
+		return
+	}
+	if r.Method == http.MethodGet {
+		s.showPage(w, f, http.StatusOK, true, conn, pageData{})
+		return
+	}
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	password := r.PostForm.Get("password")
+	retry := func(status int, msg string) {
+		s.showPage(w, f, status, true, conn, pageData{Username: username, Email: email, Error: msg})
+	}
+	if !checkCSRF(r, f.tx) {
+		retry(http.StatusForbidden, msgFormExpired)
+		return
+	}
+	switch {
+	case !validUsername(username):
+		retry(http.StatusBadRequest, "Choose a username of 1 to 64 letters, digits, dots, dashes, underscores or @.")
+		return
+	case len(password) < minPasswordLength || len(password) > maxCredentialBytes:
+		retry(http.StatusBadRequest, fmt.Sprintf("Choose a password of at least %d characters.", minPasswordLength))
+		return
+	case len(email) > 254 || email != "" && !strings.Contains(email, "@"):
+		retry(http.StatusBadRequest, "Enter a valid email address or leave it empty.")
+		return
+	}
+	ctx := r.Context()
+	if _, _, found, err := s.findUser(ctx, conn, username); err != nil {
+		s.serverError(w, r, err)
+		return
+	} else if found {
+		retry(http.StatusConflict, "This username is taken.")
+		return
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	claims := storage.Claims{Subject: subject(conn.Name, username), Username: username, Email: email}
+	err = s.store.CreateUser(ctx, storage.User{Connection: conn.Name, Username: username, PasswordHash: hash, Claims: claims, CreatedAt: s.now()})
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		retry(http.StatusConflict, "This username is taken.")
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, fmt.Errorf("create user: %w", err))
+		return
+	}
+	s.logger.InfoContext(ctx, "user signed up", "connection", conn.Name, "client", f.client.ID)
+	s.finishLogin(w, r, f, conn, claims)
+}
+
+func validUsername(u string) bool {
+	if len(u) == 0 || len(u) > 64 {
+		return false
+	}
+	for _, r := range u {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_@", r)) {
+			return false
+		}
+	}
+	return true
+}

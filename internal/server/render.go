@@ -1,0 +1,148 @@
+package server
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"regexp"
+
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pages are parsed once; each is the layout plus one content template.
+var pages = func() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, name := range []string{"message", "login", "formpost", "webmessage"} {
+		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
+	return out
+}()
+
+// pageData is what every page template may use.
+type pageData struct {
+	SiteTitle string
+	LogoURL   string
+	StylesURL string
+	Heading   string
+	Error     string
+	Message   string
+
+	// Login and sign-up.
+	ClientName string
+	TX         string
+	CSRF       string
+	LoginURL   string
+	FormURL    string
+	SignupURL  string
+	BackURL    string
+	Choices    []connectionChoice
+	Connection connectionChoice
+	Username   string
+	Email      string
+	Signup     bool
+
+	// Auto-submitted responses.
+	Fields       []formField
+	Nonce        string
+	TargetOrigin string
+	Response     map[string]string
+}
+
+type connectionChoice struct{ Name, DisplayName string }
+
+// render writes a page with the given CSP. A template error is logged and becomes a bare
+// 500, because a half-written page is worse than none.
+func (s *Server) render(w http.ResponseWriter, st *state, status int, name string, data *pageData, csp string) {
+	data.SiteTitle = st.cfg.Branding.Title
+	if data.SiteTitle == "" {
+		data.SiteTitle = "Sign in"
+	}
+	data.LogoURL = st.cfg.Branding.LogoURL
+	data.StylesURL = st.endpoint(pathLoginStylesCSS)
+	var buf bytes.Buffer
+	if err := pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.logger.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", csp)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderError shows an error page; it never redirects anywhere.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message string) {
+	noStore(w)
+	st := s.state.Load()
+	s.render(w, st, status, "message", &pageData{Heading: "Something is not right", Error: message}, pageCSP(st, ""))
+}
+
+func (s *Server) renderFormPost(w http.ResponseWriter, st *state, target string, values url.Values) {
+	nonce, err := config.RandomToken(16)
+	if err != nil {
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, st, http.StatusOK, "formpost", &pageData{Heading: "Returning to the application", FormURL: target, Fields: sortedFields(values), Nonce: nonce},
+		pageCSP(st, nonce, target))
+}
+
+// renderWebMessage answers a response_mode=web_message request: a page meant to load in a
+// hidden iframe (or popup) of the web origin, posting the response to that origin only.
+// Framing is allowed for that origin alone, which was checked against the client's
+// registered web origins.
+func (s *Server) renderWebMessage(w http.ResponseWriter, st *state, targetOrigin string, values url.Values) {
+	nonce, err := config.RandomToken(16)
+	if err != nil {
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
+	resp := map[string]string{}
+	for k := range values {
+		resp[k] = values.Get(k)
+	}
+	w.Header().Del("X-Frame-Options")
+	csp := fmt.Sprintf("default-src 'none'; style-src 'self'; script-src 'nonce-%s'; frame-ancestors %s; base-uri 'none'; form-action 'none'", nonce, targetOrigin)
+	s.render(w, st, http.StatusOK, "webmessage", &pageData{Heading: "Signing in", Nonce: nonce, TargetOrigin: targetOrigin, Response: resp}, csp)
+}
+
+// safeColor accepts hex colours and plain colour names only, so branding from the config
+// cannot inject CSS.
+var safeColor = regexp.MustCompile(`^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{1,30})$`)
+
+func (s *Server) handleStyles(w http.ResponseWriter, r *http.Request) {
+	b := s.state.Load().cfg.Branding
+	primary, background := "#2f5bd3", "#f4f5f7"
+	if safeColor.MatchString(b.PrimaryColor) {
+		primary = b.PrimaryColor
+	}
+	if safeColor.MatchString(b.BackgroundColor) {
+		background = b.BackgroundColor
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	fmt.Fprintf(w, ":root{--primary:%s;--background:%s}\n%s", primary, background, baseCSS)
+}
+
+const baseCSS = `body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;background:var(--background);font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1f23}
+.card{background:#fff;max-width:24rem;width:100%;padding:2rem;border-radius:.75rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}
+h1{font-size:1.4rem;margin:.25rem 0 1rem}
+.site{font-weight:600;margin:0}
+.logo{max-height:3rem;max-width:12rem}
+label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input[type=text],input[type=email],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #8a8f98;border-radius:.4rem;font-size:1rem}
+input:focus,button:focus{outline:3px solid var(--primary);outline-offset:2px}
+button{display:block;width:100%;margin-top:1rem;padding:.7rem;border:0;border-radius:.4rem;background:var(--primary);color:#fff;font-size:1rem;cursor:pointer}
+fieldset{border:0;padding:0;margin:0}
+legend{font-weight:600;margin-bottom:.5rem}
+.error{background:#fde8e8;color:#8a1c1c;padding:.6rem;border-radius:.4rem}
+.alt{text-align:center;margin-top:1rem}
+.connection{color:#555;margin:0}
+`

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// sessionCookie holds the opaque ID of the central SSO session. Its value is 256 random bits;
+// storage only ever sees its SHA-256.
+const sessionCookie = "hallpass_session"
+
+// sessionValid applies DESIGN.md's two lifetimes with the policy of the config being served
+// now, so shortening a lifetime takes effect on live sessions at their next use.
+func sessionValid(sess storage.Session, pol config.Session, now time.Time) bool {
+	return now.Before(sess.CreatedAt.Add(pol.AbsoluteLifetime.Duration)) &&
+		now.Before(sess.LastActivity.Add(pol.IdleTimeout.Duration))
+}
+
+// sessionExpiry is the earlier of the two limits, what storage uses to collect the row.
+func sessionExpiry(created, lastActivity time.Time, pol config.Session) time.Time {
+	abs := created.Add(pol.AbsoluteLifetime.Duration)
+	idle := lastActivity.Add(pol.IdleTimeout.Duration)
+	if idle.Before(abs) {
+		return idle
+	}
+	return abs
+}
+
+// currentSession returns the browser's session if its cookie names one that is still
+// valid. ok is false (with a nil error) when there is none.
+func (s *Server) currentSession(ctx context.Context, r *http.Request, st *state) (sess storage.Session, ok bool, err error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return storage.Session{}, false, nil
+	}
+	sess, err = s.store.GetSession(ctx, storage.Hash(c.Value))
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Session{}, false, nil
+	}
+	if err != nil {
+		return storage.Session{}, false, fmt.Errorf("load session: %w", err)
+	}
+	if !sessionValid(sess, st.cfg.Session, s.now()) {
+		return storage.Session{}, false, nil
+	}
+	return sess, true, nil
+}
+
+// useSession records an authorization request that used the session: it extends only the
+// idle timer (never the absolute one) and adds the client to the session's clients.
+func (s *Server) useSession(ctx context.Context, st *state, idHash, clientID string) (storage.Session, error) {
+	now := s.now()
+	sess, err := s.store.UpdateSession(ctx, idHash, func(sess storage.Session) (storage.Session, error) {
+		if !sessionValid(sess, st.cfg.Session, now) {
+			return sess, errSessionEnded
+		}
+		sess.LastActivity = now
+		sess.ExpiresAt = sessionExpiry(sess.CreatedAt, now, st.cfg.Session)
+		if !slices.Contains(sess.Clients, clientID) {
+			sess.Clients = append(sess.Clients, clientID)
+			slices.Sort(sess.Clients)
+		}
+		return sess, nil
+	})
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("record session activity: %w", err)
+	}
+	return sess, nil
+}
+
+var errSessionEnded = errors.New("session ended")
+
+// newSession is what a successful login produces.
+type newSession struct {
+	connection string
+	claims     storage.Claims
+	amr        []string
+	reusable   bool
+}
+
+// startSession stores a new central session with a fresh random ID and sets its cookie,
+// ending the session the browser had before, so a login never keeps an ID that someone
+// else may have planted (session fixation).
+//
+// A login through a client with singleSignOn off creates a non-reusable session. It only
+// takes the cookie when the browser has no valid session: it must not replace the SSO
+// session that the user's other applications rely on.
+func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state, ns newSession) (storage.Session, error) {
+	now := s.now()
+	id, err := config.RandomToken(32)
+	if err != nil {
+		return storage.Session{}, err
+	}
+	sid, err := config.RandomToken(16)
+	if err != nil {
+		return storage.Session{}, err
+	}
+	sess := storage.Session{
+		IDHash:       storage.Hash(id),
+		SID:          sid,
+		Connection:   ns.connection,
+		Claims:       ns.claims,
+		AuthTime:     now,
+		AMR:          ns.amr,
+		Reusable:     ns.reusable,
+		CreatedAt:    now,
+		LastActivity: now,
+		ExpiresAt:    sessionExpiry(now, now, st.cfg.Session),
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return storage.Session{}, fmt.Errorf("create session: %w", err)
+	}
+	_, hasOld, err := s.currentSession(ctx, r, st)
+	if err != nil {
+		return storage.Session{}, err
+	}
+	if !ns.reusable && hasOld {
+		return sess, nil
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		// The replaced session's tokens stay valid until they expire or are revoked; only
+		// the browser's handle on it goes away.
+		if err := s.store.DeleteSession(ctx, storage.Hash(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storage.Session{}, fmt.Errorf("end replaced session: %w", err)
+		}
+	}
+	s.setSessionCookie(w, st, id, sess.CreatedAt.Add(st.cfg.Session.AbsoluteLifetime.Duration))
+	return sess, nil
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, st *state, value string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    value,
+		Path:     "/",
+		Expires:  expires,
+		HttpOnly: true,
+		Secure:   st.secureCookies,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter, st *state) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   st.secureCookies,
+		SameSite: http.SameSiteLaxMode,
+	})
+}

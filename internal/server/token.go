@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Grant types of the token endpoint; each is implemented in its own grant_*.go file.
+const (
+	grantAuthorizationCode = "authorization_code"
+	grantRefreshToken      = "refresh_token"
+	grantClientCredentials = "client_credentials"
+)
+
+// tokenResponse is the successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	if handlePreflight(w, r, st, "POST") {
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, &oauthError{Code: ErrInvalidRequest, Description: "the token endpoint accepts POST only", status: http.StatusMethodNotAllowed})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, newError(ErrInvalidRequest, "the request body is not a form"))
+		return
+	}
+	client, oerr := authenticateClient(r, st)
+	if oerr != nil {
+		writeClientError(w, r, oerr)
+		return
+	}
+	allowCORS(w, r, client)
+
+	var resp *tokenResponse
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case grantAuthorizationCode:
+		resp, oerr = s.grantAuthorizationCode(r.Context(), st, client, r)
+	case grantRefreshToken:
+		resp, oerr = s.grantRefreshToken(r.Context(), st, client, r)
+	case grantClientCredentials:
+		resp, oerr = s.grantClientCredentials(r.Context(), st, client, r)
+	case "":
+		oerr = newError(ErrInvalidRequest, "grant_type is missing")
+	default:
+		oerr = newError(ErrUnsupportedGrantType, "grant_type is not supported")
+	}
+	if oerr != nil {
+		if oerr.Code == ErrServerError {
+			s.logger.ErrorContext(r.Context(), "token request failed", "client", client.ID, "err", oerr.Description)
+			oerr = newError(ErrServerError, "")
+		}
+		writeError(w, oerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// internalError turns an unexpected failure into a server_error whose description is only
+// logged (handleToken strips it before answering).
+func internalError(action string, err error) *oauthError {
+	return newError(ErrServerError, fmt.Sprintf("%s: %v", action, err))
+}
+
+// issueTokens mints the access token (always), the ID token (with the openid scope) and
+// stores them; the caller adds the refresh token.
+func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link storage.AccessToken) (*tokenResponse, *oauthError) {
+	token, err := config.RandomToken(32)
+	if err != nil {
+		return nil, internalError("generate access token", err)
+	}
+	now := s.now()
+	link.TokenHash = storage.Hash(token)
+	link.ClientID = g.clientID
+	link.Scopes = g.scopes
+	link.Claims = g.claims
+	link.SessionIDHash = g.sessionIDHash
+	link.IssuedAt = now
+	link.ExpiresAt = now.Add(st.cfg.Tokens.AccessToken.Duration)
+	if err := s.store.CreateAccessToken(ctx, link); err != nil {
+		return nil, internalError("store access token", err)
+	}
+	resp := &tokenResponse{
+		AccessToken: token,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(st.cfg.Tokens.AccessToken.Seconds()),
+		Scope:       strings.Join(g.scopes, " "),
+	}
+	if slices.Contains(g.scopes, scopeOpenID) {
+		if resp.IDToken, err = s.mintIDToken(st, g, token); err != nil {
+			return nil, internalError("mint ID token", err)
+		}
+	}
+	return resp, nil
+}

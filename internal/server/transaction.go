@@ -1,0 +1,133 @@
+package server
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+// A login transaction carries the validated authorization request from /authorize through
+// the login pages to the form post. It travels in the page as AES-256-GCM ciphertext under a
+// key every replica derives from the signing keys, so no replica needs to have seen the
+// /authorize request and the browser can neither read nor alter it.
+const loginTransactionLifetime = 30 * time.Minute
+
+// csrfCookie is the double-submit CSRF token. The same value is sealed into the login
+// transaction, so a form post must come from the browser that started that transaction.
+const csrfCookie = "hallpass_csrf"
+
+var transactionAAD = []byte("hallpass login transaction")
+
+type loginTransaction struct {
+	Request authorizeRequest `json:"r"`
+	CSRF    string           `json:"c"`
+	Expires int64            `json:"e"`
+}
+
+var errBadTransaction = errors.New("login transaction is invalid or expired")
+
+func sealTransaction(st *state, tx loginTransaction) (string, error) {
+	plain, err := json.Marshal(tx)
+	if err != nil {
+		return "", fmt.Errorf("encode login transaction: %w", err)
+	}
+	aead, err := newAEAD(st.keys.secrets[0].transaction)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("read nonce: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, transactionAAD)), nil
+}
+
+func openTransaction(st *state, sealed string, now time.Time) (loginTransaction, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return loginTransaction{}, errBadTransaction
+	}
+	for _, secrets := range st.keys.secrets {
+		aead, err := newAEAD(secrets.transaction)
+		if err != nil {
+			return loginTransaction{}, err
+		}
+		if len(raw) < aead.NonceSize() {
+			return loginTransaction{}, errBadTransaction
+		}
+		plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], transactionAAD)
+		if err != nil {
+			continue
+		}
+		var tx loginTransaction
+		if err := json.Unmarshal(plain, &tx); err != nil || now.Unix() > tx.Expires {
+			return loginTransaction{}, errBadTransaction
+		}
+		return tx, nil
+	}
+	return loginTransaction{}, errBadTransaction
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("create cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("create GCM: %w", err)
+	}
+	return aead, nil
+}
+
+// csrfToken returns the browser's CSRF token, minting and setting one if it has none, so
+// that several tabs signing in at once share one token.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, st *state) (string, error) {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+		return c.Value, nil
+	}
+	v, err := config.RandomToken(32)
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: st.secureCookies, SameSite: http.SameSiteLaxMode})
+	return v, nil
+}
+
+// checkCSRF verifies the double submit: form field, cookie and transaction must agree.
+func checkCSRF(r *http.Request, tx loginTransaction) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil {
+		return false
+	}
+	form := []byte(r.PostFormValue("csrf"))
+	return len(form) > 0 &&
+		subtle.ConstantTimeCompare(form, []byte(c.Value)) == 1 &&
+		subtle.ConstantTimeCompare(form, []byte(tx.CSRF)) == 1
+}
+
+// startLogin seals the request into a login transaction and sends the browser to the login
+// page.
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest) {
+	csrf, err := s.csrfToken(w, r, st)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	sealed, err := sealTransaction(st, loginTransaction{Request: *req, CSRF: csrf, Expires: s.now().Add(loginTransactionLifetime).Unix()})
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", st.endpoint(pathLogin)+"?tx="+sealed)
+	w.WriteHeader(http.StatusSeeOther)
+}
