@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // matchRedirectURI reports whether requested is one of the registered redirect URIs.
@@ -38,6 +39,9 @@ func matchRedirectURI(registered []string, requested string, native bool) bool {
 
 // parseLoopback parses an http URL on a loopback host, without user info or fragment.
 func parseLoopback(raw string) (*url.URL, bool) {
+	if strings.Contains(raw, "#") {
+		return nil, false
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" || u.ForceQuery {
 		return nil, false

@@ -80,6 +80,11 @@ func (s *Server) Apply(cfg *config.Config, keys *config.SigningKeys) error {
 	if err != nil {
 		return fmt.Errorf("apply config: %w", err)
 	}
+	if old := s.state.Load(); old != nil && old.cfg.Storage != cfg.Storage {
+		// The open storage holds every session; switching it under live traffic would log
+		// everyone out, so it takes a restart.
+		s.logger.Warn("storage settings changed; they take effect at the next restart")
+	}
 	s.state.Store(st)
 	return nil
 }
