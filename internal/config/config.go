@@ -120,6 +120,9 @@ type Client struct {
 	WebOrigins             []string `json:"webOrigins,omitempty"`
 	// SingleSignOn: the client reuses a valid central session instead of showing a login page.
 	SingleSignOn bool `json:"singleSignOn"`
+	// RequirePKCE requires a PKCE S256 challenge on every authorization request; always
+	// true for public clients. PKCE is enforced whenever a challenge is sent regardless.
+	RequirePKCE bool `json:"requirePKCE,omitempty"`
 	// Connections are the names of the connections the client may use, sorted.
 	Connections           []string `json:"connections,omitempty"`
 	BackchannelLogoutURI  string   `json:"backchannelLogoutURI,omitempty"`

@@ -59,9 +59,11 @@ func NewSigningKey(alg string) (*jose.JSONWebKey, error) {
 	return &jose.JSONWebKey{Key: key, KeyID: kid, Algorithm: alg, Use: "sig"}, nil
 }
 
-// Rotate promotes Next to Current, keeps the old Current as Previous and generates a new Next.
-func (k *SigningKeys) Rotate() error {
-	next, err := NewSigningKey(k.Next.Algorithm)
+// Rotate promotes Next to Current, keeps the old Current as Previous and generates a new
+// Next for alg, so an algorithm change reaches the signing slot one rotation later, after
+// relying parties have seen the new key in the JWKS.
+func (k *SigningKeys) Rotate(alg string) error {
+	next, err := NewSigningKey(alg)
 	if err != nil {
 		return err
 	}

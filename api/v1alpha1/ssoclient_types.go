@@ -1,0 +1,275 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ClientType is the kind of application, as in Auth0's application types.
+// +kubebuilder:validation:Enum=SinglePageApp;RegularWebApp;Native;MachineToMachine
+type ClientType string
+
+// Client types.
+const (
+	// SinglePageApp runs in the browser: a public client using PKCE, no secret.
+	SinglePageApp ClientType = "SinglePageApp"
+	// RegularWebApp runs on a server and keeps a client secret.
+	RegularWebApp ClientType = "RegularWebApp"
+	// Native is a mobile or desktop app: a public client using PKCE, no secret.
+	Native ClientType = "Native"
+	// MachineToMachine uses the client credentials grant; no user, no redirects.
+	MachineToMachine ClientType = "MachineToMachine"
+)
+
+// Public reports whether clients of this type cannot keep a secret.
+func (t ClientType) Public() bool { return t == SinglePageApp || t == Native }
+
+// DeletionPolicy decides what happens to the credentials Secret when the SSOClient goes.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+// Deletion policies.
+const (
+	// DeletionPolicyDelete deletes the credentials Secret with the SSOClient.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan keeps the credentials Secret, so that an SSOClient of the same
+	// name created later gets the same client ID and secret back.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// SSOClientSpec is the desired state of one application registered with an SSO server.
+// +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.credentials) || !has(self.credentials.clientSecretRef)",message="spec.credentials.clientSecretRef: SinglePageApp and Native clients are public clients and must not have a client secret"
+// +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.requirePKCE) || self.requirePKCE",message="spec.requirePKCE: SinglePageApp and Native clients must use PKCE"
+// +kubebuilder:validation:XValidation:rule="self.type == 'MachineToMachine' ? !has(self.redirectURIs) || size(self.redirectURIs) == 0 : has(self.redirectURIs) && size(self.redirectURIs) > 0",message="spec.redirectURIs: MachineToMachine clients have no redirect URIs; every other type needs at least one"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Native' || !has(self.redirectURIs) || self.redirectURIs.all(u, u.startsWith('https://') || u.startsWith('http://'))",message="spec.redirectURIs: only Native clients may use custom URI schemes"
+type SSOClientSpec struct {
+	// serverRef is the SSOServer this client registers with. The server's
+	// allowedClientNamespaces must admit the client's namespace. Immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.serverRef is immutable; create a new SSOClient to register with another server"
+	ServerRef ServerReference `json:"serverRef"`
+
+	// displayName is shown on the login page. Defaults to the object name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	DisplayName string `json:"displayName,omitempty"`
+
+	// type of application. SinglePageApp and Native are public clients (PKCE, no secret);
+	// RegularWebApp and MachineToMachine get a client secret.
+	// +required
+	Type ClientType `json:"type"`
+
+	// redirectURIs are the callback URLs, matched exactly (no wildcards, no fragments).
+	// They must be https, or http on a loopback host (localhost, 127.0.0.1, [::1]); http on
+	// other hosts only when the server is in devMode.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains('*')",message="spec.redirectURIs must not contain wildcards: redirect URIs are matched exactly"
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains('#')",message="spec.redirectURIs must not contain a fragment"
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:/') && (!self.startsWith('http') || (isURL(self) && url(self).getHostname() != ''))",message="spec.redirectURIs must be absolute URLs"
+	RedirectURIs []string `json:"redirectURIs,omitempty"`
+
+	// postLogoutRedirectURIs are where logout may send the user back to (OIDC
+	// post_logout_redirect_uri, Auth0 returnTo), matched exactly.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains('*')",message="spec.postLogoutRedirectURIs must not contain wildcards: they are matched exactly"
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains('#')",message="spec.postLogoutRedirectURIs must not contain a fragment"
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:/') && (!self.startsWith('http') || (isURL(self) && url(self).getHostname() != ''))",message="spec.postLogoutRedirectURIs must be absolute URLs"
+	PostLogoutRedirectURIs []string `json:"postLogoutRedirectURIs,omitempty"`
+
+	// webOrigins are the origins (scheme://host[:port]) allowed to call the token endpoint
+	// from a browser (CORS) and to receive responses with response_mode=web_message.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^https?://[^/?#*]+$')",message="spec.webOrigins must be origins like https://app.example.com, without path or wildcard"
+	WebOrigins []string `json:"webOrigins,omitempty"`
+
+	// singleSignOn makes the client reuse a valid central session instead of showing the
+	// login page (Auth0's "Use Auth0 instead of the IdP to do Single Sign On"). When false,
+	// the client always shows the login page, prompt=none gets login_required, and its
+	// logins do not create sessions other clients reuse. Defaults to true.
+	// +optional
+	// +kubebuilder:default=true
+	SingleSignOn *bool `json:"singleSignOn,omitempty"`
+
+	// requirePKCE requires a PKCE S256 challenge on every authorization request. Always true
+	// for SinglePageApp and Native; PKCE is enforced whenever a challenge is sent.
+	// Defaults to true.
+	// +optional
+	// +kubebuilder:default=true
+	RequirePKCE *bool `json:"requirePKCE,omitempty"`
+
+	// connections are the names of IdentityConnections of the server this client may use.
+	// When empty, the client may use every connection of its server.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=63
+	Connections []string `json:"connections,omitempty"`
+
+	// backchannelLogoutURI receives OIDC Back-Channel Logout tokens when a session this
+	// client took part in ends.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && !self.contains('#')",message="spec.backchannelLogoutURI must be an http(s) URL without fragment"
+	BackchannelLogoutURI string `json:"backchannelLogoutURI,omitempty"`
+
+	// frontchannelLogoutURI is embedded in the signed-out page (OIDC Front-Channel Logout).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && !self.contains('#')",message="spec.frontchannelLogoutURI must be an http(s) URL without fragment"
+	FrontchannelLogoutURI string `json:"frontchannelLogoutURI,omitempty"`
+
+	// credentials configures the Secret the operator writes for the application.
+	// +optional
+	Credentials *ClientCredentials `json:"credentials,omitempty"`
+
+	// deletionPolicy: Delete removes the credentials Secret with the SSOClient; Orphan keeps
+	// it, so that recreating the SSOClient restores the same client ID and secret.
+	// Defaults to Delete.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// ServerReference names an SSOServer.
+type ServerReference struct {
+	// name of the SSOServer.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// namespace of the SSOServer. Defaults to the namespace of the referring object.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ClientCredentials configures the credentials Secret.
+type ClientCredentials struct {
+	// secretName of the Secret, in the client's namespace, that receives client_id,
+	// client_secret (confidential clients), issuer and discovery_url.
+	// Defaults to <name>-sso-credentials.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	SecretName string `json:"secretName,omitempty"`
+	// clientSecretRef brings your own client secret instead of a generated one
+	// (confidential clients only). It must be at least 32 characters.
+	// +optional
+	ClientSecretRef *SecretKeyReference `json:"clientSecretRef,omitempty"`
+}
+
+// SSOClientStatus is the observed state of an SSOClient.
+type SSOClientStatus struct {
+	// conditions: Ready, Accepted (the server admits the client), ConnectionsResolved and
+	// CredentialsReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// clientID is the OAuth 2.0 client identifier, stable for the life of the client.
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+	// credentialsSecret is the name of the Secret holding the client's credentials.
+	// +optional
+	CredentialsSecret string `json:"credentialsSecret,omitempty"`
+}
+
+// SSOClient condition types and reasons.
+const (
+	// SSOClientAccepted is True when the server admits the client.
+	SSOClientAccepted = "Accepted"
+	// SSOClientConnectionsResolved is True when every named connection exists and is ready.
+	SSOClientConnectionsResolved = "ConnectionsResolved"
+	// SSOClientCredentialsReady is True when the credentials Secret is written.
+	SSOClientCredentialsReady = "CredentialsReady"
+
+	// ReasonNamespaceNotAllowed: the server's allowedClientNamespaces excludes the namespace.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonInsecureRedirectURI: an http redirect URI on a non-loopback host, server not in devMode.
+	ReasonInsecureRedirectURI = "InsecureRedirectURI"
+	// ReasonDuplicateClientID: an older SSOClient already has this client ID.
+	ReasonDuplicateClientID = "DuplicateClientID"
+	// ReasonSecretConflict: the credentials Secret belongs to something else.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonConnectionNotFound: a named connection does not exist on the server.
+	ReasonConnectionNotFound = "ConnectionNotFound"
+	// ReasonConnectionNotReady: a named connection exists but is not ready.
+	ReasonConnectionNotReady = "ConnectionNotReady"
+	// ReasonNotAccepted: Ready is False because Accepted is False.
+	ReasonNotAccepted = "NotAccepted"
+)
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ssoc,categories=hallpass
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.serverRef.name`
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="SSO",type=boolean,JSONPath=`.spec.singleSignOn`,priority=10
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// SSOClient is one application registered with an SSO server (an Auth0 application). The
+// operator gives it a client ID and, for confidential types, a client secret, written to a
+// Secret in the client's namespace.
+type SSOClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec SSOClientSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status SSOClientStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// SSOClientList is a list of SSOClients.
+type SSOClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SSOClient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SSOClient{}, &SSOClientList{})
+}
+
+// ServerKey returns the namespace and name of the client's SSOServer.
+func (c *SSOClient) ServerKey() (namespace, name string) {
+	namespace = c.Spec.ServerRef.Namespace
+	if namespace == "" {
+		namespace = c.Namespace
+	}
+	return namespace, c.Spec.ServerRef.Name
+}
+
+// SSOEnabled reports whether the client reuses the central session (default true).
+func (s *SSOClientSpec) SSOEnabled() bool { return s.SingleSignOn == nil || *s.SingleSignOn }
+
+// PKCERequired reports whether every authorization request must carry a PKCE challenge.
+func (s *SSOClientSpec) PKCERequired() bool {
+	return s.RequirePKCE == nil || *s.RequirePKCE || s.Type.Public()
+}
+
+// CredentialsSecretName is the name of the client's credentials Secret.
+func (c *SSOClient) CredentialsSecretName() string {
+	if c.Spec.Credentials != nil && c.Spec.Credentials.SecretName != "" {
+		return c.Spec.Credentials.SecretName
+	}
+	return c.Name + "-sso-credentials"
+}

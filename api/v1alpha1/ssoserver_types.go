@@ -1,0 +1,291 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SSOServerSpec is the desired state of one central SSO service.
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || (has(self.storage) && has(self.storage.type) && self.storage.type == 'Postgres')",message="spec.replicas: more than one replica requires spec.storage.type Postgres; SQLite is a single-writer file"
+// +kubebuilder:validation:XValidation:rule="self.issuer.startsWith('https://') || (self.devMode && self.issuer.startsWith('http://'))",message="spec.issuer must be an https URL (http is allowed only with spec.devMode)"
+type SSOServerSpec struct {
+	// issuer is the public URL of the server, used as the `iss` of every token and the base
+	// of every endpoint (discovery is at issuer + "/.well-known/openid-configuration").
+	// It must be https unless devMode is set, and has no query or fragment.
+	// +required
+	// +kubebuilder:validation:MinLength=8
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && url(self).getQuery().size() == 0 && !self.contains('#')",message="spec.issuer must be an absolute URL without query or fragment"
+	Issuer string `json:"issuer"`
+
+	// devMode allows http issuers and http redirect URIs on any host, and drops the Secure
+	// flag of the session cookie on loopback http. Never enable it for a server users rely on.
+	// Defaults to false.
+	// +optional
+	DevMode bool `json:"devMode,omitempty"`
+
+	// session is the central session policy.
+	// +optional
+	// +kubebuilder:default={}
+	Session SessionPolicy `json:"session,omitzero"`
+
+	// tokens sets token lifetimes.
+	// +optional
+	// +kubebuilder:default={}
+	Tokens TokenPolicy `json:"tokens,omitzero"`
+
+	// storage selects where sessions, codes and tokens live.
+	// +optional
+	// +kubebuilder:default={}
+	Storage Storage `json:"storage,omitzero"`
+
+	// replicas is the number of server pods. More than one needs Postgres storage.
+	// Defaults to 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=50
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// signingKeys configures the keys that sign ID tokens.
+	// +optional
+	// +kubebuilder:default={}
+	SigningKeys SigningKeyPolicy `json:"signingKeys,omitzero"`
+
+	// allowedClientNamespaces decides which other namespaces may register SSOClients with
+	// this server; the server's own namespace always may. When unset, no other namespace may.
+	// +optional
+	AllowedClientNamespaces *NamespaceSelection `json:"allowedClientNamespaces,omitempty"`
+
+	// branding customises the login page.
+	// +optional
+	Branding Branding `json:"branding,omitzero"`
+
+	// image overrides the server image. Defaults to the image of the operator's own version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// resources of each server pod. Defaults to requests of 50m CPU and 64Mi memory and a
+	// 256Mi memory limit.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// SessionPolicy is the lifetime of a central session. A session is valid while
+// now < created + absoluteLifetime and now < last activity + idleTimeout; any authorization
+// request of any client that uses the session counts as activity.
+// +kubebuilder:validation:XValidation:rule="!has(self.idleTimeout) || !has(self.absoluteLifetime) || duration(self.idleTimeout) <= duration(self.absoluteLifetime)",message="spec.session.idleTimeout must not be longer than spec.session.absoluteLifetime"
+type SessionPolicy struct {
+	// absoluteLifetime is the longest a session lasts, however active. Defaults to 168h.
+	// +optional
+	// +kubebuilder:default="168h"
+	AbsoluteLifetime Duration `json:"absoluteLifetime,omitempty"`
+	// idleTimeout ends a session after this long without activity. Defaults to 72h.
+	// +optional
+	// +kubebuilder:default="72h"
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+}
+
+// TokenPolicy sets token lifetimes.
+type TokenPolicy struct {
+	// idToken lifetime. Defaults to 1h.
+	// +optional
+	// +kubebuilder:default="1h"
+	IDToken Duration `json:"idToken,omitempty"`
+	// accessToken lifetime. Defaults to 1h.
+	// +optional
+	// +kubebuilder:default="1h"
+	AccessToken Duration `json:"accessToken,omitempty"`
+	// refreshToken is the absolute lifetime of a refresh token family. Defaults to 720h.
+	// +optional
+	// +kubebuilder:default="720h"
+	RefreshToken Duration `json:"refreshToken,omitempty"`
+	// refreshReuseInterval is how long the previous refresh token of a family stays usable
+	// after a rotation, so that concurrent refreshes do not log the user out. Presenting an
+	// older token, or the previous one after this window, revokes the whole family.
+	// Defaults to 3s.
+	// +optional
+	// +kubebuilder:default="3s"
+	RefreshReuseInterval Duration `json:"refreshReuseInterval,omitempty"`
+	// authorizationCode lifetime. Defaults to 60s.
+	// +optional
+	// +kubebuilder:default="60s"
+	AuthorizationCode Duration `json:"authorizationCode,omitempty"`
+}
+
+// StorageType names a storage backend.
+// +kubebuilder:validation:Enum=SQLite;Postgres
+type StorageType string
+
+// Storage backends.
+const (
+	StorageSQLite   StorageType = "SQLite"
+	StoragePostgres StorageType = "Postgres"
+)
+
+// Storage selects where the server keeps its state.
+// +kubebuilder:validation:XValidation:rule="(has(self.type) && self.type == 'Postgres') == has(self.postgres)",message="spec.storage.postgres is required when spec.storage.type is Postgres, and not allowed otherwise"
+type Storage struct {
+	// type is SQLite (a file on a PersistentVolumeClaim, one replica) or Postgres.
+	// Defaults to SQLite.
+	// +optional
+	// +kubebuilder:default=SQLite
+	Type StorageType `json:"type,omitempty"`
+	// sqlite configures the volume of SQLite storage.
+	// +optional
+	SQLite SQLiteStorage `json:"sqlite,omitzero"`
+	// postgres configures PostgreSQL storage.
+	// +optional
+	Postgres *PostgresStorage `json:"postgres,omitempty"`
+}
+
+// SQLiteStorage is the volume that holds the SQLite file.
+type SQLiteStorage struct {
+	// size of the PersistentVolumeClaim. Defaults to 1Gi.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+	// storageClassName of the PersistentVolumeClaim. Defaults to the cluster default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// PostgresStorage points at a PostgreSQL database.
+type PostgresStorage struct {
+	// dsnSecretRef is the Secret key holding the connection string
+	// (postgres://user:password@host:5432/db?sslmode=verify-full).
+	// +required
+	DSNSecretRef SecretKeyReference `json:"dsnSecretRef"`
+}
+
+// SigningKeyPolicy configures ID token signing keys.
+type SigningKeyPolicy struct {
+	// algorithm of the signing keys: RS256 or ES256. Defaults to RS256. Changing it takes
+	// effect at the next rotation.
+	// +optional
+	// +kubebuilder:default=RS256
+	// +kubebuilder:validation:Enum=RS256;ES256
+	Algorithm string `json:"algorithm,omitempty"`
+	// rotationInterval is how often the next key is promoted to current. The next key is
+	// published in the JWKS a full interval before it signs anything, and the previous key
+	// stays published for another interval. Defaults to 720h.
+	// +optional
+	// +kubebuilder:default="720h"
+	RotationInterval Duration `json:"rotationInterval,omitempty"`
+}
+
+// NamespaceSelection selects namespaces by name or by label. A namespace is selected when
+// it is listed in names or matches selector. An empty selector ({}) selects every namespace.
+type NamespaceSelection struct {
+	// names of namespaces.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	Names []string `json:"names,omitempty"`
+	// selector matches namespace labels.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// Branding customises the login page.
+type Branding struct {
+	// title shown on the login page. Defaults to "Sign in".
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Title string `json:"title,omitempty"`
+	// logoURL is an https URL of a logo image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://')",message="spec.branding.logoURL must be an https URL"
+	LogoURL string `json:"logoURL,omitempty"`
+	// primaryColor of buttons and links, as #rrggbb.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^#[0-9a-fA-F]{6}$`
+	PrimaryColor string `json:"primaryColor,omitempty"`
+	// backgroundColor of the page, as #rrggbb.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^#[0-9a-fA-F]{6}$`
+	BackgroundColor string `json:"backgroundColor,omitempty"`
+}
+
+// SSOServerStatus is the observed state of an SSOServer.
+type SSOServerStatus struct {
+	// conditions: Ready (the server serves the latest config), ConfigRendered, KeysReady and
+	// Available (at least one server pod is ready).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// issuer the server serves.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+	// discoveryURL is the server's OpenID Connect discovery document.
+	// +optional
+	DiscoveryURL string `json:"discoveryURL,omitempty"`
+	// readyReplicas is the number of ready server pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// configHash is the SHA-256 of the rendered server config.
+	// +optional
+	ConfigHash string `json:"configHash,omitempty"`
+	// clients is the number of SSOClients the config serves.
+	// +optional
+	Clients int32 `json:"clients,omitempty"`
+	// connections is the number of IdentityConnections the config serves.
+	// +optional
+	Connections int32 `json:"connections,omitempty"`
+}
+
+// SSOServer condition types.
+const (
+	// SSOServerConfigRendered is True when the config Secret holds the current resources.
+	SSOServerConfigRendered = "ConfigRendered"
+	// SSOServerKeysReady is True when the signing-keys Secret is valid.
+	SSOServerKeysReady = "KeysReady"
+	// SSOServerAvailable is True when at least one server pod is ready.
+	SSOServerAvailable = "Available"
+)
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ssos,categories=hallpass
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuer`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.clients`,priority=10
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 50 characters: it names the server's Service, Deployment and Secrets"
+
+// SSOServer is one central SSO service: an OpenID Connect provider with its session policy,
+// storage, signing keys and login page. IdentityConnections and SSOClients attach to it.
+type SSOServer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec SSOServerSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status SSOServerStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// SSOServerList is a list of SSOServers.
+type SSOServerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SSOServer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SSOServer{}, &SSOServerList{})
+}

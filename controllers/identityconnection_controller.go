@@ -1,0 +1,105 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/render"
+)
+
+// IdentityConnectionReconciler resolves the Secret references of IdentityConnections and
+// reports whether they can be served.
+type IdentityConnectionReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections/status,verbs=get;update;patch
+
+// Reconcile brings one IdentityConnection's status up to date.
+func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	conn := &hallpassv1.IdentityConnection{}
+	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !conn.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := conn.DeepCopy()
+	conds := conditionSetter{obj: conn, conditions: &conn.Status.Conditions, recorder: r.Recorder}
+	var noServer *refusal
+	defer func() {
+		if noServer != nil {
+			conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, noServer.reason, noServer.message)
+		} else {
+			conds.readyFrom(hallpassv1.IdentityConnectionCredentialsResolved)
+		}
+		reterr = patchStatus(ctx, r.Client, conn, before, &conn.Status.ObservedGeneration, reterr)
+	}()
+
+	var err error
+	if noServer, err = r.reconcileServer(ctx, conn); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.reconcileCredentials(ctx, conn, conds)
+}
+
+// reconcileServer checks the server exists and counts the accepted clients that may use
+// this connection.
+func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn *hallpassv1.IdentityConnection) (*refusal, error) {
+	var server hallpassv1.SSOServer
+	err := r.Get(ctx, client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.ServerRef.Name}, &server)
+	if apierrors.IsNotFound(err) {
+		conn.Status.Clients = 0
+		return &refusal{hallpassv1.ReasonServerNotFound,
+			fmt.Sprintf("SSOServer %s/%s does not exist (spec.serverRef)", conn.Namespace, conn.Spec.ServerRef.Name)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get SSOServer %s: %w", conn.Spec.ServerRef.Name, err)
+	}
+
+	var clients hallpassv1.SSOClientList
+	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(server.Namespace, server.Name)}); err != nil {
+		return nil, fmt.Errorf("list SSOClients of SSOServer %s: %w", server.Name, err)
+	}
+	var n int32
+	for _, c := range clients.Items {
+		if meta.IsStatusConditionTrue(c.Status.Conditions, hallpassv1.SSOClientAccepted) &&
+			(len(c.Spec.Connections) == 0 || slices.Contains(c.Spec.Connections, conn.Name)) {
+			n++
+		}
+	}
+	conn.Status.Clients = n
+	return nil, nil
+}
+
+// reconcileCredentials resolves every Secret reference and checks the content is usable.
+func (r *IdentityConnectionReconciler) reconcileCredentials(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter) error {
+	values := render.SecretValues{}
+	if err := resolveSecrets(ctx, r.APIReader, conn.Namespace, conn.SecretReferences(), values); err != nil {
+		return err
+	}
+	_, err := render.Connection(conn, values)
+	var missing *render.MissingSecretError
+	switch {
+	case err == nil:
+		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+	case errors.As(err, &missing):
+		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound, err.Error())
+	default:
+		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret, err.Error())
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+)
+
+// Field indexes. Values are "namespace/name" so one index serves lookups across namespaces.
+const (
+	// indexServer indexes SSOClients and IdentityConnections by their server.
+	indexServer = "hallpass.server"
+	// indexSecretRefs indexes SSOServers, SSOClients and IdentityConnections by the Secrets
+	// they reference, so that a change to one re-renders only what depends on it.
+	indexSecretRefs = "hallpass.secretRefs"
+	// indexClientID indexes SSOClients by status.clientID, to find duplicates.
+	indexClientID = "hallpass.clientID"
+)
+
+func key(namespace, name string) string { return namespace + "/" + name }
+
+// setupIndexes registers every field index the controllers use.
+func setupIndexes(ctx context.Context, mgr manager.Manager) error {
+	indexer := mgr.GetFieldIndexer()
+	indexes := []struct {
+		obj     client.Object
+		field   string
+		extract client.IndexerFunc
+	}{
+		{&hallpassv1.SSOClient{}, indexServer, func(o client.Object) []string {
+			return []string{key(o.(*hallpassv1.SSOClient).ServerKey())}
+		}},
+		{&hallpassv1.IdentityConnection{}, indexServer, func(o client.Object) []string {
+			c := o.(*hallpassv1.IdentityConnection)
+			return []string{key(c.Namespace, c.Spec.ServerRef.Name)}
+		}},
+		{&hallpassv1.IdentityConnection{}, indexSecretRefs, func(o client.Object) []string {
+			c := o.(*hallpassv1.IdentityConnection)
+			var keys []string
+			for _, ref := range c.SecretReferences() {
+				keys = append(keys, key(c.Namespace, ref.Name))
+			}
+			return keys
+		}},
+		{&hallpassv1.SSOServer{}, indexSecretRefs, func(o client.Object) []string {
+			s := o.(*hallpassv1.SSOServer)
+			if s.Spec.Storage.Postgres == nil {
+				return nil
+			}
+			return []string{key(s.Namespace, s.Spec.Storage.Postgres.DSNSecretRef.Name)}
+		}},
+		{&hallpassv1.SSOClient{}, indexSecretRefs, func(o client.Object) []string {
+			c := o.(*hallpassv1.SSOClient)
+			if c.Spec.Credentials == nil || c.Spec.Credentials.ClientSecretRef == nil {
+				return nil
+			}
+			return []string{key(c.Namespace, c.Spec.Credentials.ClientSecretRef.Name)}
+		}},
+		{&hallpassv1.SSOClient{}, indexClientID, func(o client.Object) []string {
+			if id := o.(*hallpassv1.SSOClient).Status.ClientID; id != "" {
+				return []string{id}
+			}
+			return nil
+		}},
+	}
+	for _, ix := range indexes {
+		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
+			return fmt.Errorf("index %T by %s: %w", ix.obj, ix.field, err)
+		}
+	}
+	return nil
+}

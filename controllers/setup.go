@@ -1,0 +1,215 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+)
+
+// Options configure the controllers.
+type Options struct {
+	// ServerImage is the default image of SSO server pods.
+	ServerImage string
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+}
+
+// CacheOptions limits the manager's cache of the kinds the operator writes to the objects it
+// manages, so its memory does not grow with every Secret and Deployment of the cluster.
+// Secrets the resources reference are watched by metadata only and read on demand.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue})
+	byObject := map[client.Object]cache.ByObject{}
+	for _, obj := range []client.Object{
+		&corev1.Secret{}, &corev1.Service{}, &corev1.ServiceAccount{}, &corev1.PersistentVolumeClaim{},
+		&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
+	} {
+		byObject[obj] = cache.ByObject{Label: managed}
+	}
+	return cache.Options{ByObject: byObject}
+}
+
+// Setup registers the field indexes and the three controllers with the manager.
+func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := setupIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	// A second cache, unfiltered and metadata-only, sees changes to any Secret so that edits
+	// to a referenced Secret re-render the config within seconds.
+	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("create Secret metadata cache: %w", err)
+	}
+	if err := mgr.Add(secretMeta); err != nil {
+		return fmt.Errorf("start Secret metadata cache: %w", err)
+	}
+	secretSource := func(mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		return source.Kind(secretMeta, obj, handler.TypedEnqueueRequestsFromMapFunc(mapFn))
+	}
+	c := mgr.GetClient()
+	m := mapper{c}
+
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&hallpassv1.SSOServer{}).
+		Owns(&corev1.Secret{}).Owns(&appsv1.Deployment{}).Owns(&corev1.Service{}).
+		Owns(&corev1.ServiceAccount{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.serverOfClient)).
+		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.serverOfConnection)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.serversSelectingNamespaces)).
+		WatchesRawSource(secretSource(m.serversOfSecret)).
+		Complete(&SSOServerReconciler{
+			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
+			ServerImage: opts.ServerImage, Now: opts.Now,
+		}); err != nil {
+		return fmt.Errorf("set up SSOServer controller: %w", err)
+	}
+
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&hallpassv1.SSOClient{}).
+		Owns(&corev1.Secret{}).
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.clientsOfServer)).
+		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.clientsOfConnectionServer)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.clientsInNamespace)).
+		WatchesRawSource(secretSource(m.clientsOfSecret)).
+		Complete(&SSOClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoclient-controller")}); err != nil {
+		return fmt.Errorf("set up SSOClient controller: %w", err)
+	}
+
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&hallpassv1.IdentityConnection{}).
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.connectionsOfServer)).
+		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.connectionsOfClientServer)).
+		WatchesRawSource(secretSource(m.connectionsOfSecret)).
+		Complete(&IdentityConnectionReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("identityconnection-controller")}); err != nil {
+		return fmt.Errorf("set up IdentityConnection controller: %w", err)
+	}
+	return nil
+}
+
+// mapper turns events on related objects into requests for the objects that depend on them.
+type mapper struct{ c client.Client }
+
+func (m mapper) serverOfClient(_ context.Context, o client.Object) []reconcile.Request {
+	ns, name := o.(*hallpassv1.SSOClient).ServerKey()
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+}
+
+func (m mapper) serverOfConnection(_ context.Context, o client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*hallpassv1.IdentityConnection).Spec.ServerRef.Name}}}
+}
+
+func (m mapper) serversSelectingNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
+	var servers hallpassv1.SSOServerList
+	if err := m.c.List(ctx, &servers); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, s := range servers.Items {
+		if s.Spec.AllowedClientNamespaces != nil && s.Spec.AllowedClientNamespaces.Selector != nil {
+			reqs = append(reqs, requestFor(&s))
+		}
+	}
+	return reqs
+}
+
+// serversOfSecret maps a Secret to the servers that render it: those whose Postgres DSN or
+// connections reference it, and the server of the client whose credentials it holds.
+func (m mapper) serversOfSecret(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+	k := key(o.Namespace, o.Name)
+	var reqs []reconcile.Request
+	var servers hallpassv1.SSOServerList
+	if err := m.c.List(ctx, &servers, client.MatchingFields{indexSecretRefs: k}); err == nil {
+		for i := range servers.Items {
+			reqs = append(reqs, requestFor(&servers.Items[i]))
+		}
+	}
+	var conns hallpassv1.IdentityConnectionList
+	if err := m.c.List(ctx, &conns, client.MatchingFields{indexSecretRefs: k}); err == nil {
+		for _, c := range conns.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.ServerRef.Name}})
+		}
+	}
+	if clientName := o.Labels[hallpassv1.LabelClient]; clientName != "" {
+		var sc hallpassv1.SSOClient
+		if err := m.c.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: clientName}, &sc); err == nil {
+			reqs = append(reqs, m.serverOfClient(ctx, &sc)...)
+		}
+	}
+	return reqs
+}
+
+func (m mapper) clientsOfServer(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.MatchingFields{indexServer: key(o.GetNamespace(), o.GetName())})
+}
+
+func (m mapper) clientsOfConnectionServer(ctx context.Context, o client.Object) []reconcile.Request {
+	c := o.(*hallpassv1.IdentityConnection)
+	return m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.MatchingFields{indexServer: key(c.Namespace, c.Spec.ServerRef.Name)})
+}
+
+func (m mapper) clientsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.InNamespace(o.GetName()))
+}
+
+func (m mapper) clientsOfSecret(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+	reqs := m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.MatchingFields{indexSecretRefs: key(o.Namespace, o.Name)})
+	if name := o.Labels[hallpassv1.LabelClient]; name != "" {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.Namespace, Name: name}})
+	}
+	return reqs
+}
+
+func (m mapper) connectionsOfServer(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.IdentityConnectionList{}, client.MatchingFields{indexServer: key(o.GetNamespace(), o.GetName())})
+}
+
+func (m mapper) connectionsOfClientServer(ctx context.Context, o client.Object) []reconcile.Request {
+	ns, name := o.(*hallpassv1.SSOClient).ServerKey()
+	return m.listRequests(ctx, &hallpassv1.IdentityConnectionList{}, client.MatchingFields{indexServer: key(ns, name)})
+}
+
+func (m mapper) connectionsOfSecret(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.IdentityConnectionList{}, client.MatchingFields{indexSecretRefs: key(o.Namespace, o.Name)})
+}
+
+// listRequests lists objects and returns a request for each. A failed list maps to nothing;
+// the cache only fails when it is not yet synced, and the initial sync enqueues everything.
+func (m mapper) listRequests(ctx context.Context, list client.ObjectList, opts ...client.ListOption) []reconcile.Request {
+	if err := m.c.List(ctx, list, opts...); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		reqs = append(reqs, requestFor(o.(client.Object)))
+		return nil
+	})
+	return reqs
+}
+
+func requestFor(o client.Object) reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}
+}

@@ -1,0 +1,314 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/render"
+)
+
+// fieldOwner is the server-side apply field manager of everything the operator writes.
+var fieldOwner = client.FieldOwner("hallpass-operator")
+
+// annotationRotatedAt records on the signing-keys Secret when the keys last rotated.
+const annotationRotatedAt = "sso.hallpass.dev/rotated-at"
+
+// SSOServerReconciler turns an SSOServer and everything attached to it into a running
+// server: RBAC, signing keys, the rendered config, storage, Deployment and Service.
+type SSOServerReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// ServerImage is the image of `hallpass server` used when spec.image is empty.
+	ServerImage string
+	// Now is the clock for key rotation; tests move it.
+	Now func() time.Time
+}
+
+type serverScope struct {
+	server *hallpassv1.SSOServer
+	conds  conditionSetter
+	result ctrl.Result
+}
+
+// Names of the objects of a server.
+func configSecretName(server string) string { return server + "-config" }
+func keysSecretName(server string) string   { return server + "-signing-keys" }
+func dataClaimName(server string) string    { return server + "-data" }
+
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings one SSOServer to its desired state.
+func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	server := &hallpassv1.SSOServer{}
+	if err := r.Get(ctx, req.NamespacedName, server); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !server.DeletionTimestamp.IsZero() {
+		// Everything the server owns lives in its namespace and goes by owner reference.
+		return ctrl.Result{}, nil
+	}
+	before := server.DeepCopy()
+	s := &serverScope{server: server, conds: conditionSetter{obj: server, conditions: &server.Status.Conditions, recorder: r.Recorder}}
+	server.Status.Issuer = server.Spec.Issuer
+	server.Status.DiscoveryURL = discoveryURL(server.Spec.Issuer)
+	defer func() {
+		s.conds.readyFrom(hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
+		reterr = patchStatus(ctx, r.Client, server, before, &server.Status.ObservedGeneration, reterr)
+	}()
+
+	for _, phase := range []func(context.Context, *serverScope) error{
+		r.reconcileRBAC,
+		r.reconcileSigningKeys,
+		r.reconcileConfig,
+		r.reconcileStorage,
+		r.reconcileWorkload,
+		r.reconcileAvailability,
+	} {
+		if err := phase(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return s.result, nil
+}
+
+// reconcileSigningKeys creates the signing keys once and rotates them on schedule. An
+// existing Secret is never regenerated: losing keys would invalidate every issued token.
+func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serverScope) error {
+	srv := s.server
+	name := keysSecretName(srv.Name)
+	alg := srv.Spec.SigningKeys.Algorithm
+	if alg == "" {
+		alg = "RS256"
+	}
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: srv.Namespace, Name: name}, secret)
+	if apierrors.IsNotFound(err) {
+		keys, err := config.NewSigningKeys(alg)
+		if err != nil {
+			return err
+		}
+		data, err := config.MarshalSigningKeys(keys)
+		if err != nil {
+			return err
+		}
+		secret = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: name, Namespace: srv.Namespace,
+				Labels:      serverLabels(srv),
+				Annotations: map[string]string{annotationRotatedAt: r.Now().UTC().Format(time.RFC3339)},
+			},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{config.KeysSecretKey: data},
+		}
+		if err := ctrl.SetControllerReference(srv, secret, r.Scheme()); err != nil {
+			return fmt.Errorf("own signing keys: %w", err)
+		}
+		// Create, not apply: if another writer got there first, its keys win.
+		if err := r.Create(ctx, secret); err != nil {
+			return fmt.Errorf("create signing keys Secret %s: %w", name, err)
+		}
+		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, "KeysGenerated", fmt.Sprintf("generated %s signing keys in Secret %s", alg, name))
+		s.requeueAfter(rotationInterval(srv))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get signing keys Secret %s: %w", name, err)
+	}
+	if secret.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue {
+		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
+			fmt.Sprintf("Secret %s exists and is not managed by Hallpass; delete or rename it", name))
+		return nil
+	}
+	keys, err := config.ParseSigningKeys(secret.Data[config.KeysSecretKey])
+	if err != nil {
+		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret,
+			fmt.Sprintf("Secret %s: %v; delete it to generate new keys (every issued token becomes invalid)", name, err))
+		return nil
+	}
+	return r.rotateIfDue(ctx, s, secret, keys, alg)
+}
+
+func (r *SSOServerReconciler) rotateIfDue(ctx context.Context, s *serverScope, secret *corev1.Secret, keys *config.SigningKeys, alg string) error {
+	interval := rotationInterval(s.server)
+	rotatedAt, err := time.Parse(time.RFC3339, secret.Annotations[annotationRotatedAt])
+	if err != nil {
+		rotatedAt = secret.CreationTimestamp.Time
+	}
+	if due := rotatedAt.Add(interval); r.Now().Before(due) {
+		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+		s.requeueAfter(due.Sub(r.Now()))
+		return nil
+	}
+	if err := keys.Rotate(alg); err != nil {
+		return fmt.Errorf("rotate signing keys: %w", err)
+	}
+	data, err := config.MarshalSigningKeys(keys)
+	if err != nil {
+		return err
+	}
+	secret.Data[config.KeysSecretKey] = data
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[annotationRotatedAt] = r.Now().UTC().Format(time.RFC3339)
+	// Update carries the resourceVersion we read, so two operators cannot both rotate.
+	if err := r.Update(ctx, secret); err != nil {
+		return fmt.Errorf("write rotated signing keys: %w", err)
+	}
+	s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, "KeysRotated", fmt.Sprintf("signing key %s is now current", keys.Current.KeyID))
+	s.requeueAfter(interval)
+	return nil
+}
+
+func rotationInterval(srv *hallpassv1.SSOServer) time.Duration {
+	if d, err := time.ParseDuration(string(srv.Spec.SigningKeys.RotationInterval)); err == nil && d > 0 {
+		return d
+	}
+	return 720 * time.Hour
+}
+
+func (s *serverScope) requeueAfter(d time.Duration) {
+	if s.result.RequeueAfter == 0 || d < s.result.RequeueAfter {
+		s.result.RequeueAfter = d
+	}
+}
+
+// reconcileConfig renders the config from every admitted client and resolved connection and
+// writes it. When rendering fails the previous config Secret is left untouched, so the
+// running server keeps serving the last good config.
+func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScope) error {
+	in, err := r.collectRenderInput(ctx, s.server)
+	if err != nil {
+		return err
+	}
+	out, err := render.Render(*in)
+	if err != nil {
+		s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionFalse, "RenderFailed", err.Error())
+		return nil
+	}
+	if err := r.applySecret(ctx, s.server, configSecretName(s.server.Name), map[string][]byte{config.ConfigSecretKey: out.Bytes}); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(out.Bytes)
+	s.server.Status.ConfigHash = hex.EncodeToString(sum[:])
+	s.server.Status.Clients = int32(len(out.Config.Clients))
+	s.server.Status.Connections = int32(len(out.Config.Connections))
+	msg := fmt.Sprintf("serving %d clients and %d connections", len(out.Config.Clients), len(out.Config.Connections))
+	if len(out.SkippedConnections) > 0 {
+		msg += fmt.Sprintf("; left out connections whose credentials do not resolve: %v", out.SkippedConnections)
+	}
+	s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionTrue, hallpassv1.ReasonReconciled, msg)
+	return nil
+}
+
+func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, srv *hallpassv1.SSOServer) (*render.Input, error) {
+	in := &render.Input{Server: srv, Secrets: render.SecretValues{}}
+	if srv.Spec.Storage.Postgres != nil {
+		if err := resolveSecrets(ctx, r.APIReader, srv.Namespace, []hallpassv1.SecretKeyReference{srv.Spec.Storage.Postgres.DSNSecretRef}, in.Secrets); err != nil {
+			return nil, err
+		}
+	}
+
+	var conns hallpassv1.IdentityConnectionList
+	if err := r.List(ctx, &conns, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}); err != nil {
+		return nil, fmt.Errorf("list IdentityConnections: %w", err)
+	}
+	for i := range conns.Items {
+		c := &conns.Items[i]
+		if !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if err := resolveSecrets(ctx, r.APIReader, c.Namespace, c.SecretReferences(), in.Secrets); err != nil {
+			return nil, err
+		}
+		in.Connections = append(in.Connections, c)
+	}
+
+	var clients hallpassv1.SSOClientList
+	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}); err != nil {
+		return nil, fmt.Errorf("list SSOClients: %w", err)
+	}
+	for i := range clients.Items {
+		c, ok, err := r.servedClient(ctx, srv, &clients.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			in.Clients = append(in.Clients, c)
+		}
+	}
+	return in, nil
+}
+
+// servedClient returns the client as the server should serve it, or false if it must not
+// be served: refused by the server, or credentials not written yet.
+func (r *SSOServerReconciler) servedClient(ctx context.Context, srv *hallpassv1.SSOServer, sc *hallpassv1.SSOClient) (render.Client, bool, error) {
+	if !sc.DeletionTimestamp.IsZero() || sc.Status.ClientID == "" ||
+		meta.IsStatusConditionFalse(sc.Status.Conditions, hallpassv1.SSOClientAccepted) {
+		return render.Client{}, false, nil
+	}
+	if refused, err := admitClient(ctx, r.Client, srv, sc); err != nil || refused != nil {
+		return render.Client{}, false, err
+	}
+	var creds corev1.Secret
+	err := r.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: sc.CredentialsSecretName()}, &creds)
+	if apierrors.IsNotFound(err) {
+		return render.Client{}, false, nil
+	}
+	if err != nil {
+		return render.Client{}, false, fmt.Errorf("get credentials of SSOClient %s/%s: %w", sc.Namespace, sc.Name, err)
+	}
+	if string(creds.Data[CredentialsClientID]) != sc.Status.ClientID || secretConflict(&creds, sc) != "" {
+		return render.Client{}, false, nil
+	}
+	c := render.Client{Client: sc, ID: sc.Status.ClientID}
+	if !sc.Spec.Type.Public() {
+		secret := creds.Data[CredentialsClientSecret]
+		if len(secret) == 0 {
+			return render.Client{}, false, nil
+		}
+		c.SecretDigests = []string{config.SecretDigest(string(secret))}
+	}
+	return c, true, nil
+}
+
+// reconcileAvailability reports the server pods' readiness from the Deployment.
+func (r *SSOServerReconciler) reconcileAvailability(ctx context.Context, s *serverScope) error {
+	var d appsv1.Deployment
+	// Right after the first apply the cache may not have the Deployment yet; it then counts
+	// as having no ready pods, and its creation event brings us back.
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.server.Namespace, Name: s.server.Name}, &d); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("get Deployment %s: %w", s.server.Name, err)
+	}
+	s.server.Status.ReadyReplicas = d.Status.ReadyReplicas
+	switch {
+	case s.server.Spec.Replicas == 0:
+		s.conds.set(hallpassv1.SSOServerAvailable, metav1.ConditionFalse, "ScaledToZero", "spec.replicas is 0")
+	case d.Status.ReadyReplicas == 0:
+		s.conds.set(hallpassv1.SSOServerAvailable, metav1.ConditionFalse, "NoReadyReplicas",
+			fmt.Sprintf("no server pod of Deployment %s is ready yet", d.Name))
+	default:
+		s.conds.set(hallpassv1.SSOServerAvailable, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
+			fmt.Sprintf("%d of %d server pods ready", d.Status.ReadyReplicas, s.server.Spec.Replicas))
+	}
+	return nil
+}

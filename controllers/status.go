@@ -1,0 +1,82 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+)
+
+// conditionSetter writes conditions of one object and records an Event whenever a
+// condition changes status, so `kubectl describe` tells the story without log access.
+type conditionSetter struct {
+	obj        client.Object
+	conditions *[]metav1.Condition
+	recorder   events.EventRecorder
+}
+
+func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, message string) {
+	previous := meta.FindStatusCondition(*s.conditions, typ)
+	meta.SetStatusCondition(s.conditions, metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: s.obj.GetGeneration(),
+	})
+	if previous != nil && previous.Status == status && previous.Reason == reason {
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if status != metav1.ConditionTrue {
+		eventType = corev1.EventTypeWarning
+	}
+	note := message
+	if note == "" {
+		note = fmt.Sprintf("%s is %s", typ, status)
+	}
+	s.recorder.Eventf(s.obj, nil, eventType, reason, typ, "%s", note)
+}
+
+func (s conditionSetter) isTrue(typ string) bool {
+	return meta.IsStatusConditionTrue(*s.conditions, typ)
+}
+
+// readyFrom sets Ready from the given conditions: True when all are True, otherwise False
+// with the reason and message of the first that is not.
+func (s conditionSetter) readyFrom(types ...string) {
+	for _, t := range types {
+		c := meta.FindStatusCondition(*s.conditions, t)
+		if c == nil {
+			s.set(hallpassv1.ConditionReady, metav1.ConditionUnknown, "Reconciling", t+" has not been observed yet")
+			return
+		}
+		if c.Status != metav1.ConditionTrue {
+			s.set(hallpassv1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
+			return
+		}
+	}
+	s.set(hallpassv1.ConditionReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+}
+
+// patchStatus writes the status of obj if it changed since before, joining its error with
+// the reconcile error. observedGeneration is only advanced when the reconcile succeeded, so
+// it never claims a generation whose effects are not in place.
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object, observed *int64, reconcileErr error) error {
+	if reconcileErr == nil || errors.Is(reconcileErr, reconcile.TerminalError(nil)) {
+		*observed = obj.GetGeneration()
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil && client.IgnoreNotFound(err) != nil {
+		return kerrors.NewAggregate([]error{reconcileErr, fmt.Errorf("patch status: %w", err)})
+	}
+	return reconcileErr
+}

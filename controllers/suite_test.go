@@ -1,0 +1,163 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+)
+
+// The suite runs one real kube-apiserver and etcd (built by hack/envtest-binaries.sh) for
+// the whole package, and the operator's controllers in a manager against it. Each test
+// works in namespaces of its own.
+var (
+	testEnv    *envtest.Environment
+	restConfig *rest.Config
+	k8s        client.Client
+	scheme     = runtime.NewScheme()
+	clock      = &testClock{now: time.Now()}
+	stopMgr    context.CancelFunc
+	mgrDone    chan struct{}
+)
+
+const testServerImage = "hallpass/hallpass:test"
+
+// testClock is the operator's clock in tests, so key rotation can be crossed.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(hallpassv1.AddToScheme(scheme))
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+
+	assets, err := envtestAssets()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	restConfig, err = testEnv.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
+		return 1
+	}
+	defer func() { _ = testEnv.Stop() }()
+	if k8s, err = client.New(restConfig, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintf(os.Stderr, "create client: %v\n", err)
+		return 1
+	}
+	if err := startManager(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stopManager()
+	return m.Run()
+}
+
+// startManager runs the operator's controllers, as `hallpass operator` does.
+func startManager() error {
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:  scheme,
+		Cache:   CacheOptions(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Several managers run one after the other in one process (restart tests).
+		Controller: config.Controller{SkipNameValidation: new(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := Setup(ctx, mgr, Options{ServerImage: testServerImage, Now: clock.Now}); err != nil {
+		cancel()
+		return err
+	}
+	stopMgr, mgrDone = cancel, make(chan struct{})
+	go func() {
+		defer close(mgrDone)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "manager stopped: %v\n", err)
+		}
+	}()
+	return nil
+}
+
+func stopManager() {
+	stopMgr()
+	<-mgrDone
+}
+
+// envtestAssets finds the kube-apiserver and etcd: KUBEBUILDER_ASSETS when set (make test),
+// else the cached build of hack/envtest-binaries.sh, so `go test` works from an editor too.
+func envtestAssets() (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	out, err := exec.Command(filepath.Join("..", "hack", "envtest-binaries.sh")).Output()
+	if err != nil {
+		return "", fmt.Errorf("build envtest binaries (hack/envtest-binaries.sh): %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// zapLevel keeps the operator's log to errors unless HALLPASS_TEST_VERBOSE is set.
+func zapLevel() zapcore.Level {
+	if os.Getenv("HALLPASS_TEST_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.ErrorLevel
+}
+
+// newNamespace creates a namespace for one test, with optional labels.
+func newNamespace(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-", Labels: labels}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}

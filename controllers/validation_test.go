@@ -1,0 +1,247 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+)
+
+// TestAdmissionRejectsInvalidResources checks that the API server itself refuses invalid
+// resources, with a message that names the field, so `kubectl apply` fails at once instead
+// of leaving a broken object for the operator.
+func TestAdmissionRejectsInvalidResources(t *testing.T) {
+	ns := newNamespace(t, nil)
+	ref := func(name string) *hallpassv1.SecretKeyReference {
+		return &hallpassv1.SecretKeyReference{Name: name, Key: "value"}
+	}
+	server := func(mutate func(*hallpassv1.SSOServer)) client.Object {
+		s := newServer(ns, "invalid")
+		mutate(s)
+		return s
+	}
+	sso := func(typ hallpassv1.ClientType, mutate func(*hallpassv1.SSOClient)) client.Object {
+		c := newClient(ns, "invalid", ns, "any", typ)
+		c.Spec.RequirePKCE = new(true)
+		mutate(c)
+		return c
+	}
+	conn := func(mutate func(*hallpassv1.IdentityConnection)) client.Object {
+		c := newDatabaseConnection(ns, "invalid", "any", "users")
+		mutate(c)
+		return c
+	}
+	ldap := func() *hallpassv1.LDAPConnection {
+		return &hallpassv1.LDAPConnection{
+			URL: "ldaps://ldap.example.com", BindDN: "cn=admin", BindPasswordRef: *ref("ldap"),
+			UserSearch: hallpassv1.LDAPUserSearch{BaseDN: "ou=people"},
+		}
+	}
+
+	cases := map[string]struct {
+		obj     client.Object
+		message string
+	}{
+		"a single-page app with a client secret": {
+			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.Credentials = &hallpassv1.ClientCredentials{ClientSecretRef: ref("secret")}
+			}),
+			"spec.credentials.clientSecretRef: SinglePageApp and Native clients are public clients and must not have a client secret",
+		},
+		"a single-page app without PKCE": {
+			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) { c.Spec.RequirePKCE = new(false) }),
+			"spec.requirePKCE: SinglePageApp and Native clients must use PKCE",
+		},
+		"a native app without PKCE": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.RequirePKCE = new(false) }),
+			"spec.requirePKCE: SinglePageApp and Native clients must use PKCE",
+		},
+		"a wildcard in a redirect URI": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.RedirectURIs = []string{"https://*.example.com/callback"}
+			}),
+			"spec.redirectURIs must not contain wildcards",
+		},
+		"a fragment in a redirect URI": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.RedirectURIs = []string{"https://app.example.com/callback#done"}
+			}),
+			"spec.redirectURIs must not contain a fragment",
+		},
+		"a relative redirect URI": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = []string{"/callback"} }),
+			"spec.redirectURIs must be absolute URLs",
+		},
+		"a wildcard in a post-logout redirect URI": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.PostLogoutRedirectURIs = []string{"https://app.example.com/*"}
+			}),
+			"spec.postLogoutRedirectURIs must not contain wildcards",
+		},
+		"a custom URI scheme on a single-page app": {
+			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.RedirectURIs = []string{"com.example.app:/callback"}
+			}),
+			"spec.redirectURIs: only Native clients may use custom URI schemes",
+		},
+		"a machine-to-machine client with redirect URIs": {
+			sso(hallpassv1.MachineToMachine, func(c *hallpassv1.SSOClient) {
+				c.Spec.RedirectURIs = []string{"https://m2m.example.com/callback"}
+			}),
+			"spec.redirectURIs: MachineToMachine clients have no redirect URIs",
+		},
+		"a regular web app without redirect URIs": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = nil }),
+			"every other type needs at least one",
+		},
+		"a web origin with a path": {
+			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.WebOrigins = []string{"https://app.example.com/app"}
+			}),
+			"spec.webOrigins must be origins like https://app.example.com",
+		},
+		"more redirect URIs than the bound": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.RedirectURIs = nil
+				for i := range 33 {
+					c.Spec.RedirectURIs = append(c.Spec.RedirectURIs, "https://app.example.com/cb"+strings.Repeat("x", i))
+				}
+			}),
+			"spec.redirectURIs: Too many: 33: must have at most 32 items",
+		},
+		"a display name longer than the bound": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.DisplayName = strings.Repeat("a", 129) }),
+			"spec.displayName: Too long: may not be more than 128",
+		},
+		"SQLite storage with two replicas": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Replicas = 2 }),
+			"spec.replicas: more than one replica requires spec.storage.type Postgres",
+		},
+		"an idle timeout longer than the absolute lifetime": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.Session = hallpassv1.SessionPolicy{AbsoluteLifetime: "24h", IdleTimeout: "48h"}
+			}),
+			"spec.session.idleTimeout must not be longer than spec.session.absoluteLifetime",
+		},
+		"a duration that does not parse": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Tokens.IDToken = "3 days" }),
+			`spec.tokens.idToken: Invalid value: "3 days": must be a duration such as 72h, 90m or 30s`,
+		},
+		"an http issuer without dev mode": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Issuer = "http://sso.example.com" }),
+			"spec.issuer must be an https URL (http is allowed only with spec.devMode)",
+		},
+		"an issuer with a fragment": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Issuer = "https://sso.example.com/#x" }),
+			"spec.issuer must be an absolute URL without query or fragment",
+		},
+		"Postgres storage without a DSN reference": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Storage.Type = hallpassv1.StoragePostgres }),
+			"spec.storage.postgres is required when spec.storage.type is Postgres",
+		},
+		"a negative replica count": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Replicas = -1 }),
+			"spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0",
+		},
+		"a server name too long for its Service": {
+			server(func(s *hallpassv1.SSOServer) { s.Name = strings.Repeat("s", 51) }),
+			"metadata.name must be a DNS label of at most 50 characters",
+		},
+		"a branding colour that is not #rrggbb": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Branding.PrimaryColor = "blue" }),
+			"spec.branding.primaryColor",
+		},
+		"a connection whose block does not match its type": {
+			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.Type = hallpassv1.ConnectionLDAP }),
+			"spec: the typed block must match spec.type",
+		},
+		"a connection with two blocks": {
+			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.LDAP = ldap() }),
+			"spec: exactly one of database, oidc, google, github, saml or ldap must be set",
+		},
+		"an LDAP connection without TLS": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database, c.Spec.LDAP = hallpassv1.ConnectionLDAP, nil, ldap()
+				c.Spec.LDAP.URL = "ldap://ldap.example.com"
+			}),
+			"spec.ldap: use an ldaps:// URL or startTLS",
+		},
+		"an OIDC connection with an http issuer": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database = hallpassv1.ConnectionOIDC, nil
+				c.Spec.OIDC = &hallpassv1.OIDCConnection{Issuer: "http://idp.example.com", ClientIDRef: *ref("idp"), ClientSecretRef: *ref("idp")}
+			}),
+			"spec.oidc.issuer must be an https URL",
+		},
+		"a SAML connection with two metadata sources": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database = hallpassv1.ConnectionSAML, nil
+				c.Spec.SAML = &hallpassv1.SAMLConnection{MetadataURL: "https://idp.example.com/metadata", MetadataSecretRef: ref("idp")}
+			}),
+			"spec.saml: exactly one of metadataURL, metadataSecretRef or metadataConfigMapRef must be set",
+		},
+		"a Secret reference with an invalid name": {
+			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.Database.UsersSecretRef.Name = "Not_A_Name" }),
+			"spec.database.usersSecretRef.name",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := k8s.Create(context.Background(), tc.obj)
+			g.Expect(err).To(HaveOccurred(), "the API server accepted the object")
+			g.Expect(err.Error()).To(ContainSubstring(tc.message))
+		})
+	}
+}
+
+// TestServerRefIsImmutable checks that moving a client or connection to another server is
+// refused: its client ID, sessions and tokens belong to the first server.
+func TestServerRefIsImmutable(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	ctx := context.Background()
+
+	sc := newClient(ns, "app", ns, "first", hallpassv1.RegularWebApp)
+	conn := newDatabaseConnection(ns, "db", "first", "users")
+	create(t, sc, conn)
+
+	patch := client.MergeFrom(sc.DeepCopy())
+	sc.Spec.ServerRef.Name = "second"
+	err := k8s.Patch(ctx, sc, patch)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("spec.serverRef is immutable"))
+
+	patch = client.MergeFrom(conn.DeepCopy())
+	conn.Spec.ServerRef.Name = "second"
+	err = k8s.Patch(ctx, conn, patch)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("spec.serverRef is immutable"))
+}
+
+// TestDefaultsAreFilledIn checks the documented defaults, which users rely on when they
+// apply a minimal server.
+func TestDefaultsAreFilledIn(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	s := newServer(ns, "defaults")
+	create(t, s)
+	s = get(g, ns, "defaults", &hallpassv1.SSOServer{})
+	g.Expect(s.Spec.Session.AbsoluteLifetime).To(Equal(hallpassv1.Duration("168h")))
+	g.Expect(s.Spec.Session.IdleTimeout).To(Equal(hallpassv1.Duration("72h")))
+	g.Expect(s.Spec.Storage.Type).To(Equal(hallpassv1.StorageSQLite))
+	g.Expect(s.Spec.Replicas).To(Equal(int32(1)))
+	g.Expect(s.Spec.SigningKeys.Algorithm).To(Equal("RS256"))
+	g.Expect(s.Spec.Tokens.RefreshReuseInterval).To(Equal(hallpassv1.Duration("3s")))
+
+	c := newClient(ns, "app", ns, "defaults", hallpassv1.SinglePageApp)
+	create(t, c)
+	c = get(g, ns, "app", &hallpassv1.SSOClient{})
+	g.Expect(c.Spec.SingleSignOn).To(HaveValue(BeTrue()))
+	g.Expect(c.Spec.RequirePKCE).To(HaveValue(BeTrue()))
+	g.Expect(c.Spec.DeletionPolicy).To(Equal(hallpassv1.DeletionPolicyDelete))
+}

@@ -1,0 +1,194 @@
+package render
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+// GoogleIssuer is the issuer of the Google preset.
+const GoogleIssuer = "https://accounts.google.com"
+
+// SecretKey identifies one key of one Secret.
+type SecretKey struct {
+	Namespace, Name, Key string
+}
+
+// SecretValues holds resolved Secret keys. A key absent from the map did not resolve.
+type SecretValues map[SecretKey]string
+
+// MissingSecretError reports a Secret reference that did not resolve. Its message names the
+// Secret and key but never a value.
+type MissingSecretError struct {
+	Name, Key string
+}
+
+func (e *MissingSecretError) Error() string {
+	return fmt.Sprintf("Secret %q has no key %q (or does not exist)", e.Name, e.Key)
+}
+
+// Lookup returns the value of a reference made from an object in namespace.
+func (v SecretValues) Lookup(namespace string, ref hallpassv1.SecretKeyReference) (string, error) {
+	value, ok := v[SecretKey{Namespace: namespace, Name: ref.Name, Key: ref.Key}]
+	if !ok {
+		return "", &MissingSecretError{Name: ref.Name, Key: ref.Key}
+	}
+	return value, nil
+}
+
+// Connection renders one IdentityConnection. Its errors are what the connection's
+// CredentialsResolved condition reports: a *MissingSecretError, or a description of
+// unusable Secret content.
+func Connection(c *hallpassv1.IdentityConnection, secrets SecretValues) (config.Connection, error) {
+	out := config.Connection{
+		Name:        c.Name,
+		Type:        string(c.Spec.Type),
+		DisplayName: cmp.Or(c.Spec.DisplayName, c.Name),
+	}
+	// lookup collects every missing reference, so that one status update names them all.
+	var errs []error
+	lookup := func(ref *hallpassv1.SecretKeyReference) string {
+		if ref == nil {
+			return ""
+		}
+		v, err := secrets.Lookup(c.Namespace, *ref)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return v
+	}
+	s := c.Spec
+	switch {
+	case s.Database != nil:
+		out.Database = &config.DatabaseConnection{SignupEnabled: s.Database.SignupEnabled}
+		if raw := lookup(s.Database.UsersSecretRef); raw != "" {
+			users, err := ParseUsers([]byte(raw))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("Secret %q key %q: %w", s.Database.UsersSecretRef.Name, s.Database.UsersSecretRef.Key, err))
+			}
+			out.Database.Users = users
+		}
+	case s.OIDC != nil:
+		out.OIDC = &config.OIDCConnection{
+			Issuer:       s.OIDC.Issuer,
+			ClientID:     lookup(&s.OIDC.ClientIDRef),
+			ClientSecret: lookup(&s.OIDC.ClientSecretRef),
+			Scopes:       scopesOrDefault(s.OIDC.Scopes),
+			ClaimMapping: claimMapping(s.OIDC.ClaimMapping),
+			RootCA:       lookup(s.OIDC.RootCARef),
+		}
+	case s.Google != nil:
+		out.OIDC = &config.OIDCConnection{
+			Issuer:       GoogleIssuer,
+			ClientID:     lookup(&s.Google.ClientIDRef),
+			ClientSecret: lookup(&s.Google.ClientSecretRef),
+			Scopes:       scopesOrDefault(nil),
+			HostedDomain: s.Google.HostedDomain,
+		}
+	case s.GitHub != nil:
+		out.GitHub = &config.GitHubConnection{
+			ClientID:     lookup(&s.GitHub.ClientIDRef),
+			ClientSecret: lookup(&s.GitHub.ClientSecretRef),
+			BaseURL:      s.GitHub.BaseURL,
+		}
+		for _, o := range s.GitHub.Orgs {
+			out.GitHub.Orgs = append(out.GitHub.Orgs, config.GitHubOrg{Name: o.Name, Teams: sortedCopy(o.Teams)})
+		}
+		slices.SortFunc(out.GitHub.Orgs, func(a, b config.GitHubOrg) int { return cmp.Compare(a.Name, b.Name) })
+	case s.SAML != nil:
+		out.SAML = &config.SAMLConnection{
+			MetadataURL:      s.SAML.MetadataURL,
+			MetadataXML:      lookup(s.SAML.MetadataSecretRef),
+			AttributeMapping: claimMapping(s.SAML.AttributeMapping),
+		}
+	case s.LDAP != nil:
+		out.LDAP = &config.LDAPConnection{
+			URL:          s.LDAP.URL,
+			StartTLS:     s.LDAP.StartTLS,
+			RootCA:       lookup(s.LDAP.RootCARef),
+			BindDN:       s.LDAP.BindDN,
+			BindPassword: lookup(&s.LDAP.BindPasswordRef),
+			UserBaseDN:   s.LDAP.UserSearch.BaseDN,
+			UserFilter:   s.LDAP.UserSearch.Filter,
+			UsernameAttr: cmp.Or(s.LDAP.UserSearch.UsernameAttribute, "uid"),
+		}
+		if g := s.LDAP.GroupSearch; g != nil {
+			out.LDAP.GroupBaseDN, out.LDAP.GroupFilter = g.BaseDN, g.Filter
+		}
+	default:
+		errs = append(errs, fmt.Errorf("no configuration block for type %s", s.Type))
+	}
+	if len(errs) > 0 {
+		return config.Connection{}, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// ParseUsers reads the users Secret of a Database connection: a YAML list of users with
+// argon2id (or bcrypt) password hashes. It returns the users sorted by username, and refuses
+// duplicates and anything that is not a password hash (a plain-text password, say).
+func ParseUsers(data []byte) ([]config.DatabaseUser, error) {
+	var users []config.DatabaseUser
+	if err := yaml.UnmarshalStrict(data, &users); err != nil {
+		return nil, fmt.Errorf("parse users: %w", err)
+	}
+	for i, u := range users {
+		switch {
+		case strings.TrimSpace(u.Username) == "":
+			return nil, fmt.Errorf("users[%d]: username is empty", i)
+		case !IsPasswordHash(u.PasswordHash):
+			return nil, fmt.Errorf("users[%d] (%s): passwordHash must be an argon2id ($argon2id$...) or bcrypt ($2a$, $2b$, $2y$) hash", i, u.Username)
+		}
+		users[i].Groups = sortedCopy(u.Groups)
+	}
+	slices.SortFunc(users, func(a, b config.DatabaseUser) int { return cmp.Compare(a.Username, b.Username) })
+	for i := 1; i < len(users); i++ {
+		if users[i].Username == users[i-1].Username {
+			return nil, fmt.Errorf("parse users: username %q appears twice", users[i].Username)
+		}
+	}
+	return users, nil
+}
+
+// IsPasswordHash reports whether s looks like a hash the server can verify.
+func IsPasswordHash(s string) bool {
+	for _, prefix := range []string{"$argon2id$", "$2a$", "$2b$", "$2y$"} {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func scopesOrDefault(scopes []string) []string {
+	if len(scopes) == 0 {
+		return []string{"email", "openid", "profile"}
+	}
+	return sortedCopy(scopes)
+}
+
+func claimMapping(m *hallpassv1.ClaimMapping) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for claim, upstream := range map[string]string{
+		"sub": m.Subject, "email": m.Email, "email_verified": m.EmailVerified,
+		"name": m.Name, "preferred_username": m.PreferredUsername, "groups": m.Groups,
+	} {
+		if upstream != "" {
+			out[claim] = upstream
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
