@@ -1,0 +1,80 @@
+package conformance
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Benchmark measures the storage work of one silent login of a user who already has a
+// session: the session's activity is updated, a code is issued and redeemed, and an access
+// token is stored. "serial" is one login after another; "parallel" runs logins of different
+// users at once, as a busy server does.
+func Benchmark(b *testing.B, s storage.Storage) {
+	var seq atomic.Int64
+	newSession := func(b *testing.B) storage.Session {
+		x := session(fmt.Sprint("bench-session-", seq.Add(1)))
+		x.ExpiresAt = time.Now().Add(72 * time.Hour)
+		if err := s.CreateSession(b.Context(), x); err != nil {
+			b.Fatal(err)
+		}
+		return x
+	}
+	login := func(b *testing.B, sess storage.Session) error {
+		ctx, now, n := b.Context(), time.Now(), seq.Add(1)
+		if _, err := s.UpdateSession(ctx, sess.IDHash, func(x storage.Session) (storage.Session, error) {
+			x.LastActivity, x.Clients = now, append(x.Clients, "app1")
+			return x, nil
+		}); err != nil {
+			return err
+		}
+		code := authCode(fmt.Sprint("bench-code-", n))
+		code.SessionIDHash, code.ExpiresAt = sess.IDHash, now.Add(time.Minute)
+		if err := s.CreateAuthCode(ctx, code); err != nil {
+			return err
+		}
+		if _, err := s.UpdateAuthCode(ctx, code.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) {
+			if c.Used {
+				return c, errRefused
+			}
+			c.Used = true
+			return c, nil
+		}); err != nil {
+			return err
+		}
+		tok := accessToken(fmt.Sprint("bench-token-", n))
+		tok.SessionIDHash, tok.CodeHash, tok.RefreshFamilyID = sess.IDHash, code.CodeHash, ""
+		tok.IssuedAt, tok.ExpiresAt = now, now.Add(time.Hour)
+		return s.CreateAccessToken(ctx, tok)
+	}
+
+	b.Run("serial", func(b *testing.B) {
+		sess := newSession(b)
+		for b.Loop() {
+			if err := login(b, sess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		// Sessions are made before the timer runs: workers may not call b.Fatal.
+		sessions := make(chan storage.Session, runtime.GOMAXPROCS(0))
+		for range cap(sessions) {
+			sessions <- newSession(b)
+		}
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			sess := <-sessions
+			for pb.Next() {
+				if err := login(b, sess); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}

@@ -1,0 +1,879 @@
+// Package conformance is the one test suite that every storage backend runs, so that the
+// server behaves the same whichever backend an SSOServer declares. A backend's own test calls
+// Run with a function that returns a new, empty store.
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Run runs the suite. newStore must return a new, empty store that is closed when t ends.
+func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
+	for _, group := range []struct {
+		name  string
+		tests []test
+	}{
+		{"sessions", sessionTests},
+		{"auth codes", authCodeTests},
+		{"access tokens", accessTokenTests},
+		{"refresh families", refreshFamilyTests},
+		{"revocation", revocationTests},
+		{"users", userTests},
+		{"throttles", throttleTests},
+		{"garbage collection", gcTests},
+		{"concurrency", concurrencyTests},
+	} {
+		t.Run(group.name, func(t *testing.T) {
+			for _, tc := range group.tests {
+				t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
+			}
+		})
+	}
+}
+
+type test struct {
+	name string
+	run  func(t *testing.T, s storage.Storage)
+}
+
+// t0 has nanoseconds and a zone other than UTC: a backend must keep the instant exactly,
+// whatever zone it hands back.
+var t0 = time.Date(2031, time.March, 4, 5, 6, 7, 123456789, time.FixedZone("UTC+5", 5*3600))
+
+var errRefused = errors.New("refused by the update function")
+
+func claims(sub string) storage.Claims {
+	return storage.Claims{
+		Subject: sub, Username: "user-" + sub, Name: "User " + sub, Email: sub + "@example.com",
+		EmailVerified: true, Groups: []string{"admins", "devs"},
+	}
+}
+
+func session(id string) storage.Session {
+	return storage.Session{
+		IDHash: storage.Hash(id), SID: "sid-" + id, Connection: "corp", Claims: claims("alice"),
+		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd", "otp"}, Reusable: true,
+		CreatedAt: t0.Add(-time.Minute), LastActivity: t0, ExpiresAt: t0.Add(72 * time.Hour),
+		Clients: []string{"app1", "app2"}, Upstream: []byte(`{"id_token_hint":"x"}`),
+	}
+}
+
+func authCode(code string) storage.AuthCode {
+	return storage.AuthCode{
+		CodeHash: storage.Hash(code), ClientID: "app1", RedirectURI: "https://app1.example.com/cb",
+		Scopes: []string{"openid", "profile", "offline_access"}, Nonce: "n-0S6_WzA2Mj",
+		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod: "S256",
+		SessionIDHash: storage.Hash("session"), SID: "sid-session", Connection: "corp",
+		Claims: claims("alice"), AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"},
+		ExpiresAt: t0.Add(time.Minute), RefreshFamilyID: "",
+	}
+}
+
+func accessToken(token string) storage.AccessToken {
+	return storage.AccessToken{
+		TokenHash: storage.Hash(token), ClientID: "app1", Scopes: []string{"openid", "email"},
+		Claims: claims("alice"), SessionIDHash: storage.Hash("session"), RefreshFamilyID: "fam",
+		CodeHash: storage.Hash("code"), IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+	}
+}
+
+func family(id string) storage.RefreshFamily {
+	return storage.RefreshFamily{
+		ID: id, ClientID: "app1", Scopes: []string{"openid", "offline_access"}, Claims: claims("alice"),
+		SessionIDHash: storage.Hash("session"), SID: "sid-session", Connection: "corp",
+		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"}, CurrentHash: storage.Hash(id + "-1"),
+		PreviousHash: storage.Hash(id + "-0"), RotatedAt: t0, CreatedAt: t0.Add(-time.Hour),
+		ExpiresAt: t0.Add(30 * 24 * time.Hour), Revoked: false,
+	}
+}
+
+func user(name string) storage.User {
+	return storage.User{
+		Connection: "db", Username: name, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		Claims: claims(name), CreatedAt: t0,
+	}
+}
+
+// equal fails the test unless got equals want; times compare with Equal.
+func equal[T any](t *testing.T, what string, want, got T) {
+	t.Helper()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("%s differs (-want +got):\n%s", what, diff)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func notFound(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("%s: got error %v, want one matching storage.ErrNotFound", what, err)
+	}
+}
+
+func alreadyExists(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("%s: got error %v, want one matching storage.ErrAlreadyExists", what, err)
+	}
+}
+
+// refused checks that an Update returned the update function's own error, not a wrapped one.
+func refused(t *testing.T, err error) {
+	t.Helper()
+	if err != errRefused { //nolint:errorlint // the interface promises the error unchanged
+		t.Fatalf("got error %v, want the update function's error unchanged", err)
+	}
+}
+
+var sessionTests = []test{
+	{"a created session reads back with every field", func(t *testing.T, s storage.Storage) {
+		want := session("a")
+		must(t, s.CreateSession(t.Context(), want))
+		got, err := s.GetSession(t.Context(), want.IDHash)
+		must(t, err)
+		equal(t, "session", want, got)
+	}},
+	{"empty lists and bytes read back as nil", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		in.AMR, in.Clients, in.Upstream, in.Claims.Groups = []string{}, nil, []byte{}, []string{}
+		must(t, s.CreateSession(t.Context(), in))
+		got, err := s.GetSession(t.Context(), in.IDHash)
+		must(t, err)
+		if got.AMR != nil || got.Clients != nil || got.Upstream != nil || got.Claims.Groups != nil {
+			t.Fatalf("got AMR %#v, Clients %#v, Upstream %#v, Groups %#v; want all nil",
+				got.AMR, got.Clients, got.Upstream, got.Claims.Groups)
+		}
+	}},
+	{"zero times read back as zero", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		in.AuthTime, in.LastActivity = time.Time{}, time.Time{}
+		must(t, s.CreateSession(t.Context(), in))
+		got, err := s.GetSession(t.Context(), in.IDHash)
+		must(t, err)
+		if !got.AuthTime.IsZero() || !got.LastActivity.IsZero() {
+			t.Fatalf("got AuthTime %v, LastActivity %v; want zero times", got.AuthTime, got.LastActivity)
+		}
+	}},
+	{"clients are stored sorted and unique", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		in.Clients = []string{"c", "a", "c", "b", "a"}
+		must(t, s.CreateSession(t.Context(), in))
+		got, err := s.GetSession(t.Context(), in.IDHash)
+		must(t, err)
+		equal(t, "clients", []string{"a", "b", "c"}, got.Clients)
+		updated, err := s.UpdateSession(t.Context(), in.IDHash, func(x storage.Session) (storage.Session, error) {
+			x.Clients = append(x.Clients, "0", "b")
+			return x, nil
+		})
+		must(t, err)
+		equal(t, "clients after update", []string{"0", "a", "b", "c"}, updated.Clients)
+	}},
+	{"a missing session is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.GetSession(t.Context(), storage.Hash("nope"))
+		notFound(t, "get", err)
+	}},
+	{"creating a session twice fails and keeps the first", func(t *testing.T, s storage.Storage) {
+		first := session("a")
+		must(t, s.CreateSession(t.Context(), first))
+		second := session("a")
+		second.SID = "another"
+		alreadyExists(t, "second create", s.CreateSession(t.Context(), second))
+		got, err := s.GetSession(t.Context(), first.IDHash)
+		must(t, err)
+		equal(t, "session", first, got)
+	}},
+	{"an update is stored and returned", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		must(t, s.CreateSession(t.Context(), in))
+		later := t0.Add(time.Hour)
+		var seen storage.Session
+		returned, err := s.UpdateSession(t.Context(), in.IDHash, func(x storage.Session) (storage.Session, error) {
+			seen = x
+			x.LastActivity, x.ExpiresAt, x.Clients = later, later.Add(time.Hour), append(x.Clients, "app3")
+			return x, nil
+		})
+		must(t, err)
+		equal(t, "session passed to the update function", in, seen)
+		want := in
+		want.LastActivity, want.ExpiresAt, want.Clients = later, later.Add(time.Hour), []string{"app1", "app2", "app3"}
+		equal(t, "returned session", want, returned)
+		got, err := s.GetSession(t.Context(), in.IDHash)
+		must(t, err)
+		equal(t, "stored session", want, got)
+	}},
+	{"an update function error leaves the session unchanged", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		must(t, s.CreateSession(t.Context(), in))
+		_, err := s.UpdateSession(t.Context(), in.IDHash, func(x storage.Session) (storage.Session, error) {
+			x.Reusable, x.Clients = false, nil
+			return x, errRefused
+		})
+		refused(t, err)
+		got, err := s.GetSession(t.Context(), in.IDHash)
+		must(t, err)
+		equal(t, "session", in, got)
+	}},
+	{"an update of a missing session is not found and never calls the function", func(t *testing.T, s storage.Storage) {
+		called := false
+		_, err := s.UpdateSession(t.Context(), storage.Hash("nope"), func(x storage.Session) (storage.Session, error) {
+			called = true
+			return x, nil
+		})
+		notFound(t, "update", err)
+		if called {
+			t.Fatal("the update function was called for a missing session")
+		}
+	}},
+	{"an update that changes the key fails and writes nothing", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		must(t, s.CreateSession(t.Context(), in))
+		_, err := s.UpdateSession(t.Context(), in.IDHash, func(x storage.Session) (storage.Session, error) {
+			x.IDHash, x.SID = storage.Hash("b"), "changed"
+			return x, nil
+		})
+		if err == nil {
+			t.Fatal("changing the key succeeded")
+		}
+		got, err := s.GetSession(t.Context(), in.IDHash)
+		must(t, err)
+		equal(t, "session", in, got)
+		_, err = s.GetSession(t.Context(), storage.Hash("b"))
+		notFound(t, "get under the new key", err)
+	}},
+	{"a deleted session is gone", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		must(t, s.CreateSession(t.Context(), in))
+		must(t, s.CreateSession(t.Context(), session("b")))
+		must(t, s.DeleteSession(t.Context(), in.IDHash))
+		_, err := s.GetSession(t.Context(), in.IDHash)
+		notFound(t, "get after delete", err)
+		_, err = s.GetSession(t.Context(), session("b").IDHash)
+		must(t, err)
+		notFound(t, "second delete", s.DeleteSession(t.Context(), in.IDHash))
+	}},
+	{"sessions are listed by connection and subject", func(t *testing.T, s storage.Storage) {
+		a1, a2, other, otherConn := session("a1"), session("a2"), session("b"), session("c")
+		a2.CreatedAt = a1.CreatedAt.Add(time.Second)
+		other.Claims = claims("bob")
+		otherConn.Connection = "github"
+		for _, x := range []storage.Session{a2, other, otherConn, a1} {
+			must(t, s.CreateSession(t.Context(), x))
+		}
+		got, err := s.ListSessionsBySubject(t.Context(), "corp", "alice")
+		must(t, err)
+		equal(t, "alice's corp sessions, oldest first", []storage.Session{a1, a2}, got)
+		none, err := s.ListSessionsBySubject(t.Context(), "corp", "carol")
+		must(t, err)
+		if len(none) != 0 {
+			t.Fatalf("listed %d sessions of a user without sessions", len(none))
+		}
+	}},
+	{"expired sessions are listed up to the limit, earliest expiry first", func(t *testing.T, s storage.Storage) {
+		now := t0.Add(time.Hour)
+		var want []storage.Session
+		for i, exp := range []time.Duration{-3 * time.Hour, -2 * time.Hour, 0, time.Nanosecond, time.Hour} {
+			x := session(fmt.Sprint(i))
+			x.ExpiresAt = now.Add(exp)
+			must(t, s.CreateSession(t.Context(), x))
+			if exp <= 0 {
+				want = append(want, x)
+			}
+		}
+		all, err := s.ListExpiredSessions(t.Context(), now, 10)
+		must(t, err)
+		equal(t, "expired sessions (ExpiresAt <= now)", want, all)
+		limited, err := s.ListExpiredSessions(t.Context(), now, 2)
+		must(t, err)
+		equal(t, "first two expired sessions", want[:2], limited)
+	}},
+}
+
+var authCodeTests = []test{
+	{"a created code reads back with every field", func(t *testing.T, s storage.Storage) {
+		want := authCode("c")
+		want.Used, want.RefreshFamilyID = true, "fam"
+		must(t, s.CreateAuthCode(t.Context(), want))
+		got, err := s.UpdateAuthCode(t.Context(), want.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		must(t, err)
+		equal(t, "code", want, got)
+	}},
+	{"creating a code twice fails", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateAuthCode(t.Context(), authCode("c")))
+		alreadyExists(t, "second create", s.CreateAuthCode(t.Context(), authCode("c")))
+	}},
+	{"redeeming a code marks it used", func(t *testing.T, s storage.Storage) {
+		in := authCode("c")
+		must(t, s.CreateAuthCode(t.Context(), in))
+		redeem := func(c storage.AuthCode) (storage.AuthCode, error) {
+			if c.Used {
+				return c, errRefused
+			}
+			c.Used, c.RefreshFamilyID = true, "fam-1"
+			return c, nil
+		}
+		got, err := s.UpdateAuthCode(t.Context(), in.CodeHash, redeem)
+		must(t, err)
+		if !got.Used || got.RefreshFamilyID != "fam-1" {
+			t.Fatalf("returned code has Used %v, RefreshFamilyID %q", got.Used, got.RefreshFamilyID)
+		}
+		_, err = s.UpdateAuthCode(t.Context(), in.CodeHash, redeem)
+		refused(t, err)
+	}},
+	{"an update function error leaves the code unused", func(t *testing.T, s storage.Storage) {
+		in := authCode("c")
+		must(t, s.CreateAuthCode(t.Context(), in))
+		_, err := s.UpdateAuthCode(t.Context(), in.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) {
+			c.Used = true
+			return c, errRefused
+		})
+		refused(t, err)
+		got, err := s.UpdateAuthCode(t.Context(), in.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		must(t, err)
+		equal(t, "code", in, got)
+	}},
+	{"an update of a missing code is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.UpdateAuthCode(t.Context(), storage.Hash("nope"), func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		notFound(t, "update", err)
+	}},
+}
+
+var accessTokenTests = []test{
+	{"a created token reads back with every field", func(t *testing.T, s storage.Storage) {
+		want := accessToken("t")
+		must(t, s.CreateAccessToken(t.Context(), want))
+		got, err := s.GetAccessToken(t.Context(), want.TokenHash)
+		must(t, err)
+		equal(t, "token", want, got)
+	}},
+	{"a token outside any session or family reads back with empty links", func(t *testing.T, s storage.Storage) {
+		want := accessToken("t")
+		want.SessionIDHash, want.RefreshFamilyID, want.CodeHash, want.Scopes = "", "", "", nil
+		must(t, s.CreateAccessToken(t.Context(), want))
+		got, err := s.GetAccessToken(t.Context(), want.TokenHash)
+		must(t, err)
+		equal(t, "token", want, got)
+	}},
+	{"creating a token twice fails", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateAccessToken(t.Context(), accessToken("t")))
+		alreadyExists(t, "second create", s.CreateAccessToken(t.Context(), accessToken("t")))
+	}},
+	{"a missing token is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.GetAccessToken(t.Context(), storage.Hash("nope"))
+		notFound(t, "get", err)
+		notFound(t, "delete", s.DeleteAccessToken(t.Context(), storage.Hash("nope")))
+	}},
+	{"a deleted token is gone and others stay", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateAccessToken(t.Context(), accessToken("t1")))
+		must(t, s.CreateAccessToken(t.Context(), accessToken("t2")))
+		must(t, s.DeleteAccessToken(t.Context(), storage.Hash("t1")))
+		_, err := s.GetAccessToken(t.Context(), storage.Hash("t1"))
+		notFound(t, "get after delete", err)
+		_, err = s.GetAccessToken(t.Context(), storage.Hash("t2"))
+		must(t, err)
+	}},
+}
+
+var refreshFamilyTests = []test{
+	{"a created family reads back with every field", func(t *testing.T, s storage.Storage) {
+		want := family("f")
+		want.Revoked = true
+		must(t, s.CreateRefreshFamily(t.Context(), want))
+		got, err := s.GetRefreshFamily(t.Context(), want.ID)
+		must(t, err)
+		equal(t, "family", want, got)
+	}},
+	{"a family that never rotated reads back with an empty previous hash and zero rotation time", func(t *testing.T, s storage.Storage) {
+		want := family("f")
+		want.PreviousHash, want.RotatedAt = "", time.Time{}
+		must(t, s.CreateRefreshFamily(t.Context(), want))
+		got, err := s.GetRefreshFamily(t.Context(), want.ID)
+		must(t, err)
+		equal(t, "family", want, got)
+	}},
+	{"creating a family twice fails", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateRefreshFamily(t.Context(), family("f")))
+		alreadyExists(t, "second create", s.CreateRefreshFamily(t.Context(), family("f")))
+	}},
+	{"a missing family is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.GetRefreshFamily(t.Context(), "nope")
+		notFound(t, "get", err)
+		_, err = s.UpdateRefreshFamily(t.Context(), "nope", func(f storage.RefreshFamily) (storage.RefreshFamily, error) { return f, nil })
+		notFound(t, "update", err)
+	}},
+	{"a family is found by its current and its previous token", func(t *testing.T, s storage.Storage) {
+		f, other := family("f"), family("g")
+		must(t, s.CreateRefreshFamily(t.Context(), f))
+		must(t, s.CreateRefreshFamily(t.Context(), other))
+		for _, h := range []string{f.CurrentHash, f.PreviousHash} {
+			got, err := s.GetRefreshFamilyByToken(t.Context(), h)
+			must(t, err)
+			equal(t, "family", f, got)
+		}
+	}},
+	{"an unknown or empty token finds no family", func(t *testing.T, s storage.Storage) {
+		never := family("f")
+		never.PreviousHash = ""
+		must(t, s.CreateRefreshFamily(t.Context(), never))
+		_, err := s.GetRefreshFamilyByToken(t.Context(), storage.Hash("nope"))
+		notFound(t, "unknown token", err)
+		_, err = s.GetRefreshFamilyByToken(t.Context(), "")
+		notFound(t, "empty hash", err)
+	}},
+	{"a rotation moves the current token to previous", func(t *testing.T, s storage.Storage) {
+		f := family("f")
+		must(t, s.CreateRefreshFamily(t.Context(), f))
+		next, at := storage.Hash("f-2"), t0.Add(time.Minute)
+		got, err := s.UpdateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, error) {
+			x.PreviousHash, x.CurrentHash, x.RotatedAt = x.CurrentHash, next, at
+			return x, nil
+		})
+		must(t, err)
+		want := f
+		want.PreviousHash, want.CurrentHash, want.RotatedAt = f.CurrentHash, next, at
+		equal(t, "returned family", want, got)
+		byNew, err := s.GetRefreshFamilyByToken(t.Context(), next)
+		must(t, err)
+		equal(t, "family found by the new token", want, byNew)
+		_, err = s.GetRefreshFamilyByToken(t.Context(), f.PreviousHash)
+		notFound(t, "token two rotations old", err)
+	}},
+	{"an update function error leaves the family unchanged", func(t *testing.T, s storage.Storage) {
+		f := family("f")
+		must(t, s.CreateRefreshFamily(t.Context(), f))
+		_, err := s.UpdateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, error) {
+			x.CurrentHash, x.Revoked = storage.Hash("other"), true
+			return x, errRefused
+		})
+		refused(t, err)
+		got, err := s.GetRefreshFamily(t.Context(), f.ID)
+		must(t, err)
+		equal(t, "family", f, got)
+	}},
+}
+
+// issued is what one login and one refresh issue under a session: a code, a family and the
+// access tokens of the code and of the family.
+type issued struct {
+	session    storage.Session
+	code       storage.AuthCode
+	family     storage.RefreshFamily
+	codeToken  storage.AccessToken
+	familyTok  storage.AccessToken
+	standalone storage.AccessToken
+}
+
+func issue(t *testing.T, s storage.Storage, name string) issued {
+	t.Helper()
+	var x issued
+	x.session = session(name)
+	x.family = family("fam-" + name)
+	x.family.SessionIDHash = x.session.IDHash
+	x.code = authCode("code-" + name)
+	x.code.SessionIDHash, x.code.Used, x.code.RefreshFamilyID = x.session.IDHash, true, x.family.ID
+	x.codeToken = accessToken("code-token-" + name)
+	x.codeToken.SessionIDHash, x.codeToken.RefreshFamilyID, x.codeToken.CodeHash = x.session.IDHash, x.family.ID, x.code.CodeHash
+	x.familyTok = accessToken("family-token-" + name)
+	x.familyTok.SessionIDHash, x.familyTok.RefreshFamilyID, x.familyTok.CodeHash = x.session.IDHash, x.family.ID, ""
+	// A client-credentials token belongs to no session, family or code: no revocation of
+	// anything else may take it.
+	x.standalone = accessToken("standalone-" + name)
+	x.standalone.SessionIDHash, x.standalone.RefreshFamilyID, x.standalone.CodeHash = "", "", ""
+	must(t, s.CreateSession(t.Context(), x.session))
+	must(t, s.CreateRefreshFamily(t.Context(), x.family))
+	must(t, s.CreateAuthCode(t.Context(), x.code))
+	for _, tok := range []storage.AccessToken{x.codeToken, x.familyTok, x.standalone} {
+		must(t, s.CreateAccessToken(t.Context(), tok))
+	}
+	return x
+}
+
+func tokenGone(t *testing.T, s storage.Storage, tok storage.AccessToken, gone bool) {
+	t.Helper()
+	_, err := s.GetAccessToken(t.Context(), tok.TokenHash)
+	switch {
+	case gone:
+		notFound(t, "get revoked access token", err)
+	case err != nil:
+		t.Fatalf("access token that should stay: %v", err)
+	}
+}
+
+func familyRevoked(t *testing.T, s storage.Storage, id string, revoked bool) {
+	t.Helper()
+	f, err := s.GetRefreshFamily(t.Context(), id)
+	must(t, err)
+	if f.Revoked != revoked {
+		t.Fatalf("family %s: Revoked is %v, want %v", id, f.Revoked, revoked)
+	}
+}
+
+var revocationTests = []test{
+	{"revoking a session deletes it and its access tokens and revokes its families", func(t *testing.T, s storage.Storage) {
+		a, b := issue(t, s, "a"), issue(t, s, "b")
+		must(t, s.RevokeSession(t.Context(), a.session.IDHash))
+		_, err := s.GetSession(t.Context(), a.session.IDHash)
+		notFound(t, "get revoked session", err)
+		familyRevoked(t, s, a.family.ID, true)
+		tokenGone(t, s, a.codeToken, true)
+		tokenGone(t, s, a.familyTok, true)
+		tokenGone(t, s, a.standalone, false)
+		// The other session is untouched.
+		_, err = s.GetSession(t.Context(), b.session.IDHash)
+		must(t, err)
+		familyRevoked(t, s, b.family.ID, false)
+		tokenGone(t, s, b.codeToken, false)
+		tokenGone(t, s, b.familyTok, false)
+	}},
+	{"revoking a session that is gone still revokes what was issued in it and reports not found", func(t *testing.T, s storage.Storage) {
+		a := issue(t, s, "a")
+		must(t, s.DeleteSession(t.Context(), a.session.IDHash))
+		notFound(t, "revoke", s.RevokeSession(t.Context(), a.session.IDHash))
+		familyRevoked(t, s, a.family.ID, true)
+		tokenGone(t, s, a.familyTok, true)
+	}},
+	{"revoking an empty session hash touches no token issued outside a session", func(t *testing.T, s storage.Storage) {
+		a := issue(t, s, "a")
+		notFound(t, "revoke", s.RevokeSession(t.Context(), ""))
+		tokenGone(t, s, a.standalone, false)
+	}},
+	{"revoking a family deletes its access tokens only", func(t *testing.T, s storage.Storage) {
+		a, b := issue(t, s, "a"), issue(t, s, "b")
+		must(t, s.RevokeRefreshFamily(t.Context(), a.family.ID))
+		familyRevoked(t, s, a.family.ID, true)
+		tokenGone(t, s, a.codeToken, true)
+		tokenGone(t, s, a.familyTok, true)
+		tokenGone(t, s, a.standalone, false)
+		_, err := s.GetSession(t.Context(), a.session.IDHash)
+		must(t, err)
+		familyRevoked(t, s, b.family.ID, false)
+		tokenGone(t, s, b.familyTok, false)
+		notFound(t, "revoke missing family", s.RevokeRefreshFamily(t.Context(), "nope"))
+		notFound(t, "revoke empty family ID", s.RevokeRefreshFamily(t.Context(), ""))
+		tokenGone(t, s, b.standalone, false)
+	}},
+	{"revoking by code revokes its family and the tokens of both", func(t *testing.T, s storage.Storage) {
+		a, b := issue(t, s, "a"), issue(t, s, "b")
+		must(t, s.RevokeByCode(t.Context(), a.code.CodeHash))
+		familyRevoked(t, s, a.family.ID, true)
+		tokenGone(t, s, a.codeToken, true)
+		tokenGone(t, s, a.familyTok, true)
+		tokenGone(t, s, a.standalone, false)
+		_, err := s.GetSession(t.Context(), a.session.IDHash)
+		must(t, err)
+		familyRevoked(t, s, b.family.ID, false)
+		tokenGone(t, s, b.codeToken, false)
+	}},
+	{"revoking by a code without a family deletes the code's tokens", func(t *testing.T, s storage.Storage) {
+		c := authCode("c")
+		c.Used = true
+		must(t, s.CreateAuthCode(t.Context(), c))
+		tok := accessToken("t")
+		tok.RefreshFamilyID, tok.CodeHash = "", c.CodeHash
+		must(t, s.CreateAccessToken(t.Context(), tok))
+		must(t, s.RevokeByCode(t.Context(), c.CodeHash))
+		tokenGone(t, s, tok, true)
+	}},
+	{"revoking by a missing code is not found", func(t *testing.T, s storage.Storage) {
+		notFound(t, "revoke", s.RevokeByCode(t.Context(), storage.Hash("nope")))
+	}},
+}
+
+var userTests = []test{
+	{"a created user reads back with every field", func(t *testing.T, s storage.Storage) {
+		want := user("alice")
+		must(t, s.CreateUser(t.Context(), want))
+		got, err := s.GetUser(t.Context(), want.Connection, want.Username)
+		must(t, err)
+		equal(t, "user", want, got)
+	}},
+	{"a username is unique within its connection only", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateUser(t.Context(), user("alice")))
+		alreadyExists(t, "same connection", s.CreateUser(t.Context(), user("alice")))
+		other := user("alice")
+		other.Connection, other.PasswordHash = "db2", "other"
+		must(t, s.CreateUser(t.Context(), other))
+		got, err := s.GetUser(t.Context(), "db", "alice")
+		must(t, err)
+		equal(t, "first user", user("alice"), got)
+	}},
+	{"a missing user is not found", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateUser(t.Context(), user("alice")))
+		_, err := s.GetUser(t.Context(), "db", "bob")
+		notFound(t, "other username", err)
+		_, err = s.GetUser(t.Context(), "db2", "alice")
+		notFound(t, "other connection", err)
+	}},
+}
+
+var throttleTests = []test{
+	{"failures within the window add up", func(t *testing.T, s storage.Storage) {
+		const window = 15 * time.Minute
+		for i := 1; i <= 3; i++ {
+			at := t0.Add(time.Duration(i) * time.Minute)
+			got, err := s.RecordLoginFailure(t.Context(), "alice", at, window)
+			must(t, err)
+			equal(t, "throttle", storage.Throttle{Key: "alice", Failures: i, LastFailure: at}, got)
+		}
+		got, err := s.GetThrottle(t.Context(), "alice")
+		must(t, err)
+		equal(t, "stored throttle", storage.Throttle{Key: "alice", Failures: 3, LastFailure: t0.Add(3 * time.Minute)}, got)
+	}},
+	{"a failure after the window starts the count again", func(t *testing.T, s storage.Storage) {
+		const window = 15 * time.Minute
+		for range 3 {
+			_, err := s.RecordLoginFailure(t.Context(), "alice", t0, window)
+			must(t, err)
+		}
+		// Exactly one window later still counts; a nanosecond more does not.
+		got, err := s.RecordLoginFailure(t.Context(), "alice", t0.Add(window), window)
+		must(t, err)
+		if got.Failures != 4 {
+			t.Fatalf("failure exactly one window later: count %d, want 4", got.Failures)
+		}
+		later := t0.Add(2*window + time.Nanosecond)
+		got, err = s.RecordLoginFailure(t.Context(), "alice", later, window)
+		must(t, err)
+		equal(t, "throttle", storage.Throttle{Key: "alice", Failures: 1, LastFailure: later}, got)
+	}},
+	{"keys are counted apart", func(t *testing.T, s storage.Storage) {
+		_, err := s.RecordLoginFailure(t.Context(), "alice", t0, time.Hour)
+		must(t, err)
+		got, err := s.RecordLoginFailure(t.Context(), "10.0.0.1", t0, time.Hour)
+		must(t, err)
+		if got.Failures != 1 {
+			t.Fatalf("a second key starts at %d failures, want 1", got.Failures)
+		}
+	}},
+	{"a reset forgets the failures", func(t *testing.T, s storage.Storage) {
+		_, err := s.RecordLoginFailure(t.Context(), "alice", t0, time.Hour)
+		must(t, err)
+		must(t, s.ResetThrottle(t.Context(), "alice"))
+		_, err = s.GetThrottle(t.Context(), "alice")
+		notFound(t, "get after reset", err)
+		got, err := s.RecordLoginFailure(t.Context(), "alice", t0, time.Hour)
+		must(t, err)
+		if got.Failures != 1 {
+			t.Fatalf("first failure after a reset: count %d, want 1", got.Failures)
+		}
+	}},
+	{"resetting a key without failures is not an error", func(t *testing.T, s storage.Storage) {
+		must(t, s.ResetThrottle(t.Context(), "nobody"))
+	}},
+	{"a key without failures is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.GetThrottle(t.Context(), "nobody")
+		notFound(t, "get", err)
+	}},
+}
+
+var gcTests = []test{
+	{"garbage collection deletes exactly what expired", func(t *testing.T, s storage.Storage) {
+		now := t0.Add(time.Hour)
+		// Expiring exactly now counts as expired, as in ListExpiredSessions.
+		old, live := now, now.Add(time.Nanosecond)
+
+		oldSession, liveSession := session("old"), session("live")
+		oldSession.ExpiresAt, liveSession.ExpiresAt = old, live
+		oldCode, liveCode := authCode("old"), authCode("live")
+		oldCode.ExpiresAt, liveCode.ExpiresAt = old, live
+		oldToken, liveToken := accessToken("old"), accessToken("live")
+		oldToken.ExpiresAt, liveToken.ExpiresAt = old, live
+		oldFamily, liveFamily := family("old"), family("live")
+		oldFamily.ExpiresAt, liveFamily.ExpiresAt = old, live
+		for _, x := range []storage.Session{oldSession, liveSession} {
+			must(t, s.CreateSession(t.Context(), x))
+		}
+		for _, x := range []storage.AuthCode{oldCode, liveCode} {
+			must(t, s.CreateAuthCode(t.Context(), x))
+		}
+		for _, x := range []storage.AccessToken{oldToken, liveToken} {
+			must(t, s.CreateAccessToken(t.Context(), x))
+		}
+		for _, x := range []storage.RefreshFamily{oldFamily, liveFamily} {
+			must(t, s.CreateRefreshFamily(t.Context(), x))
+		}
+		_, err := s.RecordLoginFailure(t.Context(), "stale", now.Add(-storage.ThrottleRetention), time.Minute)
+		must(t, err)
+		_, err = s.RecordLoginFailure(t.Context(), "recent", now.Add(-storage.ThrottleRetention+time.Second), time.Minute)
+		must(t, err)
+		must(t, s.CreateUser(t.Context(), user("alice")))
+
+		n, err := s.GarbageCollect(t.Context(), now)
+		must(t, err)
+		if n != 5 {
+			t.Fatalf("garbage collection reported %d rows, want 5", n)
+		}
+
+		_, err = s.GetSession(t.Context(), oldSession.IDHash)
+		notFound(t, "expired session", err)
+		_, err = s.GetSession(t.Context(), liveSession.IDHash)
+		must(t, err)
+		_, err = s.UpdateAuthCode(t.Context(), oldCode.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		notFound(t, "expired code", err)
+		_, err = s.UpdateAuthCode(t.Context(), liveCode.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		must(t, err)
+		_, err = s.GetAccessToken(t.Context(), oldToken.TokenHash)
+		notFound(t, "expired access token", err)
+		_, err = s.GetAccessToken(t.Context(), liveToken.TokenHash)
+		must(t, err)
+		_, err = s.GetRefreshFamily(t.Context(), oldFamily.ID)
+		notFound(t, "expired family", err)
+		_, err = s.GetRefreshFamily(t.Context(), liveFamily.ID)
+		must(t, err)
+		_, err = s.GetThrottle(t.Context(), "stale")
+		notFound(t, "stale throttle", err)
+		_, err = s.GetThrottle(t.Context(), "recent")
+		must(t, err)
+		_, err = s.GetUser(t.Context(), "db", "alice")
+		must(t, err)
+
+		n, err = s.GarbageCollect(t.Context(), now)
+		must(t, err)
+		if n != 0 {
+			t.Fatalf("a second collection reported %d rows, want 0", n)
+		}
+	}},
+	{"a session without an expiry counts as expired", func(t *testing.T, s storage.Storage) {
+		x := session("a")
+		x.ExpiresAt = time.Time{}
+		must(t, s.CreateSession(t.Context(), x))
+		listed, err := s.ListExpiredSessions(t.Context(), t0, 10)
+		must(t, err)
+		equal(t, "expired sessions", []storage.Session{x}, listed)
+		n, err := s.GarbageCollect(t.Context(), t0)
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("garbage collection reported %d rows, want 1", n)
+		}
+	}},
+}
+
+// concurrently runs fn n times at once, from n goroutines released together.
+func concurrently(n int, fn func(i int)) {
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Go(func() {
+			start.Wait()
+			fn(i)
+		})
+	}
+	start.Done()
+	done.Wait()
+}
+
+var concurrencyTests = []test{
+	{"exactly one of many concurrent rotations of a refresh token wins", func(t *testing.T, s storage.Storage) {
+		f := family("f")
+		must(t, s.CreateRefreshFamily(t.Context(), f))
+		const generations, racers = 5, 20
+		for g := range generations {
+			// Every racer presents the token it read, as a client retrying a refresh would;
+			// the rotation may only succeed for the one that still finds it current.
+			seen, err := s.GetRefreshFamily(t.Context(), f.ID)
+			must(t, err)
+			var wins atomic.Int32
+			errs := make(chan error, racers)
+			concurrently(racers, func(i int) {
+				_, err := s.UpdateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, error) {
+					if x.CurrentHash != seen.CurrentHash {
+						return x, errRefused
+					}
+					x.PreviousHash, x.CurrentHash = x.CurrentHash, storage.Hash(fmt.Sprintf("gen-%d-racer-%d", g, i))
+					return x, nil
+				})
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, errRefused):
+					errs <- err
+				}
+			})
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if w := wins.Load(); w != 1 {
+				t.Fatalf("generation %d: %d rotations succeeded, want exactly 1", g, w)
+			}
+			now, err := s.GetRefreshFamily(t.Context(), f.ID)
+			must(t, err)
+			if now.PreviousHash != seen.CurrentHash {
+				t.Fatalf("generation %d: previous hash is not the token all racers presented", g)
+			}
+		}
+	}},
+	{"exactly one of many concurrent redemptions of a code wins", func(t *testing.T, s storage.Storage) {
+		c := authCode("c")
+		must(t, s.CreateAuthCode(t.Context(), c))
+		var wins atomic.Int32
+		concurrently(20, func(i int) {
+			_, err := s.UpdateAuthCode(t.Context(), c.CodeHash, func(x storage.AuthCode) (storage.AuthCode, error) {
+				if x.Used {
+					return x, errRefused
+				}
+				x.Used, x.RefreshFamilyID = true, fmt.Sprint("fam-", i)
+				return x, nil
+			})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, errRefused) {
+				t.Error(err)
+			}
+		})
+		if w := wins.Load(); w != 1 {
+			t.Fatalf("%d redemptions succeeded, want exactly 1", w)
+		}
+	}},
+	{"no concurrent session update is lost", func(t *testing.T, s storage.Storage) {
+		x := session("a")
+		x.Clients = nil
+		must(t, s.CreateSession(t.Context(), x))
+		const n = 200
+		concurrently(n, func(i int) {
+			_, err := s.UpdateSession(t.Context(), x.IDHash, func(cur storage.Session) (storage.Session, error) {
+				cur.Clients = append(cur.Clients, fmt.Sprintf("client-%03d", i))
+				return cur, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		got, err := s.GetSession(t.Context(), x.IDHash)
+		must(t, err)
+		if len(got.Clients) != n {
+			t.Fatalf("after %d concurrent updates the session lists %d clients", n, len(got.Clients))
+		}
+		if !slices.IsSorted(got.Clients) {
+			t.Fatal("clients are not sorted")
+		}
+	}},
+	{"no concurrent login failure goes uncounted", func(t *testing.T, s storage.Storage) {
+		const n = 200
+		concurrently(n, func(int) {
+			if _, err := s.RecordLoginFailure(t.Context(), "alice", t0, time.Hour); err != nil {
+				t.Error(err)
+			}
+		})
+		got, err := s.GetThrottle(t.Context(), "alice")
+		must(t, err)
+		if got.Failures != n {
+			t.Fatalf("after %d concurrent failures the count is %d", n, got.Failures)
+		}
+	}},
+}

@@ -1,0 +1,314 @@
+package sqlstore
+
+// Rows: how records map to SQL rows. Both schemas share one encoding, so both backends store
+// every field the same way and a field added to a record is added in one place:
+//   - times are UTC Unix nanoseconds in a 64-bit integer (exact, and comparable in SQL); the
+//     zero time is NULL, so it reads back as the zero time rather than as 1970 or year 1;
+//   - string lists and claims are JSON text; an empty list is stored as [] and every empty
+//     list or byte slice reads back as nil, so callers never see both nil and empty;
+//   - Session.Clients is stored sorted and without duplicates, as its contract says.
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Scanner is satisfied by *sql.Row, *sql.Rows, pgx.Row and pgx.Rows.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// Placeholder renders the i-th (1-based) bind parameter of a dialect.
+type Placeholder func(i int) string
+
+// Table describes one record's table: Columns in the order of the record's Values and Scan
+// functions, the first Key of them forming the primary key.
+type Table struct {
+	Name    string
+	Columns []string
+	Key     int
+}
+
+// Insert inserts one row and does nothing if the key exists, so that a caller can tell a
+// duplicate by zero affected rows in either dialect.
+func (t Table) Insert(p Placeholder) string {
+	ph := make([]string, len(t.Columns))
+	for i := range ph {
+		ph[i] = p(i + 1)
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING",
+		t.Name, strings.Join(t.Columns, ", "), strings.Join(ph, ", "))
+}
+
+// Select reads rows by key; its parameters are the key columns.
+func (t Table) Select(p Placeholder) string {
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s", t.List(), t.Name, t.keyMatch(p))
+}
+
+// Update rewrites every non-key column of one row; its parameters are all columns, in order.
+// It returns the row as stored (normalised), as a later Select would read it.
+func (t Table) Update(p Placeholder) string {
+	set := make([]string, 0, len(t.Columns)-t.Key)
+	for i := t.Key; i < len(t.Columns); i++ {
+		set = append(set, t.Columns[i]+" = "+p(i+1))
+	}
+	return fmt.Sprintf("UPDATE %s SET %s WHERE %s RETURNING %s",
+		t.Name, strings.Join(set, ", "), t.keyMatch(p), t.List())
+}
+
+// List is the column list for a SELECT.
+func (t Table) List() string { return strings.Join(t.Columns, ", ") }
+
+func (t Table) keyMatch(p Placeholder) string {
+	m := make([]string, t.Key)
+	for i := range m {
+		m[i] = t.Columns[i] + " = " + p(i+1)
+	}
+	return strings.Join(m, " AND ")
+}
+
+var (
+	Sessions = Table{Name: "sessions", Key: 1, Columns: []string{
+		"id_hash", "sid", "connection", "subject", "claims", "auth_time", "amr", "reusable",
+		"created_at", "last_activity", "expires_at", "clients", "upstream",
+	}}
+	AuthCodes = Table{Name: "auth_codes", Key: 1, Columns: []string{
+		"code_hash", "client_id", "redirect_uri", "scopes", "nonce", "code_challenge",
+		"code_challenge_method", "session_id_hash", "sid", "connection", "claims", "auth_time",
+		"amr", "expires_at", "used", "refresh_family_id",
+	}}
+	AccessTokens = Table{Name: "access_tokens", Key: 1, Columns: []string{
+		"token_hash", "client_id", "scopes", "claims", "session_id_hash", "refresh_family_id",
+		"code_hash", "issued_at", "expires_at",
+	}}
+	RefreshFamilies = Table{Name: "refresh_families", Key: 1, Columns: []string{
+		"id", "client_id", "scopes", "claims", "session_id_hash", "sid", "connection",
+		"auth_time", "amr", "current_hash", "previous_hash", "rotated_at", "created_at",
+		"expires_at", "revoked",
+	}}
+	Users = Table{Name: "users", Key: 2, Columns: []string{
+		"connection", "username", "password_hash", "claims", "created_at",
+	}}
+	Throttles = Table{Name: "throttles", Key: 1, Columns: []string{
+		"throttle_key", "failures", "last_failure",
+	}}
+)
+
+// SessionValues returns the column values of s, normalising Clients.
+func SessionValues(s storage.Session) ([]any, error) {
+	claims, err := json.Marshal(s.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	clients := slices.Clone(s.Clients)
+	slices.Sort(clients)
+	clients = slices.Compact(clients)
+	return []any{
+		s.IDHash, s.SID, s.Connection, s.Claims.Subject, string(claims), nanos(s.AuthTime),
+		jsonList(s.AMR), s.Reusable, nanos(s.CreatedAt), nanos(s.LastActivity), nanos(s.ExpiresAt),
+		jsonList(clients), bytes(s.Upstream),
+	}, nil
+}
+
+// ScanSession reads a row selected with Sessions.List().
+func ScanSession(row Scanner) (storage.Session, error) {
+	var (
+		s                                    storage.Session
+		subject                              string
+		claims, amr, clients                 []byte
+		authTime, created, activity, expires sql.NullInt64
+	)
+	if err := row.Scan(&s.IDHash, &s.SID, &s.Connection, &subject, &claims, &authTime, &amr,
+		&s.Reusable, &created, &activity, &expires, &clients, &s.Upstream); err != nil {
+		return storage.Session{}, err
+	}
+	s.AuthTime, s.CreatedAt, s.LastActivity, s.ExpiresAt =
+		fromNanos(authTime), fromNanos(created), fromNanos(activity), fromNanos(expires)
+	s.Upstream = bytes(s.Upstream)
+	return s, errors.Join(decodeClaims(&s.Claims, claims), decodeList(&s.AMR, amr),
+		decodeList(&s.Clients, clients))
+}
+
+// AuthCodeValues returns the column values of c.
+func AuthCodeValues(c storage.AuthCode) ([]any, error) {
+	claims, err := json.Marshal(c.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return []any{
+		c.CodeHash, c.ClientID, c.RedirectURI, jsonList(c.Scopes), c.Nonce, c.CodeChallenge,
+		c.CodeChallengeMethod, c.SessionIDHash, c.SID, c.Connection, string(claims),
+		nanos(c.AuthTime), jsonList(c.AMR), nanos(c.ExpiresAt), c.Used, c.RefreshFamilyID,
+	}, nil
+}
+
+// ScanAuthCode reads a row selected with AuthCodes.List().
+func ScanAuthCode(row Scanner) (storage.AuthCode, error) {
+	var (
+		c                   storage.AuthCode
+		scopes, claims, amr []byte
+		authTime, expires   sql.NullInt64
+	)
+	if err := row.Scan(&c.CodeHash, &c.ClientID, &c.RedirectURI, &scopes, &c.Nonce,
+		&c.CodeChallenge, &c.CodeChallengeMethod, &c.SessionIDHash, &c.SID, &c.Connection,
+		&claims, &authTime, &amr, &expires, &c.Used, &c.RefreshFamilyID); err != nil {
+		return storage.AuthCode{}, err
+	}
+	c.AuthTime, c.ExpiresAt = fromNanos(authTime), fromNanos(expires)
+	return c, errors.Join(decodeClaims(&c.Claims, claims), decodeList(&c.Scopes, scopes),
+		decodeList(&c.AMR, amr))
+}
+
+// AccessTokenValues returns the column values of t.
+func AccessTokenValues(t storage.AccessToken) ([]any, error) {
+	claims, err := json.Marshal(t.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return []any{
+		t.TokenHash, t.ClientID, jsonList(t.Scopes), string(claims), t.SessionIDHash,
+		t.RefreshFamilyID, t.CodeHash, nanos(t.IssuedAt), nanos(t.ExpiresAt),
+	}, nil
+}
+
+// ScanAccessToken reads a row selected with AccessTokens.List().
+func ScanAccessToken(row Scanner) (storage.AccessToken, error) {
+	var (
+		t               storage.AccessToken
+		scopes, claims  []byte
+		issued, expires sql.NullInt64
+	)
+	if err := row.Scan(&t.TokenHash, &t.ClientID, &scopes, &claims, &t.SessionIDHash,
+		&t.RefreshFamilyID, &t.CodeHash, &issued, &expires); err != nil {
+		return storage.AccessToken{}, err
+	}
+	t.IssuedAt, t.ExpiresAt = fromNanos(issued), fromNanos(expires)
+	return t, errors.Join(decodeClaims(&t.Claims, claims), decodeList(&t.Scopes, scopes))
+}
+
+// RefreshFamilyValues returns the column values of f.
+func RefreshFamilyValues(f storage.RefreshFamily) ([]any, error) {
+	claims, err := json.Marshal(f.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return []any{
+		f.ID, f.ClientID, jsonList(f.Scopes), string(claims), f.SessionIDHash, f.SID, f.Connection,
+		nanos(f.AuthTime), jsonList(f.AMR), f.CurrentHash, f.PreviousHash, nanos(f.RotatedAt),
+		nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked,
+	}, nil
+}
+
+// ScanRefreshFamily reads a row selected with RefreshFamilies.List().
+func ScanRefreshFamily(row Scanner) (storage.RefreshFamily, error) {
+	var (
+		f                                   storage.RefreshFamily
+		scopes, claims, amr                 []byte
+		authTime, rotated, created, expires sql.NullInt64
+	)
+	if err := row.Scan(&f.ID, &f.ClientID, &scopes, &claims, &f.SessionIDHash, &f.SID,
+		&f.Connection, &authTime, &amr, &f.CurrentHash, &f.PreviousHash, &rotated, &created,
+		&expires, &f.Revoked); err != nil {
+		return storage.RefreshFamily{}, err
+	}
+	f.AuthTime, f.RotatedAt, f.CreatedAt, f.ExpiresAt =
+		fromNanos(authTime), fromNanos(rotated), fromNanos(created), fromNanos(expires)
+	return f, errors.Join(decodeClaims(&f.Claims, claims), decodeList(&f.Scopes, scopes),
+		decodeList(&f.AMR, amr))
+}
+
+// UserValues returns the column values of u.
+func UserValues(u storage.User) ([]any, error) {
+	claims, err := json.Marshal(u.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return []any{u.Connection, u.Username, u.PasswordHash, string(claims), nanos(u.CreatedAt)}, nil
+}
+
+// ScanUser reads a row selected with Users.List().
+func ScanUser(row Scanner) (storage.User, error) {
+	var (
+		u       storage.User
+		claims  []byte
+		created sql.NullInt64
+	)
+	if err := row.Scan(&u.Connection, &u.Username, &u.PasswordHash, &claims, &created); err != nil {
+		return storage.User{}, err
+	}
+	u.CreatedAt = fromNanos(created)
+	return u, decodeClaims(&u.Claims, claims)
+}
+
+// ScanThrottle reads a row selected with Throttles.List().
+func ScanThrottle(row Scanner) (storage.Throttle, error) {
+	var (
+		t    storage.Throttle
+		last sql.NullInt64
+	)
+	if err := row.Scan(&t.Key, &t.Failures, &last); err != nil {
+		return storage.Throttle{}, err
+	}
+	t.LastFailure = fromNanos(last)
+	return t, nil
+}
+
+// Nanos is the stored form of a time, for query parameters compared with time columns.
+func Nanos(t time.Time) int64 { return t.UnixNano() }
+
+// nanos is the stored form of a time column value: NULL for the zero time.
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+func jsonList(s []string) string {
+	if len(s) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(s) // a []string always marshals
+	return string(b)
+}
+
+func bytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func decodeClaims(dst *storage.Claims, src []byte) error {
+	if err := json.Unmarshal(src, dst); err != nil {
+		return fmt.Errorf("decode claims: %w", err)
+	}
+	if len(dst.Groups) == 0 {
+		dst.Groups = nil
+	}
+	return nil
+}
+
+func decodeList(dst *[]string, src []byte) error {
+	if err := json.Unmarshal(src, dst); err != nil {
+		return fmt.Errorf("decode list: %w", err)
+	}
+	if len(*dst) == 0 {
+		*dst = nil
+	}
+	return nil
+}

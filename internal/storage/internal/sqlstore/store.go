@@ -1,0 +1,520 @@
+// Package sqlstore implements storage.Storage once for every SQL backend (as Dex's SQL
+// storage does for its flavours): the sqlite and postgres packages supply a connection
+// adapter, a Dialect and their schema, and run the same statements, so the two cannot drift
+// apart in behaviour.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Conn runs statements, inside or outside a transaction.
+type Conn interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	// QueryRow runs a query for one row; Scan returns sql.ErrNoRows when there is none.
+	QueryRow(ctx context.Context, query string, args ...any) Scanner
+}
+
+// Rows iterates over a query's result.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+	Close()
+}
+
+// DB is a backend's database. Its own Exec writes and its Query and QueryRow only read.
+type DB interface {
+	Conn
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// Tx runs fn in a write transaction, commits if fn returns nil and rolls back otherwise.
+	// Transactions that write the same row must be serialised: the second one must see what
+	// the first one committed.
+	Tx(ctx context.Context, fn func(Conn) error) error
+	Close() error
+}
+
+// Dialect is what differs in the statements of two backends.
+type Dialect struct {
+	Placeholder Placeholder
+	// Lock ends the SELECT that starts a read-modify-write, to lock the row until commit.
+	Lock string
+}
+
+// Numbered parameters exist in both dialects, which lets one statement text bind its
+// arguments in column order whatever order the columns appear in the text.
+var (
+	SQLite = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("?%d", i) }}
+	// Postgres locks the row for the transaction, so concurrent updaters queue on it and
+	// each reads what the previous one committed.
+	Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, Lock: " FOR UPDATE"}
+)
+
+// Store implements storage.Storage on a DB.
+type Store struct {
+	db DB
+	q  queries
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+type queries struct {
+	insertSession, selectSession, lockSession, updateSession, deleteSession  string
+	sessionsBySubject, expiredSessions                                       string
+	insertCode, lockCode, updateCode, selectCodeFamily                       string
+	insertToken, selectToken, deleteToken                                    string
+	insertFamily, selectFamily, lockFamily, updateFamily, selectFamilyByHash string
+	revokeFamiliesOfSession, deleteTokensOfSession                           string
+	revokeFamily, deleteTokensOfFamily, deleteTokensOfCode                   string
+	insertUser, selectUser                                                   string
+	recordFailure, selectThrottle, deleteThrottle                            string
+	gc                                                                       []collect
+}
+
+// collect is one statement of GarbageCollect: it deletes rows that are at least age old.
+type collect struct {
+	query string
+	age   time.Duration
+}
+
+// New returns a Store on db, whose schema must be migrated already.
+func New(db DB, d Dialect) *Store {
+	p := d.Placeholder
+	expired := func(table, column string) string {
+		return fmt.Sprintf("DELETE FROM %s WHERE %s IS NULL OR %s <= %s", table, column, column, p(1))
+	}
+	return &Store{db: db, q: queries{
+		insertSession: Sessions.Insert(p),
+		selectSession: Sessions.Select(p),
+		lockSession:   Sessions.Select(p) + d.Lock,
+		updateSession: Sessions.Update(p),
+		deleteSession: "DELETE FROM sessions WHERE id_hash = " + p(1),
+		sessionsBySubject: fmt.Sprintf("SELECT %s FROM sessions WHERE connection = %s AND subject = %s ORDER BY created_at, id_hash",
+			Sessions.List(), p(1), p(2)),
+		// A zero ExpiresAt is stored as NULL and, being before any now, counts as expired.
+		expiredSessions: fmt.Sprintf("SELECT %s FROM sessions WHERE expires_at IS NULL OR expires_at <= %s ORDER BY expires_at NULLS FIRST, id_hash LIMIT %s",
+			Sessions.List(), p(1), p(2)),
+
+		insertCode:       AuthCodes.Insert(p),
+		lockCode:         AuthCodes.Select(p) + d.Lock,
+		updateCode:       AuthCodes.Update(p),
+		selectCodeFamily: "SELECT refresh_family_id FROM auth_codes WHERE code_hash = " + p(1) + d.Lock,
+
+		insertToken: AccessTokens.Insert(p),
+		selectToken: AccessTokens.Select(p),
+		deleteToken: "DELETE FROM access_tokens WHERE token_hash = " + p(1),
+
+		insertFamily: RefreshFamilies.Insert(p),
+		selectFamily: RefreshFamilies.Select(p),
+		lockFamily:   RefreshFamilies.Select(p) + d.Lock,
+		updateFamily: RefreshFamilies.Update(p),
+		selectFamilyByHash: fmt.Sprintf("SELECT %s FROM refresh_families WHERE current_hash = %s OR previous_hash = %s LIMIT 1",
+			RefreshFamilies.List(), p(1), p(1)),
+
+		revokeFamiliesOfSession: "UPDATE refresh_families SET revoked = TRUE WHERE session_id_hash = " + p(1),
+		deleteTokensOfSession:   "DELETE FROM access_tokens WHERE session_id_hash = " + p(1),
+		revokeFamily:            "UPDATE refresh_families SET revoked = TRUE WHERE id = " + p(1),
+		deleteTokensOfFamily:    "DELETE FROM access_tokens WHERE refresh_family_id = " + p(1),
+		deleteTokensOfCode:      "DELETE FROM access_tokens WHERE code_hash = " + p(1),
+
+		insertUser: Users.Insert(p),
+		selectUser: Users.Select(p),
+
+		// One statement, so concurrent failures of one key cannot lose a count even where the
+		// row does not exist yet.
+		recordFailure: fmt.Sprintf(`INSERT INTO throttles (throttle_key, failures, last_failure) VALUES (%s, 1, %s)
+ON CONFLICT (throttle_key) DO UPDATE SET
+  failures = CASE WHEN throttles.last_failure IS NULL OR throttles.last_failure < %s THEN 1 ELSE throttles.failures + 1 END,
+  last_failure = excluded.last_failure
+RETURNING %s`, p(1), p(2), p(3), Throttles.List()),
+		selectThrottle: Throttles.Select(p),
+		deleteThrottle: "DELETE FROM throttles WHERE throttle_key = " + p(1),
+
+		gc: []collect{
+			{query: expired("auth_codes", "expires_at")},
+			{query: expired("access_tokens", "expires_at")},
+			{query: expired("refresh_families", "expires_at")},
+			{query: expired("sessions", "expires_at")},
+			{query: expired("throttles", "last_failure"), age: storage.ThrottleRetention},
+		},
+	}}
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// errKeyChanged is returned when an update function changes the key of its record: the
+// update addresses a row by key, so it cannot also move it.
+var errKeyChanged = errors.New("the update function changed the record's key")
+
+// create inserts a row, reporting ErrAlreadyExists when its key is taken.
+func (s *Store) create(ctx context.Context, query string, values []any, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := s.db.Exec(ctx, query, values...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrAlreadyExists
+	}
+	return nil
+}
+
+// get reads one row, reporting ErrNotFound when there is none.
+func get[T any](row Scanner, scan func(Scanner) (T, error)) (T, error) {
+	v, err := scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, storage.ErrNotFound
+	}
+	return v, err
+}
+
+// update is the read-modify-write of every Update method. The error of fn comes back
+// unwrapped (ok is then false), as the interface promises, and nothing is written.
+func update[T any](ctx context.Context, db DB, lock, write string, key []any,
+	scan func(Scanner) (T, error), values func(T) ([]any, error), fn func(T) (T, error),
+) (out T, fnErr error, err error) {
+	err = db.Tx(ctx, func(c Conn) error {
+		cur, err := get(c.QueryRow(ctx, lock, key...), scan)
+		if err != nil {
+			return err
+		}
+		next, err := fn(cur)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		vals, err := values(next)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(vals[:len(key)], key) {
+			return errKeyChanged
+		}
+		out, err = scan(c.QueryRow(ctx, write, vals...))
+		return err
+	})
+	if fnErr != nil {
+		return out, fnErr, nil
+	}
+	return out, nil, err
+}
+
+func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
+	vals, err := SessionValues(sess)
+	if err := s.create(ctx, s.q.insertSession, vals, err); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetSession(ctx context.Context, idHash string) (storage.Session, error) {
+	sess, err := get(s.db.QueryRow(ctx, s.q.selectSession, idHash), ScanSession)
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("get session: %w", err)
+	}
+	return sess, nil
+}
+
+func (s *Store) UpdateSession(ctx context.Context, idHash string, fn func(storage.Session) (storage.Session, error)) (storage.Session, error) {
+	out, fnErr, err := update(ctx, s.db, s.q.lockSession, s.q.updateSession, []any{idHash}, ScanSession, SessionValues, fn)
+	if fnErr != nil {
+		return storage.Session{}, fnErr
+	}
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("update session: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
+	n, err := s.db.Exec(ctx, s.q.deleteSession, idHash)
+	if err == nil && n == 0 {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) ListSessionsBySubject(ctx context.Context, connection, subject string) ([]storage.Session, error) {
+	out, err := list(ctx, s.db, s.q.sessionsBySubject, ScanSession, connection, subject)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions by subject: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]storage.Session, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("list expired sessions: limit %d is not positive", limit)
+	}
+	out, err := list(ctx, s.db, s.q.expiredSessions, ScanSession, Nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list expired sessions: %w", err)
+	}
+	return out, nil
+}
+
+func list[T any](ctx context.Context, db DB, query string, scan func(Scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
+	vals, err := AuthCodeValues(c)
+	if err := s.create(ctx, s.q.insertCode, vals, err); err != nil {
+		return fmt.Errorf("create auth code: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) UpdateAuthCode(ctx context.Context, codeHash string, fn func(storage.AuthCode) (storage.AuthCode, error)) (storage.AuthCode, error) {
+	out, fnErr, err := update(ctx, s.db, s.q.lockCode, s.q.updateCode, []any{codeHash}, ScanAuthCode, AuthCodeValues, fn)
+	if fnErr != nil {
+		return storage.AuthCode{}, fnErr
+	}
+	if err != nil {
+		return storage.AuthCode{}, fmt.Errorf("update auth code: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
+	vals, err := AccessTokenValues(t)
+	if err := s.create(ctx, s.q.insertToken, vals, err); err != nil {
+		return fmt.Errorf("create access token: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetAccessToken(ctx context.Context, tokenHash string) (storage.AccessToken, error) {
+	t, err := get(s.db.QueryRow(ctx, s.q.selectToken, tokenHash), ScanAccessToken)
+	if err != nil {
+		return storage.AccessToken{}, fmt.Errorf("get access token: %w", err)
+	}
+	return t, nil
+}
+
+func (s *Store) DeleteAccessToken(ctx context.Context, tokenHash string) error {
+	n, err := s.db.Exec(ctx, s.q.deleteToken, tokenHash)
+	if err == nil && n == 0 {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete access token: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily) error {
+	vals, err := RefreshFamilyValues(f)
+	if err := s.create(ctx, s.q.insertFamily, vals, err); err != nil {
+		return fmt.Errorf("create refresh family: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetRefreshFamily(ctx context.Context, id string) (storage.RefreshFamily, error) {
+	f, err := get(s.db.QueryRow(ctx, s.q.selectFamily, id), ScanRefreshFamily)
+	if err != nil {
+		return storage.RefreshFamily{}, fmt.Errorf("get refresh family: %w", err)
+	}
+	return f, nil
+}
+
+func (s *Store) GetRefreshFamilyByToken(ctx context.Context, tokenHash string) (storage.RefreshFamily, error) {
+	// Families that were never rotated have an empty PreviousHash, which must match nothing.
+	if tokenHash == "" {
+		return storage.RefreshFamily{}, fmt.Errorf("get refresh family by token: %w", storage.ErrNotFound)
+	}
+	f, err := get(s.db.QueryRow(ctx, s.q.selectFamilyByHash, tokenHash), ScanRefreshFamily)
+	if err != nil {
+		return storage.RefreshFamily{}, fmt.Errorf("get refresh family by token: %w", err)
+	}
+	return f, nil
+}
+
+func (s *Store) UpdateRefreshFamily(ctx context.Context, id string, fn func(storage.RefreshFamily) (storage.RefreshFamily, error)) (storage.RefreshFamily, error) {
+	out, fnErr, err := update(ctx, s.db, s.q.lockFamily, s.q.updateFamily, []any{id}, ScanRefreshFamily, RefreshFamilyValues, fn)
+	if fnErr != nil {
+		return storage.RefreshFamily{}, fnErr
+	}
+	if err != nil {
+		return storage.RefreshFamily{}, fmt.Errorf("update refresh family: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeSession also revokes what was issued under idHash when the session itself is gone
+// (expired and collected, say) and then reports ErrNotFound: a logout must not leave refresh
+// tokens of the session alive.
+func (s *Store) RevokeSession(ctx context.Context, idHash string) error {
+	// Tokens issued outside any session have an empty session hash: never touch them.
+	if idHash == "" {
+		return fmt.Errorf("revoke session: %w", storage.ErrNotFound)
+	}
+	var found bool
+	err := s.db.Tx(ctx, func(c Conn) error {
+		n, err := c.Exec(ctx, s.q.deleteSession, idHash)
+		if err != nil {
+			return err
+		}
+		found = n > 0
+		if _, err := c.Exec(ctx, s.q.revokeFamiliesOfSession, idHash); err != nil {
+			return err
+		}
+		_, err = c.Exec(ctx, s.q.deleteTokensOfSession, idHash)
+		return err
+	})
+	if err == nil && !found {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// RevokeRefreshFamily deletes the access tokens issued from id even when the family itself
+// is gone, and then reports ErrNotFound.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("revoke refresh family: %w", storage.ErrNotFound)
+	}
+	var found bool
+	err := s.db.Tx(ctx, func(c Conn) error {
+		n, err := c.Exec(ctx, s.q.revokeFamily, id)
+		if err != nil {
+			return err
+		}
+		found = n > 0
+		_, err = c.Exec(ctx, s.q.deleteTokensOfFamily, id)
+		return err
+	})
+	if err == nil && !found {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("revoke refresh family: %w", err)
+	}
+	return nil
+}
+
+// RevokeByCode deletes the access tokens issued for codeHash even when the code itself is
+// gone, and then reports ErrNotFound.
+func (s *Store) RevokeByCode(ctx context.Context, codeHash string) error {
+	if codeHash == "" {
+		return fmt.Errorf("revoke by code: %w", storage.ErrNotFound)
+	}
+	var found bool
+	err := s.db.Tx(ctx, func(c Conn) error {
+		var family string
+		switch err := c.QueryRow(ctx, s.q.selectCodeFamily, codeHash).Scan(&family); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			found = true
+		}
+		if family != "" {
+			if _, err := c.Exec(ctx, s.q.revokeFamily, family); err != nil {
+				return err
+			}
+			if _, err := c.Exec(ctx, s.q.deleteTokensOfFamily, family); err != nil {
+				return err
+			}
+		}
+		_, err := c.Exec(ctx, s.q.deleteTokensOfCode, codeHash)
+		return err
+	})
+	if err == nil && !found {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("revoke by code: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	vals, err := UserValues(u)
+	if err := s.create(ctx, s.q.insertUser, vals, err); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetUser(ctx context.Context, connection, username string) (storage.User, error) {
+	u, err := get(s.db.QueryRow(ctx, s.q.selectUser, connection, username), ScanUser)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+func (s *Store) RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (storage.Throttle, error) {
+	var t storage.Throttle
+	err := s.db.Tx(ctx, func(c Conn) error {
+		var err error
+		t, err = ScanThrottle(c.QueryRow(ctx, s.q.recordFailure, key, Nanos(now), Nanos(now.Add(-window))))
+		return err
+	})
+	if err != nil {
+		return storage.Throttle{}, fmt.Errorf("record login failure: %w", err)
+	}
+	return t, nil
+}
+
+func (s *Store) GetThrottle(ctx context.Context, key string) (storage.Throttle, error) {
+	t, err := get(s.db.QueryRow(ctx, s.q.selectThrottle, key), ScanThrottle)
+	if err != nil {
+		return storage.Throttle{}, fmt.Errorf("get throttle: %w", err)
+	}
+	return t, nil
+}
+
+// ResetThrottle succeeds for a key without failures: a successful login resets its key
+// whether or not it failed before.
+func (s *Store) ResetThrottle(ctx context.Context, key string) error {
+	if _, err := s.db.Exec(ctx, s.q.deleteThrottle, key); err != nil {
+		return fmt.Errorf("reset throttle: %w", err)
+	}
+	return nil
+}
+
+// GarbageCollect deletes throttle rows whose last failure is storage.ThrottleRetention old.
+func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	for _, c := range s.q.gc {
+		n, err := s.db.Exec(ctx, c.query, Nanos(now.Add(-c.age)))
+		if err != nil {
+			return total, fmt.Errorf("garbage collect: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}

@@ -1,0 +1,101 @@
+package postgres
+
+// migrations are applied in order by sqlstore.Migrate; append, never edit. Columns follow
+// the encoding of sqlstore: times are BIGINT Unix nanoseconds (NULL for the zero time), which
+// keeps the nanoseconds that timestamptz would drop, so both backends round-trip a time
+// exactly; lists and claims are JSONB.
+var migrations = []string{
+	`
+CREATE TABLE sessions (
+  id_hash       TEXT PRIMARY KEY,
+  sid           TEXT NOT NULL,
+  connection    TEXT NOT NULL,
+  subject       TEXT NOT NULL,
+  claims        JSONB NOT NULL,
+  auth_time     BIGINT,
+  amr           JSONB NOT NULL,
+  reusable      BOOLEAN NOT NULL,
+  created_at    BIGINT,
+  last_activity BIGINT,
+  expires_at    BIGINT,
+  clients       JSONB NOT NULL,
+  upstream      BYTEA
+);
+CREATE INDEX sessions_by_subject ON sessions (connection, subject);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+CREATE TABLE auth_codes (
+  code_hash             TEXT PRIMARY KEY,
+  client_id             TEXT NOT NULL,
+  redirect_uri          TEXT NOT NULL,
+  scopes                JSONB NOT NULL,
+  nonce                 TEXT NOT NULL,
+  code_challenge        TEXT NOT NULL,
+  code_challenge_method TEXT NOT NULL,
+  session_id_hash       TEXT NOT NULL,
+  sid                   TEXT NOT NULL,
+  connection            TEXT NOT NULL,
+  claims                JSONB NOT NULL,
+  auth_time             BIGINT,
+  amr                   JSONB NOT NULL,
+  expires_at            BIGINT,
+  used                  BOOLEAN NOT NULL,
+  refresh_family_id     TEXT NOT NULL
+);
+CREATE INDEX auth_codes_by_expiry ON auth_codes (expires_at);
+
+CREATE TABLE access_tokens (
+  token_hash        TEXT PRIMARY KEY,
+  client_id         TEXT NOT NULL,
+  scopes            JSONB NOT NULL,
+  claims            JSONB NOT NULL,
+  session_id_hash   TEXT NOT NULL,
+  refresh_family_id TEXT NOT NULL,
+  code_hash         TEXT NOT NULL,
+  issued_at         BIGINT,
+  expires_at        BIGINT
+);
+CREATE INDEX access_tokens_by_session ON access_tokens (session_id_hash);
+CREATE INDEX access_tokens_by_family ON access_tokens (refresh_family_id);
+CREATE INDEX access_tokens_by_code ON access_tokens (code_hash);
+CREATE INDEX access_tokens_by_expiry ON access_tokens (expires_at);
+
+CREATE TABLE refresh_families (
+  id              TEXT PRIMARY KEY,
+  client_id       TEXT NOT NULL,
+  scopes          JSONB NOT NULL,
+  claims          JSONB NOT NULL,
+  session_id_hash TEXT NOT NULL,
+  sid             TEXT NOT NULL,
+  connection      TEXT NOT NULL,
+  auth_time       BIGINT,
+  amr             JSONB NOT NULL,
+  current_hash    TEXT NOT NULL,
+  previous_hash   TEXT NOT NULL,
+  rotated_at      BIGINT,
+  created_at      BIGINT,
+  expires_at      BIGINT,
+  revoked         BOOLEAN NOT NULL
+);
+CREATE INDEX refresh_families_by_current ON refresh_families (current_hash);
+CREATE INDEX refresh_families_by_previous ON refresh_families (previous_hash);
+CREATE INDEX refresh_families_by_session ON refresh_families (session_id_hash);
+CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_at);
+
+CREATE TABLE users (
+  connection    TEXT NOT NULL,
+  username      TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  claims        JSONB NOT NULL,
+  created_at    BIGINT,
+  PRIMARY KEY (connection, username)
+);
+
+CREATE TABLE throttles (
+  throttle_key TEXT PRIMARY KEY,
+  failures     INTEGER NOT NULL,
+  last_failure BIGINT
+);
+CREATE INDEX throttles_by_last_failure ON throttles (last_failure);
+`,
+}

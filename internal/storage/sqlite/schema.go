@@ -1,0 +1,100 @@
+package sqlite
+
+// migrations are applied in order by sqlstore.Migrate; append, never edit. Columns follow
+// the encoding of sqlstore (times in Unix nanoseconds, NULL for the zero time; lists and
+// claims as JSON text).
+var migrations = []string{
+	`
+CREATE TABLE sessions (
+  id_hash       TEXT PRIMARY KEY,
+  sid           TEXT NOT NULL,
+  connection    TEXT NOT NULL,
+  subject       TEXT NOT NULL,
+  claims        TEXT NOT NULL,
+  auth_time     INTEGER,
+  amr           TEXT NOT NULL,
+  reusable      INTEGER NOT NULL,
+  created_at    INTEGER,
+  last_activity INTEGER,
+  expires_at    INTEGER,
+  clients       TEXT NOT NULL,
+  upstream      BLOB
+);
+CREATE INDEX sessions_by_subject ON sessions (connection, subject);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+CREATE TABLE auth_codes (
+  code_hash             TEXT PRIMARY KEY,
+  client_id             TEXT NOT NULL,
+  redirect_uri          TEXT NOT NULL,
+  scopes                TEXT NOT NULL,
+  nonce                 TEXT NOT NULL,
+  code_challenge        TEXT NOT NULL,
+  code_challenge_method TEXT NOT NULL,
+  session_id_hash       TEXT NOT NULL,
+  sid                   TEXT NOT NULL,
+  connection            TEXT NOT NULL,
+  claims                TEXT NOT NULL,
+  auth_time             INTEGER,
+  amr                   TEXT NOT NULL,
+  expires_at            INTEGER,
+  used                  INTEGER NOT NULL,
+  refresh_family_id     TEXT NOT NULL
+);
+CREATE INDEX auth_codes_by_expiry ON auth_codes (expires_at);
+
+CREATE TABLE access_tokens (
+  token_hash        TEXT PRIMARY KEY,
+  client_id         TEXT NOT NULL,
+  scopes            TEXT NOT NULL,
+  claims            TEXT NOT NULL,
+  session_id_hash   TEXT NOT NULL,
+  refresh_family_id TEXT NOT NULL,
+  code_hash         TEXT NOT NULL,
+  issued_at         INTEGER,
+  expires_at        INTEGER
+);
+CREATE INDEX access_tokens_by_session ON access_tokens (session_id_hash);
+CREATE INDEX access_tokens_by_family ON access_tokens (refresh_family_id);
+CREATE INDEX access_tokens_by_code ON access_tokens (code_hash);
+CREATE INDEX access_tokens_by_expiry ON access_tokens (expires_at);
+
+CREATE TABLE refresh_families (
+  id              TEXT PRIMARY KEY,
+  client_id       TEXT NOT NULL,
+  scopes          TEXT NOT NULL,
+  claims          TEXT NOT NULL,
+  session_id_hash TEXT NOT NULL,
+  sid             TEXT NOT NULL,
+  connection      TEXT NOT NULL,
+  auth_time       INTEGER,
+  amr             TEXT NOT NULL,
+  current_hash    TEXT NOT NULL,
+  previous_hash   TEXT NOT NULL,
+  rotated_at      INTEGER,
+  created_at      INTEGER,
+  expires_at      INTEGER,
+  revoked         INTEGER NOT NULL
+);
+CREATE INDEX refresh_families_by_current ON refresh_families (current_hash);
+CREATE INDEX refresh_families_by_previous ON refresh_families (previous_hash);
+CREATE INDEX refresh_families_by_session ON refresh_families (session_id_hash);
+CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_at);
+
+CREATE TABLE users (
+  connection    TEXT NOT NULL,
+  username      TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  claims        TEXT NOT NULL,
+  created_at    INTEGER,
+  PRIMARY KEY (connection, username)
+);
+
+CREATE TABLE throttles (
+  throttle_key TEXT PRIMARY KEY,
+  failures     INTEGER NOT NULL,
+  last_failure INTEGER
+);
+CREATE INDEX throttles_by_last_failure ON throttles (last_failure);
+`,
+}

@@ -1,0 +1,151 @@
+// Package sqlite stores the SSO server's state in one SQLite file, for a server with a single
+// replica. It uses the pure-Go driver, so the binary stays static.
+//
+// Every write goes through one connection and every transaction starts with BEGIN
+// IMMEDIATE, so writes (and the read-modify-write of the Update methods) are serialised,
+// also against another process opening the same file; reads use a separate pool and, in WAL
+// mode, never wait for a writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/hallpass/hallpass/internal/storage"
+	"github.com/hallpass/hallpass/internal/storage/internal/sqlstore"
+)
+
+// Store is a storage.Storage on an SQLite file.
+type Store struct {
+	*sqlstore.Store
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	// Every connection gets these. busy_timeout makes a writer of another process wait
+	// instead of failing; synchronous=FULL because a lost commit could un-redeem a code or
+	// un-rotate a refresh token; foreign_keys so that constraints a later migration declares
+	// are enforced (today's tables link records by hashes that may be empty, and declare none).
+	params := url.Values{
+		"_busy_timeout": {"10000"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"FULL"},
+		"_foreign_keys": {"1"},
+	}
+	// The URI form lets a path hold characters such as '?' or '#'.
+	name := "file:" + (&url.URL{Path: path}).EscapedPath()
+
+	wp := url.Values{"_txlock": {"immediate"}}
+	for k, v := range params {
+		wp[k] = v
+	}
+	write, err := sql.Open("sqlite", name+"?"+wp.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+
+	rp := url.Values{"_query_only": {"1"}}
+	for k, v := range params {
+		rp[k] = v
+	}
+	read, err := sql.Open("sqlite", name+"?"+rp.Encode())
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), write.Close())
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+
+	db := &database{write: write, read: read}
+	// The write connection creates the file and switches it to WAL before any reader opens.
+	if err := sqlstore.Migrate(ctx, db, sqlstore.SQLite, "", migrations); err != nil {
+		return nil, errors.Join(fmt.Errorf("migrate sqlite %s: %w", path, err), db.Close())
+	}
+	return &Store{Store: sqlstore.New(db, sqlstore.SQLite)}, nil
+}
+
+// database adapts the two database/sql pools to sqlstore.DB.
+type database struct {
+	write, read *sql.DB
+}
+
+func (d *database) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return exec(ctx, d.write, query, args...)
+}
+
+func (d *database) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Scanner {
+	return d.read.QueryRowContext(ctx, query, args...)
+}
+
+func (d *database) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := d.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rowsAdapter{rows}, nil
+}
+
+func (d *database) Tx(ctx context.Context, fn func(sqlstore.Conn) error) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(txConn{tx}); err != nil {
+		return errors.Join(err, ignoreDone(tx.Rollback()))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (d *database) Close() error {
+	return errors.Join(d.read.Close(), d.write.Close())
+}
+
+// ignoreDone drops the error of a rollback after the context ended the transaction already.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func exec(ctx context.Context, e execer, query string, args ...any) (int64, error) {
+	res, err := e.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// txConn runs statements in a transaction of the write connection; its reads see the
+// transaction's own writes.
+type txConn struct{ tx *sql.Tx }
+
+func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return exec(ctx, c.tx, query, args...)
+}
+
+func (c txConn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Scanner {
+	return c.tx.QueryRowContext(ctx, query, args...)
+}
+
+// rowsAdapter drops the error of Close: by then the rows were read, or Err said why not.
+type rowsAdapter struct{ *sql.Rows }
+
+func (r rowsAdapter) Close() { _ = r.Rows.Close() }
