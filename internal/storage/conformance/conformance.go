@@ -4,6 +4,7 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -229,6 +230,27 @@ var sessionTests = []test{
 		must(t, err)
 		equal(t, "session", in, got)
 	}},
+	{"a panicking update function leaves the store usable", func(t *testing.T, s storage.Storage) {
+		in := session("a")
+		must(t, s.CreateSession(t.Context(), in))
+		func() {
+			defer func() { _ = recover() }()
+			_, _ = s.UpdateSession(t.Context(), in.IDHash, func(x storage.Session) (storage.Session, error) {
+				panic("update function bug")
+			})
+		}()
+		// A transaction left open would make the next write wait for ever.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		got, err := s.UpdateSession(ctx, in.IDHash, func(x storage.Session) (storage.Session, error) {
+			x.SID = "after"
+			return x, nil
+		})
+		must(t, err)
+		if got.SID != "after" {
+			t.Fatalf("SID is %q after the update", got.SID)
+		}
+	}},
 	{"an update of a missing session is not found and never calls the function", func(t *testing.T, s storage.Storage) {
 		called := false
 		_, err := s.UpdateSession(t.Context(), storage.Hash("nope"), func(x storage.Session) (storage.Session, error) {
@@ -282,6 +304,14 @@ var sessionTests = []test{
 		must(t, err)
 		if len(none) != 0 {
 			t.Fatalf("listed %d sessions of a user without sessions", len(none))
+		}
+	}},
+	{"listing expired sessions needs a positive limit", func(t *testing.T, s storage.Storage) {
+		x := session("a")
+		x.ExpiresAt = t0
+		must(t, s.CreateSession(t.Context(), x))
+		if _, err := s.ListExpiredSessions(t.Context(), t0, 0); err == nil {
+			t.Fatal("a limit of 0 was accepted")
 		}
 	}},
 	{"expired sessions are listed up to the limit, earliest expiry first", func(t *testing.T, s storage.Storage) {

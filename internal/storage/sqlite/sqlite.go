@@ -100,8 +100,11 @@ func (d *database) Tx(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// Deferred so that a panicking update function (recovered by an HTTP server) cannot
+	// leave the only write connection inside a transaction; after Commit it does nothing.
+	defer tx.Rollback() //nolint:errcheck // the error of fn or Commit is the one to report
 	if err := fn(txConn{tx}); err != nil {
-		return errors.Join(err, ignoreDone(tx.Rollback()))
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -111,14 +114,6 @@ func (d *database) Tx(ctx context.Context, fn func(sqlstore.Conn) error) error {
 
 func (d *database) Close() error {
 	return errors.Join(d.read.Close(), d.write.Close())
-}
-
-// ignoreDone drops the error of a rollback after the context ended the transaction already.
-func ignoreDone(err error) error {
-	if errors.Is(err, sql.ErrTxDone) {
-		return nil
-	}
-	return err
 }
 
 type execer interface {
