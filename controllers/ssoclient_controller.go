@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -50,7 +51,13 @@ type clientScope struct {
 	conds  conditionSetter
 	// secret is the generated or brought client secret (confidential clients only).
 	secret string
+	// issuedTo is the UID of the client the client ID was generated for.
+	issuedTo types.UID
 }
+
+// annotationIssuedTo records on a credentials Secret the UID of the SSOClient its client ID
+// was generated for, which settles who keeps an ID that two clients present.
+const annotationIssuedTo = "sso.hallpass.dev/issued-to"
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients/status,verbs=get;update;patch
@@ -134,14 +141,18 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	}
 
 	clientID := sc.Status.ClientID
-	if clientID == "" && existing != nil {
-		clientID = string(existing.Data[CredentialsClientID])
+	if existing != nil {
+		if clientID == "" {
+			clientID = string(existing.Data[CredentialsClientID])
+		}
+		s.issuedTo = types.UID(existing.Annotations[annotationIssuedTo])
 	}
 	if clientID == "" {
 		var err error
 		if clientID, err = config.RandomToken(clientIDBytes); err != nil {
 			return false, fmt.Errorf("generate client ID: %w", err)
 		}
+		s.issuedTo = sc.UID
 	}
 
 	if !sc.Spec.Type.Public() {
@@ -227,6 +238,9 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 		}).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(data)
+	if s.issuedTo != "" {
+		secret.WithAnnotations(map[string]string{annotationIssuedTo: string(s.issuedTo)})
+	}
 	// With Orphan the Secret has no owner, so it outlives the SSOClient; switching the policy
 	// back and forth adds and removes the reference because this apply owns the field.
 	if sc.Spec.DeletionPolicy != hallpassv1.DeletionPolicyOrphan {
@@ -238,16 +252,29 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 	return nil
 }
 
-// reconcileUniqueness refuses a client whose ID an older client already has. IDs are
-// random, so this only happens when a credentials Secret was copied or adopted.
+// reconcileUniqueness refuses a client whose ID another client holds by better right. IDs
+// are random, so this only happens when a credentials Secret was copied or adopted. The
+// Secret records the client the ID was issued to; that client keeps it, and between two
+// adopters the older one does.
 func (r *SSOClientReconciler) reconcileUniqueness(ctx context.Context, s *clientScope) (bool, error) {
+	if s.issuedTo == s.client.UID {
+		return true, nil
+	}
 	var same hallpassv1.SSOClientList
 	if err := r.List(ctx, &same, client.MatchingFields{indexClientID: s.client.Status.ClientID}); err != nil {
 		return false, fmt.Errorf("list SSOClients with the same client ID: %w", err)
 	}
 	for i := range same.Items {
 		other := &same.Items[i]
-		if other.UID != s.client.UID && olderThan(other, s.client) {
+		if other.UID == s.client.UID {
+			continue
+		}
+		var creds corev1.Secret
+		err := r.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: other.CredentialsSecretName()}, &creds)
+		if client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("get credentials of SSOClient %s/%s: %w", other.Namespace, other.Name, err)
+		}
+		if types.UID(creds.Annotations[annotationIssuedTo]) == other.UID || olderThan(other, s.client) {
 			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID,
 				fmt.Sprintf("SSOClient %s/%s already has this client ID; delete Secret %s so that a new ID is generated",
 					other.Namespace, other.Name, s.client.CredentialsSecretName()))

@@ -25,7 +25,12 @@ type conditionSetter struct {
 }
 
 func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, message string) {
-	previous := meta.FindStatusCondition(*s.conditions, typ)
+	var previous *metav1.Condition
+	if c := meta.FindStatusCondition(*s.conditions, typ); c != nil {
+		// A copy: SetStatusCondition updates the condition in place.
+		c := *c
+		previous = &c
+	}
 	meta.SetStatusCondition(s.conditions, metav1.Condition{
 		Type:               typ,
 		Status:             status,

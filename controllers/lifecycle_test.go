@@ -1,0 +1,121 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+// TestOperatorRestartKeepsCredentialsAndKeys stops the operator, wipes what it recorded in
+// status, and starts a new one: client IDs, client secrets and signing keys must all survive,
+// since applications and relying parties hold copies of them.
+func TestOperatorRestartKeepsCredentialsAndKeys(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	create(t, newServer(ns, "sso"), newClient(ns, "app", ns, "sso", hallpassv1.RegularWebApp))
+	before := readyClient(t, ns, "app")
+	creds := get(g, ns, "app-sso-credentials", &corev1.Secret{}).Data
+	var keys map[string][]byte
+	eventually(t, func(g Gomega) { keys = get(g, ns, "sso-signing-keys", &corev1.Secret{}).Data })
+
+	stopManager()
+	patch := client.MergeFrom(before.DeepCopy())
+	before.Status = hallpassv1.SSOClientStatus{}
+	g.Expect(k8s.Status().Patch(ctx, before, patch)).To(Succeed())
+	g.Expect(startManager()).To(Succeed())
+
+	after := readyClient(t, ns, "app")
+	g.Expect(after.Status.ClientID).To(Equal(string(creds[CredentialsClientID])))
+	eventually(t, func(g Gomega) {
+		g.Expect(get(g, ns, "app-sso-credentials", &corev1.Secret{}).Data).To(Equal(creds))
+		g.Expect(get(g, ns, "sso-signing-keys", &corev1.Secret{}).Data).To(Equal(keys))
+		_, ok := renderedConfig(g, ns, "sso").Client(after.Status.ClientID)
+		g.Expect(ok).To(BeTrue())
+	})
+}
+
+// TestSamplesBecomeReady applies config/samples unchanged, as the README's tour does, and
+// expects every resource Ready with the Deployment and Secrets in place.
+func TestSamplesBecomeReady(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	for _, obj := range readSamples(t) {
+		obj.SetNamespace(ns)
+		create(t, obj)
+	}
+	eventually(t, func(g Gomega) {
+		g.Expect(get(g, ns, "hallpass", &appsv1.Deployment{}).Spec.Template.Spec.Containers).To(HaveLen(1))
+	})
+	markDeploymentReady(t, ns, "hallpass")
+
+	eventually(t, func(g Gomega) {
+		s := get(g, ns, "hallpass", &hallpassv1.SSOServer{})
+		g.Expect(condition(s.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(s.Status.Clients).To(Equal(int32(2)))
+		g.Expect(s.Status.Connections).To(Equal(int32(1)))
+		conn := get(g, ns, "username-password", &hallpassv1.IdentityConnection{})
+		g.Expect(condition(conn.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(conn.Status.Clients).To(Equal(int32(2)))
+	})
+	readyClient(t, ns, "app1")
+	readyClient(t, ns, "app2")
+	for _, name := range []string{"hallpass-config", "hallpass-signing-keys", "app1-sso-credentials", "app2-sso-credentials"} {
+		get(g, ns, name, &corev1.Secret{})
+	}
+	cfg := renderedConfig(g, ns, "hallpass")
+	db, ok := cfg.Connection("username-password")
+	g.Expect(ok).To(BeTrue())
+	g.Expect(db.Database.Users).To(ConsistOf(HaveField("Username", "demo")))
+	g.Expect(cfg.Clients).To(ContainElement(And(HaveField("Type", config.ClientSinglePageApp), HaveField("WebOrigins", []string{"https://app1.example.com"}))))
+}
+
+// readSamples decodes every manifest of config/samples listed in its kustomization.
+func readSamples(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	dir := filepath.Join("..", "config", "samples")
+	var kustomization struct {
+		Resources []string `json:"resources"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := utilyaml.Unmarshal(raw, &kustomization); err != nil {
+		t.Fatal(err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, file := range kustomization.Resources {
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			obj := &unstructured.Unstructured{}
+			if err := decoder.Decode(&obj.Object); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("decode %s: %v", file, err)
+			}
+			if len(obj.Object) > 0 {
+				objs = append(objs, obj)
+			}
+		}
+	}
+	return objs
+}
