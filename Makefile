@@ -106,3 +106,9 @@ $(KUSTOMIZE): | $(LOCALBIN)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+##@ Demo
+
+.PHONY: demo
+demo: ## Run Hallpass on localhost: control plane, operator, SSO server and the example apps.
+	hack/demo.sh
