@@ -187,8 +187,8 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 	switch {
 	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
 		return fail(ErrInvalidRequest, "code_challenge_method without code_challenge")
-	case req.CodeChallenge == "" && client.Public():
-		return fail(ErrInvalidRequest, "code_challenge is required for public applications (PKCE with S256)")
+	case req.CodeChallenge == "" && (client.Public() || client.RequirePKCE):
+		return fail(ErrInvalidRequest, "code_challenge is required for this application (PKCE with S256)")
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != "S256":
 		return fail(ErrInvalidRequest, "code_challenge_method must be S256")
 	case req.CodeChallenge != "" && !validChallenge(req.CodeChallenge):

@@ -57,7 +57,7 @@ func (s *Server) discoveryDocument(st *state) discovery {
 		ResponseModesSupported:            []string{modeQuery, modeFragment, modeFormPost, modeWebMessage},
 		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials},
 		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  []string{string(st.keys.alg)},
+		IDTokenSigningAlgValuesSupported:  st.keys.algs,
 		TokenEndpointAuthMethodsSupported: auth,
 		RevocationEndpointAuthMethods:     auth,
 		IntrospectionEndpointAuthMethods:  auth[:2],

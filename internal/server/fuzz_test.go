@@ -16,6 +16,7 @@ var fuzzConfig = &config.Config{
 		{ID: "native", Type: config.ClientNative, RedirectURIs: []string{"http://127.0.0.1/cb", "com.example.app:/cb"}, Connections: []string{"db"}},
 		{ID: "spa", Type: config.ClientSinglePageApp, RedirectURIs: []string{"https://spa.example/cb"}, WebOrigins: []string{"https://spa.example"}, Connections: []string{"db"}},
 		{ID: "web", Type: config.ClientRegularWebApp, SecretSHA256: []string{"00"}, RedirectURIs: []string{"https://web.example/cb", "https://web.example/cb2"}, Connections: []string{"db"}},
+		{ID: "web-pkce", Type: config.ClientRegularWebApp, SecretSHA256: []string{"00"}, RedirectURIs: []string{"https://web.example/cb"}, RequirePKCE: true, Connections: []string{"db"}},
 	},
 	Connections: []config.Connection{{Name: "db", Type: config.ConnectionDatabase, Database: &config.DatabaseConnection{}}},
 }
@@ -54,7 +55,7 @@ func FuzzParseAuthorizeRequest(f *testing.F) {
 		if !matchRedirectURI(client.RedirectURIs, req.RedirectURI, client.Type == config.ClientNative) {
 			t.Fatalf("accepted unregistered redirect %q", req.RedirectURI)
 		}
-		if client.Public() && (req.CodeChallenge == "" || req.CodeChallengeMethod != "S256") {
+		if (client.Public() || client.RequirePKCE) && (req.CodeChallenge == "" || req.CodeChallengeMethod != "S256") {
 			t.Fatalf("public client without S256 PKCE accepted")
 		}
 		if req.CodeChallenge != "" && !validChallenge(req.CodeChallenge) {

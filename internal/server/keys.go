@@ -1,7 +1,10 @@
 package server
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hkdf"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -22,7 +25,9 @@ import (
 // and the refresh-token derivation key. The current key's secrets are used to create;
 // the previous key's are still accepted, so a rotation does not break a login in progress.
 type keySet struct {
-	alg    jose.SignatureAlgorithm
+	// algs are the algorithms ID tokens may be signed with: the current key's, and the next
+	// key's when an algorithm change is under way.
+	algs   []string
 	signer jose.Signer
 	public jose.JSONWebKeySet
 	// secrets[0] derives from Current, secrets[1] (if any) from Previous.
@@ -34,19 +39,27 @@ type derivedSecrets struct {
 	refresh     []byte // HMAC-SHA256 key deriving rotated refresh tokens
 }
 
-func newKeySet(keys *config.SigningKeys, alg string) (*keySet, error) {
+func newKeySet(keys *config.SigningKeys) (*keySet, error) {
 	if keys.Current == nil || keys.Next == nil {
 		return nil, errors.New("load signing keys: current and next keys are required")
 	}
-	if keys.Current.Algorithm != "" && keys.Current.Algorithm != alg {
-		return nil, fmt.Errorf("load signing keys: current key is %s but signing.algorithm is %s", keys.Current.Algorithm, alg)
+	// The current key's own algorithm signs. signing.algorithm in the config is where the
+	// operator is heading: after an algorithm change the new kind of key waits in the Next
+	// slot for one rotation, so relying parties see it in the JWKS before it signs.
+	alg := keyAlgorithm(keys.Current)
+	if alg == "" {
+		return nil, fmt.Errorf("load signing keys: current key %q is neither RSA nor P-256", keys.Current.KeyID)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: keys.Current},
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys.Current},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: create signer: %w", err)
 	}
-	ks := &keySet{alg: jose.SignatureAlgorithm(alg), signer: signer, public: jose.JSONWebKeySet{Keys: keys.Public()}}
+	algs := []string{string(alg)}
+	if next := keyAlgorithm(keys.Next); next != "" && next != alg {
+		algs = append(algs, string(next))
+	}
+	ks := &keySet{algs: algs, signer: signer, public: jose.JSONWebKeySet{Keys: keys.Public()}}
 	for _, k := range []*jose.JSONWebKey{keys.Current, keys.Previous} {
 		if k == nil {
 			continue
@@ -58,6 +71,23 @@ func newKeySet(keys *config.SigningKeys, alg string) (*keySet, error) {
 		ks.secrets = append(ks.secrets, d)
 	}
 	return ks, nil
+}
+
+// keyAlgorithm is the JWS algorithm of a key: its "alg" when set, else the one its type
+// implies.
+func keyAlgorithm(k *jose.JSONWebKey) jose.SignatureAlgorithm {
+	if k.Algorithm != "" {
+		return jose.SignatureAlgorithm(k.Algorithm)
+	}
+	switch key := k.Key.(type) {
+	case *rsa.PrivateKey:
+		return jose.RS256
+	case *ecdsa.PrivateKey:
+		if key.Curve == elliptic.P256() {
+			return jose.ES256
+		}
+	}
+	return ""
 }
 
 func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {

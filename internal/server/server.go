@@ -99,7 +99,7 @@ func newState(cfg *config.Config, keys *config.SigningKeys) (*state, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ks, err := newKeySet(keys, cfg.Signing.Algorithm)
+	ks, err := newKeySet(keys)
 	if err != nil {
 		return nil, err
 	}

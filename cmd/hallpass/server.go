@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/server"
+	"github.com/hallpass/hallpass/internal/server/configsource"
+	"github.com/hallpass/hallpass/internal/storage"
+	"github.com/hallpass/hallpass/internal/storage/postgres"
+	"github.com/hallpass/hallpass/internal/storage/sqlite"
+)
+
+func init() {
+	commands["server"] = command{summary: "serve OpenID Connect from a config file or Secret", run: runServer}
+}
+
+// Intervals of the server's background work.
+const (
+	filePollInterval = time.Second
+	gcInterval       = 5 * time.Minute
+	shutdownTimeout  = 10 * time.Second
+)
+
+type serverFlags struct {
+	configPath, keysPath     string
+	configSecret, keysSecret string
+	kubeconfig               string
+	listen, metricsListen    string
+	trustForwardedFor        bool
+}
+
+func runServer(ctx context.Context, args []string) error {
+	var f serverFlags
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.StringVar(&f.configPath, "config", "", "config file (standalone mode); re-read every second")
+	fs.StringVar(&f.keysPath, "keys", "", "signing keys file (standalone mode)")
+	fs.StringVar(&f.configSecret, "config-secret", "", "namespace/name of the config Secret (in a cluster); watched")
+	fs.StringVar(&f.keysSecret, "keys-secret", "", "namespace/name of the signing keys Secret (in a cluster); watched")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config")
+	fs.StringVar(&f.listen, "listen", ":8080", "address of the OpenID Connect endpoints")
+	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
+	fs.BoolVar(&f.trustForwardedFor, "trust-forwarded-for", false, "throttle logins by the X-Forwarded-For address of the nearest proxy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+
+	fromFiles := f.configPath != "" || f.keysPath != ""
+	fromSecrets := f.configSecret != "" || f.keysSecret != ""
+	if fromFiles == fromSecrets || fromFiles && (f.configPath == "" || f.keysPath == "") || fromSecrets && (f.configSecret == "" || f.keysSecret == "") {
+		return errors.New("give either --config and --keys, or --config-secret and --keys-secret")
+	}
+
+	var (
+		configData, keysData []byte
+		watch                func(ctx context.Context, l *configsource.Reloader) error
+		err                  error
+	)
+	if fromFiles {
+		if configData, keysData, err = configsource.ReadFiles(f.configPath, f.keysPath); err != nil {
+			return err
+		}
+		watch = func(ctx context.Context, l *configsource.Reloader) error {
+			configsource.PollFiles(ctx, f.configPath, f.keysPath, filePollInterval, l)
+			return nil
+		}
+	} else {
+		cfgRef, err := configsource.ParseSecretRef(f.configSecret)
+		if err != nil {
+			return err
+		}
+		keysRef, err := configsource.ParseSecretRef(f.keysSecret)
+		if err != nil {
+			return err
+		}
+		client, err := kubeClient(f.kubeconfig)
+		if err != nil {
+			return err
+		}
+		if configData, keysData, err = configsource.GetSecrets(ctx, client, cfgRef, keysRef); err != nil {
+			return err
+		}
+		watch = func(ctx context.Context, l *configsource.Reloader) error {
+			return configsource.WatchSecrets(ctx, client, cfgRef, keysRef, l)
+		}
+	}
+	cfg, keys, err := configsource.Parse(configData, keysData)
+	if err != nil {
+		return fmt.Errorf("load initial config: %w", err)
+	}
+
+	store, err := openStorage(ctx, cfg.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var opts []server.Option
+	opts = append(opts, server.WithLogger(logger))
+	if f.trustForwardedFor {
+		opts = append(opts, server.WithTrustedForwardedFor())
+	}
+	srv, err := server.New(cfg, keys, store, opts...)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reloader := configsource.NewReloader(srv.Apply, configsource.NewMetrics(reg), logger, configData, keysData)
+
+	var ready atomic.Bool
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 4)
+	go func() {
+		if err := watch(ctx, reloader); err != nil {
+			errs <- err
+		}
+	}()
+	go srv.RunGarbageCollection(ctx, gcInterval)
+
+	health := http.NewServeMux()
+	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	health.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	servers := []*http.Server{
+		{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+		{Addr: f.metricsListen, Handler: health, ReadHeaderTimeout: 10 * time.Second},
+	}
+	for _, hs := range servers {
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("serve %s: %w", hs.Addr, err)
+			}
+		}()
+	}
+	ready.Store(true)
+	logger.Info("serving", "issuer", cfg.Issuer, "listen", f.listen, "metrics", f.metricsListen)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	ready.Store(false)
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer done()
+	for _, hs := range servers {
+		_ = hs.Shutdown(shutdownCtx)
+	}
+	return err
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load kubernetes client config: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("create kubernetes client: %w", err)
+	}
+	return client, nil
+}
+
+func openStorage(ctx context.Context, s config.Storage) (storage.Storage, error) {
+	switch s.Type {
+	case config.StorageSQLite:
+		return sqlite.Open(ctx, s.SQLitePath)
+	case config.StoragePostgres:
+		return postgres.Open(ctx, s.PostgresDSN)
+	}
+	return nil, fmt.Errorf("open storage: unknown type %q", s.Type)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServerCommandServesFromFilesWithHealthAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	d := func(v time.Duration) config.Duration { return config.Duration{Duration: v} }
+	cfg := &config.Config{
+		Issuer:  "http://" + addr,
+		DevMode: true,
+		Session: config.Session{AbsoluteLifetime: d(168 * time.Hour), IdleTimeout: d(72 * time.Hour)},
+		Tokens:  config.Tokens{IDToken: d(time.Hour), AccessToken: d(time.Hour), RefreshToken: d(720 * time.Hour), AuthorizationCode: d(time.Minute)},
+		Storage: config.Storage{Type: config.StorageSQLite, SQLitePath: filepath.Join(dir, "hallpass.db")},
+		Signing: config.Signing{Algorithm: "ES256"},
+	}
+	keys, err := config.NewSigningKeys("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := config.Marshal(cfg)
+	k, _ := config.MarshalSigningKeys(keys)
+	cfgPath, keysPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(cfgPath, c, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keysPath, k, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runServer(ctx, []string{"--config", cfgPath, "--keys", keysPath, "--listen", addr, "--metrics-listen", metricsAddr})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+	})
+
+	get := func(u string) (int, string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(u)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, string(body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v", u, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if status, _ := get("http://" + metricsAddr + "/readyz"); status != http.StatusOK {
+		t.Errorf("/readyz: %d", status)
+	}
+	if status, _ := get("http://" + metricsAddr + "/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz: %d", status)
+	}
+	if _, body := get("http://" + metricsAddr + "/metrics"); !strings.Contains(body, "hallpass_config_reload_failures_total 0") {
+		t.Errorf("/metrics lacks the reload failure counter")
+	}
+	status, body := get("http://" + addr + "/.well-known/openid-configuration")
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	_ = json.Unmarshal([]byte(body), &doc)
+	if status != http.StatusOK || doc.Issuer != cfg.Issuer {
+		t.Errorf("discovery: %d %s", status, body)
+	}
+}
+
+func TestServerCommandNeedsOneConfigSource(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--config", "a.yaml"},
+		{"--config", "a.yaml", "--keys", "k.json", "--config-secret", "ns/c", "--keys-secret", "ns/k"},
+	} {
+		if err := runServer(context.Background(), args); err == nil || !strings.Contains(err.Error(), "either") {
+			t.Errorf("args %v: err = %v", args, err)
+		}
+	}
+}
