@@ -513,3 +513,15 @@ func TestRevocationAndIntrospection(t *testing.T) {
 		t.Errorf("revoke with a wrong secret: status %d, want 401", status)
 	}
 }
+
+func TestAMachineTokenGetsNoUserinfo(t *testing.T) {
+	e := newEnv(t)
+	_, body := tokenRequest(t, e, url.Values{"grant_type": {"client_credentials"}}, "m2m", "m2m-secret")
+	token, _ := body["access_token"].(string)
+	if status := userinfoStatus(t, e, token); status != http.StatusForbidden {
+		t.Errorf("userinfo with a client-credentials token: status %d, want 403", status)
+	}
+	if status := userinfoStatus(t, e, "not-a-token"); status != http.StatusUnauthorized {
+		t.Errorf("userinfo with a bogus token: status %d, want 401", status)
+	}
+}

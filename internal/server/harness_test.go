@@ -2,16 +2,17 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,7 +143,6 @@ type env struct {
 	clock  *clock
 	store  storage.Storage
 	issuer string
-	ips    atomic.Int32
 }
 
 // newEnv starts a server; mutate adjusts the config before it is served.
@@ -184,13 +184,21 @@ type browser struct {
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
 	issuerHost := strings.TrimPrefix(e.issuer, "http://")
-	n := e.ips.Add(1)
-	return &browser{e: e, ip: "192.0.2." + strconv.Itoa(int(n)), c: &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	return &browser{e: e, ip: randomIP(), c: &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if req.URL.Host != issuerHost {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}}}
+}
+
+// randomIP gives every browser its own documentation-range IPv6 address, so per-address
+// throttling of one test never affects another, even on a shared PostgreSQL database.
+func randomIP() string {
+	ip := make(net.IP, net.IPv6len)
+	copy(ip, []byte{0x20, 0x01, 0x0d, 0xb8})
+	_, _ = rand.Read(ip[4:])
+	return ip.String()
 }
 
 // page is a response as the browser saw it.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/rand"
 	"net/http"
 	"strings"
 	"testing"
@@ -188,9 +189,11 @@ func TestSignUpCreatesAUserWhoCanSignInAgain(t *testing.T) {
 	if link == nil {
 		t.Fatalf("no sign-up link:\n%s", loginPage.body)
 	}
+	// A fresh name on every run: a shared PostgreSQL database keeps users between runs.
+	dora := "dora-" + rand.Text()[:8]
 	signup := b.get(unescapeHTML(link[1]))
 	action, form := formFields(t, signup)
-	form.Set("username", "dora")
+	form.Set("username", dora)
 	form.Set("email", "dora@example.com")
 	form.Set("password", "short")
 	if p := b.post(action, form); p.status != http.StatusBadRequest {
@@ -198,11 +201,11 @@ func TestSignUpCreatesAUserWhoCanSignInAgain(t *testing.T) {
 	}
 	form.Set("password", "a long enough password")
 	_, idt := rp.exchange(t, l, rp.callback(t, l, b.post(action, form)))
-	if idt.Subject != "people|dora" {
+	if idt.Subject != "people|"+dora {
 		t.Errorf("sub = %q", idt.Subject)
 	}
 	// Taken usernames are refused, imported ones included.
-	for _, name := range []string{"dora", "alice"} {
+	for _, name := range []string{dora, "alice"} {
 		b2 := e.browser()
 		action, form := formFields(t, b2.get(unescapeHTML(signupLinkRe.FindStringSubmatch(b2.get(rp.authURL(newLogin())).body)[1])))
 		form.Set("username", name)
@@ -212,5 +215,5 @@ func TestSignUpCreatesAUserWhoCanSignInAgain(t *testing.T) {
 		}
 	}
 	// And dora signs in with her password in a new browser.
-	rp.signIn(t, e.browser(), "dora", "a long enough password")
+	rp.signIn(t, e.browser(), dora, "a long enough password")
 }

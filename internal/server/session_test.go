@@ -268,3 +268,27 @@ func sessionCookieValue(b *browser) string {
 	}
 	return ""
 }
+
+func TestAConfigReloadKeepsSessionsAndServesNewClients(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	e.rp("app1", "app1-secret").signIn(t, b, "alice", alicePassword, oauthConnection("people"))
+
+	cfg := *e.srv.Config()
+	cfg.Clients = append([]config.Client{}, cfg.Clients...)
+	cfg.Clients = append(cfg.Clients, config.Client{ID: "zeta", Name: "Zeta", Type: config.ClientRegularWebApp,
+		SecretSHA256: []string{config.SecretDigest("zeta-secret")}, RedirectURIs: []string{"https://zeta.example/callback"},
+		SingleSignOn: true, Connections: []string{"people"}})
+	keys, _ := testKeys()
+	if err := e.srv.Apply(&cfg, keys); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	rp := e.rp("zeta", "zeta-secret")
+	l, code, err := rp.silent(t, b)
+	if err != "" {
+		t.Fatalf("a client added by a reload could not use the existing session: %s", err)
+	}
+	if _, idt := rp.exchange(t, l, code); idt.Subject != "people|alice" {
+		t.Errorf("sub = %q", idt.Subject)
+	}
+}
