@@ -6,7 +6,7 @@ import (
 )
 
 // ErrorCode is an OAuth 2.0 / OpenID Connect error code (RFC 6749 §4.1.2.1, §5.2; OIDC Core
-// §3.1.2.6; RFC 7009; RFC 6750).
+// §3.1.2.6; RFC 6750) that the server returns.
 type ErrorCode string
 
 // Error codes the server returns.
@@ -18,13 +18,11 @@ const (
 	ErrUnsupportedGrantType    ErrorCode = "unsupported_grant_type"
 	ErrUnsupportedResponseType ErrorCode = "unsupported_response_type"
 	ErrInvalidScope            ErrorCode = "invalid_scope"
-	ErrAccessDenied            ErrorCode = "access_denied"
 	ErrServerError             ErrorCode = "server_error"
 	ErrLoginRequired           ErrorCode = "login_required"
 	ErrInteractionRequired     ErrorCode = "interaction_required"
 	ErrInvalidToken            ErrorCode = "invalid_token"
 	ErrInsufficientScope       ErrorCode = "insufficient_scope"
-	ErrUnsupportedTokenType    ErrorCode = "unsupported_token_type"
 )
 
 // oauthError is a protocol error with its description and the HTTP status it is sent with

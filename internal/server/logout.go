@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,13 +17,22 @@ import (
 // when the client is identified (client_id or id_token_hint) and the URI is registered for
 // it exactly; otherwise the user sees the signed-out page. A hint this server did not sign
 // is refused without ending anything: someone tampered with the request.
+//
+// A request to be sent somewhere without an id_token_hint could come from any site, so the
+// user confirms it first (RP-Initiated Logout §3 requires asking when there is no hint).
 func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	st, ok := s.readLogoutForm(w, r)
 	if !ok {
 		return
 	}
 	clientID := r.Form.Get("client_id")
-	if raw := r.Form.Get("id_token_hint"); raw != "" {
+	target := r.Form.Get("post_logout_redirect_uri")
+	raw := r.Form.Get("id_token_hint")
+	if raw == "" && target != "" && !logoutConfirmed(r) {
+		s.askLogoutConfirmation(w, r, st)
+		return
+	}
+	if raw != "" {
 		var hint idTokenClaims
 		if err := st.keys.verify(raw, st.cfg.Issuer, &hint); err != nil {
 			s.renderError(w, r, http.StatusBadRequest, "This sign-out request carries an ID token that this server did not issue. You are still signed in.")
@@ -40,7 +50,6 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	target := r.Form.Get("post_logout_redirect_uri")
 	if client, ok := st.cfg.Client(clientID); ok && target != "" && slices.Contains(client.PostLogoutRedirectURIs, target) {
 		u, _ := url.Parse(target)
 		if state := r.Form.Get("state"); state != "" {
@@ -119,6 +128,37 @@ func (s *Server) endSession(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	s.logger.InfoContext(ctx, "session ended", "sid", sess.SID, "clients", len(sess.Clients))
 	return nil
+}
+
+// askLogoutConfirmation shows a form that posts the same request back with the user's
+// confirmation and the browser's CSRF token.
+func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, st *state) {
+	csrf, err := s.csrfToken(w, r, st)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	fields := []formField{{"confirm", "yes"}, {"csrf", csrf}}
+	for _, name := range []string{"client_id", "post_logout_redirect_uri", "state"} {
+		if v := r.Form.Get(name); v != "" {
+			fields = append(fields, formField{name, v})
+		}
+	}
+	s.render(w, st, http.StatusOK, "confirm", &pageData{
+		Heading: "Sign out?",
+		Message: "An application asks to sign you out of every application that uses this sign-in.",
+		FormURL: st.endpoint(pathEndSession),
+		Fields:  fields,
+	}, pageCSP(st, "", r.Form.Get("post_logout_redirect_uri")))
+}
+
+func logoutConfirmed(r *http.Request) bool {
+	if r.Method != http.MethodPost || r.PostForm.Get("confirm") != "yes" {
+		return false
+	}
+	c, err := r.Cookie(csrfCookie)
+	form := []byte(r.PostForm.Get("csrf"))
+	return err == nil && len(form) > 0 && subtle.ConstantTimeCompare(form, []byte(c.Value)) == 1
 }
 
 func redirectAfterLogout(w http.ResponseWriter, target string) {

@@ -18,7 +18,7 @@ var templateFS embed.FS
 // pages are parsed once; each is the layout plus one content template.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"message", "login", "formpost", "webmessage"} {
+	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm"} {
 		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out

@@ -36,6 +36,11 @@ func TestSilentLogin(t *testing.T) {
 				return []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("connection", "staff")}
 			},
 			wantError: "interaction_required"},
+		{name: "a session through a connection the client does not use gives interaction_required", client: "app2",
+			setup: func(e *env, b *browser) {
+				e.rp("app1", "app1-secret").signIn(e.t, b, "carol", carolPassword, oauthConnection("staff"), oauth2.SetAuthURLParam("prompt", "login"))
+			},
+			wantError: "interaction_required"},
 		{name: "max_age that still holds succeeds", client: "app2", setup: func(e *env, _ *browser) { e.clock.Advance(30 * time.Second) },
 			params: func(*env, string) []oauth2.AuthCodeOption {
 				return []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("max_age", "60")}
