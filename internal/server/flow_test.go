@@ -525,3 +525,40 @@ func TestAMachineTokenGetsNoUserinfo(t *testing.T) {
 		t.Errorf("userinfo with a bogus token: status %d, want 401", status)
 	}
 }
+
+func TestConcurrentRefreshesOfOneTokenAllGetTheSameRotation(t *testing.T) {
+	e := newEnv(t)
+	rp := e.rp("app2", "app2-secret")
+	first, _ := rp.signIn(t, e.browser(), "alice", alicePassword)
+
+	const n = 6
+	results := make(chan string, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			tok, err := refresh(rp, first.RefreshToken)
+			if err != nil {
+				errs <- err
+				return
+			}
+			results <- tok.RefreshToken
+		}()
+	}
+	var tokens []string
+	for range n {
+		select {
+		case err := <-errs:
+			t.Fatalf("a concurrent refresh failed: %v", err)
+		case tok := <-results:
+			tokens = append(tokens, tok)
+		}
+	}
+	for _, tok := range tokens {
+		if tok != tokens[0] {
+			t.Fatal("concurrent refreshes forked the family into different tokens")
+		}
+	}
+	if _, err := refresh(rp, tokens[0]); err != nil {
+		t.Fatalf("the rotated token does not work: %v", err)
+	}
+}

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/storage"
 )
 
 func TestSilentLogin(t *testing.T) {
@@ -295,5 +298,34 @@ func TestAConfigReloadKeepsSessionsAndServesNewClients(t *testing.T) {
 	}
 	if _, idt := rp.exchange(t, l, code); idt.Subject != "people|alice" {
 		t.Errorf("sub = %q", idt.Subject)
+	}
+}
+
+func TestGarbageCollectionRemovesEndedSessions(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	e.rp("app2", "app2-secret").signIn(t, b, "alice", alicePassword)
+	u, _ := url.Parse(e.issuer)
+	var cookie string
+	if c := cookieNamed(b.c.Jar.Cookies(u), "hallpass_session"); c != nil {
+		cookie = c.Value
+	}
+	if _, err := e.store.GetSession(context.Background(), storage.Hash(cookie)); err != nil {
+		t.Fatalf("the session is not stored: %v", err)
+	}
+	e.clock.Advance(73 * time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.srv.RunGarbageCollection(ctx, 10*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := e.store.GetSession(context.Background(), storage.Hash(cookie))
+		if errors.Is(err, storage.ErrNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle-expired session was not collected: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
