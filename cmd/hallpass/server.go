@@ -111,8 +111,9 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	defer store.Close()
 
-	var opts []server.Option
-	opts = append(opts, server.WithLogger(logger))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := []server.Option{server.WithLogger(logger), server.WithMetricsRegisterer(reg)}
 	if f.trustForwardedFor {
 		opts = append(opts, server.WithTrustedForwardedFor())
 	}
@@ -121,8 +122,6 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reloader := configsource.NewReloader(srv.Apply, configsource.NewMetrics(reg), logger, configData, keysData)
 
 	var ready atomic.Bool

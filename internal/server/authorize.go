@@ -33,6 +33,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest, pe.message)
 		return
 	case errors.As(err, &re):
+		s.metrics.authorization.WithLabelValues(string(re.err.Code)).Inc()
 		s.sendAuthError(w, st, re.req, re.err)
 		return
 	}
@@ -70,13 +71,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 		}
 	}
 	if refusal == nil {
+		s.metrics.authorization.WithLabelValues("sso").Inc()
 		s.completeAuthorization(w, r, st, req, sess)
 		return
 	}
 	if req.PromptNone {
+		s.metrics.authorization.WithLabelValues(string(refusal.Code)).Inc()
 		s.sendAuthError(w, st, req, refusal)
 		return
 	}
+	s.metrics.authorization.WithLabelValues("login").Inc()
 	s.startLogin(w, r, st, req)
 }
 

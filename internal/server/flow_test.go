@@ -562,3 +562,42 @@ func TestConcurrentRefreshesOfOneTokenAllGetTheSameRotation(t *testing.T) {
 		t.Fatalf("the rotated token does not work: %v", err)
 	}
 }
+
+func TestMetricsCountLoginsAuthorizationsAndTokens(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	app2 := e.rp("app2", "app2-secret")
+	b.submitLogin(b.get(app2.authURL(newLogin())), "alice", "wrong")
+	app2.signIn(t, b, "alice", alicePassword)
+	l, code, _ := e.rp("app1", "app1-secret").silent(t, b, oauthConnection("people"))
+	e.rp("app1", "app1-secret").exchange(t, l, code)
+	e.rp("nosso", "nosso-secret").silent(t, b)
+
+	want := map[string]float64{
+		`hallpass_logins_total{result="failure"}`:                               1,
+		`hallpass_logins_total{result="success"}`:                               1,
+		`hallpass_authorizations_total{outcome="login"}`:                        2,
+		`hallpass_authorizations_total{outcome="sso"}`:                          1,
+		`hallpass_authorizations_total{outcome="login_required"}`:               1,
+		`hallpass_token_requests_total{grant="authorization_code",result="ok"}`: 2,
+	}
+	got := map[string]float64{}
+	families, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName()+`="`+lp.GetValue()+`"`)
+			}
+			got[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
@@ -143,12 +144,13 @@ type env struct {
 	clock  *clock
 	store  storage.Storage
 	issuer string
+	reg    *prometheus.Registry
 }
 
 // newEnv starts a server; mutate adjusts the config before it is served.
 func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Now().Truncate(time.Second)}}
+	e := &env{t: t, clock: &clock{now: time.Now().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
 	var handler atomic.Pointer[http.Handler]
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
@@ -162,7 +164,7 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = server.New(cfg, keys, e.store, server.WithClock(e.clock.Now), server.WithTrustedForwardedFor(),
+	e.srv, err = server.New(cfg, keys, e.store, server.WithClock(e.clock.Now), server.WithTrustedForwardedFor(), server.WithMetricsRegisterer(e.reg),
 		server.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("start server: %v", err)

@@ -160,6 +160,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait > 0 {
+		s.metrics.logins.WithLabelValues("throttled").Inc()
 		secs := int(math.Ceil(wait.Seconds()))
 		s.showPage(w, f, http.StatusTooManyRequests, false, conn, pageData{Username: username,
 			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)})
@@ -175,6 +176,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			s.serverError(w, r, err)
 			return
 		}
+		s.metrics.logins.WithLabelValues("failure").Inc()
 		s.logger.InfoContext(ctx, "login failed", "connection", conn.Name, "client", f.client.ID)
 		s.showPage(w, f, http.StatusUnauthorized, false, conn, pageData{Username: username, Error: msgBadCredentials})
 		return
@@ -254,6 +256,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlo
 		s.serverError(w, r, err)
 		return
 	}
+	s.metrics.logins.WithLabelValues("success").Inc()
 	s.logger.InfoContext(ctx, "login succeeded", "connection", conn.Name, "client", f.client.ID, "sid", sess.SID)
 	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
 }

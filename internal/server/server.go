@@ -31,6 +31,7 @@ type Server struct {
 	mux    *http.ServeMux
 
 	trustForwardedFor bool
+	metrics           *metrics
 }
 
 // Option configures a Server.
@@ -63,7 +64,7 @@ type state struct {
 
 // New builds a server for a validated config and its signing keys.
 func New(cfg *config.Config, keys *config.SigningKeys, store storage.Storage, opts ...Option) (*Server, error) {
-	s := &Server{store: store, now: time.Now, logger: slog.Default()}
+	s := &Server{store: store, now: time.Now, logger: slog.Default(), metrics: newMetrics()}
 	for _, o := range opts {
 		o(s)
 	}

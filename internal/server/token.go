@@ -50,7 +50,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w, r, client)
 
 	var resp *tokenResponse
-	switch gt := r.PostForm.Get("grant_type"); gt {
+	gt := r.PostForm.Get("grant_type")
+	switch gt {
 	case grantAuthorizationCode:
 		resp, oerr = s.grantAuthorizationCode(r.Context(), st, client, r)
 	case grantRefreshToken:
@@ -62,7 +63,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		oerr = newError(ErrUnsupportedGrantType, "grant_type is not supported")
 	}
+	if gt != grantAuthorizationCode && gt != grantRefreshToken && gt != grantClientCredentials {
+		gt = "other"
+	}
 	if oerr != nil {
+		s.metrics.tokens.WithLabelValues(gt, string(oerr.Code)).Inc()
 		if oerr.Code == ErrServerError {
 			s.logger.ErrorContext(r.Context(), "token request failed", "client", client.ID, "err", oerr.Description)
 			oerr = newError(ErrServerError, "")
@@ -70,6 +75,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
+	s.metrics.tokens.WithLabelValues(gt, "ok").Inc()
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -1,0 +1,36 @@
+package server
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics count what an operator of the service watches: logins by outcome, silent
+// authorizations by outcome, and token requests by grant and outcome.
+type metrics struct {
+	logins        *prometheus.CounterVec
+	authorization *prometheus.CounterVec
+	tokens        *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_logins_total",
+			Help: "Password logins by result: success, failure (wrong credentials) or throttled.",
+		}, []string{"result"}),
+		authorization: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_authorizations_total",
+			Help: "Authorization requests by outcome: sso (answered from the central session), login (sent to the login page) or the OAuth error code.",
+		}, []string{"outcome"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_token_requests_total",
+			Help: "Token endpoint requests by grant type and result (ok or the OAuth error code).",
+		}, []string{"grant", "result"}),
+	}
+}
+
+// WithMetricsRegisterer registers the server's metrics with reg (they are kept but not
+// exported when this option is absent).
+func WithMetricsRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Server) {
+		reg.MustRegister(s.metrics.logins, s.metrics.authorization, s.metrics.tokens)
+	}
+}
