@@ -1,0 +1,75 @@
+package devcluster
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func TestRewriteListenArgs(t *testing.T) {
+	ports := map[int]int{8080: 5556, 9090: 40000}
+	for _, tc := range []struct {
+		name     string
+		in, want []string
+	}{
+		{"a --flag=:port listen address moves to its loopback port",
+			[]string{"server", "--listen=:8080", "--metrics-listen=:9090"},
+			[]string{"server", "--listen=127.0.0.1:5556", "--metrics-listen=127.0.0.1:40000"}},
+		{"a listen address given as a separate argument moves too",
+			[]string{"--listen", "0.0.0.0:8080"}, []string{"--listen", "127.0.0.1:5556"}},
+		{"a port that is not a container port is left alone",
+			[]string{"--listen=:7070"}, []string{"--listen=:7070"}},
+		{"a namespace/name argument is not an address",
+			[]string{"--config-secret", "ns/name", "--keys-secret=ns/keys"}, []string{"--config-secret", "ns/name", "--keys-secret=ns/keys"}},
+		{"a URL with a port is not a listen address",
+			[]string{"--issuer=http://host:8080"}, []string{"--issuer=http://host:8080"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rewriteListenArgs(tc.in, ports); !slices.Equal(got, tc.want) {
+				t.Errorf("rewriteListenArgs(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMapURLs(t *testing.T) {
+	objs := []*unstructured.Unstructured{
+		{Object: map[string]any{"kind": "SSOServer", "spec": map[string]any{"issuer": "https://sso.example.com"}}},
+		{Object: map[string]any{"kind": "SSOClient", "spec": map[string]any{
+			"redirectURIs": []any{"https://app1.example.com/callback", "https://app1.example.com.evil/x"},
+			"webOrigins":   []any{"https://app1.example.com"},
+		}}},
+	}
+	MapURLs(objs, map[string]string{"https://sso.example.com": "http://127.0.0.1:5556", "https://app1.example.com": "http://localhost:3001"})
+	for _, tc := range []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"the issuer is mapped", objs[0].Object["spec"].(map[string]any)["issuer"], "http://127.0.0.1:5556"},
+		{"an http issuer puts the server in devMode", objs[0].Object["spec"].(map[string]any)["devMode"], true},
+		{"a URL under a mapped prefix keeps its path", objs[1].Object["spec"].(map[string]any)["redirectURIs"].([]any)[0], "http://localhost:3001/callback"},
+		{"a host that merely starts with a mapped one is left alone", objs[1].Object["spec"].(map[string]any)["redirectURIs"].([]any)[1], "https://app1.example.com.evil/x"},
+		{"an origin equal to a prefix is mapped", objs[1].Object["spec"].(map[string]any)["webOrigins"].([]any)[0], "http://localhost:3001"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestPrefixWriterPrefixesWholeLines(t *testing.T) {
+	var out bytes.Buffer
+	w := newPrefixWriter(&out, "[ns/a] ")
+	_, _ = w.Write([]byte("one\ntw"))
+	_, _ = w.Write([]byte("o\nthree"))
+	if got, want := out.String(), "[ns/a] one\n[ns/a] two\n"; got != want {
+		t.Errorf("output %q, want %q (an unfinished line waits for its end)", got, want)
+	}
+	if !strings.HasSuffix(string(w.buf), "three") {
+		t.Errorf("buffer %q should hold the unfinished line", w.buf)
+	}
+}
