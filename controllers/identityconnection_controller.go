@@ -26,7 +26,7 @@ type IdentityConnectionReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections,verbs=get;list;watch
-// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections/status,verbs=get;patch
 
 // Reconcile brings one IdentityConnection's status up to date.
 func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -107,7 +108,7 @@ func readSamples(t *testing.T) []*unstructured.Unstructured {
 		decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 		for {
 			obj := &unstructured.Unstructured{}
-			if err := decoder.Decode(&obj.Object); err == io.EOF {
+			if err := decoder.Decode(&obj.Object); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
 				t.Fatalf("decode %s: %v", file, err)

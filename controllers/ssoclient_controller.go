@@ -60,8 +60,8 @@ type clientScope struct {
 const annotationIssuedTo = "sso.hallpass.dev/issued-to"
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients,verbs=get;list;watch
-// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

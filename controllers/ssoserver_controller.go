@@ -51,10 +51,11 @@ func keysSecretName(server string) string   { return server + "-signing-keys" }
 func dataClaimName(server string) string    { return server + "-data" }
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers,verbs=get;list;watch
-// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=serviceaccounts;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers/status,verbs=get;patch
+// The operator never deletes: what it creates goes with its owner by garbage collection.
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;services;persistentvolumeclaims,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
 
 // Reconcile brings one SSOServer to its desired state.
 func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {

@@ -52,10 +52,6 @@ func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, 
 	s.recorder.Eventf(s.obj, nil, eventType, reason, typ, "%s", note)
 }
 
-func (s conditionSetter) isTrue(typ string) bool {
-	return meta.IsStatusConditionTrue(*s.conditions, typ)
-}
-
 // readyFrom sets Ready from the given conditions: True when all are True, otherwise False
 // with the reason and message of the first that is not.
 func (s conditionSetter) readyFrom(types ...string) {

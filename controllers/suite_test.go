@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -25,6 +26,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 )
@@ -91,6 +93,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "create client: %v\n", err)
 		return 1
 	}
+	if err := bindOperatorRole(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if err := startManager(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -99,9 +105,38 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-// startManager runs the operator's controllers, as `hallpass operator` does.
+// operatorUser is who the manager acts as: a user bound only to the operator's generated
+// ClusterRole, so every test also proves that role is enough.
+const operatorUser = "hallpass-operator"
+
+func bindOperatorRole() error {
+	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		return fmt.Errorf("read operator role: %w", err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(raw, &role); err != nil {
+		return fmt.Errorf("parse operator role: %w", err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "manager-rolebinding"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
+	}
+	for _, obj := range []client.Object{&role, binding} {
+		if err := k8s.Create(context.Background(), obj); err != nil {
+			return fmt.Errorf("create %T: %w", obj, err)
+		}
+	}
+	return nil
+}
+
+// startManager runs the operator's controllers, as `hallpass operator` does, with only the
+// operator's RBAC.
 func startManager() error {
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	asOperator := rest.CopyConfig(restConfig)
+	asOperator.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
+	mgr, err := ctrl.NewManager(asOperator, ctrl.Options{
 		Scheme:  scheme,
 		Cache:   CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},

@@ -274,7 +274,7 @@ func (c *Config) Validate() error {
 	}
 	u, err := url.Parse(c.Issuer)
 	check(err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "", "issuer %q is not an absolute URL without query or fragment", c.Issuer)
-	check(err == nil && u.Scheme != "https" && !(c.DevMode && u.Scheme == "http"), "issuer %q must use https (http only in dev mode)", c.Issuer)
+	check(err == nil && u.Scheme != "https" && (!c.DevMode || u.Scheme != "http"), "issuer %q must use https (http only in dev mode)", c.Issuer)
 	check(c.Session.AbsoluteLifetime.Duration <= 0, "session.absoluteLifetime must be positive")
 	check(c.Session.IdleTimeout.Duration <= 0, "session.idleTimeout must be positive")
 	check(c.Session.IdleTimeout.Duration > c.Session.AbsoluteLifetime.Duration, "session.idleTimeout must not exceed session.absoluteLifetime")

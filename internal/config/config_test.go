@@ -1,0 +1,106 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const validYAML = `
+issuer: https://sso.example.com
+session: {absoluteLifetime: 168h, idleTimeout: 72h}
+tokens: {idToken: 1h, accessToken: 1h, refreshToken: 720h, refreshReuseInterval: 3s, authorizationCode: 1m}
+storage: {type: SQLite, sqlitePath: /tmp/h.db}
+signing: {algorithm: RS256}
+clients:
+- {id: a, name: A, type: SinglePageApp, singleSignOn: true, connections: [db]}
+- {id: b, name: B, type: RegularWebApp, singleSignOn: true, secretSHA256: [abc]}
+connections:
+- {name: db, type: Database, database: {}}
+`
+
+func TestParse(t *testing.T) {
+	cases := map[string]struct {
+		edit func(string) string
+		err  string
+	}{
+		"a valid config is accepted":                 {edit: func(s string) string { return s }},
+		"a misspelt field is refused":                {edit: func(s string) string { return s + "isuer: x\n" }, err: "isuer"},
+		"an http issuer is refused outside dev mode": {edit: replace("https://sso", "http://sso"), err: "must use https"},
+		"an http issuer is fine in dev mode":         {edit: func(s string) string { return replace("https://sso", "http://sso")(s) + "devMode: true\n" }},
+		"an idle timeout over the lifetime":          {edit: replace("idleTimeout: 72h", "idleTimeout: 200h"), err: "idleTimeout must not exceed"},
+		"a duration that does not parse":             {edit: replace("idToken: 1h", "idToken: soon"), err: "parse duration"},
+		"clients out of order":                       {edit: replace("id: a, name: A", "id: c, name: A"), err: "clients must be sorted"},
+		"a public client with a secret":              {edit: replace("type: SinglePageApp,", "type: SinglePageApp, secretSHA256: [x],"), err: "public client but has a secret"},
+		"a confidential client without a secret":     {edit: replace(", secretSHA256: [abc]", ""), err: "confidential client without a secret"},
+		"a client naming an unknown connection":      {edit: replace("connections: [db]", "connections: [ldap]"), err: `unknown connection "ldap"`},
+		"a Database connection without its block":    {edit: replace(", database: {}", ""), err: "has no database block"},
+		"an unknown storage type":                    {edit: replace("type: SQLite", "type: Redis"), err: `storage.type "Redis"`},
+		"every problem is reported at once": {
+			edit: func(s string) string {
+				return replace("algorithm: RS256", "algorithm: HS256")(replace("idToken: 1h", "idToken: 0s")(s))
+			},
+			err: "tokens.idToken must be positive\nsigning.algorithm",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.edit(validYAML)))
+			if tc.err == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v, want one containing %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func replace(old, new string) func(string) string {
+	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
+
+func TestSigningKeys(t *testing.T) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		t.Run(alg+" keys survive the Secret and rotate through the slots", func(t *testing.T) {
+			keys, err := NewSigningKeys(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := MarshalSigningKeys(keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := ParseSigningKeys(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parsed.Current.KeyID != keys.Current.KeyID || parsed.Next.KeyID != keys.Next.KeyID || parsed.Previous != nil {
+				t.Fatalf("round trip changed the keys")
+			}
+			cur, next := parsed.Current.KeyID, parsed.Next.KeyID
+			if err := parsed.Rotate(alg); err != nil {
+				t.Fatal(err)
+			}
+			if parsed.Current.KeyID != next || parsed.Previous.KeyID != cur || parsed.Next.KeyID == next {
+				t.Fatalf("rotation did not move the slots: %s %s %s", parsed.Previous.KeyID, parsed.Current.KeyID, parsed.Next.KeyID)
+			}
+			for _, k := range parsed.Public() {
+				if !k.IsPublic() {
+					t.Fatalf("Public returned private key %s", k.KeyID)
+				}
+			}
+			if len(parsed.Public()) != 3 {
+				t.Fatalf("want current, next and previous published")
+			}
+		})
+	}
+	t.Run("a keys document holding only public keys is refused", func(t *testing.T) {
+		keys, _ := NewSigningKeys("ES256")
+		pub := keys.Current.Public()
+		keys.Current = &pub
+		data, _ := MarshalSigningKeys(keys)
+		if _, err := ParseSigningKeys(data); err == nil {
+			t.Fatal("accepted a public key as signing key")
+		}
+	})
+}

@@ -1,0 +1,289 @@
+package render
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+const hash = "$argon2id$v=19$m=19456,t=2,p=1$aGFsbHBhc3MtZGVtby1zYQ$jdYK97oOgib4lBTl/s+JFaRwPQYPEl6Yn1+HpnmStUI"
+
+func server() *hallpassv1.SSOServer {
+	return &hallpassv1.SSOServer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "sso", Name: "main"},
+		Spec:       hallpassv1.SSOServerSpec{Issuer: "https://sso.example.com"},
+	}
+}
+
+func client(name, id string, typ hallpassv1.ClientType, created int64) Client {
+	c := &hallpassv1.SSOClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: name, CreationTimestamp: metav1.Unix(created, 0)},
+		Spec: hallpassv1.SSOClientSpec{
+			Type:         typ,
+			RedirectURIs: []string{"https://" + name + ".example.com/b", "https://" + name + ".example.com/a"},
+		},
+	}
+	out := Client{Client: c, ID: id}
+	if !typ.Public() {
+		out.SecretDigests = []string{config.SecretDigest("secret-of-" + name)}
+	}
+	return out
+}
+
+func database(name, secret string) *hallpassv1.IdentityConnection {
+	return &hallpassv1.IdentityConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "sso", Name: name},
+		Spec: hallpassv1.IdentityConnectionSpec{
+			Type:     hallpassv1.ConnectionDatabase,
+			Database: &hallpassv1.DatabaseConnection{UsersSecretRef: &hallpassv1.SecretKeyReference{Name: secret, Key: "users.yaml"}},
+		},
+	}
+}
+
+func users(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString("- username: " + n + "\n  passwordHash: " + hash + "\n")
+	}
+	return b.String()
+}
+
+func TestRender(t *testing.T) {
+	secrets := SecretValues{
+		{Namespace: "sso", Name: "staff-users", Key: "users.yaml"}:    users("zoe", "adam"),
+		{Namespace: "sso", Name: "customer-users", Key: "users.yaml"}: users("carol"),
+		{Namespace: "sso", Name: "pg", Key: "dsn"}:                    "postgres://db/sso",
+	}
+	cases := map[string]struct {
+		in    func() Input
+		check func(t *testing.T, out *Output)
+		err   string
+	}{
+		"an empty server gets the documented defaults": {
+			in: func() Input { return Input{Server: server()} },
+			check: func(t *testing.T, out *Output) {
+				c := out.Config
+				expect(t, c.Session.AbsoluteLifetime.Duration == 168*time.Hour && c.Session.IdleTimeout.Duration == 72*time.Hour, "session defaults: %+v", c.Session)
+				expect(t, c.Tokens.RefreshReuseInterval.Duration == 3*time.Second && c.Tokens.AuthorizationCode.Duration == time.Minute, "token defaults: %+v", c.Tokens)
+				expect(t, c.Storage == config.Storage{Type: config.StorageSQLite, SQLitePath: SQLitePath}, "storage: %+v", c.Storage)
+				expect(t, c.Signing.Algorithm == "RS256", "algorithm %q", c.Signing.Algorithm)
+			},
+		},
+		"clients and connections come out sorted, whatever the input order": {
+			in: func() Input {
+				return Input{
+					Server:      server(),
+					Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users"), database("customers", "customer-users")},
+					Clients:     []Client{client("web", "zz", hallpassv1.RegularWebApp, 1), client("spa", "aa", hallpassv1.SinglePageApp, 2)},
+					Secrets:     secrets,
+				}
+			},
+			check: func(t *testing.T, out *Output) {
+				c := out.Config
+				expect(t, c.Clients[0].ID == "aa" && c.Clients[1].ID == "zz", "clients %v", c.Clients)
+				expect(t, c.Connections[0].Name == "customers" && c.Connections[1].Name == "staff", "connections %v", c.Connections)
+				web, _ := c.Client("zz")
+				expect(t, web.RedirectURIs[0] == "https://web.example.com/a", "redirect URIs sorted: %v", web.RedirectURIs)
+				expect(t, strings.Join(web.Connections, ",") == "customers,staff", "a client without a list may use every connection: %v", web.Connections)
+				staff, _ := c.Connection("staff")
+				expect(t, staff.Database.Users[0].Username == "adam", "users sorted: %v", staff.Database.Users)
+			},
+		},
+		"a client listing connections gets only those the server serves": {
+			in: func() Input {
+				c := client("web", "id", hallpassv1.RegularWebApp, 1)
+				c.Client.Spec.Connections = []string{"staff", "gone"}
+				return Input{Server: server(), Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users")}, Clients: []Client{c}, Secrets: secrets}
+			},
+			check: func(t *testing.T, out *Output) {
+				web, _ := out.Config.Client("id")
+				expect(t, strings.Join(web.Connections, ",") == "staff", "connections %v", web.Connections)
+			},
+		},
+		"a connection whose Secret does not resolve is left out and named, the rest is served": {
+			in: func() Input {
+				return Input{Server: server(), Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users"), database("broken", "missing")}, Secrets: secrets}
+			},
+			check: func(t *testing.T, out *Output) {
+				expect(t, len(out.Config.Connections) == 1 && out.Config.Connections[0].Name == "staff", "connections %v", out.Config.Connections)
+				expect(t, strings.Join(out.SkippedConnections, ",") == "broken", "skipped %v", out.SkippedConnections)
+			},
+		},
+		"of two clients with one client ID the older is served and the newer named": {
+			in: func() Input {
+				return Input{Server: server(), Clients: []Client{client("copy", "same", hallpassv1.RegularWebApp, 20), client("original", "same", hallpassv1.RegularWebApp, 10)}}
+			},
+			check: func(t *testing.T, out *Output) {
+				expect(t, len(out.Config.Clients) == 1 && out.Config.Clients[0].Name == "original", "clients %v", out.Config.Clients)
+				expect(t, strings.Join(out.Dropped, ",") == "apps/copy", "dropped %v", out.Dropped)
+			},
+		},
+		"a single-page app is public and must use PKCE, a regular web app keeps only a digest": {
+			in: func() Input {
+				return Input{Server: server(), Clients: []Client{client("spa", "a", hallpassv1.SinglePageApp, 1), client("web", "b", hallpassv1.RegularWebApp, 1)}}
+			},
+			check: func(t *testing.T, out *Output) {
+				spa, _ := out.Config.Client("a")
+				web, _ := out.Config.Client("b")
+				expect(t, spa.RequirePKCE && len(spa.SecretSHA256) == 0 && spa.SingleSignOn, "spa %+v", spa)
+				expect(t, len(web.SecretSHA256) == 1 && len(web.SecretSHA256[0]) == 64, "web %+v", web)
+				expect(t, !bytes.Contains(out.Bytes, []byte("secret-of-web")), "a client secret reached the config")
+			},
+		},
+		"single sign-on switched off reaches the config": {
+			in: func() Input {
+				c := client("web", "id", hallpassv1.RegularWebApp, 1)
+				c.Client.Spec.SingleSignOn = new(false)
+				return Input{Server: server(), Clients: []Client{c}}
+			},
+			check: func(t *testing.T, out *Output) {
+				web, _ := out.Config.Client("id")
+				expect(t, !web.SingleSignOn, "singleSignOn still on")
+			},
+		},
+		"Postgres storage takes its DSN from the referenced Secret": {
+			in: func() Input {
+				s := server()
+				s.Spec.Storage = hallpassv1.Storage{Type: hallpassv1.StoragePostgres, Postgres: &hallpassv1.PostgresStorage{DSNSecretRef: hallpassv1.SecretKeyReference{Name: "pg", Key: "dsn"}}}
+				return Input{Server: s, Secrets: secrets}
+			},
+			check: func(t *testing.T, out *Output) {
+				expect(t, out.Config.Storage == config.Storage{Type: config.StoragePostgres, PostgresDSN: "postgres://db/sso"}, "storage %+v", out.Config.Storage)
+			},
+		},
+		"Postgres storage without its Secret is an error naming the field": {
+			in: func() Input {
+				s := server()
+				s.Spec.Storage = hallpassv1.Storage{Type: hallpassv1.StoragePostgres, Postgres: &hallpassv1.PostgresStorage{DSNSecretRef: hallpassv1.SecretKeyReference{Name: "nope", Key: "dsn"}}}
+				return Input{Server: s, Secrets: secrets}
+			},
+			err: `spec.storage.postgres.dsnSecretRef: Secret "nope" has no key "dsn"`,
+		},
+		"session and token lifetimes come from the server": {
+			in: func() Input {
+				s := server()
+				s.Spec.Session = hallpassv1.SessionPolicy{AbsoluteLifetime: "10h", IdleTimeout: "30m"}
+				s.Spec.Tokens.IDToken = "5m"
+				s.Spec.SigningKeys.Algorithm = "ES256"
+				return Input{Server: s}
+			},
+			check: func(t *testing.T, out *Output) {
+				c := out.Config
+				expect(t, c.Session.AbsoluteLifetime.Duration == 10*time.Hour && c.Session.IdleTimeout.Duration == 30*time.Minute, "session %+v", c.Session)
+				expect(t, c.Tokens.IDToken.Duration == 5*time.Minute && c.Signing.Algorithm == "ES256", "tokens %+v, alg %s", c.Tokens, c.Signing.Algorithm)
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, err := Render(tc.in())
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Parse(out.Bytes); err != nil {
+				t.Fatalf("the server would refuse the rendered config: %v", err)
+			}
+			tc.check(t, out)
+		})
+	}
+}
+
+// TestRenderIsDeterministic renders the same resources, given in different orders, many
+// times: the bytes must not change, or every reconcile would rewrite the config Secret.
+func TestRenderIsDeterministic(t *testing.T) {
+	secrets := SecretValues{
+		{Namespace: "sso", Name: "a", Key: "users.yaml"}: users("x", "y"),
+		{Namespace: "sso", Name: "b", Key: "users.yaml"}: users("z"),
+	}
+	in := func(reverse bool) Input {
+		conns := []*hallpassv1.IdentityConnection{database("one", "a"), database("two", "b")}
+		clients := []Client{client("c1", "1", hallpassv1.RegularWebApp, 1), client("c2", "2", hallpassv1.SinglePageApp, 1), client("c3", "3", hallpassv1.MachineToMachine, 1)}
+		clients[2].Client.Spec.RedirectURIs = nil
+		if reverse {
+			conns[0], conns[1] = conns[1], conns[0]
+			clients[0], clients[2] = clients[2], clients[0]
+		}
+		return Input{Server: server(), Connections: conns, Clients: clients, Secrets: secrets}
+	}
+	first, err := Render(in(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		out, err := Render(in(i%2 == 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes, first.Bytes) {
+			t.Fatalf("render %d differs:\n%s\nvs\n%s", i, out.Bytes, first.Bytes)
+		}
+	}
+}
+
+func TestParseUsers(t *testing.T) {
+	cases := map[string]struct {
+		yaml string
+		err  string
+	}{
+		"argon2id and bcrypt hashes are accepted":  {yaml: users("a") + "- username: b\n  passwordHash: $2b$10$abcdefghijklmnopqrstuu5YJ3Wl6b4yQp8s3sQ0g0jJqkqYqVwGq\n"},
+		"a plain-text password is refused":         {yaml: "- username: a\n  passwordHash: hunter2\n", err: "passwordHash must be an argon2id"},
+		"a user without a username is refused":     {yaml: "- passwordHash: " + hash + "\n", err: "username is empty"},
+		"the same username twice is refused":       {yaml: users("a", "a"), err: `username "a" appears twice`},
+		"a misspelt field is refused, not ignored": {yaml: "- username: a\n  passwordHash: " + hash + "\n  emial: a@example.com\n", err: "emial"},
+		"something that is not a list is refused":  {yaml: "username: a\n", err: "parse users"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseUsers([]byte(tc.yaml))
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("error %v, want one containing %q", err, tc.err)
+			case err != nil && strings.Contains(err.Error(), "hunter2"):
+				t.Fatalf("the error reveals the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestGooglePresetFixesTheIssuer(t *testing.T) {
+	conn := &hallpassv1.IdentityConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "sso", Name: "google"},
+		Spec: hallpassv1.IdentityConnectionSpec{Type: hallpassv1.ConnectionGoogle, Google: &hallpassv1.GoogleConnection{
+			ClientIDRef:     hallpassv1.SecretKeyReference{Name: "g", Key: "id"},
+			ClientSecretRef: hallpassv1.SecretKeyReference{Name: "g", Key: "secret"},
+			HostedDomain:    "example.com",
+		}},
+	}
+	out, err := Connection(conn, SecretValues{{"sso", "g", "id"}: "cid", {"sso", "g", "secret"}: "csecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.OIDC.Issuer != GoogleIssuer || out.OIDC.HostedDomain != "example.com" || out.OIDC.ClientSecret != "csecret" || out.DisplayName != "google" {
+		t.Fatalf("unexpected connection %+v", out.OIDC)
+	}
+	_, err = Connection(conn, SecretValues{{"sso", "g", "id"}: "cid"})
+	if err == nil || err.Error() != `Secret "g" has no key "secret" (or does not exist)` {
+		t.Fatalf("missing secret error %v", err)
+	}
+}
+
+func expect(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		t.Errorf(format, args...)
+	}
+}
