@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 )
@@ -59,6 +60,16 @@ func ExecPod(args []string) error {
 		if err := syscall.Mount(b[0], b[1], "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 			return fmt.Errorf("exec-pod: bind %s at %s: %w", b[0], b[1], err)
 		}
+	}
+	// The parent-death signal the runner asked for belongs to the thread it forked, and
+	// execve keeps only the calling thread, which in a Go program may be another one: set
+	// it again on this thread, and exec from it.
+	runtime.LockOSThread()
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
+		return fmt.Errorf("exec-pod: set parent-death signal: %w", errno)
+	}
+	if os.Getppid() == 1 {
+		return errors.New("exec-pod: the pod runner is gone")
 	}
 	if err := syscall.Exec(path, argv, os.Environ()); err != nil {
 		return fmt.Errorf("exec-pod: exec %s: %w", path, err)
