@@ -209,5 +209,3 @@ func validChallenge(c string) bool {
 	}
 	return true
 }
-
-func (r *authorizeRequest) hasScope(s string) bool { return slices.Contains(r.Scopes, s) }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -151,8 +152,8 @@ func TestPKCE(t *testing.T) {
 
 func assertOAuthError(t *testing.T, err error, code string) {
 	t.Helper()
-	re, ok := err.(*oauth2.RetrieveError)
-	if !ok {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
 		t.Fatalf("error = %v, want an OAuth error %s", err, code)
 	}
 	if re.ErrorCode != code {

@@ -38,7 +38,7 @@ func sessionExpiry(created, lastActivity time.Time, pol config.Session) time.Tim
 func (s *Server) currentSession(ctx context.Context, r *http.Request, st *state) (sess storage.Session, ok bool, err error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return storage.Session{}, false, nil
+		return storage.Session{}, false, nil //nolint:nilerr // no cookie: no session
 	}
 	sess, err = s.store.GetSession(ctx, storage.Hash(c.Value))
 	if errors.Is(err, storage.ErrNotFound) {
