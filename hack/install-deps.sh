@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use, when they are missing: PostgreSQL (storage
-# conformance), Chromium (browser tests). Idempotent; a second run changes nothing.
+# Installs what the tests use, when it is missing: Debian's PostgreSQL (storage conformance),
+# Chromium (browser tests) and OpenLDAP (LDAP connection), and the npm packages of every
+# committed package-lock.json (example apps, upstream identity provider peers). Idempotent;
+# a second run changes nothing and takes a second.
 set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[[ -x /usr/sbin/slapd ]] || missing+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}" >&2
@@ -15,3 +20,13 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# npm packages come only from committed lock files (npm ci), into each project's own
+# node_modules; npm's download cache lives outside the work tree.
+while IFS= read -r lock; do
+  dir=$(dirname "$lock")
+  if [[ ! -d "$dir/node_modules" || "$lock" -nt "$dir/node_modules" ]]; then
+    echo "installing npm packages of $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
+done < <(git ls-files '*package-lock.json')
