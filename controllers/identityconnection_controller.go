@@ -53,6 +53,9 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if noServer, err = r.reconcileServer(ctx, conn); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.reconcileSAMLServiceProvider(ctx, conn); err != nil {
+		return ctrl.Result{}, err
+	}
 	return ctrl.Result{}, r.reconcileCredentials(ctx, conn, conds)
 }
 
@@ -87,12 +90,12 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn
 
 // reconcileCredentials resolves every Secret reference and checks the content is usable.
 func (r *IdentityConnectionReconciler) reconcileCredentials(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter) error {
-	values := render.SecretValues{}
-	if err := resolveSecrets(ctx, r.APIReader, conn.Namespace, conn.SecretReferences(), values); err != nil {
+	values := render.Values{}
+	if err := resolveConnection(ctx, r.APIReader, conn, values); err != nil {
 		return err
 	}
 	_, err := render.Connection(conn, values)
-	var missing *render.MissingSecretError
+	var missing *render.MissingReferenceError
 	switch {
 	case err == nil:
 		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")

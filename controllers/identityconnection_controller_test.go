@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -93,4 +96,56 @@ func TestConnectionWithoutServer(t *testing.T) {
 		g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(c.Status.Clients).To(Equal(int32(1)), "only the client allowed to use it counts")
 	})
+}
+
+// TestSAMLConnectionGetsAServiceProviderKeyPair checks that the operator generates the SAML
+// service provider's key and certificate once, serves them with the IdP metadata held in a
+// ConfigMap, and follows edits of that ConfigMap.
+func TestSAMLConnectionGetsAServiceProviderKeyPair(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	metadata := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "idp"}, Data: map[string]string{"metadata.xml": "<EntityDescriptor v1/>"}}
+	conn := &hallpassv1.IdentityConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "corp"},
+		Spec: hallpassv1.IdentityConnectionSpec{
+			ServerRef: hallpassv1.LocalServerReference{Name: "sso"},
+			Type:      hallpassv1.ConnectionSAML,
+			SAML:      &hallpassv1.SAMLConnection{MetadataConfigMapRef: &hallpassv1.ConfigMapKeyReference{Name: "idp", Key: "metadata.xml"}},
+		},
+	}
+	create(t, newServer(ns, "sso"), conn)
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "corp", &hallpassv1.IdentityConnection{})
+		resolved := condition(c.Status.Conditions, hallpassv1.IdentityConnectionCredentialsResolved)
+		g.Expect(resolved).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound))
+		g.Expect(resolved.Message).To(Equal(`ConfigMap "idp" has no key "metadata.xml" (or does not exist)`))
+	})
+	create(t, metadata)
+	var sp *corev1.Secret
+	eventually(t, func(g Gomega) {
+		sp = get(g, ns, "corp-saml-sp", &corev1.Secret{})
+		c, ok := renderedConfig(g, ns, "sso").Connection("corp")
+		g.Expect(ok).To(BeTrue())
+		g.Expect(c.SAML.MetadataXML).To(Equal("<EntityDescriptor v1/>"))
+		g.Expect(c.SAML.SPCertificatePEM).To(Equal(string(sp.Data[hallpassv1.SAMLServiceProviderCertificate])))
+		g.Expect(c.SAML.SPKeyPEM).To(HavePrefix("-----BEGIN PRIVATE KEY-----"))
+	})
+	block, _ := pem.Decode(sp.Data[hallpassv1.SAMLServiceProviderCertificate])
+	cert, err := x509.ParseCertificate(block.Bytes)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cert.NotAfter).To(BeTemporally(">", time.Now().Add(4*365*24*time.Hour)))
+	g.Expect(metav1.GetControllerOf(sp)).To(HaveField("Name", "corp"))
+
+	patch := client.MergeFrom(metadata.DeepCopy())
+	metadata.Data["metadata.xml"] = "<EntityDescriptor v2/>"
+	g.Expect(k8s.Patch(ctx, metadata, patch)).To(Succeed())
+	eventually(t, func(g Gomega) {
+		c, _ := renderedConfig(g, ns, "sso").Connection("corp")
+		g.Expect(c.SAML.MetadataXML).To(Equal("<EntityDescriptor v2/>"))
+	})
+	touch(t, conn)
+	g.Consistently(func(g Gomega) {
+		g.Expect(get(g, ns, "corp-saml-sp", &corev1.Secret{}).Data).To(Equal(sp.Data), "the key pair is never regenerated")
+	}).WithTimeout(time.Second).Should(Succeed())
 }

@@ -19,6 +19,8 @@ const (
 	indexSecretRefs = "hallpass.secretRefs"
 	// indexClientID indexes SSOClients by status.clientID, to find duplicates.
 	indexClientID = "hallpass.clientID"
+	// indexConfigMapRefs indexes IdentityConnections by the ConfigMaps they reference.
+	indexConfigMapRefs = "hallpass.configMapRefs"
 )
 
 func key(namespace, name string) string { return namespace + "/" + name }
@@ -42,6 +44,14 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 			c := o.(*hallpassv1.IdentityConnection)
 			var keys []string
 			for _, ref := range c.SecretReferences() {
+				keys = append(keys, key(c.Namespace, ref.Name))
+			}
+			return keys
+		}},
+		{&hallpassv1.IdentityConnection{}, indexConfigMapRefs, func(o client.Object) []string {
+			c := o.(*hallpassv1.IdentityConnection)
+			var keys []string
+			for _, ref := range c.ConfigMapReferences() {
 				keys = append(keys, key(c.Namespace, ref.Name))
 			}
 			return keys

@@ -55,19 +55,22 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	// A second cache, unfiltered and metadata-only, sees changes to any Secret so that edits
-	// to a referenced Secret re-render the config within seconds.
-	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	// A second cache, unfiltered and metadata-only, sees changes to any Secret or ConfigMap,
+	// so that edits to a referenced one re-render the config within seconds.
+	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
-		return fmt.Errorf("create Secret metadata cache: %w", err)
+		return fmt.Errorf("create metadata cache: %w", err)
 	}
-	if err := mgr.Add(secretMeta); err != nil {
-		return fmt.Errorf("start Secret metadata cache: %w", err)
+	if err := mgr.Add(metaCache); err != nil {
+		return fmt.Errorf("start metadata cache: %w", err)
+	}
+	metadataSource := func(kind string, mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+		return source.Kind(metaCache, obj, handler.TypedEnqueueRequestsFromMapFunc(mapFn))
 	}
 	secretSource := func(mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
-		obj := &metav1.PartialObjectMetadata{}
-		obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		return source.Kind(secretMeta, obj, handler.TypedEnqueueRequestsFromMapFunc(mapFn))
+		return metadataSource("Secret", mapFn)
 	}
 	c := mgr.GetClient()
 	m := mapper{c}
@@ -81,6 +84,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.serverOfConnection)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.serversSelectingNamespaces)).
 		WatchesRawSource(secretSource(m.serversOfSecret)).
+		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
 			ServerImage: opts.ServerImage, Now: opts.Now,
@@ -104,6 +108,8 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.connectionsOfServer)).
 		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.connectionsOfClientServer)).
 		WatchesRawSource(secretSource(m.connectionsOfSecret)).
+		WatchesRawSource(metadataSource("ConfigMap", m.connectionsOfConfigMap)).
+		Owns(&corev1.Secret{}).
 		Complete(&IdentityConnectionReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("identityconnection-controller")}); err != nil {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
 	}
@@ -160,6 +166,21 @@ func (m mapper) serversOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 		}
 	}
 	return reqs
+}
+
+func (m mapper) serversOfConfigMap(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+	var reqs []reconcile.Request
+	var conns hallpassv1.IdentityConnectionList
+	if err := m.c.List(ctx, &conns, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)}); err == nil {
+		for _, c := range conns.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.ServerRef.Name}})
+		}
+	}
+	return reqs
+}
+
+func (m mapper) connectionsOfConfigMap(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.IdentityConnectionList{}, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)})
 }
 
 func (m mapper) clientsOfServer(ctx context.Context, o client.Object) []reconcile.Request {

@@ -222,9 +222,9 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 }
 
 func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, srv *hallpassv1.SSOServer) (*render.Input, error) {
-	in := &render.Input{Server: srv, Secrets: render.SecretValues{}}
+	in := &render.Input{Server: srv, Values: render.Values{}}
 	if srv.Spec.Storage.Postgres != nil {
-		if err := resolveSecrets(ctx, r.APIReader, srv.Namespace, []hallpassv1.SecretKeyReference{srv.Spec.Storage.Postgres.DSNSecretRef}, in.Secrets); err != nil {
+		if err := resolveReferences(ctx, r.APIReader, srv.Namespace, []hallpassv1.SecretKeyReference{srv.Spec.Storage.Postgres.DSNSecretRef}, nil, in.Values); err != nil {
 			return nil, err
 		}
 	}
@@ -238,7 +238,7 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, srv *hallp
 		if !c.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if err := resolveSecrets(ctx, r.APIReader, c.Namespace, c.SecretReferences(), in.Secrets); err != nil {
+		if err := resolveConnection(ctx, r.APIReader, c, in.Values); err != nil {
 			return nil, err
 		}
 		in.Connections = append(in.Connections, c)

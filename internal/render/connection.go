@@ -16,37 +16,52 @@ import (
 // GoogleIssuer is the issuer of the Google preset.
 const GoogleIssuer = "https://accounts.google.com"
 
-// SecretKey identifies one key of one Secret.
-type SecretKey struct {
-	Namespace, Name, Key string
+// Kinds of referenced objects.
+const (
+	KindSecret    = "Secret"
+	KindConfigMap = "ConfigMap"
+)
+
+// Ref identifies one key of one Secret or ConfigMap.
+type Ref struct {
+	Kind, Namespace, Name, Key string
 }
 
-// SecretValues holds resolved Secret keys. A key absent from the map did not resolve.
-type SecretValues map[SecretKey]string
+// Values holds the resolved referenced keys. A key absent from the map did not resolve.
+type Values map[Ref]string
 
-// MissingSecretError reports a Secret reference that did not resolve. Its message names the
-// Secret and key but never a value.
-type MissingSecretError struct {
-	Name, Key string
+// MissingReferenceError reports a reference that did not resolve. Its message names the
+// object and key but never a value.
+type MissingReferenceError struct {
+	Kind, Name, Key string
 }
 
-func (e *MissingSecretError) Error() string {
-	return fmt.Sprintf("Secret %q has no key %q (or does not exist)", e.Name, e.Key)
+func (e *MissingReferenceError) Error() string {
+	return fmt.Sprintf("%s %q has no key %q (or does not exist)", e.Kind, e.Name, e.Key)
 }
 
-// Lookup returns the value of a reference made from an object in namespace.
-func (v SecretValues) Lookup(namespace string, ref hallpassv1.SecretKeyReference) (string, error) {
-	value, ok := v[SecretKey{Namespace: namespace, Name: ref.Name, Key: ref.Key}]
+// Secret returns the value of a Secret reference made from an object in namespace.
+func (v Values) Secret(namespace string, ref hallpassv1.SecretKeyReference) (string, error) {
+	return v.lookup(Ref{KindSecret, namespace, ref.Name, ref.Key})
+}
+
+// ConfigMap returns the value of a ConfigMap reference made from an object in namespace.
+func (v Values) ConfigMap(namespace string, ref hallpassv1.ConfigMapKeyReference) (string, error) {
+	return v.lookup(Ref{KindConfigMap, namespace, ref.Name, ref.Key})
+}
+
+func (v Values) lookup(r Ref) (string, error) {
+	value, ok := v[r]
 	if !ok {
-		return "", &MissingSecretError{Name: ref.Name, Key: ref.Key}
+		return "", &MissingReferenceError{Kind: r.Kind, Name: r.Name, Key: r.Key}
 	}
 	return value, nil
 }
 
 // Connection renders one IdentityConnection. Its errors are what the connection's
-// CredentialsResolved condition reports: a *MissingSecretError, or a description of
+// CredentialsResolved condition reports: a *MissingReferenceError, or a description of
 // unusable Secret content.
-func Connection(c *hallpassv1.IdentityConnection, secrets SecretValues) (config.Connection, error) {
+func Connection(c *hallpassv1.IdentityConnection, values Values) (config.Connection, error) {
 	out := config.Connection{
 		Name:        c.Name,
 		Type:        string(c.Spec.Type),
@@ -58,7 +73,7 @@ func Connection(c *hallpassv1.IdentityConnection, secrets SecretValues) (config.
 		if ref == nil {
 			return ""
 		}
-		v, err := secrets.Lookup(c.Namespace, *ref)
+		v, err := values.Secret(c.Namespace, *ref)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -103,10 +118,20 @@ func Connection(c *hallpassv1.IdentityConnection, secrets SecretValues) (config.
 		}
 		slices.SortFunc(out.GitHub.Orgs, func(a, b config.GitHubOrg) int { return cmp.Compare(a.Name, b.Name) })
 	case s.SAML != nil:
+		sp := c.SAMLServiceProviderSecretName()
 		out.SAML = &config.SAMLConnection{
 			MetadataURL:      s.SAML.MetadataURL,
 			MetadataXML:      lookup(s.SAML.MetadataSecretRef),
+			SPKeyPEM:         lookup(&hallpassv1.SecretKeyReference{Name: sp, Key: hallpassv1.SAMLServiceProviderKey}),
+			SPCertificatePEM: lookup(&hallpassv1.SecretKeyReference{Name: sp, Key: hallpassv1.SAMLServiceProviderCertificate}),
 			AttributeMapping: claimMapping(s.SAML.AttributeMapping),
+		}
+		if ref := s.SAML.MetadataConfigMapRef; ref != nil {
+			xml, err := values.ConfigMap(c.Namespace, *ref)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			out.SAML.MetadataXML = xml
 		}
 	case s.LDAP != nil:
 		out.LDAP = &config.LDAPConnection{

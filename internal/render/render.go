@@ -32,8 +32,8 @@ type Input struct {
 	Connections []*hallpassv1.IdentityConnection
 	// Clients are the server's accepted clients.
 	Clients []Client
-	// Secrets holds the value of every Secret key the server and its connections reference.
-	Secrets SecretValues
+	// Values holds every Secret and ConfigMap key the server and its connections reference.
+	Values Values
 }
 
 // Client is an accepted SSOClient with the credentials the operator gave it.
@@ -87,13 +87,13 @@ func Render(in Input) (*Output, error) {
 			BackgroundColor: s.Spec.Branding.BackgroundColor,
 		},
 	}
-	if cfg.Storage, err = renderStorage(s, in.Secrets); err != nil {
+	if cfg.Storage, err = renderStorage(s, in.Values); err != nil {
 		return nil, err
 	}
 
 	var skipped []string
 	for _, c := range in.Connections {
-		rc, err := Connection(c, in.Secrets)
+		rc, err := Connection(c, in.Values)
 		if err != nil {
 			skipped = append(skipped, c.Name)
 			continue
@@ -153,11 +153,11 @@ func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error)
 	return out, nil
 }
 
-func renderStorage(s *hallpassv1.SSOServer, secrets SecretValues) (config.Storage, error) {
+func renderStorage(s *hallpassv1.SSOServer, values Values) (config.Storage, error) {
 	if s.Spec.Storage.Type != hallpassv1.StoragePostgres {
 		return config.Storage{Type: config.StorageSQLite, SQLitePath: SQLitePath}, nil
 	}
-	dsn, err := secrets.Lookup(s.Namespace, s.Spec.Storage.Postgres.DSNSecretRef)
+	dsn, err := values.Secret(s.Namespace, s.Spec.Storage.Postgres.DSNSecretRef)
 	if err != nil {
 		return config.Storage{}, fmt.Errorf("spec.storage.postgres.dsnSecretRef: %w", err)
 	}

@@ -55,10 +55,10 @@ func users(names ...string) string {
 }
 
 func TestRender(t *testing.T) {
-	secrets := SecretValues{
-		{Namespace: "sso", Name: "staff-users", Key: "users.yaml"}:    users("zoe", "adam"),
-		{Namespace: "sso", Name: "customer-users", Key: "users.yaml"}: users("carol"),
-		{Namespace: "sso", Name: "pg", Key: "dsn"}:                    "postgres://db/sso",
+	values := Values{
+		{Kind: KindSecret, Namespace: "sso", Name: "staff-users", Key: "users.yaml"}:    users("zoe", "adam"),
+		{Kind: KindSecret, Namespace: "sso", Name: "customer-users", Key: "users.yaml"}: users("carol"),
+		{Kind: KindSecret, Namespace: "sso", Name: "pg", Key: "dsn"}:                    "postgres://db/sso",
 	}
 	cases := map[string]struct {
 		in    func() Input
@@ -81,7 +81,7 @@ func TestRender(t *testing.T) {
 					Server:      server(),
 					Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users"), database("customers", "customer-users")},
 					Clients:     []Client{client("web", "zz", hallpassv1.RegularWebApp, 1), client("spa", "aa", hallpassv1.SinglePageApp, 2)},
-					Secrets:     secrets,
+					Values:      values,
 				}
 			},
 			check: func(t *testing.T, out *Output) {
@@ -99,7 +99,7 @@ func TestRender(t *testing.T) {
 			in: func() Input {
 				c := client("web", "id", hallpassv1.RegularWebApp, 1)
 				c.Client.Spec.Connections = []string{"staff", "gone"}
-				return Input{Server: server(), Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users")}, Clients: []Client{c}, Secrets: secrets}
+				return Input{Server: server(), Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users")}, Clients: []Client{c}, Values: values}
 			},
 			check: func(t *testing.T, out *Output) {
 				web, _ := out.Config.Client("id")
@@ -108,7 +108,7 @@ func TestRender(t *testing.T) {
 		},
 		"a connection whose Secret does not resolve is left out and named, the rest is served": {
 			in: func() Input {
-				return Input{Server: server(), Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users"), database("broken", "missing")}, Secrets: secrets}
+				return Input{Server: server(), Connections: []*hallpassv1.IdentityConnection{database("staff", "staff-users"), database("broken", "missing")}, Values: values}
 			},
 			check: func(t *testing.T, out *Output) {
 				expect(t, len(out.Config.Connections) == 1 && out.Config.Connections[0].Name == "staff", "connections %v", out.Config.Connections)
@@ -151,7 +151,7 @@ func TestRender(t *testing.T) {
 			in: func() Input {
 				s := server()
 				s.Spec.Storage = hallpassv1.Storage{Type: hallpassv1.StoragePostgres, Postgres: &hallpassv1.PostgresStorage{DSNSecretRef: hallpassv1.SecretKeyReference{Name: "pg", Key: "dsn"}}}
-				return Input{Server: s, Secrets: secrets}
+				return Input{Server: s, Values: values}
 			},
 			check: func(t *testing.T, out *Output) {
 				expect(t, out.Config.Storage == config.Storage{Type: config.StoragePostgres, PostgresDSN: "postgres://db/sso"}, "storage %+v", out.Config.Storage)
@@ -161,7 +161,7 @@ func TestRender(t *testing.T) {
 			in: func() Input {
 				s := server()
 				s.Spec.Storage = hallpassv1.Storage{Type: hallpassv1.StoragePostgres, Postgres: &hallpassv1.PostgresStorage{DSNSecretRef: hallpassv1.SecretKeyReference{Name: "nope", Key: "dsn"}}}
-				return Input{Server: s, Secrets: secrets}
+				return Input{Server: s, Values: values}
 			},
 			err: `spec.storage.postgres.dsnSecretRef: Secret "nope" has no key "dsn"`,
 		},
@@ -203,9 +203,9 @@ func TestRender(t *testing.T) {
 // TestRenderIsDeterministic renders the same resources, given in different orders, many
 // times: the bytes must not change, or every reconcile would rewrite the config Secret.
 func TestRenderIsDeterministic(t *testing.T) {
-	secrets := SecretValues{
-		{Namespace: "sso", Name: "a", Key: "users.yaml"}: users("x", "y"),
-		{Namespace: "sso", Name: "b", Key: "users.yaml"}: users("z"),
+	values := Values{
+		{Kind: KindSecret, Namespace: "sso", Name: "a", Key: "users.yaml"}: users("x", "y"),
+		{Kind: KindSecret, Namespace: "sso", Name: "b", Key: "users.yaml"}: users("z"),
 	}
 	in := func(reverse bool) Input {
 		conns := []*hallpassv1.IdentityConnection{database("one", "a"), database("two", "b")}
@@ -215,7 +215,7 @@ func TestRenderIsDeterministic(t *testing.T) {
 			conns[0], conns[1] = conns[1], conns[0]
 			clients[0], clients[2] = clients[2], clients[0]
 		}
-		return Input{Server: server(), Connections: conns, Clients: clients, Secrets: secrets}
+		return Input{Server: server(), Connections: conns, Clients: clients, Values: values}
 	}
 	first, err := Render(in(false))
 	if err != nil {
@@ -268,14 +268,14 @@ func TestGooglePresetFixesTheIssuer(t *testing.T) {
 			HostedDomain:    "example.com",
 		}},
 	}
-	out, err := Connection(conn, SecretValues{{"sso", "g", "id"}: "cid", {"sso", "g", "secret"}: "csecret"})
+	out, err := Connection(conn, Values{{KindSecret, "sso", "g", "id"}: "cid", {KindSecret, "sso", "g", "secret"}: "csecret"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out.OIDC.Issuer != GoogleIssuer || out.OIDC.HostedDomain != "example.com" || out.OIDC.ClientSecret != "csecret" || out.DisplayName != "google" {
 		t.Fatalf("unexpected connection %+v", out.OIDC)
 	}
-	_, err = Connection(conn, SecretValues{{"sso", "g", "id"}: "cid"})
+	_, err = Connection(conn, Values{{KindSecret, "sso", "g", "id"}: "cid"})
 	if err == nil || err.Error() != `Secret "g" has no key "secret" (or does not exist)` {
 		t.Fatalf("missing secret error %v", err)
 	}
