@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/passhash"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -193,7 +194,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 // dummy hash so both failures take the same time.
 func (s *Server) checkPassword(ctx context.Context, conn config.Connection, username, password string) (storage.Claims, bool, error) {
 	if username == "" || len(username) > maxCredentialBytes || len(password) > maxCredentialBytes {
-		_, _ = verifyPassword(dummyHash(), password)
+		_, _ = passhash.Verify(passhash.Dummy(), password)
 		return storage.Claims{}, false, nil
 	}
 	hash, claims, found, err := s.findUser(ctx, conn, username)
@@ -201,10 +202,10 @@ func (s *Server) checkPassword(ctx context.Context, conn config.Connection, user
 		return storage.Claims{}, false, err
 	}
 	if !found {
-		_, _ = verifyPassword(dummyHash(), password)
+		_, _ = passhash.Verify(passhash.Dummy(), password)
 		return storage.Claims{}, false, nil
 	}
-	ok, err := verifyPassword(hash, password)
+	ok, err := passhash.Verify(hash, password)
 	if err != nil {
 		// A malformed hash in the users Secret is an operator problem, not the user's: log
 		// it and answer like a wrong password.
@@ -305,7 +306,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusConflict, "This username is taken.")
 		return
 	}
-	hash, err := hashPassword(password)
+	hash, err := passhash.Hash(password)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

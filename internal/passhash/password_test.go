@@ -1,4 +1,4 @@
-package server
+package passhash
 
 import (
 	"testing"
@@ -9,7 +9,7 @@ import (
 func TestVerifyPassword(t *testing.T) {
 	// The demo user of config/samples/demo-users.yaml, as the operator imports it.
 	const demoHash = "$argon2id$v=19$m=19456,t=2,p=1$aGFsbHBhc3MtZGVtby1zYQ$jdYK97oOgib4lBTl/s+JFaRwPQYPEl6Yn1+HpnmStUI"
-	created, err := hashPassword("sign-up password")
+	created, err := Hash("sign-up password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,9 +29,9 @@ func TestVerifyPassword(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := verifyPassword(tc.hash, tc.password)
+			got, err := Verify(tc.hash, tc.password)
 			if got != tc.want || (err != nil) != tc.wantErr {
-				t.Fatalf("verifyPassword = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
+				t.Fatalf("Verify = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
 	}

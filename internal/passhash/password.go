@@ -1,4 +1,6 @@
-package server
+// Package passhash hashes and verifies user passwords: argon2id (PHC strings) for what
+// Hallpass creates, bcrypt accepted for imported users.
+package passhash
 
 import (
 	"crypto/rand"
@@ -26,8 +28,8 @@ const (
 	maxArgonTime      = 16
 )
 
-// hashPassword returns a PHC-format argon2id hash.
-func hashPassword(password string) (string, error) {
+// Hash returns a PHC-format argon2id hash of password with a random salt.
+func Hash(password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
@@ -37,9 +39,9 @@ func hashPassword(password string) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
-// verifyPassword checks a password against an argon2id (PHC) or bcrypt hash in constant
+// Verify checks a password against an argon2id (PHC) or bcrypt hash in constant
 // time. An unknown hash format is an error, never a match.
-func verifyPassword(hash, password string) (bool, error) {
+func Verify(hash, password string) (bool, error) {
 	switch {
 	case strings.HasPrefix(hash, "$argon2id$"):
 		return verifyArgon2id(hash, password)
@@ -85,10 +87,10 @@ func verifyArgon2id(hash, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// dummyHash is verified against when the username is unknown, so that an unknown user
+// Dummy is a hash to verify against when the username is unknown, so that an unknown user
 // costs the same time as a wrong password and the timing tells nothing.
-var dummyHash = sync.OnceValue(func() string {
-	h, err := hashPassword("hallpass-dummy-password")
+var Dummy = sync.OnceValue(func() string {
+	h, err := Hash("hallpass-dummy-password")
 	if err != nil {
 		panic(fmt.Sprintf("hash dummy password: %v", err))
 	}
