@@ -1,0 +1,60 @@
+package connector
+
+import (
+	"encoding/json"
+	"net/url"
+)
+
+// Upstream is what a central session keeps of its upstream login (storage.Session.Upstream),
+// so that logout with `federated` can also end the session at the upstream. It holds the
+// upstream's ID token, which only serves as id_token_hint: it must not be logged.
+type Upstream struct {
+	// EndSessionURL is the upstream's OpenID RP-Initiated Logout endpoint.
+	EndSessionURL string `json:"endSessionURL,omitempty"`
+	// IDTokenHint is the upstream ID token of the login.
+	IDTokenHint string `json:"idTokenHint,omitempty"`
+	// ClientID is Hallpass's client ID at the upstream.
+	ClientID string `json:"clientID,omitempty"`
+}
+
+// Marshal encodes u for storage; an Upstream without a logout endpoint encodes as nil.
+func (u Upstream) Marshal() []byte {
+	if u.EndSessionURL == "" {
+		return nil
+	}
+	b, _ := json.Marshal(u) // a struct of strings always encodes
+	return b
+}
+
+// LogoutURL returns where to send the browser to end the upstream session of a login that
+// stored upstream, and false when the upstream offers no logout. postLogoutRedirect is
+// sent to the upstream only when non-empty; it must be registered there, so the caller
+// passes one the administrator has registered (Hallpass's own logout landing page).
+func LogoutURL(upstream []byte, postLogoutRedirect, state string) (string, bool) {
+	if len(upstream) == 0 {
+		return "", false
+	}
+	var u Upstream
+	if err := json.Unmarshal(upstream, &u); err != nil || u.EndSessionURL == "" {
+		return "", false
+	}
+	end, err := url.Parse(u.EndSessionURL)
+	if err != nil || (end.Scheme != "https" && end.Scheme != "http") {
+		return "", false
+	}
+	q := end.Query()
+	if u.IDTokenHint != "" {
+		q.Set("id_token_hint", u.IDTokenHint)
+	}
+	if u.ClientID != "" {
+		q.Set("client_id", u.ClientID)
+	}
+	if postLogoutRedirect != "" {
+		q.Set("post_logout_redirect_uri", postLogoutRedirect)
+		if state != "" {
+			q.Set("state", state)
+		}
+	}
+	end.RawQuery = q.Encode()
+	return end.String(), true
+}
