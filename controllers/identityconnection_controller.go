@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/render"
 )
 
@@ -23,6 +26,8 @@ type IdentityConnectionReconciler struct {
 	client.Client
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Now is the clock of health checks.
+	Now func() time.Time
 }
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections,verbs=get;list;watch
@@ -56,7 +61,11 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err := r.reconcileSAMLServiceProvider(ctx, conn); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.reconcileCredentials(ctx, conn, conds)
+	rendered, ok, err := r.reconcileCredentials(ctx, conn, conds)
+	if err != nil || !ok {
+		return ctrl.Result{}, err
+	}
+	return r.reconcileReachability(ctx, conn, conds, rendered), nil
 }
 
 // reconcileServer checks the server exists and counts the accepted clients that may use
@@ -88,21 +97,57 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn
 	return nil, nil
 }
 
-// reconcileCredentials resolves every Secret reference and checks the content is usable.
-func (r *IdentityConnectionReconciler) reconcileCredentials(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter) error {
+// reconcileCredentials resolves every reference and checks the content is usable,
+// returning the connection as the server would serve it.
+func (r *IdentityConnectionReconciler) reconcileCredentials(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter) (config.Connection, bool, error) {
 	values := render.Values{}
 	if err := resolveConnection(ctx, r.APIReader, conn, values); err != nil {
-		return err
+		return config.Connection{}, false, err
 	}
-	_, err := render.Connection(conn, values)
+	rendered, err := render.Connection(conn, values)
 	var missing *render.MissingReferenceError
 	switch {
 	case err == nil:
 		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+		return rendered, true, nil
 	case errors.As(err, &missing):
 		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound, err.Error())
 	default:
 		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret, err.Error())
 	}
-	return nil
+	return config.Connection{}, false, nil
+}
+
+// reconcileReachability checks, on a schedule and after every spec change, that the
+// upstream answers, and warns ahead of certificate expiry. The result is only reported:
+// a connection that fails its check stays on the server, since the upstream may be back
+// before the next login.
+func (r *IdentityConnectionReconciler) reconcileReachability(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter, rendered config.Connection) ctrl.Result {
+	check := upstreamCheckers[rendered.Type]
+	if check == nil {
+		return ctrl.Result{}
+	}
+	now := r.Now()
+	if last := conn.Status.LastCheckTime; last != nil && conn.Status.ObservedGeneration == conn.Generation {
+		if since := now.Sub(last.Time); since >= 0 && since < healthCheckInterval {
+			return ctrl.Result{RequeueAfter: healthCheckInterval - since}
+		}
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, healthCheckTimeout)
+	defer cancel()
+	res := check(checkCtx, rendered)
+	conn.Status.LastCheckTime = &metav1.Time{Time: now}
+	if res.err != nil {
+		conds.set(hallpassv1.IdentityConnectionReachable, metav1.ConditionFalse, hallpassv1.ReasonUnreachable, res.err.Error())
+		return ctrl.Result{RequeueAfter: healthCheckInterval}
+	}
+	conds.set(hallpassv1.IdentityConnectionReachable, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+	if expiry := res.certificateExpiry; !expiry.IsZero() {
+		conn.Status.CertificateExpiry = &metav1.Time{Time: expiry}
+		if expiry.Sub(now) < certificateWarning {
+			r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, hallpassv1.ReasonCertificateExpiring, hallpassv1.IdentityConnectionReachable,
+				"a signing certificate of the identity provider expires on %s; update the IdP metadata before then", expiry.UTC().Format(time.RFC3339))
+		}
+	}
+	return ctrl.Result{RequeueAfter: healthCheckInterval}
 }

@@ -110,7 +110,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		WatchesRawSource(secretSource(m.connectionsOfSecret)).
 		WatchesRawSource(metadataSource("ConfigMap", m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
-		Complete(&IdentityConnectionReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("identityconnection-controller")}); err != nil {
+		Complete(&IdentityConnectionReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("identityconnection-controller"), Now: opts.Now}); err != nil {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
 	}
 	return nil

@@ -296,6 +296,12 @@ type IdentityConnectionStatus struct {
 	// clients is the number of accepted SSOClients that may use this connection.
 	// +optional
 	Clients int32 `json:"clients,omitempty"`
+	// lastCheckTime is when the operator last checked that the upstream answers.
+	// +optional
+	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+	// certificateExpiry is the earliest expiry of the upstream's signing certificates (SAML).
+	// +optional
+	CertificateExpiry *metav1.Time `json:"certificateExpiry,omitempty"`
 }
 
 // IdentityConnection condition types.
@@ -303,7 +309,13 @@ const (
 	// IdentityConnectionCredentialsResolved is True when every Secret reference resolves.
 	IdentityConnectionCredentialsResolved = "CredentialsResolved"
 	// IdentityConnectionReachable is True when the upstream answered the last health check.
+	// It never affects Ready: a failing check does not take a connection off a server.
 	IdentityConnectionReachable = "Reachable"
+
+	// ReasonUnreachable: the upstream did not answer the health check as expected.
+	ReasonUnreachable = "Unreachable"
+	// ReasonCertificateExpiring: a signing certificate of the upstream expires soon.
+	ReasonCertificateExpiring = "CertificateExpiring"
 )
 
 // +kubebuilder:object:root=true
@@ -313,6 +325,7 @@ const (
 // +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.serverRef.name`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.clients`
+// +kubebuilder:printcolumn:name="Reachable",type=string,JSONPath=`.status.conditions[?(@.type=="Reachable")].status`,priority=10
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // IdentityConnection is one identity source of an SSO server (an Auth0 connection).
