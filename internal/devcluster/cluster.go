@@ -59,6 +59,7 @@ type Cluster struct {
 	Runner *Runner
 
 	env        *envtest.Environment
+	log        logr.Logger
 	stopMgr    context.CancelFunc
 	mgrDone    chan error
 	workDir    string
@@ -87,7 +88,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		opts.Logger = logr.Discard()
 	}
 	ctrl.SetLogger(opts.Logger)
-	c := &Cluster{workDir: opts.WorkDir}
+	c := &Cluster{workDir: opts.WorkDir, log: opts.Logger}
 	if c.workDir == "" {
 		if c.workDir, err = os.MkdirTemp("", "hallpass-dev-"); err != nil {
 			return nil, fmt.Errorf("create work directory: %w", err)
@@ -169,8 +170,12 @@ func (c *Cluster) Stop() {
 	if c.stopMgr != nil {
 		c.stopMgr()
 		select {
-		case <-c.mgrDone:
+		case err := <-c.mgrDone:
+			if err != nil {
+				c.log.Error(err, "Operator manager stopped with an error")
+			}
 		case <-time.After(30 * time.Second):
+			c.log.Info("Operator manager did not stop within 30s; stopping the rest anyway")
 		}
 		c.stopMgr = nil
 	}

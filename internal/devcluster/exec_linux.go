@@ -34,7 +34,7 @@ func ExecPod(args []string) error {
 	var binds [][2]string
 	for len(args) > 0 && args[0] != "--" {
 		if args[0] != "--bind" || len(args) < 2 {
-			return fmt.Errorf("exec-pod: unexpected argument %q; usage: exec-pod [--bind SRC:DST]... -- PATH [ARG]...", args[0])
+			return fmt.Errorf("exec-pod: unexpected argument %q (usage: exec-pod [--bind SRC:DST] -- PATH [ARG])", args[0])
 		}
 		src, dst, ok := strings.Cut(args[1], ":")
 		if !ok || src == "" || !strings.HasPrefix(dst, "/") {

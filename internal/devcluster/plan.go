@@ -176,15 +176,20 @@ func (r *Runner) issuerPort(ctx context.Context, d *appsv1.Deployment) (int, err
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: owner.Name}, &srv); err != nil {
 		return 0, fmt.Errorf("get SSOServer %s/%s of Deployment %s: %w", d.Namespace, owner.Name, d.Name, err)
 	}
-	u, err := url.Parse(srv.Spec.Issuer)
-	if err != nil || u.Port() == "" {
-		return 0, nil
+	return portOf(srv.Spec.Issuer), nil
+}
+
+// portOf is the explicit port of a URL, or 0.
+func portOf(rawURL string) int {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return 0
 	}
 	port, err := strconv.Atoi(u.Port())
 	if err != nil {
-		return 0, nil
+		return 0
 	}
-	return port, nil
+	return port
 }
 
 func freePort() (int, error) {

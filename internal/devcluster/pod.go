@@ -149,12 +149,14 @@ func (p *pod) runOnce(ctx context.Context) error {
 	// Signal the whole process group: the mount-namespace helper execs the server, but a
 	// server could still start children of its own.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	var status error
 	select {
-	case <-exited:
+	case status = <-exited:
 	case <-time.After(stopGracePeriod):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		status = <-exited
 	}
+	p.log.V(1).Info("Server process stopped", "status", status)
 	p.pid.Store(0)
 	return nil
 }

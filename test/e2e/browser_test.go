@@ -110,15 +110,6 @@ func (b *browser) location() string {
 	return loc
 }
 
-func (b *browser) text(sel string) string {
-	b.t.Helper()
-	s, err := try(b, stepTimeout, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
-	if err != nil {
-		b.t.Fatalf("read %s: %v (at %s)", sel, err, b.location())
-	}
-	return s
-}
-
 // waitText waits until the element sel shows text containing want.
 func (b *browser) waitText(sel, want string) {
 	b.t.Helper()

@@ -216,11 +216,11 @@ func setSingleSignOn(t *testing.T, name string, on bool) {
 	}
 }
 
-func credentialsOf(t *testing.T, client string) string {
+func credentialsOf(t *testing.T, ssoClient string) string {
 	t.Helper()
 	var s corev1.Secret
-	if err := env.cluster.Client.Get(context.Background(), clientKey(client+"-sso-credentials"), &s); err != nil {
-		t.Fatalf("get credentials of %s: %v", client, err)
+	if err := env.cluster.Client.Get(context.Background(), clientKey(ssoClient+"-sso-credentials"), &s); err != nil {
+		t.Fatalf("get credentials of %s: %v", ssoClient, err)
 	}
 	return string(s.Data["client_id"])
 }
