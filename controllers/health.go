@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +14,9 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector"
+	// The connectors the operator checks through their own protocol.
+	_ "github.com/hallpass/hallpass/internal/connector/ldap"
 )
 
 const (
@@ -47,11 +49,26 @@ var upstreamCheckers = map[string]upstreamChecker{
 	config.ConnectionGoogle: checkOIDC,
 	config.ConnectionGitHub: checkGitHub,
 	config.ConnectionSAML:   checkSAML,
+	config.ConnectionLDAP:   checkByPing,
+}
+
+// checkByPing asks the connector itself, for upstreams only its protocol can reach (an
+// LDAP service bind).
+func checkByPing(ctx context.Context, c config.Connection) healthResult {
+	conn, err := connector.Open(ctx, c, connector.Options{})
+	if err != nil {
+		return healthResult{err: err}
+	}
+	p, ok := conn.(interface{ Ping(context.Context) error })
+	if !ok {
+		return healthResult{err: fmt.Errorf("connection type %s cannot be checked", c.Type)}
+	}
+	return healthResult{err: p.Ping(ctx)}
 }
 
 // checkOIDC fetches discovery and the JWKS: what the server needs at every login.
 func checkOIDC(ctx context.Context, c config.Connection) healthResult {
-	client, err := httpClient(c.OIDC.RootCA)
+	client, err := connector.HTTPClient(connector.Options{}, c.OIDC.RootCA)
 	if err != nil {
 		return healthResult{err: err}
 	}
@@ -141,17 +158,6 @@ func earliestCertificateExpiry(metadata []byte) (time.Time, error) {
 		return time.Time{}, errors.New("SAML metadata holds no certificate, so no assertion could be verified")
 	}
 	return earliest, nil
-}
-
-func httpClient(rootCA string) (*http.Client, error) {
-	if rootCA == "" {
-		return http.DefaultClient, nil
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(rootCA)) {
-		return nil, errors.New("rootCARef holds no PEM certificate")
-	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
 }
 
 func fetch(ctx context.Context, client *http.Client, url string) ([]byte, error) {

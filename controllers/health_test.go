@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -16,8 +17,10 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/connector/conntest"
 )
 
 // upstreamOIDC is a minimal OpenID provider on loopback: discovery and a JWKS with one key.
@@ -117,4 +120,46 @@ func selfSignedCertificate(t *testing.T, notAfter time.Time) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(der)
+}
+
+// TestLDAPServiceAccountIsChecked binds to a real slapd as the connection's service
+// account, then with a wrong password: Reachable follows.
+func TestLDAPServiceAccountIsChecked(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	directory := conntest.StartSlapd(t)
+	conn := &hallpassv1.IdentityConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "directory"},
+		Spec: hallpassv1.IdentityConnectionSpec{
+			ServerRef: hallpassv1.LocalServerReference{Name: "sso"},
+			Type:      hallpassv1.ConnectionLDAP,
+			LDAP: &hallpassv1.LDAPConnection{
+				URL: directory.LDAPSURL, BindDN: conntest.LDAPServiceDN,
+				BindPasswordRef: hallpassv1.SecretKeyReference{Name: "ldap", Key: "password"},
+				RootCARef:       &hallpassv1.SecretKeyReference{Name: "ldap", Key: "ca.crt"},
+				UserSearch:      hallpassv1.LDAPUserSearch{BaseDN: conntest.LDAPSuffix},
+			},
+		},
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ldap"},
+		StringData: map[string]string{"password": conntest.LDAPServicePass, "ca.crt": directory.CA.CertPEM}}
+	create(t, newServer(ns, "sso"), secret, conn)
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "directory", &hallpassv1.IdentityConnection{})
+		g.Expect(condition(c.Status.Conditions, hallpassv1.IdentityConnectionReachable)).To(haveCondition(metav1.ConditionTrue, hallpassv1.ReasonReconciled))
+	})
+
+	secret = get(g, ns, "ldap", &corev1.Secret{})
+	patch := client.MergeFrom(secret.DeepCopy())
+	secret.Data["password"] = []byte("not-the-password")
+	g.Expect(k8s.Patch(ctx, secret, patch)).To(Succeed())
+	clock.Advance(healthCheckInterval + time.Second)
+	touch(t, conn)
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "directory", &hallpassv1.IdentityConnection{})
+		reachable := condition(c.Status.Conditions, hallpassv1.IdentityConnectionReachable)
+		g.Expect(reachable).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonUnreachable))
+		g.Expect(reachable.Message).NotTo(ContainSubstring("not-the-password"))
+	})
 }
