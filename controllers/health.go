@@ -15,6 +15,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector"
+
 	// The connectors the operator checks through their own protocol.
 	_ "github.com/hallpass/hallpass/internal/connector/ldap"
 )

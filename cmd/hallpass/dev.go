@@ -25,11 +25,6 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func runDev(ctx context.Context, args []string) error {
-	// The pod runner re-executes this binary in a new mount namespace to give a server
-	// process its volumes; see devcluster.ExecPod.
-	if len(args) > 0 && args[0] == "exec-pod" {
-		return devcluster.ExecPod(args[1:])
-	}
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	crdDir := fs.String("crd-dir", "config/crd/bases", "directory of the CRD manifests")
 	assets := fs.String("envtest-assets", "", "directory of kube-apiserver and etcd (default: $KUBEBUILDER_ASSETS, else built by hack/envtest-binaries.sh)")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,7 @@ type serverFlags struct {
 	kubeconfig               string
 	listen, metricsListen    string
 	trustForwardedFor        bool
+	dataDir                  string
 }
 
 func runServer(ctx context.Context, args []string) error {
@@ -56,6 +58,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the OpenID Connect endpoints")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
 	fs.BoolVar(&f.trustForwardedFor, "trust-forwarded-for", false, "throttle logins by the X-Forwarded-For address of the nearest proxy")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory of the SQLite database, replacing the one in the config (to run outside a container)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,7 +108,7 @@ func runServer(ctx context.Context, args []string) error {
 		return fmt.Errorf("load initial config: %w", err)
 	}
 
-	store, err := openStorage(ctx, cfg.Storage)
+	store, err := openStorage(ctx, cfg.Storage, f.dataDir)
 	if err != nil {
 		return err
 	}
@@ -191,10 +194,16 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	return client, nil
 }
 
-func openStorage(ctx context.Context, s config.Storage) (storage.Storage, error) {
+// openStorage opens the configured backend. dataDir, when set, replaces the directory of
+// the SQLite file: the config names the path of the server's volume inside its pod.
+func openStorage(ctx context.Context, s config.Storage, dataDir string) (storage.Storage, error) {
 	switch s.Type {
 	case config.StorageSQLite:
-		return sqlite.Open(ctx, s.SQLitePath)
+		path := s.SQLitePath
+		if dataDir != "" {
+			path = filepath.Join(dataDir, filepath.Base(path))
+		}
+		return sqlite.Open(ctx, path)
 	case config.StoragePostgres:
 		return postgres.Open(ctx, s.PostgresDSN)
 	}

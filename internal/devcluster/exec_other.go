@@ -2,16 +2,6 @@
 
 package devcluster
 
-import (
-	"fmt"
-	"syscall"
-)
+import "syscall"
 
-func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
-
-func mountNamespacesAvailable() bool { return false }
-
-// ExecPod needs Linux mount namespaces.
-func ExecPod([]string) error {
-	return fmt.Errorf("exec-pod: volume mounts: %w", errUnsupported)
-}
+func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/render"
 )
 
 // podTokenLifetime is the lifetime of the ServiceAccount token a local pod gets. A pod that
@@ -86,30 +86,24 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 		env = append(env, e.Name+"="+e.Value)
 	}
 
-	var binds []string
 	for _, m := range c.VolumeMounts {
 		src, err := r.volumeDir(d, dir, m)
 		if err != nil {
 			return spec, err
 		}
-		if m.MountPath == "/tmp" {
-			// Binding over /tmp would hide the runner's own files (this pod's kubeconfig
-			// lives there in tests); the server finds its scratch space through TMPDIR.
+		// A local process cannot see a volume at the pod's path without a mount namespace
+		// (root only), so the server is told where each volume is instead.
+		switch m.MountPath {
+		case "/tmp":
 			env = append(env, "TMPDIR="+src)
-			continue
+		case render.DataDir:
+			args = append(args, "--data-dir="+src)
+		default:
+			return spec, fmt.Errorf("plan pod of Deployment %s: volume mount at %s is %w", key, m.MountPath, errUnsupported)
 		}
-		binds = append(binds, "--bind", src+":"+m.MountPath)
 	}
 
 	spec.path, spec.args, spec.env = r.opts.ServerBinary, args, env
-	if len(binds) > 0 {
-		if !mountNamespacesAvailable() {
-			return spec, fmt.Errorf("plan pod of Deployment %s: volume mounts (%s) need a private mount namespace, which needs root", key, strings.Join(binds, " "))
-		}
-		spec.path = r.opts.ServerBinary
-		spec.args = append(append(append([]string{"dev", "exec-pod"}, binds...), "--", r.opts.ServerBinary), args...)
-		spec.cloneNewNS = true
-	}
 
 	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil {
 		port, ok := lookupPort(spec.ports, probe.HTTPGet.Port)

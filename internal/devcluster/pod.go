@@ -41,8 +41,6 @@ type podSpec struct {
 	path string
 	args []string
 	env  []string
-	// cloneNewNS runs the process in a private mount namespace (volume bind mounts).
-	cloneNewNS bool
 	// readinessURL is polled; a 2xx or 3xx answer means ready. Empty: ready once started.
 	readinessURL string
 	// ports maps container port names and numbers to the loopback ports the process uses.
@@ -126,7 +124,7 @@ func (p *pod) runOnce(ctx context.Context) error {
 	cmd := exec.Command(p.spec.path, p.spec.args...)
 	cmd.Env = p.spec.env
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = sysProcAttr(p.spec.cloneNewNS)
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(p.out, "start %s: %v\n", p.spec.path, err)
 		return fmt.Errorf("start %s: %w", p.spec.path, err)
@@ -146,8 +144,7 @@ func (p *pod) runOnce(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	p.setReady(false)
-	// Signal the whole process group: the mount-namespace helper execs the server, but a
-	// server could still start children of its own.
+	// Signal the whole process group: a server could start children of its own.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	var status error
 	select {
