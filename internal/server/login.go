@@ -109,7 +109,7 @@ func (s *Server) showPage(w http.ResponseWriter, f *loginFlow, status int, signu
 			data.BackURL = f.pageURL(pathLogin, conn.Name)
 		} else {
 			data.FormURL = f.st.endpoint(pathLogin)
-			if conn.Database.SignupEnabled {
+			if conn.Database != nil && conn.Database.SignupEnabled {
 				data.SignupURL = f.pageURL(pathSignup, conn.Name)
 			}
 		}
@@ -119,7 +119,11 @@ func (s *Server) showPage(w http.ResponseWriter, f *loginFlow, status int, signu
 	}
 	// After the form post the browser is redirected to the client, which form-action must
 	// allow as well.
-	s.render(w, f.st, status, "login", &data, pageCSP(f.st, "", f.tx.Request.RedirectURI))
+	targets := []string{f.tx.Request.RedirectURI}
+	if conn.Name == "" {
+		targets = append(targets, s.upstreamFormTargets(f)...)
+	}
+	s.render(w, f.st, status, "login", &data, pageCSP(f.st, "", targets...))
 }
 
 func displayName(c config.Connection) string {
@@ -140,8 +144,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn, chosen := f.connection(r.Form.Get("connection"))
-	if chosen && conn.Type != config.ConnectionDatabase {
-		s.renderError(w, r, http.StatusNotImplemented, fmt.Sprintf("Signing in with %s is not available on this server yet.", displayName(conn)))
+	if chosen && isCallbackType(conn.Type) {
+		s.startUpstreamLogin(w, r, f, conn)
 		return
 	}
 	if r.Method == http.MethodGet || !chosen {
@@ -167,7 +171,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)})
 		return
 	}
-	claims, ok, err := s.checkPassword(ctx, conn, username, password)
+	claims, ok, err := s.checkCredentials(ctx, f.st, conn, username, password)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

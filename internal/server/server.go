@@ -32,6 +32,8 @@ type Server struct {
 
 	trustForwardedFor bool
 	metrics           *metrics
+	// upstream holds the open connectors of upstream connections (upstream.go).
+	upstream upstreamCache
 }
 
 // Option configures a Server.
@@ -160,6 +162,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathEndSession, s.handleEndSession)
 	mux.HandleFunc(pathAuth0Logout, s.handleAuth0Logout)
 	mux.HandleFunc(pathLogin, s.handleLogin)
+	mux.HandleFunc(pathConnectionCallback, s.handleConnectionCallback)
+	mux.HandleFunc("GET "+pathSAMLMetadata, s.handleSAMLMetadata)
 	mux.HandleFunc(pathSignup, s.handleSignup)
 	mux.HandleFunc("GET "+pathLoginStylesCSS, s.handleStyles)
 	return mux

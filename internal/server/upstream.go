@@ -1,0 +1,438 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector"
+	// The connector types this server can open; each registers itself with connector.Open.
+	_ "github.com/hallpass/hallpass/internal/connector/ldap"
+	_ "github.com/hallpass/hallpass/internal/connector/oidc"
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Upstream logins. A connection of another type than Database is served by a connector
+// (internal/connector). LDAP checks the password typed on the login page; every other type
+// sends the browser to the upstream, which sends it back to pathConnectionCallback, where
+// the central session is created exactly as after a password login.
+//
+// Between the two, the pending login lives in a cookie of its own: the sealed login
+// transaction, the connection, a random state and the connector's private data (PKCE
+// verifier, nonce, SAML request ID), AES-GCM sealed like the login transaction. The state
+// also travels through the upstream (OAuth2 state, SAML RelayState) and must come back
+// equal to the cookie's, so an answer of the upstream is only accepted in the browser that
+// asked for it (no login CSRF) and only once (the cookie is deleted on the callback).
+const (
+	pathConnectionCallback = "/connections/{name}/callback"
+	pathSAMLMetadata       = "/connections/{name}/saml/metadata"
+
+	// upstreamLoginLifetime bounds the time a user may spend at the upstream.
+	upstreamLoginLifetime = 15 * time.Minute
+	// upstreamCookiePrefix + the first stateCookieChars of the state names the pending
+	// login's cookie, so sign-ins in several tabs do not overwrite each other.
+	upstreamCookiePrefix = "hallpass_up_"
+	stateCookieChars     = 16
+	// upstreamRetryAfter is how long a connector that failed to open (upstream down,
+	// metadata unreadable) is not retried, so a dead IdP cannot slow every login page.
+	upstreamRetryAfter = 30 * time.Second
+	// chooserOpenTimeout bounds opening connectors to list their origins on the chooser.
+	chooserOpenTimeout = 5 * time.Second
+)
+
+var upstreamAAD = []byte("hallpass upstream login")
+
+func connectionCallbackPath(name string) string { return "/connections/" + name + "/callback" }
+func samlMetadataPath(name string) string       { return "/connections/" + name + "/saml/metadata" }
+
+// isCallbackType reports whether a connection type sends the browser to an upstream.
+func isCallbackType(typ string) bool {
+	return typ != config.ConnectionDatabase && typ != config.ConnectionLDAP
+}
+
+// upstreamCache holds the open connectors, one per connection. A connector is reopened
+// when its connection's config or the issuer changes (a reload), and a failed open is
+// retried after upstreamRetryAfter. The zero value is ready to use.
+type upstreamCache struct {
+	mu      sync.Mutex
+	entries map[string]*upstreamEntry
+}
+
+type upstreamEntry struct {
+	key      string
+	conn     any
+	err      error
+	failedAt time.Time
+}
+
+// connector returns the open connector of conn, opening it if needed.
+func (s *Server) connector(ctx context.Context, st *state, conn config.Connection) (any, error) {
+	raw, err := json.Marshal(conn)
+	if err != nil {
+		return nil, fmt.Errorf("encode connection %s: %w", conn.Name, err)
+	}
+	key := st.cfg.Issuer + "\x00" + string(raw)
+	c := &s.upstream
+	c.mu.Lock()
+	e := c.entries[conn.Name]
+	c.mu.Unlock()
+	if e != nil && e.key == key && (e.err == nil || s.now().Sub(e.failedAt) < upstreamRetryAfter) {
+		return e.conn, e.err
+	}
+	// Opened outside the lock, so a slow upstream delays only its own logins; two
+	// concurrent first logins may both open it, and the later one is kept.
+	opened, err := connector.Open(ctx, conn, connector.Options{
+		CallbackURL: st.endpoint(connectionCallbackPath(conn.Name)),
+		MetadataURL: st.endpoint(samlMetadataPath(conn.Name)),
+		Logger:      s.logger,
+		Now:         s.now,
+	})
+	e = &upstreamEntry{key: key, conn: opened, err: err}
+	if err != nil {
+		e.failedAt = s.now()
+	}
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[string]*upstreamEntry{}
+	}
+	c.entries[conn.Name] = e
+	c.mu.Unlock()
+	return opened, err
+}
+
+// upstreamFormTargets lists the origins the chooser's buttons may redirect to: the page's
+// CSP form-action also governs the redirects that follow a form submission.
+func (s *Server) upstreamFormTargets(f *loginFlow) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), chooserOpenTimeout)
+	defer cancel()
+	var out []string
+	for _, name := range f.client.Connections {
+		conn, ok := f.st.cfg.Connection(name)
+		if !ok || !isCallbackType(conn.Type) {
+			continue
+		}
+		c, err := s.connector(ctx, f.st, conn)
+		if err != nil {
+			continue // its button leads to an error page on this server
+		}
+		if o, ok := c.(connector.Origins); ok {
+			out = append(out, o.LoginOrigins()...)
+		}
+	}
+	return out
+}
+
+// pendingUpstream is the pending login of one browser at one upstream.
+type pendingUpstream struct {
+	State      string `json:"s"`
+	Connection string `json:"c"`
+	// TX is the sealed login transaction, as the login page had it.
+	TX      string `json:"t"`
+	Private []byte `json:"p,omitempty"`
+	Expires int64  `json:"e"`
+}
+
+// startUpstreamLogin sends the browser to the upstream of conn.
+func (s *Server) startUpstreamLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection) {
+	// The chooser is a GET form, so the double-submit check of the password form does not
+	// apply; the CSRF cookie set at /authorize must still be the transaction's, so a link
+	// with someone else's transaction does not start a login in this browser.
+	if ck, err := r.Cookie(csrfCookie); err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(f.tx.CSRF)) != 1 {
+		s.renderError(w, r, http.StatusForbidden, msgExpiredLogin)
+		return
+	}
+	ctx := r.Context()
+	c, err := s.connector(ctx, f.st, conn)
+	if err != nil {
+		s.upstreamUnavailable(w, r, conn, err)
+		return
+	}
+	cc, ok := c.(connector.CallbackConnector)
+	if !ok {
+		s.serverError(w, r, fmt.Errorf("connection %s does not redirect to an upstream", conn.Name))
+		return
+	}
+	state, err := config.RandomToken(32)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	loginURL, private, err := cc.LoginURL(ctx, state)
+	if err != nil {
+		s.serverError(w, r, fmt.Errorf("start login at connection %s: %w", conn.Name, err))
+		return
+	}
+	expires := s.now().Add(upstreamLoginLifetime)
+	sealed, err := sealJSON(f.st, upstreamAAD, pendingUpstream{State: state, Connection: conn.Name, TX: f.sealed, Private: private, Expires: expires.Unix()})
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	http.SetCookie(w, s.upstreamCookie(f.st, conn.Name, state, sealed, int(upstreamLoginLifetime/time.Second)))
+	s.logger.InfoContext(ctx, "login sent upstream", "connection", conn.Name, "client", f.client.ID)
+	w.Header().Set("Location", loginURL)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// upstreamCookie is scoped to the connection's callback. A SAML IdP answers with a
+// cross-site POST, which carries only SameSite=None cookies; those must be Secure, so an
+// http issuer in dev mode falls back to Lax (enough for redirect-based upstreams).
+func (s *Server) upstreamCookie(st *state, connection, state, value string, maxAge int) *http.Cookie {
+	c := &http.Cookie{
+		Name:     upstreamCookiePrefix + state[:stateCookieChars],
+		Value:    value,
+		Path:     st.prefix + "/connections/" + connection + "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   st.secureCookies,
+		SameSite: http.SameSiteLaxMode,
+	}
+	if st.secureCookies {
+		c.SameSite = http.SameSiteNoneMode
+	}
+	return c
+}
+
+const msgUpstreamExpired = "This sign-in has expired or was started in another browser. Go back to the application and sign in again."
+
+// handleConnectionCallback takes the browser back from the upstream (GET for OAuth2 and
+// OIDC, POST for a SAML response) and finishes the login.
+func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, r, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		return
+	}
+	st := s.state.Load()
+	name := r.PathValue("name")
+	conn, ok := st.cfg.Connection(name)
+	if !ok || !isCallbackType(conn.Type) {
+		s.renderError(w, r, http.StatusNotFound, "This sign-in method is not configured on this server.")
+		return
+	}
+	state := r.Form.Get("state")
+	if state == "" {
+		state = r.Form.Get("RelayState")
+	}
+	pending, ok := s.takePendingUpstream(w, r, st, name, state)
+	if !ok {
+		s.renderError(w, r, http.StatusBadRequest, msgUpstreamExpired)
+		return
+	}
+	tx, err := openTransaction(st, pending.TX, s.now())
+	if err != nil {
+		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+		return
+	}
+	// The client or its connections may have changed in a reload since /authorize.
+	client, ok := st.cfg.Client(tx.Request.ClientID)
+	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
+		s.renderError(w, r, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
+		return
+	}
+	if !slices.Contains(client.Connections, name) || (tx.Request.Connection != "" && tx.Request.Connection != name) {
+		s.renderError(w, r, http.StatusBadRequest, "This application does not allow this sign-in method.")
+		return
+	}
+	ctx := r.Context()
+	c, err := s.connector(ctx, st, conn)
+	if err != nil {
+		s.upstreamUnavailable(w, r, conn, err)
+		return
+	}
+	cc, ok := c.(connector.CallbackConnector)
+	if !ok {
+		s.serverError(w, r, fmt.Errorf("connection %s does not redirect to an upstream", conn.Name))
+		return
+	}
+	id, upstream, err := cc.HandleCallback(ctx, r, pending.Private)
+	if err != nil {
+		s.metrics.logins.WithLabelValues("failure").Inc()
+		if msg := connector.UserMessage(err); msg != "" {
+			s.logger.InfoContext(ctx, "upstream login refused", "connection", name, "client", client.ID, "err", err)
+			s.renderError(w, r, http.StatusUnauthorized, fmt.Sprintf("Signing in with %s failed. %s", displayName(conn), msg))
+			return
+		}
+		s.upstreamUnavailable(w, r, conn, err)
+		return
+	}
+	f := &loginFlow{st: st, tx: tx, sealed: pending.TX, client: client}
+	s.finishUpstreamLogin(w, r, f, conn, identityClaims(name, id), []string{amrFederated}, upstream)
+}
+
+// amrFederated marks a login the upstream authenticated. RFC 8176 has no value for it;
+// "fed" is the one in common use (Microsoft Entra, Keycloak brokering).
+const amrFederated = "fed"
+
+func identityClaims(connection string, id connector.Identity) storage.Claims {
+	return storage.Claims{
+		Subject:       connector.Subject(connection, id.UserID),
+		Username:      id.Username,
+		Name:          id.Name,
+		Email:         id.Email,
+		EmailVerified: id.EmailVerified,
+		Groups:        id.Groups,
+	}
+}
+
+// takePendingUpstream reads and deletes the pending login that state names. ok is false
+// when there is none, it is for another connection or state, or it has expired.
+func (s *Server) takePendingUpstream(w http.ResponseWriter, r *http.Request, st *state, connection, state string) (pendingUpstream, bool) {
+	if len(state) < stateCookieChars || len(state) > 128 {
+		return pendingUpstream{}, false
+	}
+	ck, err := r.Cookie(upstreamCookiePrefix + state[:stateCookieChars])
+	if err != nil {
+		return pendingUpstream{}, false
+	}
+	http.SetCookie(w, s.upstreamCookie(st, connection, state, "", -1))
+	var p pendingUpstream
+	if err := openJSON(st, upstreamAAD, ck.Value, &p); err != nil {
+		return pendingUpstream{}, false
+	}
+	ok := subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) == 1 &&
+		p.Connection == connection && s.now().Unix() <= p.Expires
+	return p, ok
+}
+
+// finishUpstreamLogin is finishLogin for an upstream identity: the same session rules and
+// code issuance, plus the upstream's logout information kept in the session.
+func (s *Server) finishUpstreamLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection, claims storage.Claims, amr []string, upstream []byte) {
+	ctx := r.Context()
+	sess, err := s.startSession(ctx, w, r, f.st, newSession{connection: conn.Name, claims: claims, amr: amr, reusable: f.client.SingleSignOn})
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if len(upstream) > 0 {
+		_, err = s.store.UpdateSession(ctx, sess.IDHash, func(x storage.Session) (storage.Session, error) {
+			x.Upstream = upstream
+			return x, nil
+		})
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("record upstream session: %w", err))
+			return
+		}
+	}
+	if sess, err = s.useSession(ctx, f.st, sess.IDHash, f.client.ID); err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.metrics.logins.WithLabelValues("success").Inc()
+	s.logger.InfoContext(ctx, "login succeeded", "connection", conn.Name, "client", f.client.ID, "sid", sess.SID)
+	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
+}
+
+// upstreamUnavailable shows that the upstream could not be used, and logs why.
+func (s *Server) upstreamUnavailable(w http.ResponseWriter, r *http.Request, conn config.Connection, err error) {
+	s.logger.ErrorContext(r.Context(), "upstream unavailable", "connection", conn.Name, "err", err)
+	s.renderError(w, r, http.StatusBadGateway, fmt.Sprintf("Signing in with %s is not possible right now: the identity provider could not be reached. Please try again later.", displayName(conn)))
+}
+
+// checkCredentials checks a password typed on the login page: against the users of a
+// Database connection, or by the directory of an LDAP connection.
+func (s *Server) checkCredentials(ctx context.Context, st *state, conn config.Connection, username, password string) (storage.Claims, bool, error) {
+	if conn.Type != config.ConnectionLDAP {
+		return s.checkPassword(ctx, conn, username, password)
+	}
+	c, err := s.connector(ctx, st, conn)
+	if err != nil {
+		return storage.Claims{}, false, err
+	}
+	pc, ok := c.(connector.PasswordConnector)
+	if !ok {
+		return storage.Claims{}, false, fmt.Errorf("connection %s does not check passwords", conn.Name)
+	}
+	id, ok, err := pc.Login(ctx, username, password)
+	if err != nil || !ok {
+		return storage.Claims{}, false, err
+	}
+	return identityClaims(conn.Name, id), true, nil
+}
+
+// handleSAMLMetadata serves a SAML connection's service provider metadata, which the IdP's
+// administrator imports; its URL is also the SP's entity ID.
+func (s *Server) handleSAMLMetadata(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	conn, ok := st.cfg.Connection(r.PathValue("name"))
+	if !ok || conn.Type != config.ConnectionSAML {
+		http.NotFound(w, r)
+		return
+	}
+	c, err := s.connector(r.Context(), st, conn)
+	if err != nil {
+		s.upstreamUnavailable(w, r, conn, err)
+		return
+	}
+	mc, ok := c.(connector.MetadataConnector)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	contentType, body, err := mc.Metadata()
+	if err != nil {
+		s.serverError(w, r, fmt.Errorf("build SAML metadata of %s: %w", conn.Name, err))
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	_, _ = w.Write(body)
+}
+
+// sealJSON and openJSON protect small documents the browser carries, with the login
+// transaction's keys and a purpose-specific AAD.
+func sealJSON(st *state, aad []byte, v any) (string, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode sealed document: %w", err)
+	}
+	aead, err := newAEAD(st.keys.secrets[0].transaction)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("read nonce: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, aad)), nil
+}
+
+var errBadSealed = errors.New("sealed document is invalid")
+
+func openJSON(st *state, aad []byte, sealed string, v any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return errBadSealed
+	}
+	for _, secrets := range st.keys.secrets {
+		aead, err := newAEAD(secrets.transaction)
+		if err != nil {
+			return err
+		}
+		if len(raw) < aead.NonceSize() {
+			return errBadSealed
+		}
+		plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], aad)
+		if err != nil {
+			continue
+		}
+		if err := json.Unmarshal(plain, v); err != nil {
+			return errBadSealed
+		}
+		return nil
+	}
+	return errBadSealed
+}
