@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	testbrowser "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
 // Bounds of every browser wait.
@@ -21,88 +23,41 @@ const (
 	propagationTimeout = 20 * time.Second
 )
 
-// browser is one headless Chromium with a fresh profile.
+// browser is one headless Chromium with a fresh profile, with the scenario's own steps.
 type browser struct {
-	t   *testing.T
-	ctx context.Context
+	*testbrowser.Browser
+	t *testing.T
 }
 
 var shotCounter atomic.Int32
-
-func chromiumPath() string {
-	if p := os.Getenv("HALLPASS_CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
 
 // newBrowser starts Chromium. Every name the pages use resolves to loopback and any other
 // name fails to resolve, so a test can never reach the network (evil.example included).
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath()); err != nil {
-		t.Fatalf("chromium not found at %s (apt-get install chromium, or set HALLPASS_CHROMIUM): %v", chromiumPath(), err)
-	}
-	rules := fmt.Sprintf("MAP %s 127.0.0.1, MAP %s 127.0.0.1, MAP %s 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", app1Host, app2Host, app3Host)
 	// Pages on http://app1.test are not secure contexts, so they would lack crypto.subtle,
 	// which oidc-client-ts needs for PKCE. In production the apps are https; in the demo
 	// they are on localhost, which browsers trust. Here the test names the app origins as
 	// trustworthy, the way a developer would for a local host name.
 	trusted := strings.Join([]string{app1URL(), app2URL(), app3URL()}, ",")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("host-resolver-rules", rules),
-		chromedp.Flag("unsafely-treat-insecure-origin-as-secure", trusted),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 800),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	// Start the browser now, so a broken Chromium fails here and clearly. The first run's
-	// context must not carry a timeout (it would end the browser), so a timer bounds it.
-	timer := time.AfterFunc(time.Minute, cancelCtx)
-	err := chromedp.Do(ctx)
-	if !timer.Stop() {
-		t.Fatal("start chromium: not started within a minute")
-	}
-	if err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return &browser{t: t, ctx: ctx}
-}
-
-// run runs actions with the step bound.
-func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.shot("failed-" + what)
-		b.t.Fatalf("%s: %v (at %s)", what, err, b.location())
-	}
+	b := &browser{t: t}
+	b.Browser = testbrowser.Start(t, testbrowser.Options{
+		Hosts:     []string{app1Host, app2Host, app3Host},
+		Flags:     map[string]any{"unsafely-treat-insecure-origin-as-secure": trusted},
+		OnFailure: func(what string) { b.shot("failed-" + what) },
+	})
+	return b
 }
 
 // try runs an action with a bound and returns its value, or the error instead of failing
 // the test.
 func try[T any](b *browser, timeout time.Duration, action chromedp.Action[T]) (T, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	return chromedp.Run(ctx, action)
+	return testbrowser.Try(b.Browser, timeout, action)
 }
 
 func (b *browser) open(u string) {
 	b.t.Helper()
-	b.run("open "+u, chromedp.Navigate(u))
+	b.Run("open "+u, chromedp.Navigate(u))
 }
 
 func (b *browser) location() string {
@@ -123,7 +78,7 @@ func (b *browser) waitText(sel, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.shot("failed-wait-" + strings.Trim(sel, "#."))
-	b.t.Fatalf("%s shows %q, want it to contain %q (at %s)", sel, s, want, b.location())
+	b.t.Fatalf("%s shows %q, want it to contain %q (at %s)", sel, s, want, b.Location())
 }
 
 // waitLocation waits until the page's URL, without query, is want.
@@ -132,7 +87,7 @@ func (b *browser) waitLocation(want string) {
 	deadline := time.Now().Add(stepTimeout)
 	var loc string
 	for time.Now().Before(deadline) {
-		loc = b.location()
+		loc = b.Location()
 		if stripQuery(loc) == want {
 			return
 		}
@@ -152,7 +107,7 @@ func stripQuery(u string) string {
 // onLoginPage reports whether the browser shows the SSO server's password form.
 func (b *browser) onLoginPage() bool {
 	n, err := try(b, 5*time.Second, chromedp.Evaluate[int](`document.querySelectorAll('input[name="password"]').length`))
-	return err == nil && n > 0 && strings.HasPrefix(b.location(), issuer()+"/")
+	return err == nil && n > 0 && strings.HasPrefix(b.Location(), issuer()+"/")
 }
 
 // shot saves a screenshot of the page as test/e2e/artifacts/NN-name.png.
@@ -177,7 +132,7 @@ func (b *browser) shot(name string) {
 // the central session on the server stays, as when the app's own session expires.
 func (b *browser) forgetApp(appURL string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	ctx, cancel := context.WithTimeout(b.Context(), stepTimeout)
 	defer cancel()
 	for _, name := range []string{"ssoapp_session", "ssoapp_session_login"} {
 		if _, err := chromedp.Call(ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: name, URL: appURL + "/"}); err != nil {
@@ -189,13 +144,13 @@ func (b *browser) forgetApp(appURL string) {
 // signInOnServer fills the server's password form with the demo user.
 func (b *browser) signInOnServer() {
 	b.t.Helper()
-	b.run("sign in on the SSO server",
+	b.Run("sign in on the SSO server",
 		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "demo"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct-horse-battery"),
 	)
 	b.shot("server-login-filled")
-	b.run("submit the login form", click(`form[method="post"] button[type="submit"]`))
+	b.Run("submit the login form", click(`form[method="post"] button[type="submit"]`))
 }
 
 func ssoLink(base, target string) string {

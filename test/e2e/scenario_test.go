@@ -32,16 +32,16 @@ func TestSeedScenario(t *testing.T) {
 		b.open(app1URL() + "/")
 		b.waitText("#who", "Not signed in")
 		b.shot("app1-signed-out")
-		b.run("click Sign in on App 1", click("#login"))
+		b.Run("click Sign in on App 1", click("#login"))
 		if !b.waitLoginPage() {
-			t.Fatalf("App 1's sign-in should show the SSO server's login page, at %s", b.location())
+			t.Fatalf("App 1's sign-in should show the SSO server's login page, at %s", b.Location())
 		}
 		b.shot("server-login-page")
 		b.signInOnServer()
 		b.waitText("#who", "Signed in as Demo User")
 		b.shot("app1-signed-in")
 
-		b.run("follow App 1's link to App 2", click("#app2-link"))
+		b.Run("follow App 1's link to App 2", click("#app2-link"))
 		b.waitLocation(app2URL() + "/dashboard")
 		b.waitText("#welcome", "Welcome, Demo User")
 		b.shot("app2-dashboard-through-sso")
@@ -109,20 +109,20 @@ func TestSeedScenario(t *testing.T) {
 		b.t = t
 		b.open(app1URL() + "/")
 		b.waitText("#who", "Signed in as Demo User")
-		b.run("renew silently on App 1", click("#renew"))
+		b.Run("renew silently on App 1", click("#renew"))
 		b.waitText("#renew-result", "Session renewed silently")
 		b.shot("app1-silent-renewal-succeeds")
 
 		b.open(app2URL() + "/dashboard")
 		b.waitText("#welcome", "Welcome, Demo User")
-		b.run("sign out on App 2", click("#logout"))
+		b.Run("sign out on App 2", click("#logout"))
 		b.waitLocation(app2URL() + "/")
 		b.waitText("#who", "Not signed in")
 		b.shot("app2-signed-out")
 
 		b.open(app1URL() + "/")
 		b.waitText("#who", "Signed in as Demo User") // App 1 still holds its tokens
-		b.run("renew silently on App 1", click("#renew"))
+		b.Run("renew silently on App 1", click("#renew"))
 		b.waitText("#renew-result", "login_required")
 		b.shot("app1-silent-renewal-login-required")
 	})
@@ -132,7 +132,7 @@ func TestSeedScenario(t *testing.T) {
 		clientID := credentialsOf(t, "app2")
 		b.open(issuer() + "/v2/logout?client_id=" + clientID + "&returnTo=" + "https%3A%2F%2Fevil.example%2F")
 		time.Sleep(500 * time.Millisecond) // a redirect would have happened by now
-		if loc := b.location(); !strings.HasPrefix(loc, issuer()+"/") {
+		if loc := b.Location(); !strings.HasPrefix(loc, issuer()+"/") {
 			t.Errorf("after /v2/logout with an unregistered returnTo the browser is at %s, want to stay on the SSO server", loc)
 		}
 		b.shot("v2-logout-unregistered-returnto")
@@ -175,7 +175,7 @@ func (b *browser) settle(target string) string {
 		if b.onLoginPage() {
 			return "login"
 		}
-		if target != "" && stripQuery(b.location()) == target {
+		if target != "" && stripQuery(b.Location()) == target {
 			return "target"
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -199,7 +199,7 @@ func (b *browser) eventually(what string, check func() bool) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	b.shot("failed-eventually")
-	b.t.Fatalf("%s: not within %s (at %s)", what, propagationTimeout, b.location())
+	b.t.Fatalf("%s: not within %s (at %s)", what, propagationTimeout, b.Location())
 }
 
 func setSingleSignOn(t *testing.T, name string, on bool) {

@@ -43,6 +43,8 @@ type Options struct {
 	Hosts []string
 	// Flags are extra Chromium command-line flags.
 	Flags map[string]any
+	// OnFailure, when set, runs before Run fails the test (to keep a screenshot, say).
+	OnFailure func(what string)
 }
 
 // HostResolverRules returns Chromium's --host-resolver-rules value that maps hosts to
@@ -57,8 +59,9 @@ func HostResolverRules(hosts []string) string {
 
 // Browser is one headless Chromium with its own profile.
 type Browser struct {
-	t   testing.TB
-	ctx context.Context
+	t         testing.TB
+	ctx       context.Context
+	onFailure func(what string)
 }
 
 // Start launches Chromium and waits until it answers, failing t (not skipping) when it
@@ -99,7 +102,7 @@ func Start(t testing.TB, o Options) *Browser {
 	if err != nil {
 		t.Fatalf("start chromium %s: %v", Path(), err)
 	}
-	return &Browser{t: t, ctx: ctx}
+	return &Browser{t: t, ctx: ctx, onFailure: o.OnFailure}
 }
 
 // Context is the browser tab's context, for listeners and actions that Run does not cover.
@@ -112,6 +115,9 @@ func (b *Browser) Run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(b.ctx, StepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
+		if b.onFailure != nil {
+			b.onFailure(what)
+		}
 		b.t.Fatalf("%s: %v (the browser is at %s)", what, err, b.Location())
 	}
 }
