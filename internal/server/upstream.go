@@ -65,6 +65,15 @@ func isCallbackType(typ string) bool {
 type upstreamCache struct {
 	mu      sync.Mutex
 	entries map[string]*upstreamEntry
+	// httpClient reaches the upstreams; nil lets each connector build its own.
+	httpClient *http.Client
+}
+
+// WithUpstreamHTTPClient sets the HTTP client connectors reach upstream IdPs with, instead
+// of one per connector that trusts the connection's root CA. Tests use it to resolve their
+// host names to loopback.
+func WithUpstreamHTTPClient(c *http.Client) Option {
+	return func(s *Server) { s.upstream.httpClient = c }
 }
 
 type upstreamEntry struct {
@@ -93,6 +102,7 @@ func (s *Server) connector(ctx context.Context, st *state, conn config.Connectio
 	opened, err := connector.Open(ctx, conn, connector.Options{
 		CallbackURL: st.endpoint(connectionCallbackPath(conn.Name)),
 		MetadataURL: st.endpoint(samlMetadataPath(conn.Name)),
+		HTTPClient:  c.httpClient,
 		Logger:      s.logger,
 		Now:         s.now,
 	})

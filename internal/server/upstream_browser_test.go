@@ -1,0 +1,119 @@
+package server_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector/conntest"
+	"github.com/hallpass/hallpass/internal/server"
+	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
+)
+
+// idpHost is the upstream OpenID provider's site in the browser test.
+const idpHost = "idp.test"
+
+// TestBrowserSignsInThroughAnUpstreamOIDCProvider is issue 4's OIDC scenario in headless
+// Chromium against npm's oidc-provider on its own site: App A's user picks the upstream on
+// the chooser and signs in there; App B then gets a code silently with
+// connection=upstream, and a silent request for another connection is answered with
+// interaction_required.
+func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
+	ssoLn := listenLoopback(t)
+	issuer := "http://" + hostPort(ssoHost, ssoLn)
+	peer := conntest.StartOIDCProvider(t, conntest.OIDCProviderOptions{
+		Host:         idpHost,
+		RedirectURIs: []string{issuer + "/connections/upstream/callback"},
+	})
+	appA, appB := newRelyingApp(t, "app-a", "App A", appAHost), newRelyingApp(t, "app-b", "App B", appBHost)
+	cfg := testConfig(t, issuer)
+	cfg.Clients = nil
+	for _, a := range []*relyingApp{appA, appB} {
+		cfg.Clients = append(cfg.Clients, config.Client{
+			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest(a.secret)},
+			RedirectURIs: []string{a.url + "/callback"}, SingleSignOn: true, Connections: []string{"people", "upstream"},
+		})
+	}
+	cfg.Connections = append(cfg.Connections, config.Connection{Name: "upstream", Type: config.ConnectionOIDC, DisplayName: "Upstream IdP",
+		OIDC: &config.OIDCConnection{Issuer: peer.Issuer, ClientID: conntest.OIDCClientID, ClientSecret: conntest.OIDCClientSecret,
+			Scopes: []string{"email", "openid", "profile"}}})
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)), server.WithUpstreamHTTPClient(testNamesClient()))
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	serveOn(t, ssoLn, srv)
+	appA.connect(t, issuer)
+	appB.connect(t, issuer)
+
+	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, idpHost, appAHost, appBHost}})
+
+	// 1. App A: the chooser, whose upstream button leads to the upstream's own login page.
+	b.Run("open App A", chromedp.Navigate(appA.url+"/login"))
+	b.Run("choose the upstream IdP",
+		chromedp.Click(chromedp.CSS(`button[name="connection"][value="upstream"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#upstream-username")),
+	)
+	if loc := b.Location(); !strings.HasPrefix(loc, peer.Issuer+"/interaction/") {
+		t.Fatalf("the upstream button led to %s, want the upstream's login page", loc)
+	}
+	b.Run("sign in at the upstream as alice",
+		chromedp.SendKeys(chromedp.CSS("#upstream-username"), "alice"),
+		chromedp.SendKeys(chromedp.CSS("#upstream-password"), conntest.OIDCAlicePass),
+		chromedp.Click(chromedp.CSS("#upstream-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error")),
+	)
+	first := assertSignedInUpstream(t, b, appA)
+
+	// 2. App B, silently with connection=upstream: a code of the same session.
+	b.Run("open App B silently with connection=upstream", chromedp.Navigate(appB.authURL(oidc.ScopeOpenID, "upstream")),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error")))
+	if second := assertSignedInUpstream(t, b, appB); second != first {
+		t.Fatalf("App B's sid %q, want App A's session %q", second, first)
+	}
+
+	// 3. Silently with another connection: the user has to interact.
+	b.Run("open App B silently with connection=people", chromedp.Navigate(appB.authURL(oidc.ScopeOpenID, "people")),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error")))
+	if msg := b.Text("#error"); !strings.Contains(msg, "interaction_required") {
+		t.Fatalf("App B shows %q, want interaction_required", msg)
+	}
+}
+
+// assertSignedInUpstream checks that app shows the upstream's alice and returns the sid.
+func assertSignedInUpstream(t *testing.T, b *chromium.Browser, app *relyingApp) string {
+	t.Helper()
+	if b.Count("#error") > 0 {
+		t.Fatalf("%s shows an error: %s (at %s)", app.name, b.Text("#error"), b.Location())
+	}
+	want := map[string]string{"#sub": "upstream|alice", "#aud": app.clientID, "#email": "alice@example.net", "#name": "Alice Upstream", "#amr": "fed"}
+	for sel, v := range want {
+		if got := b.Text(sel); got != v {
+			t.Errorf("%s shows %s %q, want %q", app.name, sel, got, v)
+		}
+	}
+	sid := b.Text("#sid")
+	if sid == "" {
+		t.Errorf("%s's ID token has no sid", app.name)
+	}
+	return sid
+}
+
+// authURL starts a prompt=none authorization of the app with a connection, remembering it
+// as the app's own /login would.
+func (a *relyingApp) authURL(scope, connection string) string {
+	l := newLogin()
+	a.mu.Lock()
+	a.pending[l.state] = l
+	a.mu.Unlock()
+	return a.oauth.AuthCodeURL(l.state, oauth2.S256ChallengeOption(l.verifier), oidc.Nonce(l.nonce),
+		oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("connection", connection), oauth2.SetAuthURLParam("scope", scope+" profile email"))
+}
