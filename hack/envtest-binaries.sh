@@ -16,9 +16,12 @@ if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
   exit 0
 fi
 
-mkdir -p "$OUT"
+# Build into a temporary directory next to the cache and rename it into place at the end, so
+# an interrupted build never leaves a half-written binary that a later run takes as cached.
+mkdir -p "$(dirname "$OUT")"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+BUILD="$(mktemp -d "$OUT.partial.XXXXXX")"
+trap 'rm -rf "$work" "$BUILD"' EXIT
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 
 build_apiserver() {
@@ -44,7 +47,7 @@ GO
   go mod tidy >/dev/null 2>&1 || true
   local minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
   local v=k8s.io/component-base/version
-  go build -trimpath -o "$OUT/kube-apiserver" \
+  go build -trimpath -o "$BUILD/kube-apiserver" \
     -ldflags "-s -w -X $v.gitVersion=v${K8S_VERSION} -X $v.gitMajor=1 -X $v.gitMinor=${minor} -X $v.gitTreeState=clean" \
     k8s.io/kubernetes/cmd/kube-apiserver
 }
@@ -63,13 +66,15 @@ package tools
 import _ "go.etcd.io/etcd/server/v3"
 GO
   go mod tidy >/dev/null 2>&1 || true
-  go build -trimpath -o "$OUT/etcd" -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v${ETCD_VERSION}" \
+  go build -trimpath -o "$BUILD/etcd" -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v${ETCD_VERSION}" \
     go.etcd.io/etcd/server/v3
 }
 
 echo "building etcd v${ETCD_VERSION} and kube-apiserver v${K8S_VERSION} into $OUT (first run only, ~10 min)" >&2
 build_etcd >&2
 build_apiserver >&2
-"$OUT/etcd" --version >&2
-"$OUT/kube-apiserver" --version >&2
+"$BUILD/etcd" --version >&2
+"$BUILD/kube-apiserver" --version >&2
+rm -rf "$OUT"
+mv "$BUILD" "$OUT"
 echo "$OUT"
