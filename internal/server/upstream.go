@@ -15,10 +15,11 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector"
+	"github.com/hallpass/hallpass/internal/storage"
+
 	// The connector types this server can open; each registers itself with connector.Open.
 	_ "github.com/hallpass/hallpass/internal/connector/ldap"
 	_ "github.com/hallpass/hallpass/internal/connector/oidc"
-	"github.com/hallpass/hallpass/internal/storage"
 )
 
 // Upstream logins. A connection of another type than Database is served by a connector
