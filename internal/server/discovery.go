@@ -39,6 +39,16 @@ type discovery struct {
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	logoutMetadata
+}
+
+// logoutMetadata is what Back-Channel and Front-Channel Logout 1.0 add to discovery. Every
+// logout token and front-channel frame carries sid, so the session variants hold too.
+type logoutMetadata struct {
+	BackchannelLogoutSupported         bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported  bool `json:"backchannel_logout_session_supported"`
+	FrontchannelLogoutSupported        bool `json:"frontchannel_logout_supported"`
+	FrontchannelLogoutSessionSupported bool `json:"frontchannel_logout_session_supported"`
 }
 
 func (s *Server) discoveryDocument(st *state) discovery {
@@ -65,6 +75,7 @@ func (s *Server) discoveryDocument(st *state) discovery {
 		ClaimsSupported:                   supportedClaims,
 		PromptValuesSupported:             []string{promptNone, promptLogin, promptConsent, promptSelectAccount},
 		AuthorizationResponseISSSupported: true,
+		logoutMetadata:                    logoutMetadata{true, true, true, true},
 	}
 }
 

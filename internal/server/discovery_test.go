@@ -65,7 +65,7 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 	if doc["authorization_response_iss_parameter_supported"] != true {
 		t.Error("RFC 9207 support not advertised")
 	}
-	for _, absent := range []string{"registration_endpoint", "check_session_iframe", "backchannel_logout_supported", "frontchannel_logout_supported"} {
+	for _, absent := range []string{"registration_endpoint", "check_session_iframe"} {
 		if _, ok := doc[absent]; ok {
 			t.Errorf("discovery advertises %s, which is not implemented", absent)
 		}

@@ -29,7 +29,10 @@ type keySet struct {
 	// key's when an algorithm change is under way.
 	algs   []string
 	signer jose.Signer
-	public jose.JSONWebKeySet
+	// logoutSigner signs logout tokens with the same key, typed logout+jwt (Back-Channel
+	// Logout §2.4) so that no receiver can mistake one for another kind of JWT.
+	logoutSigner jose.Signer
+	public       jose.JSONWebKeySet
 	// secrets[0] derives from Current, secrets[1] (if any) from Previous.
 	secrets []derivedSecrets
 }
@@ -55,11 +58,16 @@ func newKeySet(keys *config.SigningKeys) (*keySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: create signer: %w", err)
 	}
+	logoutSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys.Current},
+		(&jose.SignerOptions{}).WithType("logout+jwt"))
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: create logout token signer: %w", err)
+	}
 	algs := []string{string(alg)}
 	if next := keyAlgorithm(keys.Next); next != "" && next != alg {
 		algs = append(algs, string(next))
 	}
-	ks := &keySet{algs: algs, signer: signer, public: jose.JSONWebKeySet{Keys: keys.Public()}}
+	ks := &keySet{algs: algs, signer: signer, logoutSigner: logoutSigner, public: jose.JSONWebKeySet{Keys: keys.Public()}}
 	for _, k := range []*jose.JSONWebKey{keys.Current, keys.Previous} {
 		if k == nil {
 			continue

@@ -14,12 +14,13 @@ import (
 
 // handleEndSession is the end_session_endpoint (OIDC RP-Initiated Logout 1.0), over GET and
 // POST. It ends the browser's central session and returns to post_logout_redirect_uri only
-// when the client is identified (client_id or id_token_hint) and the URI is registered for
-// it exactly; otherwise the user sees the signed-out page. A hint this server did not sign
-// is refused without ending anything: someone tampered with the request.
+// when the client is identified (client_id or a valid id_token_hint) and the URI is
+// registered for it exactly; otherwise the user sees the signed-out page.
 //
-// A request to be sent somewhere without an id_token_hint could come from any site, so the
-// user confirms it first (RP-Initiated Logout §3 requires asking when there is no hint).
+// The user confirms first (RP-Initiated Logout §2 requires asking) when the request could
+// come from anyone: a redirect target without an id_token_hint, a hint this server did not
+// sign (tampered or foreign: after confirmation the user is signed out but never sent to
+// the request's target), or a hint for another user or session than the browser's.
 func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	st, ok := s.readLogoutForm(w, r)
 	if !ok {
@@ -27,17 +28,16 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	clientID := r.Form.Get("client_id")
 	target := r.Form.Get("post_logout_redirect_uri")
-	raw := r.Form.Get("id_token_hint")
-	if raw == "" && target != "" && !logoutConfirmed(r) {
-		s.askLogoutConfirmation(w, r, st)
-		return
-	}
-	if raw != "" {
-		var hint idTokenClaims
-		if err := st.keys.verify(raw, st.cfg.Issuer, &hint); err != nil {
-			s.renderError(w, r, http.StatusBadRequest, "This sign-out request carries an ID token that this server did not issue. You are still signed in.")
-			return
+	var hint *idTokenClaims
+	untrusted := false
+	if raw := r.Form.Get("id_token_hint"); raw != "" {
+		hint = new(idTokenClaims)
+		if err := st.keys.verify(raw, st.cfg.Issuer, hint); err != nil {
+			s.logger.InfoContext(r.Context(), "logout request with an id_token_hint this server did not sign", "err", err)
+			hint, untrusted = nil, true
 		}
+	}
+	if hint != nil {
 		if clientID != "" && !slices.Contains(hint.Audience, clientID) {
 			s.renderError(w, r, http.StatusBadRequest, "This sign-out request names two different applications. You are still signed in.")
 			return
@@ -46,10 +46,28 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			clientID = hint.Audience[0]
 		}
 	}
-	if err := s.endSession(r.Context(), w, r, st); err != nil {
+	if !logoutConfirmed(r) {
+		sess, found, err := s.browserSession(r.Context(), r)
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		mismatch := hint != nil && found && (hint.Subject != sess.Claims.Subject || hint.SID != "" && hint.SID != sess.SID)
+		if untrusted || target != "" && hint == nil || mismatch {
+			fields := []formField{}
+			if !untrusted {
+				fields = formFields(r, clientID, "post_logout_redirect_uri", "state")
+			}
+			s.askLogoutConfirmation(w, r, st, fields)
+			return
+		}
+	}
+	ended, err := s.endBrowserSession(r.Context(), w, r, st)
+	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
+	next := ""
 	if client, ok := st.cfg.Client(clientID); ok && target != "" && slices.Contains(client.PostLogoutRedirectURIs, target) {
 		u, _ := url.Parse(target)
 		if state := r.Form.Get("state"); state != "" {
@@ -57,36 +75,42 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			q.Set("state", state)
 			u.RawQuery = q.Encode()
 		}
-		redirectAfterLogout(w, u.String())
-		return
+		next = u.String()
 	}
-	s.renderSignedOut(w, st)
+	s.finishLogout(w, r, st, ended, clientID, next, isFederated(r))
 }
 
 // handleAuth0Logout is Auth0's /v2/logout: returnTo must be one of the client's registered
-// logout URLs; with a client and no returnTo the first of them is used. federated=1 would
-// also end the upstream IdP's session; the Database connection has none, and upstream
-// connections bring their logout with them.
+// logout URLs; with a client and no returnTo the first of them is used. With federated the
+// user also goes through the upstream IdP's logout (federated.go) when the session has one.
 func (s *Server) handleAuth0Logout(w http.ResponseWriter, r *http.Request) {
 	st, ok := s.readLogoutForm(w, r)
 	if !ok {
 		return
 	}
-	if err := s.endSession(r.Context(), w, r, st); err != nil {
+	ended, err := s.endBrowserSession(r.Context(), w, r, st)
+	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	if client, ok := st.cfg.Client(r.Form.Get("client_id")); ok {
+	clientID, next := r.Form.Get("client_id"), ""
+	if client, ok := st.cfg.Client(clientID); ok {
 		returnTo := r.Form.Get("returnTo")
 		if returnTo == "" && len(client.PostLogoutRedirectURIs) > 0 {
 			returnTo = client.PostLogoutRedirectURIs[0]
 		}
 		if returnTo != "" && slices.Contains(client.PostLogoutRedirectURIs, returnTo) {
-			redirectAfterLogout(w, returnTo)
-			return
+			next = returnTo
 		}
 	}
-	s.renderSignedOut(w, st)
+	s.finishLogout(w, r, st, ended, clientID, next, isFederated(r))
+}
+
+// isFederated reports Auth0's federated flag, which is meaningful by its presence alone
+// ("/v2/logout?federated").
+func isFederated(r *http.Request) bool {
+	_, ok := r.Form["federated"]
+	return ok
 }
 
 func (s *Server) readLogoutForm(w http.ResponseWriter, r *http.Request) (*state, bool) {
@@ -103,47 +127,122 @@ func (s *Server) readLogoutForm(w http.ResponseWriter, r *http.Request) (*state,
 	return s.state.Load(), true
 }
 
-// endSession ends the browser's central session: storage deletes it, revokes its refresh
-// token families and access tokens in one transaction, and the cookie is cleared.
-//
-// This is the one place a session ends on a user's request, so logout propagation to the
-// session's clients (back- and front-channel, using the returned session's SID and
-// Clients) belongs right after RevokeSession.
-func (s *Server) endSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state) error {
-	s.clearSessionCookie(w, st)
+// browserSession returns the session the browser's cookie names, valid or not: an expired
+// session that the sweeper has not reached yet still has to be ended and announced.
+func (s *Server) browserSession(ctx context.Context, r *http.Request) (storage.Session, bool, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil //nolint:nilerr // no cookie: there is no session to end
+		return storage.Session{}, false, nil //nolint:nilerr // no cookie: there is no session
 	}
-	idHash := storage.Hash(c.Value)
-	sess, err := s.store.GetSession(ctx, idHash)
+	sess, err := s.store.GetSession(ctx, storage.Hash(c.Value))
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Session{}, false, nil
+	}
+	if err != nil {
+		return storage.Session{}, false, fmt.Errorf("load session to end: %w", err)
+	}
+	return sess, true, nil
+}
+
+// endBrowserSession ends the browser's central session on the user's request and clears
+// its cookie. It returns the ended session (nil when there was none) for the front-channel
+// and federated steps of the signed-out page.
+func (s *Server) endBrowserSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state) (*storage.Session, error) {
+	s.clearSessionCookie(w, st)
+	sess, found, err := s.browserSession(ctx, r)
+	if err != nil || !found {
+		return nil, err
+	}
+	ended, err := s.terminateSession(ctx, st, sess, endLogout)
+	if err != nil || !ended {
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// terminateSession is where every session ends, whatever the reason: storage deletes it,
+// revokes its refresh token families and deletes its access tokens in one transaction, and
+// the session's clients are told by back-channel logout. ended is false when the session
+// was already gone, e.g. another replica's sweeper got there first; only the caller that
+// ended it announces it, so a client gets one logout token per session.
+func (s *Server) terminateSession(ctx context.Context, st *state, sess storage.Session, reason string) (ended bool, err error) {
+	err = s.store.RevokeSession(ctx, sess.IDHash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("end session (%s): %w", reason, err)
+	}
+	s.logger.InfoContext(ctx, "session ended", "sid", sess.SID, "reason", reason, "clients", len(sess.Clients))
+	s.announceLogout(ctx, st, sess, reason)
+	return true, nil
+}
+
+// endReplacedSession ends the session a browser had before a new login replaced it.
+func (s *Server) endReplacedSession(ctx context.Context, st *state, idHash string) error {
+	old, err := s.store.GetSession(ctx, idHash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("load session to end: %w", err)
+		return fmt.Errorf("load replaced session: %w", err)
 	}
-	if err := s.store.RevokeSession(ctx, idHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("revoke session: %w", err)
-	}
-	s.logger.InfoContext(ctx, "session ended", "sid", sess.SID, "clients", len(sess.Clients))
-	return nil
+	_, err = s.terminateSession(ctx, st, old, endReplaced)
+	return err
 }
 
-// askLogoutConfirmation shows a form that posts the same request back with the user's
+// RevokeUserSessions ends every central session of one user of one connection, with
+// back-channel logout to their clients, and returns how many it ended. It is the
+// administrator's "sign this user out everywhere" (hallpass admin revoke-sessions).
+func (s *Server) RevokeUserSessions(ctx context.Context, connection, subject string) (int, error) {
+	if connection == "" || subject == "" {
+		return 0, errors.New("revoke user sessions: connection and subject are required")
+	}
+	st := s.state.Load()
+	sessions, err := s.store.ListSessionsBySubject(ctx, connection, subject)
+	if err != nil {
+		return 0, fmt.Errorf("revoke user sessions: %w", err)
+	}
+	n := 0
+	for _, sess := range sessions {
+		ended, err := s.terminateSession(ctx, st, sess, endRevoked)
+		if err != nil {
+			return n, fmt.Errorf("revoke user sessions: %w", err)
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// formFields returns the hidden fields that carry a logout request through the confirmation
+// page, with the client the request identified.
+func formFields(r *http.Request, clientID string, names ...string) []formField {
+	var out []formField
+	if clientID != "" {
+		out = append(out, formField{"client_id", clientID})
+	}
+	for _, name := range names {
+		if v := r.Form.Get(name); v != "" {
+			out = append(out, formField{name, v})
+		}
+	}
+	if isFederated(r) {
+		out = append(out, formField{"federated", "1"})
+	}
+	return out
+}
+
+// askLogoutConfirmation shows a form that posts the request back with the user's
 // confirmation and the browser's CSRF token.
-func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, st *state) {
+func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, st *state, fields []formField) {
 	csrf, err := s.csrfToken(w, r, st)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	fields := []formField{{"confirm", "yes"}, {"csrf", csrf}}
-	for _, name := range []string{"client_id", "post_logout_redirect_uri", "state"} {
-		if v := r.Form.Get(name); v != "" {
-			fields = append(fields, formField{name, v})
-		}
-	}
+	fields = append([]formField{{"confirm", "yes"}, {"csrf", csrf}}, fields...)
 	s.render(w, st, http.StatusOK, "confirm", &pageData{
 		Heading: "Sign out?",
 		Message: "An application asks to sign you out of every application that uses this sign-in.",
@@ -164,8 +263,4 @@ func logoutConfirmed(r *http.Request) bool {
 func redirectAfterLogout(w http.ResponseWriter, target string) {
 	w.Header().Set("Location", target)
 	w.WriteHeader(http.StatusSeeOther)
-}
-
-func (s *Server) renderSignedOut(w http.ResponseWriter, st *state) {
-	s.render(w, st, http.StatusOK, "message", &pageData{Heading: "You are signed out", Message: "You have been signed out. You can close this window."}, pageCSP(st, ""))
 }

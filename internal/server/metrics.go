@@ -8,6 +8,7 @@ type metrics struct {
 	logins        *prometheus.CounterVec
 	authorization *prometheus.CounterVec
 	tokens        *prometheus.CounterVec
+	backchannel   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -24,6 +25,10 @@ func newMetrics() *metrics {
 			Name: "hallpass_token_requests_total",
 			Help: "Token endpoint requests by grant type and result (ok or the OAuth error code).",
 		}, []string{"grant", "result"}),
+		backchannel: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_backchannel_logout_total",
+			Help: "Back-channel logout tokens by final outcome: delivered (2xx), rejected (4xx), failed (no 2xx within the retry window) or dropped (queue full or shutting down).",
+		}, []string{"result"}),
 	}
 }
 
@@ -31,6 +36,6 @@ func newMetrics() *metrics {
 // exported when this option is absent).
 func WithMetricsRegisterer(reg prometheus.Registerer) Option {
 	return func(s *Server) {
-		reg.MustRegister(s.metrics.logins, s.metrics.authorization, s.metrics.tokens)
+		reg.MustRegister(s.metrics.logins, s.metrics.authorization, s.metrics.tokens, s.metrics.backchannel)
 	}
 }

@@ -34,6 +34,8 @@ type Server struct {
 	metrics           *metrics
 	// upstream holds the open connectors of upstream connections (upstream.go).
 	upstream upstreamCache
+	// backchannel delivers logout tokens when sessions end (backchannel.go).
+	backchannel *backchannel
 }
 
 // Option configures a Server.
@@ -66,7 +68,7 @@ type state struct {
 
 // New builds a server for a validated config and its signing keys.
 func New(cfg *config.Config, keys *config.SigningKeys, store storage.Storage, opts ...Option) (*Server, error) {
-	s := &Server{store: store, now: time.Now, logger: slog.Default(), metrics: newMetrics()}
+	s := &Server{store: store, now: time.Now, logger: slog.Default(), metrics: newMetrics(), backchannel: newBackchannel()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -74,6 +76,7 @@ func New(cfg *config.Config, keys *config.SigningKeys, store storage.Storage, op
 		return nil, err
 	}
 	s.mux = s.routes()
+	s.backchannel.start(s)
 	return s, nil
 }
 
@@ -161,6 +164,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathIntrospect, s.handleIntrospect)
 	mux.HandleFunc(pathEndSession, s.handleEndSession)
 	mux.HandleFunc(pathAuth0Logout, s.handleAuth0Logout)
+	mux.HandleFunc("GET "+pathFederatedReturn, s.handleFederatedReturn)
 	mux.HandleFunc(pathLogin, s.handleLogin)
 	mux.HandleFunc(pathConnectionCallback, s.handleConnectionCallback)
 	mux.HandleFunc("GET "+pathSAMLMetadata, s.handleSAMLMetadata)

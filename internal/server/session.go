@@ -125,10 +125,10 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		return sess, nil
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		// The replaced session's tokens stay valid until they expire or are revoked; only
-		// the browser's handle on it goes away.
-		if err := s.store.DeleteSession(ctx, storage.Hash(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return storage.Session{}, fmt.Errorf("end replaced session: %w", err)
+		// The replaced session ends like any other: its tokens are revoked and its clients
+		// get a logout token, so no application keeps a user the central session lost.
+		if err := s.endReplacedSession(ctx, st, storage.Hash(c.Value)); err != nil {
+			return storage.Session{}, err
 		}
 	}
 	s.setSessionCookie(w, st, id, sess.CreatedAt.Add(st.cfg.Session.AbsoluteLifetime.Duration))

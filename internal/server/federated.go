@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/storage"
+)
+
+// Federated logout: with `federated` on /v2/logout (or /oidc/logout), after the central
+// session has ended the user also goes through the upstream IdP's logout, which comes
+// back to pathFederatedReturn, which continues to the validated returnTo.
+//
+// A connector that can end its upstream session stores an UpstreamLogout, as JSON, in
+// storage.Session.Upstream when it creates the session. A session without one (the
+// Database connection, an IdP without an end-session endpoint) makes federated a no-op.
+
+// pathFederatedReturn is the post_logout_redirect_uri Hallpass gives upstream IdPs; a
+// connector registers issuer + this path with its IdP.
+const pathFederatedReturn = "/logout/federated/return"
+
+// federatedContinuationLifetime bounds the round trip through the upstream IdP's logout.
+const federatedContinuationLifetime = 10 * time.Minute
+
+// UpstreamLogout is the upstream session's logout information, kept as JSON in
+// storage.Session.Upstream. Connectors fill it; only this file reads it.
+type UpstreamLogout struct {
+	// EndSessionURL is the upstream IdP's OIDC end_session_endpoint (absolute https, or
+	// http in dev mode). Required: without it there is nothing to do.
+	EndSessionURL string `json:"endSessionURL"`
+	// IDTokenHint is the ID token the upstream IdP issued for this login, sent back as
+	// id_token_hint so the IdP logs out without asking and returns to Hallpass.
+	IDTokenHint string `json:"idTokenHint,omitempty"`
+	// ClientID is Hallpass's client ID at the upstream IdP, sent as client_id so an IdP can
+	// check the return URL even without a hint.
+	ClientID string `json:"clientID,omitempty"`
+}
+
+// Marshal encodes u for storage.Session.Upstream.
+func (u UpstreamLogout) Marshal() ([]byte, error) {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil, fmt.Errorf("encode upstream logout: %w", err)
+	}
+	return b, nil
+}
+
+// federatedContinuation is where to go after the upstream's logout. It travels as the
+// upstream request's state, sealed, so the return endpoint can neither be made into an
+// open redirect nor read.
+type federatedContinuation struct {
+	ClientID string `json:"c,omitempty"`
+	Next     string `json:"n,omitempty"`
+	Expires  int64  `json:"e"`
+}
+
+var federatedAAD = []byte("hallpass federated logout")
+
+// upstreamLogoutURL builds the request to the upstream IdP's logout for an ended session,
+// or reports false when the session has no usable upstream logout information.
+func (s *Server) upstreamLogoutURL(ctx context.Context, st *state, sess storage.Session, clientID, next string) (string, bool) {
+	if len(sess.Upstream) == 0 {
+		return "", false
+	}
+	var up UpstreamLogout
+	if err := json.Unmarshal(sess.Upstream, &up); err != nil || up.EndSessionURL == "" {
+		s.logger.WarnContext(ctx, "session has unreadable upstream logout information; skipping federated logout", "sid", sess.SID, "connection", sess.Connection)
+		return "", false
+	}
+	u, err := url.Parse(up.EndSessionURL)
+	if err != nil || !frameable(st.cfg, u) {
+		s.logger.WarnContext(ctx, "upstream end-session URL is not an https URL; skipping federated logout", "sid", sess.SID, "connection", sess.Connection)
+		return "", false
+	}
+	sealed, err := sealContinuation(st, federatedContinuation{ClientID: clientID, Next: next, Expires: s.now().Add(federatedContinuationLifetime).Unix()})
+	if err != nil {
+		s.logger.ErrorContext(ctx, "seal federated logout state; skipping federated logout", "err", err)
+		return "", false
+	}
+	q := u.Query()
+	q.Set("post_logout_redirect_uri", st.endpoint(pathFederatedReturn))
+	q.Set("state", sealed)
+	if up.IDTokenHint != "" {
+		q.Set("id_token_hint", up.IDTokenHint)
+	}
+	if up.ClientID != "" {
+		q.Set("client_id", up.ClientID)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), true
+}
+
+// handleFederatedReturn is where the upstream IdP sends the user after its logout. It
+// continues to the post-logout redirect validated before leaving, if that client still
+// registers it, and otherwise shows the signed-out page.
+func (s *Server) handleFederatedReturn(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	st := s.state.Load()
+	c, err := openContinuation(st, r.URL.Query().Get("state"), s.now())
+	if err == nil && c.Next != "" {
+		if client, ok := st.cfg.Client(c.ClientID); ok && registeredLogoutTarget(client.PostLogoutRedirectURIs, c.Next) {
+			redirectAfterLogout(w, c.Next)
+			return
+		}
+	}
+	s.renderSignedOut(w, st, nil, "")
+}
+
+// registeredLogoutTarget reports whether next is a registered URI, or one with the state
+// parameter that RP-Initiated Logout added to it.
+func registeredLogoutTarget(registered []string, next string) bool {
+	if slices.Contains(registered, next) {
+		return true
+	}
+	u, err := url.Parse(next)
+	if err != nil {
+		return false
+	}
+	q := u.Query()
+	if !q.Has("state") {
+		return false
+	}
+	q.Del("state")
+	u.RawQuery = q.Encode()
+	return slices.Contains(registered, u.String())
+}
+
+var errBadContinuation = errors.New("federated logout state is invalid or expired")
+
+func sealContinuation(st *state, c federatedContinuation) (string, error) {
+	plain, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode federated logout state: %w", err)
+	}
+	aead, err := newAEAD(st.keys.secrets[0].transaction)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("read nonce: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, federatedAAD)), nil
+}
+
+func openContinuation(st *state, sealed string, now time.Time) (federatedContinuation, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil || sealed == "" {
+		return federatedContinuation{}, errBadContinuation
+	}
+	// Try the previous key's secret too: a key rotation during the round trip must not
+	// strand the user at the upstream IdP.
+	for _, secrets := range st.keys.secrets {
+		aead, err := newAEAD(secrets.transaction)
+		if err != nil {
+			return federatedContinuation{}, err
+		}
+		if len(raw) < aead.NonceSize() {
+			return federatedContinuation{}, errBadContinuation
+		}
+		plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], federatedAAD)
+		if err != nil {
+			continue
+		}
+		var c federatedContinuation
+		if err := json.Unmarshal(plain, &c); err != nil || now.Unix() > c.Expires {
+			return federatedContinuation{}, errBadContinuation
+		}
+		return c, nil
+	}
+	return federatedContinuation{}, errBadContinuation
+}
