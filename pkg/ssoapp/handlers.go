@@ -19,7 +19,6 @@ const (
 	msgLoginFailed        = "The sign-in could not be completed. Please try again."
 	msgUnavailable        = "The sign-in service is unavailable. Please try again shortly."
 	maxConnectionLength   = 128
-	backchannelLogoutKind = "http://schemas.openid.net/event/backchannel-logout"
 )
 
 type contextKey struct{}
@@ -264,58 +263,6 @@ func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 		q.Set("id_token_hint", idToken)
 	}
 	http.Redirect(w, r, a.endpoint.EndSession+"?"+q.Encode(), http.StatusSeeOther)
-}
-
-// handleBackchannelLogout receives the provider's logout token (OpenID Connect Back-Channel
-// Logout 1.0) and ends the application sessions of that central session, so signing out
-// anywhere signs the user out here too.
-func (a *App) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	raw := r.PostFormValue("logout_token")
-	bad := func(desc string) {
-		a.cfg.Logger.Warn("Refused back-channel logout", "reason", desc)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
-	}
-	if raw == "" {
-		bad("no logout_token")
-		return
-	}
-	p, err := a.discover(r.Context())
-	if err != nil {
-		http.Error(w, msgUnavailable, http.StatusServiceUnavailable)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), providerTimeout)
-	defer cancel()
-	tok, err := a.verifier(p).Verify(ctx, raw)
-	if err != nil {
-		bad("verify logout token: " + err.Error())
-		return
-	}
-	var claims struct {
-		SID    string         `json:"sid"`
-		Events map[string]any `json:"events"`
-		Nonce  *string        `json:"nonce"`
-	}
-	if err := tok.Claims(&claims); err != nil {
-		bad("decode logout token claims")
-		return
-	}
-	if _, ok := claims.Events[backchannelLogoutKind]; !ok || claims.Nonce != nil || (claims.SID == "" && tok.Subject == "") {
-		bad("not a logout token")
-		return
-	}
-	n := a.sessions.deleteWhere(func(u *User) bool {
-		if claims.SID != "" {
-			return u.SessionID == claims.SID
-		}
-		return u.Subject == tok.Subject
-	})
-	a.cfg.Logger.Info("Back-channel logout", "sid", claims.SID, "sessionsEnded", n)
-	w.WriteHeader(http.StatusOK)
 }
 
 // fail sends the browser to the failure page with a message, as the seed's Rails endpoint

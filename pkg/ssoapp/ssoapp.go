@@ -100,6 +100,8 @@ type App struct {
 	secureCookies bool
 	sessions      *store[*User]
 	logins        *store[*login]
+	// logoutJTIs refuses a replayed back-channel logout token (backchannel.go).
+	logoutJTIs *jtiCache
 
 	mu       sync.Mutex
 	provider *oidc.Provider
@@ -157,6 +159,7 @@ func New(cfg Config) (*App, error) {
 		secureCookies: base.Scheme == "https",
 		sessions:      newStore[*User](maxSessions, cfg.Now),
 		logins:        newStore[*login](maxLogins, cfg.Now),
+		logoutJTIs:    newJTICache(maxLogoutJTIs),
 	}, nil
 }
 

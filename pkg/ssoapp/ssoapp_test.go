@@ -57,8 +57,9 @@ func hash(p string) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
-// newFixture starts the server and n applications registered with it.
-func newFixture(t *testing.T, n int) (*fixture, []*app) {
+// newFixture starts the server and n applications registered with it; mutate adjusts the
+// server's config before it is served.
+func newFixture(t *testing.T, n int, mutate ...func(*config.Config)) (*fixture, []*app) {
 	t.Helper()
 	var handler sync.Map
 	srvTS := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +107,9 @@ func newFixture(t *testing.T, n int) (*fixture, []*app) {
 		apps = append(apps, &app{App: a, url: base, clientID: id})
 	}
 
+	for _, m := range mutate {
+		m(cfg)
+	}
 	k, err := keys()
 	if err != nil {
 		t.Fatal(err)
