@@ -30,6 +30,8 @@ type Options struct {
 	ServerImage string
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+	// Webhooks registers the admission webhooks with the manager's webhook server.
+	Webhooks bool
 }
 
 // CacheOptions limits the manager's cache of the kinds the operator writes to the objects it
@@ -112,6 +114,12 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		Owns(&corev1.Secret{}).
 		Complete(&IdentityConnectionReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("identityconnection-controller"), Now: opts.Now}); err != nil {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
+	}
+
+	if opts.Webhooks {
+		if err := ctrl.NewWebhookManagedBy(mgr, &hallpassv1.SSOClient{}).WithValidator(ssoClientValidator{reader: c}).Complete(); err != nil {
+			return fmt.Errorf("set up SSOClient webhook: %w", err)
+		}
 	}
 	return nil
 }

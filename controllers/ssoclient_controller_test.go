@@ -105,15 +105,30 @@ func TestClientFromANamespaceTheServerDoesNotAllow(t *testing.T) {
 	})
 }
 
-// TestPlainHTTPRedirectsNeedDevMode checks that http callbacks are refused on real hosts
-// unless the server is in dev mode, while loopback http (native apps, local tools) is fine.
+// TestPlainHTTPRedirectsNeedDevMode checks that http callbacks on real hosts are refused
+// at admission unless the server is in dev mode, that a client admitted before dev mode was
+// turned off is taken off the server, and that loopback http (native apps) is fine.
 func TestPlainHTTPRedirectsNeedDevMode(t *testing.T) {
+	ctx := context.Background()
 	ns := newNamespace(t, nil)
 	insecure := newClient(ns, "insecure", ns, "sso", hallpassv1.RegularWebApp)
 	insecure.Spec.RedirectURIs = []string{"https://app.example.com/cb", "http://app.example.com/cb"}
 	loopback := newClient(ns, "loopback", ns, "sso", hallpassv1.Native)
 	loopback.Spec.RedirectURIs = []string{"http://127.0.0.1:8400/cb", "http://localhost/cb"}
-	create(t, newServer(ns, "sso"), insecure, loopback)
+	create(t, newServer(ns, "sso"), loopback)
+	readyClient(t, ns, "loopback")
+
+	err := k8s.Create(ctx, insecure.DeepCopy())
+	NewWithT(t).Expect(err).To(MatchError(ContainSubstring(
+		`spec.redirectURIs[1]: Invalid value: "http://app.example.com/cb": uses http on a host that is not loopback; use https, or enable spec.devMode on SSOServer ` + ns + `/sso`)))
+
+	// With dev mode on the same client is admitted; turning dev mode off again takes it off
+	// the server, since the webhook cannot revisit clients that already exist.
+	devMode(t, ns, "sso", true)
+	// The webhook reads the server from the operator's cache, which follows within moments.
+	eventually(t, func(g Gomega) { g.Expect(k8s.Create(ctx, insecure.DeepCopy())).To(Succeed()) })
+	readyClient(t, ns, "insecure")
+	devMode(t, ns, "sso", false)
 
 	eventually(t, func(g Gomega) {
 		c := get(g, ns, "insecure", &hallpassv1.SSOClient{})
@@ -121,14 +136,20 @@ func TestPlainHTTPRedirectsNeedDevMode(t *testing.T) {
 		g.Expect(accepted).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonInsecureRedirectURI))
 		g.Expect(accepted.Message).To(ContainSubstring(`spec.redirectURIs[1] "http://app.example.com/cb" uses http`))
 	})
-	readyClient(t, ns, "loopback")
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "insecure", &hallpassv1.SSOClient{})
+		_, served := renderedConfig(g, ns, "sso").Client(c.Status.ClientID)
+		g.Expect(served).To(BeFalse())
+	})
+}
 
+func devMode(t *testing.T, ns, name string, on bool) {
+	t.Helper()
 	g := NewWithT(t)
-	s := get(g, ns, "sso", &hallpassv1.SSOServer{})
+	s := get(g, ns, name, &hallpassv1.SSOServer{})
 	patch := client.MergeFrom(s.DeepCopy())
-	s.Spec.DevMode = true
+	s.Spec.DevMode = on
 	g.Expect(k8s.Patch(context.Background(), s, patch)).To(Succeed())
-	readyClient(t, ns, "insecure")
 }
 
 // TestDeletionPolicies checks both policies: Delete ties the credentials Secret to the client

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,9 +24,11 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/envtestbin"
 )
 
 // The suite runs one real kube-apiserver and etcd (built by hack/envtest-binaries.sh) for
@@ -73,7 +73,7 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(hallpassv1.AddToScheme(scheme))
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
 
-	assets, err := envtestAssets()
+	assets, err := envtestbin.Dir(context.Background(), "..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -82,6 +82,8 @@ func runSuite(m *testing.M) int {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+		// The generated webhook configuration; envtest serves it with its own certificate.
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "config", "webhook")}},
 	}
 	restConfig, err = testEnv.Start()
 	if err != nil {
@@ -136,10 +138,12 @@ func bindOperatorRole() error {
 func startManager() error {
 	asOperator := rest.CopyConfig(restConfig)
 	asOperator.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
+	hook := testEnv.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(asOperator, ctrl.Options{
-		Scheme:  scheme,
-		Cache:   CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
+		Scheme:        scheme,
+		Cache:         CacheOptions(),
+		Metrics:       metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir}),
 		// Several managers run one after the other in one process (restart tests).
 		Controller: config.Controller{SkipNameValidation: new(true)},
 	})
@@ -147,7 +151,7 @@ func startManager() error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := Setup(ctx, mgr, Options{ServerImage: testServerImage, Now: clock.Now}); err != nil {
+	if err := Setup(ctx, mgr, Options{ServerImage: testServerImage, Now: clock.Now, Webhooks: true}); err != nil {
 		cancel()
 		return err
 	}
@@ -164,19 +168,6 @@ func startManager() error {
 func stopManager() {
 	stopMgr()
 	<-mgrDone
-}
-
-// envtestAssets finds the kube-apiserver and etcd: KUBEBUILDER_ASSETS when set (make test),
-// else the cached build of hack/envtest-binaries.sh, so `go test` works from an editor too.
-func envtestAssets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	out, err := exec.Command(filepath.Join("..", "hack", "envtest-binaries.sh")).Output()
-	if err != nil {
-		return "", fmt.Errorf("build envtest binaries (hack/envtest-binaries.sh): %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // zapLevel keeps the operator's log to errors unless HALLPASS_TEST_VERBOSE is set.

@@ -30,6 +30,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/devcluster"
+	"github.com/hallpass/hallpass/internal/envtestbin"
 )
 
 // Bounds: one change that takes longer than changeTimeout fails the run.
@@ -65,7 +66,7 @@ func run() error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build hallpass: %w", err)
 	}
-	assets, err := devcluster.EnvtestAssets(ctx, *repo)
+	assets, err := envtestbin.Dir(ctx, *repo)
 	if err != nil {
 		return err
 	}

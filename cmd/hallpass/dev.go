@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/hallpass/hallpass/internal/devcluster"
+	"github.com/hallpass/hallpass/internal/envtestbin"
 )
 
 func init() {
@@ -59,7 +60,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if *assets == "" {
 		var err error
-		if *assets, err = devcluster.EnvtestAssets(ctx, "."); err != nil {
+		if *assets, err = envtestbin.Dir(ctx, "."); err != nil {
 			return err
 		}
 	}

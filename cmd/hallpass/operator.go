@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -9,14 +10,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/controllers"
 	"github.com/hallpass/hallpass/internal/version"
+	"github.com/hallpass/hallpass/internal/webhookcert"
 )
 
 func init() {
@@ -37,6 +42,11 @@ func runOperator(ctx context.Context, args []string) error {
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader, so that only one of several operator replicas acts")
 	serverImage := fs.String("server-image", envOr("HALLPASS_SERVER_IMAGE", version.ServerImage()), "default image of SSO server pods")
+	webhookPort := fs.Int("webhook-port", 9443, "port of the admission webhook server (0 disables the webhooks)")
+	webhookCertDir := fs.String("webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
+	webhookSelfSigned := fs.Bool("webhook-self-signed", true, "manage the webhook's certificate (false: it is provided in --webhook-cert-dir, e.g. by cert-manager)")
+	webhookService := fs.String("webhook-service", "hallpass-webhook-service", "Service in front of the webhook server, in the operator's namespace ($POD_NAMESPACE)")
+	webhookConfig := fs.String("webhook-configuration", "hallpass-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle the operator sets")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -48,8 +58,14 @@ func runOperator(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
+	if *webhookPort != 0 && *webhookSelfSigned {
+		if err := ensureWebhookCertificate(ctx, cfg, *webhookCertDir, *webhookService, *webhookConfig); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 newScheme(),
+		WebhookServer:          webhook.NewServer(webhook.Options{Port: *webhookPort, CertDir: *webhookCertDir}),
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress: *probeAddr,
@@ -59,7 +75,7 @@ func runOperator(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{ServerImage: *serverImage}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{ServerImage: *serverImage, Webhooks: *webhookPort != 0}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -73,6 +89,23 @@ func runOperator(ctx context.Context, args []string) error {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// ensureWebhookCertificate gives the webhook server a certificate the API server trusts,
+// shared by every replica through a Secret in the operator's namespace.
+func ensureWebhookCertificate(ctx context.Context, cfg *rest.Config, certDir, service, configuration string) error {
+	namespace := os.Getenv("POD_NAMESPACE")
+	if namespace == "" {
+		return errors.New("POD_NAMESPACE is not set: the operator's Deployment passes it (config/manager), or run with --webhook-port=0")
+	}
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	return webhookcert.Ensure(ctx, c, webhookcert.Options{
+		Namespace: namespace, SecretName: service + "-tls", Service: service,
+		CertDir: certDir, WebhookConfiguration: configuration,
+	})
 }
 
 func envOr(name, fallback string) string {

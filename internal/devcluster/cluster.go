@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -225,19 +224,4 @@ func (c *Cluster) WaitServersReady(ctx context.Context, namespace string, timeou
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// EnvtestAssets finds kube-apiserver and etcd: $KUBEBUILDER_ASSETS when set, else the cached
-// build of hack/envtest-binaries.sh under repoRoot (built on first use, ~10 minutes).
-func EnvtestAssets(ctx context.Context, repoRoot string) (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "hack", "envtest-binaries.sh"))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("build envtest binaries (hack/envtest-binaries.sh): %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }

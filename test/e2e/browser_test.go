@@ -60,11 +60,6 @@ func (b *browser) open(u string) {
 	b.Run("open "+u, chromedp.Navigate(u))
 }
 
-func (b *browser) location() string {
-	loc, _ := try(b, 5*time.Second, chromedp.Location())
-	return loc
-}
-
 // waitText waits until the element sel shows text containing want.
 func (b *browser) waitText(sel, want string) {
 	b.t.Helper()

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/devcluster"
+	"github.com/hallpass/hallpass/internal/envtestbin"
 )
 
 // env is what TestMain started, shared by the tests of the package.
@@ -123,7 +124,7 @@ func setUp() error {
 			return err
 		}
 	}
-	assets, err := devcluster.EnvtestAssets(ctx, env.repo)
+	assets, err := envtestbin.Dir(ctx, env.repo)
 	if err != nil {
 		return err
 	}

@@ -3,12 +3,12 @@ package configsource_test
 import (
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/envtestbin"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -126,12 +126,9 @@ func mustCreate(t *testing.T, create func() error) {
 // envtestAssets finds kube-apiserver and etcd like the controllers' suite does.
 func envtestAssets(t *testing.T) string {
 	t.Helper()
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	out, err := exec.Command(filepath.Join("..", "..", "..", "hack", "envtest-binaries.sh")).Output()
+	dir, err := envtestbin.Dir(context.Background(), filepath.Join("..", "..", ".."))
 	if err != nil {
-		t.Fatalf("build envtest binaries (hack/envtest-binaries.sh): %v", err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return dir
 }
