@@ -1,0 +1,447 @@
+// Package saml is the connector of a SAML 2.0 identity provider, SP-initiated with
+// crewjam/saml: an AuthnRequest by the redirect binding, the IdP's Response by the POST
+// binding to the connection's callback (the assertion consumer service).
+//
+// A response is accepted only when crewjam/saml has verified its signature (on the
+// response or the assertion, with the certificate of the IdP's metadata), the assertion
+// itself carries a signature, it answers this browser's AuthnRequest (InResponseTo), names
+// this SP as audience and the callback as recipient, is within its time window, and its ID
+// has not been seen before (replay).
+package saml
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	crewjam "github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector"
+)
+
+func init() {
+	connector.Register(config.ConnectionSAML, func(ctx context.Context, conn config.Connection, opts connector.Options) (any, error) {
+		if conn.SAML == nil {
+			return nil, errors.New("no saml block")
+		}
+		return Open(ctx, *conn.SAML, opts)
+	})
+}
+
+// Bounds: metadata documents are small; replayCacheSize assertion IDs are remembered
+// until their NotOnOrAfter, per connection and server process.
+const (
+	maxMetadataBytes = 1 << 20
+	replayCacheSize  = 10000
+)
+
+// Connector is one SAML IdP.
+type Connector struct {
+	sp       *crewjam.ServiceProvider
+	mapping  map[string]string
+	ssoURL   string
+	replay   *replayCache
+	metadata []byte
+}
+
+var (
+	_ connector.CallbackConnector = (*Connector)(nil)
+	_ connector.MetadataConnector = (*Connector)(nil)
+	_ connector.Origins           = (*Connector)(nil)
+)
+
+// Open reads the IdP's metadata (from the config, or fetched from MetadataURL) and the
+// SP's key and certificate.
+func Open(ctx context.Context, cfg config.SAMLConnection, opts connector.Options) (*Connector, error) {
+	key, cert, err := parseKeyPair(cfg.SPKeyPEM, cfg.SPCertificatePEM)
+	if err != nil {
+		return nil, err
+	}
+	raw := []byte(cfg.MetadataXML)
+	if len(raw) == 0 {
+		if cfg.MetadataURL == "" {
+			return nil, errors.New("metadataURL or metadataXML is required")
+		}
+		if raw, err = fetchMetadata(ctx, opts, cfg.MetadataURL); err != nil {
+			return nil, err
+		}
+	}
+	idp, err := parseIDPMetadata(raw)
+	if err != nil {
+		return nil, err
+	}
+	acs, err := url.Parse(opts.CallbackURL)
+	if err != nil || acs.Host == "" {
+		return nil, fmt.Errorf("callback URL %q is not absolute", opts.CallbackURL)
+	}
+	meta, err := url.Parse(opts.MetadataURL)
+	if err != nil || meta.Host == "" {
+		return nil, fmt.Errorf("metadata URL %q is not absolute", opts.MetadataURL)
+	}
+	sp := &crewjam.ServiceProvider{
+		EntityID:          meta.String(),
+		Key:               key,
+		Certificate:       cert,
+		MetadataURL:       *meta,
+		AcsURL:            *acs,
+		IDPMetadata:       idp,
+		AuthnNameIDFormat: crewjam.UnspecifiedNameIDFormat,
+		// IdP-initiated responses answer no request of this browser: accepting them would
+		// allow login CSRF.
+		AllowIDPInitiated: false,
+	}
+	ssoURL := sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding)
+	if ssoURL == "" {
+		return nil, errors.New("the IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")
+	}
+	md, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode SP metadata: %w", err)
+	}
+	return &Connector{sp: sp, mapping: cfg.AttributeMapping, ssoURL: ssoURL, replay: newReplayCache(replayCacheSize), metadata: md}, nil
+}
+
+func parseKeyPair(keyPEM, certPEM string) (crypto.Signer, *x509.Certificate, error) {
+	if keyPEM == "" || certPEM == "" {
+		return nil, nil, errors.New("the SP key and certificate are required (the operator generates them)")
+	}
+	kb, _ := pem.Decode([]byte(keyPEM))
+	if kb == nil {
+		return nil, nil, errors.New("SP key: no PEM block")
+	}
+	var key crypto.Signer
+	switch kb.Type {
+	case "RSA PRIVATE KEY":
+		k, err := x509.ParsePKCS1PrivateKey(kb.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse SP key: %w", err)
+		}
+		key = k
+	case "EC PRIVATE KEY":
+		k, err := x509.ParseECPrivateKey(kb.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse SP key: %w", err)
+		}
+		key = k
+	default:
+		k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse SP key: %w", err)
+		}
+		switch k := k.(type) {
+		case *rsa.PrivateKey:
+			key = k
+		case *ecdsa.PrivateKey:
+			key = k
+		default:
+			return nil, nil, fmt.Errorf("SP key: %T is not RSA or ECDSA", k)
+		}
+	}
+	cb, _ := pem.Decode([]byte(certPEM))
+	if cb == nil {
+		return nil, nil, errors.New("SP certificate: no PEM block")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse SP certificate: %w", err)
+	}
+	return key, cert, nil
+}
+
+func fetchMetadata(ctx context.Context, opts connector.Options, metadataURL string) ([]byte, error) {
+	client, err := connector.HTTPClient(opts, "")
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metadataURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch IdP metadata: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch IdP metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch IdP metadata: status %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read IdP metadata: %w", err)
+	}
+	if len(b) > maxMetadataBytes {
+		return nil, errors.New("IdP metadata is larger than 1 MiB")
+	}
+	return b, nil
+}
+
+// parseIDPMetadata accepts an EntityDescriptor, or an EntitiesDescriptor whose first IdP
+// entity is used.
+func parseIDPMetadata(raw []byte) (*crewjam.EntityDescriptor, error) {
+	var ed crewjam.EntityDescriptor
+	if err := xml.Unmarshal(raw, &ed); err == nil {
+		if len(ed.IDPSSODescriptors) == 0 {
+			return nil, errors.New("parse IdP metadata: no IDPSSODescriptor")
+		}
+		return &ed, nil
+	}
+	var eds crewjam.EntitiesDescriptor
+	if err := xml.Unmarshal(raw, &eds); err != nil {
+		return nil, fmt.Errorf("parse IdP metadata: %w", err)
+	}
+	for i := range eds.EntityDescriptors {
+		if len(eds.EntityDescriptors[i].IDPSSODescriptors) > 0 {
+			return &eds.EntityDescriptors[i], nil
+		}
+	}
+	return nil, errors.New("parse IdP metadata: no IDPSSODescriptor")
+}
+
+// Metadata is the SP metadata the IdP's administrator imports.
+func (c *Connector) Metadata() (string, []byte, error) {
+	return "application/samlmetadata+xml", c.metadata, nil
+}
+
+// LoginOrigins is the origin of the IdP's single sign-on service.
+func (c *Connector) LoginOrigins() []string {
+	u, err := url.Parse(c.ssoURL)
+	if err != nil {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
+}
+
+// LoginURL makes an AuthnRequest for the redirect binding; private is its ID, which the
+// response must answer.
+func (c *Connector) LoginURL(_ context.Context, state string) (string, []byte, error) {
+	req, err := c.sp.MakeAuthenticationRequest(c.ssoURL, crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+	if err != nil {
+		return "", nil, fmt.Errorf("make AuthnRequest: %w", err)
+	}
+	u, err := req.Redirect(state, c.sp)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode AuthnRequest: %w", err)
+	}
+	return u.String(), []byte(req.ID), nil
+}
+
+// HandleCallback validates the POSTed SAMLResponse.
+func (c *Connector) HandleCallback(_ context.Context, r *http.Request, private []byte) (connector.Identity, []byte, error) {
+	if r.Method != http.MethodPost || r.PostFormValue("SAMLResponse") == "" {
+		return connector.Identity{}, nil, connector.Errorf(nil, "The identity provider sent no SAML response.")
+	}
+	if err := c.requireSignedAssertions(r.PostFormValue("SAMLResponse")); err != nil {
+		return connector.Identity{}, nil, err
+	}
+	assertion, err := c.sp.ParseResponse(r, []string{string(private)})
+	if err != nil {
+		return connector.Identity{}, nil, refusal(err)
+	}
+	if assertion.ID == "" {
+		return connector.Identity{}, nil, connector.Errorf(nil, "The SAML assertion has no ID, so it cannot be checked for replay.")
+	}
+	notAfter := crewjam.TimeNow().Add(crewjam.MaxIssueDelay)
+	if assertion.Conditions != nil && !assertion.Conditions.NotOnOrAfter.IsZero() {
+		notAfter = assertion.Conditions.NotOnOrAfter
+	}
+	if !c.replay.add(assertion.ID, notAfter, crewjam.TimeNow()) {
+		return connector.Identity{}, nil, connector.Errorf(nil, "This SAML assertion was already used (replay).")
+	}
+	id, err := c.identity(assertion)
+	return id, nil, err
+}
+
+// requireSignedAssertions refuses a response with an assertion that carries no signature
+// of its own, before crewjam/saml verifies the signatures: it accepts a signed response
+// around an unsigned assertion, which this connector does not. Encrypted assertions are
+// decrypted with the SP key to look inside.
+func (c *Connector) requireSignedAssertions(encoded string) error {
+	unreadable := func(err error) error {
+		return connector.Errorf(err, "The identity provider's SAML response is not readable.")
+	}
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return unreadable(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
+		return unreadable(err)
+	}
+	assertions := doc.Root().SelectElements("Assertion")
+	for _, enc := range doc.Root().SelectElements("EncryptedAssertion") {
+		a, err := c.decrypt(enc)
+		if err != nil {
+			return unreadable(err)
+		}
+		assertions = append(assertions, a)
+	}
+	if len(assertions) == 0 {
+		return connector.Errorf(nil, "The identity provider's SAML response holds no assertion.")
+	}
+	for _, a := range assertions {
+		if a.Tag != "Assertion" || a.SelectElement("Signature") == nil {
+			return connector.Errorf(nil, "The identity provider's SAML assertion is not signed.")
+		}
+	}
+	return nil
+}
+
+// decrypt opens an EncryptedAssertion the way crewjam/saml does.
+func (c *Connector) decrypt(enc *etree.Element) (*etree.Element, error) {
+	data := enc.SelectElement("EncryptedData")
+	if data == nil {
+		return nil, errors.New("encrypted assertion without EncryptedData")
+	}
+	var key any = c.sp.Key
+	if keyEl := enc.FindElement("./EncryptedKey"); keyEl != nil {
+		k, err := xmlenc.Decrypt(c.sp.Key, keyEl)
+		if err != nil {
+			return nil, fmt.Errorf("decrypt assertion key: %w", err)
+		}
+		key = k
+	}
+	plain, err := xmlenc.Decrypt(key, data)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt assertion: %w", err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(plain); err != nil || doc.Root() == nil {
+		return nil, fmt.Errorf("parse decrypted assertion: %w", err)
+	}
+	return doc.Root(), nil
+}
+
+// refusal turns crewjam/saml's validation error into a message for the user.
+func refusal(err error) error {
+	detail := err.Error()
+	var ire *crewjam.InvalidResponseError
+	if errors.As(err, &ire) && ire.PrivateErr != nil {
+		detail = ire.PrivateErr.Error()
+	}
+	cause := errors.New(detail)
+	switch {
+	case strings.Contains(detail, "signature"):
+		return connector.Errorf(cause, "The identity provider's SAML response has a missing or invalid signature.")
+	case strings.Contains(detail, "udience"):
+		return connector.Errorf(cause, "The SAML assertion was issued for another service provider (wrong audience).")
+	case strings.Contains(detail, "xpired"), strings.Contains(detail, "not yet valid"):
+		return connector.Errorf(cause, "The SAML assertion is expired or not yet valid.")
+	case strings.Contains(detail, "Recipient"), strings.Contains(detail, "Destination"):
+		return connector.Errorf(cause, "The SAML response was sent to another recipient.")
+	case strings.Contains(detail, "InResponseTo"), strings.Contains(detail, "request ID"):
+		return connector.Errorf(cause, "The SAML response does not answer this sign-in.")
+	}
+	return connector.Errorf(cause, "The identity provider's SAML response is not valid.")
+}
+
+// identity applies the attribute mapping. Without one, sub is the NameID and the other
+// claims come from the attributes most IdPs send (matched on Name or FriendlyName).
+func (c *Connector) identity(a *crewjam.Assertion) (connector.Identity, error) {
+	attrs := map[string][]string{}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			for _, v := range at.Values {
+				for _, k := range []string{at.Name, at.FriendlyName} {
+					if k != "" {
+						attrs[k] = append(attrs[k], v.Value)
+					}
+				}
+			}
+		}
+	}
+	get := func(claim string, defaults ...string) []string {
+		if m := c.mapping[claim]; m != "" {
+			return attrs[m]
+		}
+		for _, d := range defaults {
+			if v := attrs[d]; len(v) > 0 {
+				return v
+			}
+		}
+		return nil
+	}
+	first := func(v []string) string {
+		if len(v) == 0 {
+			return ""
+		}
+		return v[0]
+	}
+	id := connector.Identity{
+		Username: first(get("preferred_username", "uid", "urn:oid:0.9.2342.19200300.100.1.1")),
+		Name:     first(get("name", "displayName", "cn", "urn:oid:2.5.4.3")),
+		Email:    first(get("email", "email", "mail", "urn:oid:0.9.2342.19200300.100.1.3")),
+		Groups:   slices.Compact(slices.Sorted(slices.Values(get("groups", "groups", "memberOf", "eduPersonAffiliation")))),
+	}
+	if c.mapping["sub"] != "" {
+		id.UserID = first(attrs[c.mapping["sub"]])
+	} else if a.Subject != nil && a.Subject.NameID != nil {
+		id.UserID = a.Subject.NameID.Value
+	}
+	if id.UserID == "" {
+		return connector.Identity{}, connector.Errorf(nil, "The SAML assertion does not say who you are (no NameID or subject attribute).")
+	}
+	if m := c.mapping["email_verified"]; m != "" {
+		id.EmailVerified = first(attrs[m]) == "true"
+	} else {
+		// The enterprise IdP asserts the address from its directory, which the user
+		// cannot edit (as for LDAP).
+		id.EmailVerified = id.Email != ""
+	}
+	return id, nil
+}
+
+// replayCache remembers accepted assertion IDs until they expire. It is bounded: when
+// full, the entry that expires first makes room.
+type replayCache struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]time.Time
+}
+
+func newReplayCache(max int) *replayCache {
+	return &replayCache{max: max, seen: map[string]time.Time{}}
+}
+
+// add records id until notAfter and reports false if it was already there.
+func (c *replayCache) add(id string, notAfter, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if exp, ok := c.seen[id]; ok && now.Before(exp) {
+		return false
+	}
+	if len(c.seen) >= c.max {
+		for k, exp := range c.seen {
+			if !now.Before(exp) {
+				delete(c.seen, k)
+			}
+		}
+	}
+	if len(c.seen) >= c.max {
+		var oldest string
+		for k, exp := range c.seen {
+			if oldest == "" || exp.Before(c.seen[oldest]) {
+				oldest = k
+			}
+		}
+		delete(c.seen, oldest)
+	}
+	c.seen[id] = notAfter
+	return true
+}
