@@ -173,6 +173,10 @@ func runServer(ctx context.Context, args []string) error {
 	for _, hs := range servers {
 		_ = hs.Shutdown(shutdownCtx)
 	}
+	// Logouts served until now still get their back-channel logout tokens out.
+	if derr := srv.Shutdown(shutdownCtx); derr != nil {
+		logger.Warn("back-channel logout deliveries abandoned at shutdown", "err", derr)
+	}
 	return err
 }
 
