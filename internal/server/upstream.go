@@ -18,8 +18,10 @@ import (
 	"github.com/hallpass/hallpass/internal/storage"
 
 	// The connector types this server can open; each registers itself with connector.Open.
+	_ "github.com/hallpass/hallpass/internal/connector/github"
 	_ "github.com/hallpass/hallpass/internal/connector/ldap"
 	_ "github.com/hallpass/hallpass/internal/connector/oidc"
+	_ "github.com/hallpass/hallpass/internal/connector/saml"
 )
 
 // Upstream logins. A connection of another type than Database is served by a connector
