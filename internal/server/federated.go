@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/connector"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -19,9 +20,10 @@ import (
 // session has ended the user also goes through the upstream IdP's logout, which comes
 // back to pathFederatedReturn, which continues to the validated returnTo.
 //
-// A connector that can end its upstream session stores an UpstreamLogout, as JSON, in
-// storage.Session.Upstream when it creates the session. A session without one (the
-// Database connection, an IdP without an end-session endpoint) makes federated a no-op.
+// A connector that can end its upstream session returns a connector.Upstream, stored as
+// JSON in storage.Session.Upstream ({"endSessionURL", "idTokenHint", "clientID"}). A
+// session without one (the Database connection, an IdP without an end-session endpoint)
+// makes federated a no-op.
 
 // pathFederatedReturn is the post_logout_redirect_uri Hallpass gives upstream IdPs; a
 // connector registers issuer + this path with its IdP.
@@ -29,29 +31,6 @@ const pathFederatedReturn = "/logout/federated/return"
 
 // federatedContinuationLifetime bounds the round trip through the upstream IdP's logout.
 const federatedContinuationLifetime = 10 * time.Minute
-
-// UpstreamLogout is the upstream session's logout information, kept as JSON in
-// storage.Session.Upstream. Connectors fill it; only this file reads it.
-type UpstreamLogout struct {
-	// EndSessionURL is the upstream IdP's OIDC end_session_endpoint (absolute https, or
-	// http in dev mode). Required: without it there is nothing to do.
-	EndSessionURL string `json:"endSessionURL"`
-	// IDTokenHint is the ID token the upstream IdP issued for this login, sent back as
-	// id_token_hint so the IdP logs out without asking and returns to Hallpass.
-	IDTokenHint string `json:"idTokenHint,omitempty"`
-	// ClientID is Hallpass's client ID at the upstream IdP, sent as client_id so an IdP can
-	// check the return URL even without a hint.
-	ClientID string `json:"clientID,omitempty"`
-}
-
-// Marshal encodes u for storage.Session.Upstream.
-func (u UpstreamLogout) Marshal() ([]byte, error) {
-	b, err := json.Marshal(u)
-	if err != nil {
-		return nil, fmt.Errorf("encode upstream logout: %w", err)
-	}
-	return b, nil
-}
 
 // federatedContinuation is where to go after the upstream's logout. It travels as the
 // upstream request's state, sealed, so the return endpoint can neither be made into an
@@ -70,7 +49,7 @@ func (s *Server) upstreamLogoutURL(ctx context.Context, st *state, sess storage.
 	if len(sess.Upstream) == 0 {
 		return "", false
 	}
-	var up UpstreamLogout
+	var up connector.Upstream
 	if err := json.Unmarshal(sess.Upstream, &up); err != nil || up.EndSessionURL == "" {
 		s.logger.WarnContext(ctx, "session has unreadable upstream logout information; skipping federated logout", "sid", sess.SID, "connection", sess.Connection)
 		return "", false

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hallpass/hallpass/internal/server"
+	"github.com/hallpass/hallpass/internal/connector"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -56,11 +56,8 @@ func (up *upstreamIdP) requests() []url.Values {
 func signInUpstream(t *testing.T, e *env, b *browser, up *upstreamIdP) string {
 	t.Helper()
 	tok, _ := e.rp("app1", "app1-secret").signIn(t, b, "alice", alicePassword, oauthConnection("people"))
-	info, err := server.UpstreamLogout{EndSessionURL: up.url + "?ui=compact", IDTokenHint: "upstream-id-token", ClientID: "hallpass-at-upstream"}.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.store.UpdateSession(context.Background(), storage.Hash(sessionCookieValue(b)), func(s storage.Session) (storage.Session, error) {
+	info := connector.Upstream{EndSessionURL: up.url + "?ui=compact", IDTokenHint: "upstream-id-token", ClientID: "hallpass-at-upstream"}.Marshal()
+	_, err := e.store.UpdateSession(context.Background(), storage.Hash(sessionCookieValue(b)), func(s storage.Session) (storage.Session, error) {
 		s.Upstream = info
 		return s, nil
 	})
