@@ -33,7 +33,7 @@ type standIn struct {
 	mu         sync.Mutex
 	challenges map[string]string // code -> code_challenge
 	issued     int
-	emails     string            // JSON of /user/emails
+	emails     string // JSON of /user/emails
 	orgs       []string
 	teams      [][2]string // org, slug
 }
