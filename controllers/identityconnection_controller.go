@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,6 +81,14 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get SSOServer %s: %w", conn.Spec.ServerRef.Name, err)
+	}
+	issuer := strings.TrimSuffix(server.Spec.Issuer, "/")
+	conn.Status.CallbackURL, conn.Status.ServiceProviderMetadataURL = "", ""
+	if conn.Spec.Type != hallpassv1.ConnectionDatabase && conn.Spec.Type != hallpassv1.ConnectionLDAP {
+		conn.Status.CallbackURL = issuer + config.ConnectionCallbackPath(conn.Name)
+	}
+	if conn.Spec.Type == hallpassv1.ConnectionSAML {
+		conn.Status.ServiceProviderMetadataURL = issuer + config.SAMLMetadataPath(conn.Name)
 	}
 
 	var clients hallpassv1.SSOClientList

@@ -136,6 +136,9 @@ func TestSAMLConnectionGetsAServiceProviderKeyPair(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cert.NotAfter).To(BeTemporally(">", time.Now().Add(4*365*24*time.Hour)))
 	g.Expect(metav1.GetControllerOf(sp)).To(HaveField("Name", "corp"))
+	status := get(g, ns, "corp", &hallpassv1.IdentityConnection{}).Status
+	g.Expect(status.CallbackURL).To(Equal("https://sso.example.com/" + ns + "/connections/corp/callback"))
+	g.Expect(status.ServiceProviderMetadataURL).To(Equal("https://sso.example.com/" + ns + "/connections/corp/saml/metadata"))
 
 	patch := client.MergeFrom(metadata.DeepCopy())
 	metadata.Data["metadata.xml"] = "<EntityDescriptor v2/>"

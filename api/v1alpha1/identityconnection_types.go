@@ -302,6 +302,14 @@ type IdentityConnectionStatus struct {
 	// certificateExpiry is the earliest expiry of the upstream's signing certificates (SAML).
 	// +optional
 	CertificateExpiry *metav1.Time `json:"certificateExpiry,omitempty"`
+	// callbackURL is what to register at the identity provider: the OAuth2/OIDC redirect URI,
+	// or the SAML assertion consumer service URL.
+	// +optional
+	CallbackURL string `json:"callbackURL,omitempty"`
+	// serviceProviderMetadataURL serves the SAML service provider metadata; it is also the
+	// service provider's entity ID (SAML only).
+	// +optional
+	ServiceProviderMetadataURL string `json:"serviceProviderMetadataURL,omitempty"`
 }
 
 // IdentityConnection condition types.

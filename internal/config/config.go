@@ -339,3 +339,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	d.Duration = v
 	return nil
 }
+
+// URL paths, under the issuer, of what an upstream identity provider calls back. The server
+// routes them; the operator shows them in IdentityConnection status, for administrators to
+// register at the IdP.
+
+// ConnectionCallbackPath is the OAuth2 redirect URI and SAML assertion consumer service.
+func ConnectionCallbackPath(connection string) string {
+	return "/connections/" + connection + "/callback"
+}
+
+// SAMLMetadataPath serves the SAML service provider metadata; its URL is the entity ID.
+func SAMLMetadataPath(connection string) string {
+	return "/connections/" + connection + "/saml/metadata"
+}

@@ -54,8 +54,8 @@ const (
 
 var upstreamAAD = []byte("hallpass upstream login")
 
-func connectionCallbackPath(name string) string { return "/connections/" + name + "/callback" }
-func samlMetadataPath(name string) string       { return "/connections/" + name + "/saml/metadata" }
+func connectionCallbackPath(name string) string { return config.ConnectionCallbackPath(name) }
+func samlMetadataPath(name string) string       { return config.SAMLMetadataPath(name) }
 
 // isCallbackType reports whether a connection type sends the browser to an upstream.
 func isCallbackType(typ string) bool {
