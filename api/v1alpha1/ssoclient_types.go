@@ -113,6 +113,17 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	Connections []string `json:"connections,omitempty"`
 
+	// allowedScopes are the scopes beyond the OpenID ones (openid, profile, email, groups,
+	// offline_access) that the client may request, such as API permissions. A
+	// MachineToMachine client is granted only scopes listed here; a request for any other
+	// scope gets invalid_scope.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	AllowedScopes []string `json:"allowedScopes,omitempty"`
+
 	// backchannelLogoutURI receives OIDC Back-Channel Logout tokens when a session this
 	// client took part in ends.
 	// +optional

@@ -62,6 +62,17 @@ type SSOServerSpec struct {
 	// +optional
 	Branding Branding `json:"branding,omitzero"`
 
+	// trustedProxies are the CIDRs of the proxies in front of the server (ingress
+	// controllers, load balancers). Only requests from these peers may name the client's
+	// address in X-Forwarded-For, which login throttling keys on. When unset, throttling uses
+	// the peer address, which behind a proxy is the proxy's.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="spec.trustedProxies must be CIDRs such as 10.0.0.0/8 or fd00::/8"
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+
 	// image overrides the server image. Defaults to the image of the operator's own version.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512

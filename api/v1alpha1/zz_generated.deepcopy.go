@@ -600,6 +600,11 @@ func (in *SSOClientSpec) DeepCopyInto(out *SSOClientSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.AllowedScopes != nil {
+		in, out := &in.AllowedScopes, &out.AllowedScopes
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Credentials != nil {
 		in, out := &in.Credentials, &out.Credentials
 		*out = new(ClientCredentials)
@@ -711,6 +716,11 @@ func (in *SSOServerSpec) DeepCopyInto(out *SSOServerSpec) {
 		(*in).DeepCopyInto(*out)
 	}
 	out.Branding = in.Branding
+	if in.TrustedProxies != nil {
+		in, out := &in.TrustedProxies, &out.TrustedProxies
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Resources != nil {
 		in, out := &in.Resources, &out.Resources
 		*out = new(corev1.ResourceRequirements)

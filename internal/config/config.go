@@ -60,6 +60,9 @@ type Config struct {
 	Storage  Storage  `json:"storage"`
 	Signing  Signing  `json:"signing"`
 	Branding Branding `json:"branding,omitzero"`
+	// TrustedProxies are CIDRs whose requests may name the client address in
+	// X-Forwarded-For (login throttling keys on the client address).
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
 	// Clients are sorted by ID; Connections by Name.
 	Clients     []Client     `json:"clients,omitempty"`
@@ -124,7 +127,9 @@ type Client struct {
 	// true for public clients. PKCE is enforced whenever a challenge is sent regardless.
 	RequirePKCE bool `json:"requirePKCE,omitempty"`
 	// Connections are the names of the connections the client may use, sorted.
-	Connections           []string `json:"connections,omitempty"`
+	Connections []string `json:"connections,omitempty"`
+	// AllowedScopes are the scopes beyond the OpenID ones the client may request, sorted.
+	AllowedScopes         []string `json:"allowedScopes,omitempty"`
 	BackchannelLogoutURI  string   `json:"backchannelLogoutURI,omitempty"`
 	FrontchannelLogoutURI string   `json:"frontchannelLogoutURI,omitempty"`
 }

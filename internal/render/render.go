@@ -79,7 +79,8 @@ func Render(in Input) (*Output, error) {
 			RefreshReuseInterval: durations["tokens.refreshReuseInterval"],
 			AuthorizationCode:    durations["tokens.authorizationCode"],
 		},
-		Signing: config.Signing{Algorithm: cmp.Or(s.Spec.SigningKeys.Algorithm, "RS256")},
+		Signing:        config.Signing{Algorithm: cmp.Or(s.Spec.SigningKeys.Algorithm, "RS256")},
+		TrustedProxies: sortedCopy(s.Spec.TrustedProxies),
 		Branding: config.Branding{
 			Title:           s.Spec.Branding.Title,
 			LogoURL:         s.Spec.Branding.LogoURL,
@@ -208,6 +209,7 @@ func renderClient(c Client, connections []string) config.Client {
 		SingleSignOn:           spec.SSOEnabled(),
 		RequirePKCE:            spec.PKCERequired(),
 		Connections:            sortedCopy(allowed),
+		AllowedScopes:          sortedCopy(spec.AllowedScopes),
 		BackchannelLogoutURI:   spec.BackchannelLogoutURI,
 		FrontchannelLogoutURI:  spec.FrontchannelLogoutURI,
 	}
