@@ -63,6 +63,11 @@ func app1URL() string { return fmt.Sprintf("http://%s:%d", app1Host, env.app1Por
 func app2URL() string { return fmt.Sprintf("http://%s:%d", app2Host, env.app2Port) }
 func app3URL() string { return fmt.Sprintf("http://%s:%d", app3Host, env.app3Port) }
 
+// appBackchannelURL is an app's back-channel logout endpoint as the SSO server reaches it.
+func appBackchannelURL(port int) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/backchannel-logout", port)
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv("HALLPASS_E2E") == "" {
 		// Each test skips with the reason, so `go test ./...` stays fast and says why.
@@ -152,6 +157,9 @@ func setUp() error {
 		"https://sso.example.com":  issuer(),
 		"https://app1.example.com": app1URL(),
 		"https://app2.example.com": app2URL(),
+		// The server calls this itself, not the browser, and only the browser maps the
+		// app*.test names to loopback: name the app's listen address.
+		"https://app2.example.com/backchannel-logout": appBackchannelURL(env.app2Port),
 	})
 	if err := devcluster.Apply(ctx, env.cluster.Client, env.ns, objs); err != nil {
 		return err

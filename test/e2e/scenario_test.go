@@ -81,6 +81,7 @@ func TestSeedScenario(t *testing.T) {
 				DisplayName:            "App 3",
 				RedirectURIs:           []string{app3URL() + "/callback"},
 				PostLogoutRedirectURIs: []string{app3URL() + "/"},
+				BackchannelLogoutURI:   appBackchannelURL(env.app3Port),
 				Connections:            []string{"username-password"},
 			},
 		}
@@ -105,7 +106,7 @@ func TestSeedScenario(t *testing.T) {
 		}
 	})
 
-	step("signing out on App 2 makes App 1's next silent renewal fail with login_required", func(t *testing.T) {
+	step("signing out on App 2 ends App 3's session by back-channel and makes App 1's next silent renewal fail", func(t *testing.T) {
 		b.t = t
 		b.open(app1URL() + "/")
 		b.waitText("#who", "Signed in as Demo User")
@@ -125,6 +126,15 @@ func TestSeedScenario(t *testing.T) {
 		b.Run("renew silently on App 1", click("#renew"))
 		b.waitText("#renew-result", "login_required")
 		b.shot("app1-silent-renewal-login-required")
+
+		// App 3 kept its own session cookie; only the logout token the server sent to its
+		// back-channel endpoint can have ended it. With its session and the central one
+		// gone, its dashboard sends the browser to the server's login page.
+		b.eventually("App 3's session is ended by the back-channel logout token", func() bool {
+			b.open(app3URL() + "/dashboard")
+			return b.onLoginPage()
+		})
+		b.shot("app3-signed-out-by-backchannel")
 	})
 
 	step("a returnTo that is not registered is not followed", func(t *testing.T) {
