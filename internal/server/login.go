@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/passhash"
@@ -21,6 +22,7 @@ const (
 	msgBadCredentials  = "Wrong username or password."
 	msgExpiredLogin    = "This sign-in page has expired. Go back to the application and sign in again."
 	msgFormExpired     = "This form has expired. Please submit it again."
+	msgBusy            = "The server is busy. Please try again in a moment."
 	minPasswordLength  = 8
 	maxCredentialBytes = 1024
 )
@@ -159,19 +161,45 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	ctx := r.Context()
 	keys := loginThrottleKeys(conn.Name, username, s.clientIP(r))
-	wait, err := s.throttleWait(ctx, keys)
+	throttled := func(wait time.Duration) {
+		s.metrics.logins.WithLabelValues("throttled").Inc()
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		s.showPage(w, f, http.StatusTooManyRequests, false, conn, pageData{Username: username,
+			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)})
+	}
+	wait, before, err := s.throttleWait(ctx, keys)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
 	if wait > 0 {
-		s.metrics.logins.WithLabelValues("throttled").Inc()
-		secs := int(math.Ceil(wait.Seconds()))
-		s.showPage(w, f, http.StatusTooManyRequests, false, conn, pageData{Username: username,
-			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)})
+		throttled(wait)
+		return
+	}
+	// Only a Database connection hashes here; LDAP's directory checks the password.
+	release, ok := func() {}, true
+	if conn.Type == config.ConnectionDatabase {
+		release, ok = s.acquireVerification(ctx)
+	}
+	if !ok {
+		s.metrics.logins.WithLabelValues("busy").Inc()
+		w.Header().Set("Retry-After", busyRetryAfter)
+		s.showPage(w, f, http.StatusServiceUnavailable, false, conn, pageData{Username: username, Error: msgBusy})
+		return
+	}
+	// The attempt counts before the password is checked, so parallel attempts cannot all
+	// pass the check above.
+	if ok, err := s.reserveAttempt(ctx, keys, before); err != nil || !ok {
+		release()
+		if err != nil {
+			s.serverError(w, r, err)
+		} else {
+			throttled(time.Second)
+		}
 		return
 	}
 	claims, ok, err := s.checkCredentials(ctx, f.st, conn, username, password)
+	release()
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -186,8 +214,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.showPage(w, f, http.StatusUnauthorized, false, conn, pageData{Username: username, Error: msgBadCredentials})
 		return
 	}
-	if err := s.store.ResetThrottle(ctx, keys[0].key); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.serverError(w, r, fmt.Errorf("reset login throttle: %w", err))
+	if err := s.resetThrottle(ctx, keys); err != nil {
+		s.serverError(w, r, err)
 		return
 	}
 	s.finishLogin(w, r, f, conn, claims)
@@ -303,6 +331,21 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	// Every sign-up attempt of a client IP counts: each costs a password hash and may
+	// probe which usernames exist.
+	keys := signupThrottleKeys(s.clientIP(r))
+	wait, before, err := s.throttleWait(ctx, keys)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if ok, err := s.reserveAttempt(ctx, keys, before); err != nil {
+		s.serverError(w, r, err)
+		return
+	} else if !ok || wait > 0 {
+		retry(http.StatusTooManyRequests, fmt.Sprintf("Too many sign-ups from your network. Try again in %d seconds.", max(1, int(math.Ceil(wait.Seconds())))))
+		return
+	}
 	if _, _, found, err := s.findUser(ctx, conn, username); err != nil {
 		s.serverError(w, r, err)
 		return
@@ -310,7 +353,14 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusConflict, "This username is taken.")
 		return
 	}
+	release, ok := s.acquireVerification(ctx)
+	if !ok {
+		w.Header().Set("Retry-After", busyRetryAfter)
+		retry(http.StatusServiceUnavailable, msgBusy)
+		return
+	}
 	hash, err := passhash.Hash(password)
+	release()
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -15,7 +15,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hallpass_logins_total",
-			Help: "Password logins by result: success, failure (wrong credentials) or throttled.",
+			Help: "Password logins by result: success, failure (wrong credentials), throttled or busy (no free password-hashing slot).",
 		}, []string{"result"}),
 		authorization: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hallpass_authorizations_total",

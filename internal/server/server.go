@@ -36,6 +36,8 @@ type Server struct {
 	upstream upstreamCache
 	// backchannel delivers logout tokens when sessions end (backchannel.go).
 	backchannel *backchannel
+	// verifySlots bounds concurrent password hashing (throttle.go).
+	verifySlots chan struct{}
 }
 
 // Option configures a Server.
@@ -68,7 +70,8 @@ type state struct {
 
 // New builds a server for a validated config and its signing keys.
 func New(cfg *config.Config, keys *config.SigningKeys, store storage.Storage, opts ...Option) (*Server, error) {
-	s := &Server{store: store, now: time.Now, logger: slog.Default(), metrics: newMetrics(), backchannel: newBackchannel()}
+	s := &Server{store: store, now: time.Now, logger: slog.Default(), metrics: newMetrics(), backchannel: newBackchannel(),
+		verifySlots: make(chan struct{}, maxConcurrentVerifications)}
 	for _, o := range opts {
 		o(s)
 	}
