@@ -22,13 +22,15 @@ const idpHost = "idp.test"
 // Chromium against npm's oidc-provider on its own site: App A's user picks the upstream on
 // the chooser and signs in there; App B then gets a code silently with
 // connection=upstream, and a silent request for another connection is answered with
-// interaction_required.
+// interaction_required. Finally a federated /v2/logout ends the upstream's session too
+// (issue 6): choosing the upstream again asks for a password.
 func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	ssoLn := listenLoopback(t)
 	issuer := "http://" + hostPort(ssoHost, ssoLn)
 	peer := conntest.StartOIDCProvider(t, conntest.OIDCProviderOptions{
-		Host:         idpHost,
-		RedirectURIs: []string{issuer + "/connections/upstream/callback"},
+		Host:                   idpHost,
+		RedirectURIs:           []string{issuer + "/connections/upstream/callback"},
+		PostLogoutRedirectURIs: []string{issuer + "/logout/federated/return"},
 	})
 	appA, appB := newRelyingApp(t, "app-a", "App A", appAHost), newRelyingApp(t, "app-b", "App B", appBHost)
 	cfg := testConfig(t, issuer)
@@ -36,7 +38,8 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	for _, a := range []*relyingApp{appA, appB} {
 		cfg.Clients = append(cfg.Clients, config.Client{
 			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest(a.secret)},
-			RedirectURIs: []string{a.url + "/callback"}, SingleSignOn: true, Connections: []string{"people", "upstream"},
+			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
+			SingleSignOn: true, Connections: []string{"people", "upstream"},
 		})
 	}
 	cfg.Connections = append(cfg.Connections, config.Connection{Name: "upstream", Type: config.ConnectionOIDC, DisplayName: "Upstream IdP",
@@ -85,6 +88,25 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error")))
 	if msg := b.Text("#error"); !strings.Contains(msg, "interaction_required") {
 		t.Fatalf("App B shows %q, want interaction_required", msg)
+	}
+
+	// 4. Federated logout: the central session ends, the browser is sent to the upstream's
+	// end-session endpoint (which asks the user to confirm, as oidc-provider does), then
+	// back through Hallpass to App A's registered post-logout URI.
+	b.Run("sign out of Hallpass and the upstream", chromedp.Navigate(issuer+"/v2/logout?federated&client_id="+appA.clientID+"&returnTo="+appA.url+"/signed-out"),
+		chromedp.Click(chromedp.CSS(`button[name="logout"][value="yes"]`), chromedp.NodeVisible))
+	b.WaitLocation(appA.url + "/signed-out")
+
+	b.Run("open App B silently with connection=upstream", chromedp.Navigate(appB.authURL(oidc.ScopeOpenID, "upstream")),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error")))
+	if msg := b.Text("#error"); !strings.Contains(msg, "login_required") {
+		t.Fatalf("after the federated logout App B shows %q, want login_required", msg)
+	}
+	b.Run("choose the upstream IdP again", chromedp.Navigate(appA.url+"/login"),
+		chromedp.Click(chromedp.CSS(`button[name="connection"][value="upstream"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#upstream-username, #signed-in")))
+	if b.Count("#upstream-username") == 0 {
+		t.Fatalf("the upstream signed the user in without a password (at %s): its session survived the federated logout", b.Location())
 	}
 }
 

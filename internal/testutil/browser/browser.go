@@ -136,6 +136,22 @@ func (b *Browser) Location() string {
 	return loc
 }
 
+// WaitLocation waits, within StepTimeout, until the page's URL starts with prefix, and fails
+// the test otherwise. Redirect chains through other sites end at no fixed moment.
+func (b *Browser) WaitLocation(prefix string) {
+	b.t.Helper()
+	var loc string
+	for deadline := time.Now().Add(StepTimeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if loc = b.Location(); strings.HasPrefix(loc, prefix) {
+			return
+		}
+	}
+	if b.onFailure != nil {
+		b.onFailure("wait for " + prefix)
+	}
+	b.t.Fatalf("the browser is at %s, want a page under %s", loc, prefix)
+}
+
 // Count returns how many elements match the CSS selector sel on the current page.
 func (b *Browser) Count(sel string) int {
 	b.t.Helper()
