@@ -33,11 +33,11 @@ volume, e.g. with kubectl exec into a server pod).
 
   hallpass admin revoke-sessions --config config.yaml --keys keys.json \
       --connection people --subject 'people|alice'
-  hallpass admin revoke-sessions --config-secret sso/hallpass-config --keys-secret sso/hallpass-keys \
-      --connection corp-oidc --subject 248289761001
+  hallpass admin revoke-sessions --config-secret sso/hallpass-config --keys-secret sso/hallpass-signing-keys \
+      --connection corp-oidc --subject 'corp-oidc|248289761001'
 
---subject is the user's "sub" claim as the server issues it (for a Database connection,
-"<connection>|<username>").
+--subject is the user's "sub" claim as the server issues it: "<connection>|<username>" for a
+Database connection, "<connection>|<upstream user ID>" for the others.
 `
 
 func runAdmin(ctx context.Context, args []string) error {

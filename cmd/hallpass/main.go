@@ -44,7 +44,7 @@ func usage() {
 	var b strings.Builder
 	b.WriteString("usage: hallpass <command> [flags]\n\ncommands:\n")
 	for _, name := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", name, commands[name].summary)
+		fmt.Fprintf(&b, "  %-14s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprint(os.Stderr, b.String())
 }
