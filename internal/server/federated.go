@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -115,45 +112,15 @@ func registeredLogoutTarget(registered []string, next string) bool {
 var errBadContinuation = errors.New("federated logout state is invalid or expired")
 
 func sealContinuation(st *state, c federatedContinuation) (string, error) {
-	plain, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("encode federated logout state: %w", err)
-	}
-	aead, err := newAEAD(st.keys.secrets[0].transaction)
-	if err != nil {
-		return "", err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", fmt.Errorf("read nonce: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, federatedAAD)), nil
+	return sealJSON(st, federatedAAD, c)
 }
 
+// openContinuation accepts the previous key's secret too (openJSON tries every key), so a
+// key rotation during the round trip does not strand the user at the upstream IdP.
 func openContinuation(st *state, sealed string, now time.Time) (federatedContinuation, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(sealed)
-	if err != nil || sealed == "" {
+	var c federatedContinuation
+	if sealed == "" || openJSON(st, federatedAAD, sealed, &c) != nil || now.Unix() > c.Expires {
 		return federatedContinuation{}, errBadContinuation
 	}
-	// Try the previous key's secret too: a key rotation during the round trip must not
-	// strand the user at the upstream IdP.
-	for _, secrets := range st.keys.secrets {
-		aead, err := newAEAD(secrets.transaction)
-		if err != nil {
-			return federatedContinuation{}, err
-		}
-		if len(raw) < aead.NonceSize() {
-			return federatedContinuation{}, errBadContinuation
-		}
-		plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], federatedAAD)
-		if err != nil {
-			continue
-		}
-		var c federatedContinuation
-		if err := json.Unmarshal(plain, &c); err != nil || now.Unix() > c.Expires {
-			return federatedContinuation{}, errBadContinuation
-		}
-		return c, nil
-	}
-	return federatedContinuation{}, errBadContinuation
+	return c, nil
 }

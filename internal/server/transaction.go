@@ -3,10 +3,7 @@ package server
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,45 +33,15 @@ type loginTransaction struct {
 var errBadTransaction = errors.New("login transaction is invalid or expired")
 
 func sealTransaction(st *state, tx loginTransaction) (string, error) {
-	plain, err := json.Marshal(tx)
-	if err != nil {
-		return "", fmt.Errorf("encode login transaction: %w", err)
-	}
-	aead, err := newAEAD(st.keys.secrets[0].transaction)
-	if err != nil {
-		return "", err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", fmt.Errorf("read nonce: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, transactionAAD)), nil
+	return sealJSON(st, transactionAAD, tx)
 }
 
 func openTransaction(st *state, sealed string, now time.Time) (loginTransaction, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(sealed)
-	if err != nil {
+	var tx loginTransaction
+	if err := openJSON(st, transactionAAD, sealed, &tx); err != nil || now.Unix() > tx.Expires {
 		return loginTransaction{}, errBadTransaction
 	}
-	for _, secrets := range st.keys.secrets {
-		aead, err := newAEAD(secrets.transaction)
-		if err != nil {
-			return loginTransaction{}, err
-		}
-		if len(raw) < aead.NonceSize() {
-			return loginTransaction{}, errBadTransaction
-		}
-		plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], transactionAAD)
-		if err != nil {
-			continue
-		}
-		var tx loginTransaction
-		if err := json.Unmarshal(plain, &tx); err != nil || now.Unix() > tx.Expires {
-			return loginTransaction{}, errBadTransaction
-		}
-		return tx, nil
-	}
-	return loginTransaction{}, errBadTransaction
+	return tx, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
