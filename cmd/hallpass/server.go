@@ -43,7 +43,6 @@ type serverFlags struct {
 	configSecret, keysSecret string
 	kubeconfig               string
 	listen, metricsListen    string
-	trustForwardedFor        bool
 	dataDir                  string
 }
 
@@ -57,7 +56,6 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config")
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the OpenID Connect endpoints")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
-	fs.BoolVar(&f.trustForwardedFor, "trust-forwarded-for", false, "throttle logins by the X-Forwarded-For address of the nearest proxy")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory of the SQLite database, replacing the one in the config (to run outside a container)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -117,9 +115,6 @@ func runServer(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := []server.Option{server.WithLogger(logger), server.WithMetricsRegisterer(reg)}
-	if f.trustForwardedFor {
-		opts = append(opts, server.WithTrustedForwardedFor())
-	}
 	srv, err := server.New(cfg, keys, store, opts...)
 	if err != nil {
 		return err

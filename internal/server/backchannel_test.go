@@ -46,7 +46,7 @@ func newLogoutEnv(t *testing.T, opts []server.Option, mutate ...func(*config.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := append([]server.Option{server.WithClock(e.clock.Now), server.WithTrustedForwardedFor(), server.WithMetricsRegisterer(e.reg),
+	all := append([]server.Option{server.WithClock(e.clock.Now), server.WithMetricsRegisterer(e.reg),
 		server.WithLogger(slog.New(slog.DiscardHandler)),
 		server.WithBackchannelOptions(server.BackchannelOptions{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RetryWindow: 10 * time.Second})},
 		opts...)

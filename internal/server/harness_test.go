@@ -109,6 +109,8 @@ func testConfig(t *testing.T, issuer string) *config.Config {
 		Storage:  config.Storage{Type: config.StorageSQLite, SQLitePath: "/unused/by/tests.db"},
 		Signing:  config.Signing{Algorithm: "RS256"},
 		Branding: config.Branding{Title: "Example Corp", PrimaryColor: "#aa3300"},
+		// Test browsers name their address in X-Forwarded-For, as a proxy on loopback would.
+		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
 		Clients: []config.Client{
 			{ID: "app1", Name: "App One", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("app1-secret")},
 				RedirectURIs: []string{"https://app1.example/callback"}, PostLogoutRedirectURIs: []string{"https://app1.example/bye"},
@@ -164,7 +166,7 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = server.New(cfg, keys, e.store, server.WithClock(e.clock.Now), server.WithTrustedForwardedFor(), server.WithMetricsRegisterer(e.reg),
+	e.srv, err = server.New(cfg, keys, e.store, server.WithClock(e.clock.Now), server.WithMetricsRegisterer(e.reg),
 		server.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("start server: %v", err)

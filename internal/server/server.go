@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strings"
@@ -30,8 +31,7 @@ type Server struct {
 	state  atomic.Pointer[state]
 	mux    *http.ServeMux
 
-	trustForwardedFor bool
-	metrics           *metrics
+	metrics *metrics
 	// upstream holds the open connectors of upstream connections (upstream.go).
 	upstream upstreamCache
 	// backchannel delivers logout tokens when sessions end (backchannel.go).
@@ -49,10 +49,6 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithLogger sets the logger; the default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
 
-// WithTrustedForwardedFor makes login throttling key on the X-Forwarded-For address that
-// the nearest reverse proxy appended, instead of the proxy's own address.
-func WithTrustedForwardedFor() Option { return func(s *Server) { s.trustForwardedFor = true } }
-
 // state is everything derived from one config and key set. It is immutable once built.
 type state struct {
 	cfg    *config.Config
@@ -66,6 +62,8 @@ type state struct {
 	// corsOrigins is the union of every client's web origins, used to answer CORS
 	// preflights that carry no client identity.
 	corsOrigins map[string]bool
+	// trustedProxies may name the client address in X-Forwarded-For (throttle.go).
+	trustedProxies []netip.Prefix
 }
 
 // New builds a server for a validated config and its signing keys.
@@ -129,6 +127,9 @@ func newState(cfg *config.Config, keys *config.SigningKeys) (*state, error) {
 		for _, o := range c.WebOrigins {
 			st.corsOrigins[o] = true
 		}
+	}
+	if st.trustedProxies, err = parseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -4,31 +4,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
-// Login throttling: a username or client IP gets some free failures within the window;
-// after that each further failure doubles the wait before the next attempt is even
-// checked, up to maxThrottleDelay. The IP budget is larger because many users may share
-// one address.
+// Login throttling: each key gets some free failures within the window; after that each
+// further failure doubles the wait before the next attempt is even checked, up to
+// maxThrottleDelay. A password attempt is counted on three keys:
 //
-// The user key is counted before the password is checked (reserveAttempt), atomically in
+//   - the (user, client address) pair, 5 free failures: guessing one user's password from
+//     one place is stopped quickly, and locks out only that place;
+//   - the user across all addresses, 20 free failures: a distributed guess at one account
+//     is stopped too, while one attacker alone cannot lock the user out everywhere;
+//   - the client address across users, 100 free failures: password spraying from one
+//     address is stopped, while the many users behind one NAT or a shared egress do not
+//     lock each other out with a few typos.
+//
+// A client address is an IPv4 address or the /64 of an IPv6 one (an end site usually
+// owns a whole /64, so its addresses are one client).
+//
+// The user keys are counted before the password is checked (reserveAttempt), atomically in
 // storage, and reset after a success; so parallel attempts cannot all pass one check: each
 // takes a numbered slot, and only the slots within the budget (or the one attempt allowed
-// after a delay) are verified. The IP key is read before and counted after a failure only,
-// so the successful logins of many users behind one address do not use it up; its
+// after a delay) are verified. The address key is read before and counted after a failure
+// only, so the successful logins of many users behind one address do not use it up; its
 // overshoot under concurrency is bounded by maxConcurrentVerifications.
 const (
 	throttleWindow   = 15 * time.Minute
-	freeUserFailures = 5
-	freeIPFailures   = 20
+	freePairFailures = 5
+	freeUserFailures = 20
+	freeIPFailures   = 100
 	maxThrottleDelay = 15 * time.Minute
-	// freeSignups is how many sign-ups one client IP may attempt within the window.
+	// freeSignups is how many sign-ups one client address may attempt within the window.
 	freeSignups = 10
 )
 
@@ -40,8 +51,10 @@ type throttleKey struct {
 }
 
 func loginThrottleKeys(connection, username, ip string) []throttleKey {
+	user := connection + ":" + strings.ToLower(username)
 	return []throttleKey{
-		{key: "user:" + connection + ":" + strings.ToLower(username), free: freeUserFailures, reserve: true},
+		{key: "user-ip:" + user + ":" + ip, free: freePairFailures, reserve: true},
+		{key: "user:" + user, free: freeUserFailures, reserve: true},
 		{key: "ip:" + ip, free: freeIPFailures},
 	}
 }
@@ -160,21 +173,70 @@ func (s *Server) acquireVerification(ctx context.Context) (release func(), ok bo
 	return nil, false
 }
 
-// clientIP is the address the request came from. Behind a reverse proxy it is the
-// right-most X-Forwarded-For entry, the one the proxy nearest to us appended, and only when
-// the server was told to trust it.
+// clientIP is the throttling key of the client a request came from: the peer address,
+// or, when the peer is one of the config's trusted proxies, the right-most address of
+// X-Forwarded-For that is not a trusted proxy (each proxy appends the address it got the
+// request from, so entries left of the first untrusted one may be forged by the client).
 func (s *Server) clientIP(r *http.Request) string {
-	if s.trustForwardedFor {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			parts := strings.Split(xff[len(xff)-1], ",")
-			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	trusted := s.state.Load().trustedProxies
+	client, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	addr := client.Addr().Unmap()
+	if isTrustedProxy(trusted, addr) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a garbled entry: keep the last address a trusted proxy vouched for
+			}
+			addr = hop.Unmap()
+			if !isTrustedProxy(trusted, addr) {
+				break
+			}
+		}
+	}
+	return addressKey(addr)
+}
+
+func isTrustedProxy(trusted []netip.Prefix, addr netip.Addr) bool {
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// addressKey is an IPv4 address, or the /64 network of an IPv6 one.
+func addressKey(addr netip.Addr) string {
+	if addr.Is4() {
+		return addr.String()
+	}
+	p, err := addr.WithZone("").Prefix(64)
+	if err != nil {
+		return addr.String()
+	}
+	return p.String()
+}
+
+// parseTrustedProxies reads the config's trusted proxies: CIDRs or single addresses.
+func parseTrustedProxies(in []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(in))
+	for _, v := range in {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("trustedProxies: %q is neither a CIDR nor an address", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
