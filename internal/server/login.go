@@ -158,7 +158,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.showPage(w, f, http.StatusForbidden, false, conn, pageData{Error: msgFormExpired})
 		return
 	}
-	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	// Normalized once, so the throttle and the lookup see the same name.
+	username, password := normalizeUsername(conn, r.PostForm.Get("username")), r.PostForm.Get("password")
 	ctx := r.Context()
 	keys := loginThrottleKeys(conn.Name, username, s.clientIP(r))
 	throttled := func(wait time.Duration) {
@@ -219,6 +220,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.finishLogin(w, r, f, conn, claims)
+}
+
+// normalizeUsername is a typed username as throttled and looked up: surrounding whitespace
+// trimmed and inner runs of whitespace collapsed to one space, so " alice" and "alice "
+// are not separate throttle buckets of one user. A directory (LDAP) matches usernames
+// case-insensitively, so there it is case-folded as well; Database usernames are exact.
+func normalizeUsername(conn config.Connection, username string) string {
+	username = strings.Join(strings.Fields(username), " ")
+	if conn.Type == config.ConnectionLDAP {
+		username = strings.ToLower(username)
+	}
+	return username
 }
 
 // checkPassword looks the user up in the connection's imported users, then among the
