@@ -8,18 +8,23 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
-// Refresh tokens rotate on every use (RFC 9700 §4.14.2). Storage keeps only the digests of
-// a family's current and previous token, so the token that replaces t is derived, not
-// random: HMAC(key, familyID, Hash(t)). That lets a client that refreshes twice at once
-// (two tabs) get the same new token on its second request within the reuse interval,
-// instead of forking the family. Presenting the previous token after that interval is a
-// replay, and revokes the whole family.
+// Refresh tokens rotate on every use (RFC 9700 §4.14.2). A token names its family and its
+// generation and is authenticated by the server: "<familyID>.<generation>.<tag>" with
+// tag = HMAC(key, familyID, generation). Storage keeps only the digests of a family's
+// current and previous token, yet any token of the family can be recognized: presenting
+// one that is neither the current one nor the previous one within the reuse interval is a
+// replay and revokes the whole family, however many rotations old it is. Tokens are
+// derived, not random, so a client that refreshes twice at once (two tabs) gets the same
+// new token on its second request within the reuse interval instead of forking the family.
+// A token that names a family but whose tag is wrong is only refused: it proves no one held
+// a token of that family.
 
 var (
 	errRefreshReplayed = errors.New("refresh token replayed")
@@ -35,7 +40,18 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 		return nil, newError(ErrInvalidRequest, "refresh_token is missing")
 	}
 	hash := storage.Hash(presented)
-	fam, err := s.store.GetRefreshFamilyByToken(ctx, hash)
+	familyID, gen, structured := parseRefreshToken(presented)
+	var fam storage.RefreshFamily
+	var err error
+	if structured {
+		fam, err = s.store.GetRefreshFamily(ctx, familyID)
+		if err == nil && hash != fam.CurrentHash && hash != fam.PreviousHash && !validRefreshTag(st, presented, familyID, gen) {
+			err = storage.ErrNotFound
+		}
+	} else {
+		// Issued before tokens named their family: found by digest, current or previous.
+		fam, err = s.store.GetRefreshFamilyByToken(ctx, hash)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
 	}
@@ -70,7 +86,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 			refused = newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
 			return f, refused
 		case hash == f.CurrentHash:
-			t, err := deriveRefreshToken(st.keys.secrets[0].refresh, f.ID, hash)
+			t, err := mintRefreshToken(st.keys.secrets[0].refresh, f.ID, gen+1)
 			if err != nil {
 				return f, err
 			}
@@ -87,7 +103,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	case refused != nil:
 		return nil, refused
 	case errors.Is(err, errRefreshGrace):
-		if next = regenerateCurrent(st, seen, hash); next == "" {
+		if next = regenerateCurrent(st, seen, gen+1); next == "" {
 			return nil, newError(ErrInvalidGrant, "the refresh token was rotated; use the newest one")
 		}
 	case errors.Is(err, errRefreshReplayed):
@@ -119,11 +135,11 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	return resp, nil
 }
 
-// regenerateCurrent re-derives the family's current token from its previous one, trying
-// the previous signing key's secret too in case a key rotation happened in between.
-func regenerateCurrent(st *state, f storage.RefreshFamily, previousHash string) string {
+// regenerateCurrent re-derives the family's current token, of generation gen, trying the
+// previous signing key's secret too in case a key rotation happened in between.
+func regenerateCurrent(st *state, f storage.RefreshFamily, gen uint64) string {
 	for _, sec := range st.keys.secrets {
-		t, err := deriveRefreshToken(sec.refresh, f.ID, previousHash)
+		t, err := mintRefreshToken(sec.refresh, f.ID, gen)
 		if err == nil && storage.Hash(t) == f.CurrentHash {
 			return t
 		}
@@ -131,20 +147,52 @@ func regenerateCurrent(st *state, f storage.RefreshFamily, previousHash string) 
 	return ""
 }
 
-func deriveRefreshToken(key []byte, familyID, previousHash string) (string, error) {
+// mintRefreshToken is the token of generation gen of a family.
+func mintRefreshToken(key []byte, familyID string, gen uint64) (string, error) {
 	if len(key) == 0 {
-		return "", errors.New("derive refresh token: no key")
+		return "", errors.New("mint refresh token: no key")
 	}
+	g := strconv.FormatUint(gen, 10)
+	return familyID + "." + g + "." + base64.RawURLEncoding.EncodeToString(refreshTag(key, familyID, g)), nil
+}
+
+func refreshTag(key []byte, familyID, gen string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(familyID))
 	m.Write([]byte{0})
-	m.Write([]byte(previousHash))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+	m.Write([]byte(gen))
+	return m.Sum(nil)
 }
 
-// startRefreshFamily creates the family of a redeemed code with a random first token.
+// parseRefreshToken splits a token into its family and generation; ok is false for a
+// token of another form (one issued before tokens named their family).
+func parseRefreshToken(t string) (familyID string, gen uint64, ok bool) {
+	parts := strings.Split(t, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
+		return "", 0, false
+	}
+	gen, err := strconv.ParseUint(parts[1], 10, 63)
+	if err != nil || strconv.FormatUint(gen, 10) != parts[1] {
+		return "", 0, false
+	}
+	return parts[0], gen, true
+}
+
+// validRefreshTag reports whether the server minted t, with any of its keys.
+func validRefreshTag(st *state, t, familyID string, gen uint64) bool {
+	for _, sec := range st.keys.secrets {
+		want, err := mintRefreshToken(sec.refresh, familyID, gen)
+		if err == nil && hmac.Equal([]byte(want), []byte(t)) {
+			return true
+		}
+	}
+	return false
+}
+
+// startRefreshFamily creates the family of a redeemed code with its first token. The
+// family ID is random, so the tokens derived from it are unpredictable.
 func (s *Server) startRefreshFamily(ctx context.Context, st *state, id string, ac storage.AuthCode) (string, *oauthError) {
-	token, err := config.RandomToken(32)
+	token, err := mintRefreshToken(st.keys.secrets[0].refresh, id, 0)
 	if err != nil {
 		return "", internalError("generate refresh token", err)
 	}
