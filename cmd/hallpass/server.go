@@ -36,6 +36,9 @@ const (
 	filePollInterval = time.Second
 	gcInterval       = 5 * time.Minute
 	shutdownTimeout  = 10 * time.Second
+	readTimeout      = 30 * time.Second
+	writeTimeout     = 60 * time.Second
+	idleTimeout      = 120 * time.Second
 )
 
 type serverFlags struct {
@@ -144,9 +147,12 @@ func runServer(ctx context.Context, args []string) error {
 	})
 	health.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
+	// Timeouts bound what a slow or idle client can hold: the whole request read (bodies are
+	// at most 1 MiB), the whole answer (a login that waits on an upstream IdP included) and
+	// an idle keep-alive connection.
 	servers := []*http.Server{
-		{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second},
-		{Addr: f.metricsListen, Handler: health, ReadHeaderTimeout: 10 * time.Second},
+		{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout},
+		{Addr: f.metricsListen, Handler: health, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout},
 	}
 	for _, hs := range servers {
 		go func() {

@@ -177,8 +177,33 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// ServeHTTP strips the issuer's path prefix, adds the security headers and turns a panic
-// into a plain 500, so no stack trace ever reaches a client.
+// Request bodies are small forms, except a SAML response posted to a connection's
+// callback (a signed, possibly encrypted assertion).
+const (
+	maxBodyBytes         = 64 << 10
+	maxCallbackBodyBytes = 1 << 20
+)
+
+// limitBody refuses a body announced larger than the path's limit with 413, and caps the
+// reading of any other at that limit (a form that does not fit fails to parse).
+func limitBody(w http.ResponseWriter, r *http.Request) bool {
+	limit := int64(maxBodyBytes)
+	if strings.HasPrefix(r.URL.Path, "/connections/") && strings.HasSuffix(r.URL.Path, "/callback") {
+		limit = maxCallbackBodyBytes
+	}
+	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return false
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	return true
+}
+
+// ServeHTTP strips the issuer's path prefix, adds the security headers, limits the request
+// body and turns a panic into a plain 500, so no stack trace ever reaches a client.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	defer func() {
@@ -203,6 +228,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path, u.RawPath = rest, ""
 		r2.URL = &u
 		r = r2
+	}
+	if !limitBody(w, r) {
+		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
