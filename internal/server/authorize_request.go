@@ -9,7 +9,8 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 )
 
-// Scope values the server gives meaning to; other scopes are ignored.
+// Scope values the server gives meaning to; other scopes are ignored unless the client
+// is allowed them (config.Client.AllowedScopes).
 const (
 	scopeOpenID        = "openid"
 	scopeProfile       = "profile"
@@ -153,8 +154,12 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		return fail(ErrUnsupportedResponseType, "only response_type=code is supported")
 	}
 
+	// Scopes the server does not know and the client was not allowed are dropped, not
+	// refused (RFC 6749 §3.3 lets the server grant fewer scopes than requested; the token
+	// response's scope then says which were granted).
 	for _, sc := range strings.Fields(form.Get("scope")) {
-		if slices.Contains(supportedScopes, sc) && !slices.Contains(req.Scopes, sc) {
+		known := slices.Contains(supportedScopes, sc) || slices.Contains(client.AllowedScopes, sc)
+		if known && !slices.Contains(req.Scopes, sc) {
 			req.Scopes = append(req.Scopes, sc)
 		}
 	}

@@ -22,6 +22,10 @@ func (s *Server) grantClientCredentials(ctx context.Context, st *state, client c
 		if slices.Contains(supportedScopes, sc) {
 			return nil, newError(ErrInvalidScope, "scope "+sc+" needs a user; client_credentials has none")
 		}
+		// Only what the client was allowed (SSOClient.spec.allowedScopes).
+		if !slices.Contains(client.AllowedScopes, sc) {
+			return nil, newError(ErrInvalidScope, "scope "+sc+" is not allowed for this client")
+		}
 		if !slices.Contains(scopes, sc) {
 			scopes = append(scopes, sc)
 		}
