@@ -123,6 +123,15 @@ func (s *Server) completeAuthorization(w http.ResponseWriter, r *http.Request, s
 	s.sendAuthResponse(w, st, req, map[string]string{"code": code})
 }
 
+// codeRedirectURI is the redirect_uri the token request must repeat (RFC 6749 §4.1.3): the
+// authorization request's, or none when it named none.
+func codeRedirectURI(req *authorizeRequest) string {
+	if req.RedirectURIOmitted {
+		return ""
+	}
+	return req.RedirectURI
+}
+
 func (s *Server) issueCode(ctx context.Context, st *state, req *authorizeRequest, sess storage.Session) (string, error) {
 	code, err := config.RandomToken(32)
 	if err != nil {
@@ -131,7 +140,7 @@ func (s *Server) issueCode(ctx context.Context, st *state, req *authorizeRequest
 	err = s.store.CreateAuthCode(ctx, storage.AuthCode{
 		CodeHash:            storage.Hash(code),
 		ClientID:            req.ClientID,
-		RedirectURI:         req.RedirectURI,
+		RedirectURI:         codeRedirectURI(req),
 		Scopes:              req.Scopes,
 		Nonce:               req.Nonce,
 		CodeChallenge:       req.CodeChallenge,

@@ -44,8 +44,11 @@ const (
 
 // authorizeRequest is a parsed and validated authorization request.
 type authorizeRequest struct {
-	ClientID            string   `json:"client_id"`
-	RedirectURI         string   `json:"redirect_uri"`
+	ClientID    string `json:"client_id"`
+	RedirectURI string `json:"redirect_uri"`
+	// RedirectURIOmitted is set when the request named no redirect_uri and the client's
+	// only registered one was taken (RFC 6749 §3.1.2.3).
+	RedirectURIOmitted  bool     `json:"redirect_uri_omitted,omitempty"`
 	ResponseMode        string   `json:"response_mode"`
 	State               string   `json:"state,omitempty"`
 	Nonce               string   `json:"nonce,omitempty"`
@@ -95,7 +98,8 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 	if !ok {
 		return nil, client, &pageError{"The request repeats redirect_uri."}
 	}
-	if redirectURI == "" && len(client.RedirectURIs) == 1 {
+	omitted := redirectURI == ""
+	if omitted && len(client.RedirectURIs) == 1 {
 		// RFC 6749 §3.1.2.3: a client with one registered URI may omit it.
 		redirectURI = client.RedirectURIs[0]
 	}
@@ -103,7 +107,7 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		return nil, client, &pageError{"The redirect URI of this request is not registered for the application."}
 	}
 
-	req := &authorizeRequest{ClientID: clientID, RedirectURI: redirectURI, ResponseMode: modeQuery, MaxAge: -1}
+	req := &authorizeRequest{ClientID: clientID, RedirectURI: redirectURI, RedirectURIOmitted: omitted, ResponseMode: modeQuery, MaxAge: -1}
 	req.State, _ = single("state")
 	fail := func(code ErrorCode, desc string) (*authorizeRequest, config.Client, error) {
 		return req, client, &redirectError{req: req, err: newError(code, desc)}

@@ -97,7 +97,12 @@ func checkCodeRedemption(c storage.AuthCode, client config.Client, redirectURI, 
 		return newError(ErrInvalidGrant, "the authorization code was issued to another client")
 	case expired:
 		return newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	case redirectURI != c.RedirectURI && !(redirectURI == "" && len(client.RedirectURIs) == 1):
+	// RFC 6749 §4.1.3: redirect_uri must be present and identical when the authorization
+	// request had one. When it had none (a client with one registered URI), a redirect_uri
+	// may still be sent and must be that URI.
+	case c.RedirectURI != "" && redirectURI != c.RedirectURI:
+		return newError(ErrInvalidGrant, "redirect_uri does not match the authorization request")
+	case c.RedirectURI == "" && redirectURI != "" && !(len(client.RedirectURIs) == 1 && redirectURI == client.RedirectURIs[0]):
 		return newError(ErrInvalidGrant, "redirect_uri does not match the authorization request")
 	case c.CodeChallenge == "" && verifier != "":
 		return newError(ErrInvalidGrant, "code_verifier sent for a request without code_challenge")
