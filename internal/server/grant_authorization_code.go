@@ -8,12 +8,11 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
 )
-
-var errCodeReused = errors.New("authorization code reused")
 
 // grantAuthorizationCode redeems a code (RFC 6749 §4.1.3) with PKCE (RFC 7636). A code is
 // single use: a second redemption is refused and revokes everything the first one issued,
@@ -31,12 +30,16 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	codeHash := storage.Hash(code)
 	now := s.now()
 
-	var familyID string
+	var familyID, reusedFamily string
 	var refused *oauthError
+	var reused bool
 	ac, err := s.store.UpdateAuthCode(ctx, codeHash, func(c storage.AuthCode) (storage.AuthCode, error) {
-		refused = checkCodeRedemption(c, client, redirectURI, verifier, now.After(c.ExpiresAt))
+		refused, reused = checkCodeRedemption(c, client, redirectURI, verifier, now.After(c.ExpiresAt)), false
 		if c.Used {
-			return c, errCodeReused
+			// Marked, so a first redemption still storing its tokens sees the reuse.
+			reused, reusedFamily = true, strings.TrimPrefix(c.RefreshFamilyID, codeReusedMark)
+			c.RefreshFamilyID = codeReusedMark + reusedFamily
+			return c, nil
 		}
 		if refused != nil {
 			return c, refused
@@ -55,9 +58,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	case errors.Is(err, errCodeReused):
+	case err == nil && reused:
 		s.logger.WarnContext(ctx, "authorization code reused; revoking what it issued", "client", client.ID)
-		if err := s.store.RevokeByCode(ctx, codeHash); err != nil {
+		if err := s.revokeCodeIssuance(ctx, codeHash, reusedFamily); err != nil {
 			return nil, internalError("revoke tokens of reused code", err)
 		}
 		return nil, newError(ErrInvalidGrant, "the authorization code was already used")
@@ -86,7 +89,36 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 			return nil, oerr
 		}
 	}
+	// A concurrent second redemption may have been handled while the tokens were being
+	// stored, and revoked what existed then: look again now that everything exists. If it
+	// comes after this look, it finds and revokes everything itself.
+	after, err := s.store.UpdateAuthCode(ctx, codeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, internalError("recheck authorization code", err)
+	}
+	if err != nil || after.RefreshFamilyID != familyID {
+		if err := s.revokeCodeIssuance(ctx, codeHash, familyID); err != nil {
+			return nil, internalError("revoke tokens of reused code", err)
+		}
+		return nil, newError(ErrInvalidGrant, "the authorization code was already used")
+	}
 	return resp, nil
+}
+
+// codeReusedMark prefixes the refresh family ID of a code once it was presented again.
+const codeReusedMark = "reused:"
+
+// revokeCodeIssuance revokes the refresh family and the access tokens a code issued.
+func (s *Server) revokeCodeIssuance(ctx context.Context, codeHash, familyID string) error {
+	if familyID != "" {
+		if err := s.store.RevokeRefreshFamily(ctx, familyID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // checkCodeRedemption applies the checks of RFC 6749 §4.1.3 and RFC 7636 §4.6, including
