@@ -73,7 +73,8 @@ func (s *Server) discoveryDocument(st *state) discovery {
 		IntrospectionEndpointAuthMethods:  auth[:2],
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		ClaimsSupported:                   supportedClaims,
-		PromptValuesSupported:             []string{promptNone, promptLogin, promptConsent, promptSelectAccount},
+		// prompt=consent is accepted but there is no consent screen, so it is not advertised.
+		PromptValuesSupported:             []string{promptNone, promptLogin, promptSelectAccount},
 		AuthorizationResponseISSSupported: true,
 		logoutMetadata:                    logoutMetadata{true, true, true, true},
 	}

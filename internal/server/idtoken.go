@@ -12,8 +12,21 @@ import (
 )
 
 // acrPassword is the `acr` of every login this server performs itself: single-factor
-// password authentication. Relying parties that need more can check it.
-const acrPassword = "urn:hallpass:acr:password"
+// password authentication. Relying parties that need more can check it. A login at an
+// upstream IdP is acrFederated: this server does not know how the upstream authenticated
+// the user, so it must not claim a password was checked.
+const (
+	acrPassword  = "urn:hallpass:acr:password"
+	acrFederated = "urn:hallpass:acr:federated"
+)
+
+// acrFor is the acr of a login with these authentication methods.
+func acrFor(amr []string) string {
+	if slices.Contains(amr, amrFederated) {
+		return acrFederated
+	}
+	return acrPassword
+}
 
 // idTokenClaims are the claims of an ID token (OIDC Core §2) plus the scope claims.
 type idTokenClaims struct {
@@ -82,7 +95,7 @@ func (s *Server) mintIDToken(st *state, g grant, accessToken string) (string, er
 		Nonce:       g.nonce,
 		SID:         g.sid,
 		AMR:         g.amr,
-		ACR:         acrPassword,
+		ACR:         acrFor(g.amr),
 		AZP:         g.clientID,
 		AtHash:      base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]),
 		scopeClaims: claimsForScopes(g.claims, g.scopes),

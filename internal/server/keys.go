@@ -7,9 +7,11 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -123,7 +125,7 @@ func (ks *keySet) sign(claims any) (string, error) {
 	return tok, nil
 }
 
-// verify checks a token this server signed with any published key and decodes its claims.
+// verify checks an ID token this server signed with any published key and decodes its claims.
 // It does not check expiry: an expired ID token is still a valid id_token_hint.
 func (ks *keySet) verify(token string, iss string, claims *idTokenClaims) error {
 	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
@@ -133,12 +135,23 @@ func (ks *keySet) verify(token string, iss string, claims *idTokenClaims) error 
 	if len(tok.Headers) != 1 {
 		return errors.New("token must have exactly one signature")
 	}
+	// Only ID tokens: a logout token (typ logout+jwt, an events claim) or a JWT access
+	// token signed with the same key must not pass for one.
+	if typ, ok := tok.Headers[0].ExtraHeaders[jose.HeaderType]; ok && !strings.EqualFold(fmt.Sprint(typ), "JWT") {
+		return fmt.Errorf("token of type %v is not an ID token", typ)
+	}
 	keys := ks.public.Key(tok.Headers[0].KeyID)
 	if len(keys) == 0 {
 		return errors.New("token is not signed by a key of this server")
 	}
-	if err := tok.Claims(keys[0].Key, claims); err != nil {
+	var events struct {
+		Events json.RawMessage `json:"events"`
+	}
+	if err := tok.Claims(keys[0].Key, claims, &events); err != nil {
 		return fmt.Errorf("verify token: %w", err)
+	}
+	if events.Events != nil {
+		return errors.New("token has an events claim: it is a logout token, not an ID token")
 	}
 	if claims.Issuer != iss {
 		return errors.New("token was issued by another issuer")

@@ -72,11 +72,13 @@ func TestSignInThroughGitHub(t *testing.T) {
 	_, idt := app1.exchange(t, l, app1.callback(t, l, b.get(back.String())))
 	var claims struct {
 		Email string `json:"email"`
+		ACR   string `json:"acr"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if idt.Subject != "gh|583231" || claims.Email != "octo@example.com" {
+	// This server did not check a password, so acr must not say it did.
+	if idt.Subject != "gh|583231" || claims.Email != "octo@example.com" || claims.ACR != "urn:hallpass:acr:federated" {
 		t.Fatalf("sub=%q claims=%+v", idt.Subject, claims)
 	}
 }
