@@ -1,25 +1,20 @@
 package postgres_test
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/conformance"
 	"github.com/hallpass/hallpass/internal/storage/postgres"
+	"github.com/hallpass/hallpass/internal/testutil/pgtest"
 )
 
 // dsnEnv names the test database. Without it these tests skip; with it, a database that
 // cannot be reached fails them, so CI (which always sets it) cannot pass by skipping.
-const dsnEnv = "HALLPASS_TEST_POSTGRES_DSN"
+const dsnEnv = pgtest.DSNEnv
 
 // testDSN returns the test database's DSN, or skips t when none was given.
 func testDSN(t testing.TB) string {
@@ -31,34 +26,7 @@ func testDSN(t testing.TB) string {
 	return dsn
 }
 
-// freshSchema creates an empty schema that is dropped when t ends and returns a DSN whose
-// connections use it, so that tests (and concurrent runs) never see each other's rows.
-func freshSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", dsnEnv, err)
-	}
-	schema := "t_" + strings.ToLower(rand.Text())
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop test schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("%s must be a URL: %v", dsnEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func freshSchema(t testing.TB, dsn string) string { return pgtest.FreshSchema(t, dsn) }
 
 func open(t testing.TB, dsn string) *postgres.Store {
 	t.Helper()
