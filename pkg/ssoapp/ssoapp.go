@@ -158,7 +158,7 @@ func New(cfg Config) (*App, error) {
 		// set over http, so an http development URL gets plain ones.
 		secureCookies: base.Scheme == "https",
 		sessions:      newStore[*User](maxSessions, cfg.Now),
-		logins:        newStore[*login](maxLogins, cfg.Now),
+		logins:        newEvictingStore[*login](maxLogins, cfg.Now),
 		logoutJTIs:    newJTICache(maxLogoutJTIs),
 	}, nil
 }

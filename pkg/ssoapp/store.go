@@ -21,6 +21,9 @@ type store[V any] struct {
 	items map[string]entry[V]
 	limit int
 	now   func() time.Time
+	// evictOldest makes a full store drop the entry closest to expiry instead of refusing
+	// a new one, so anonymous requests filling it cannot block new sign-ins.
+	evictOldest bool
 }
 
 type entry[V any] struct {
@@ -32,15 +35,28 @@ func newStore[V any](limit int, now func() time.Time) *store[V] {
 	return &store[V]{items: map[string]entry[V]{}, limit: limit, now: now}
 }
 
-// add stores v under a new random ID and returns the ID, or "" when the store is full.
+// newEvictingStore is a store that, when full, drops the entry closest to expiry. Pending
+// logins use it: a flood of started sign-ins then only pushes out the oldest pending ones
+// (which a real user would restart), instead of refusing every new sign-in.
+func newEvictingStore[V any](limit int, now func() time.Time) *store[V] {
+	s := newStore[V](limit, now)
+	s.evictOldest = true
+	return s
+}
+
+// add stores v under a new random ID and returns the ID, or "" when the store is full
+// (never for an evicting store).
 func (s *store[V]) add(v V, ttl time.Duration) string {
 	id := randomID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.items) >= s.limit {
 		s.expireLocked()
-		if len(s.items) >= s.limit {
+		if len(s.items) >= s.limit && !s.evictOldest {
 			return ""
+		}
+		for len(s.items) >= s.limit {
+			s.evictOldestLocked()
 		}
 	}
 	s.items[id] = entry[V]{value: v, expires: s.now().Add(ttl)}
@@ -84,6 +100,17 @@ func (s *store[V]) deleteWhere(match func(V) bool) int {
 		}
 	}
 	return n
+}
+
+func (s *store[V]) evictOldestLocked() {
+	var oldest string
+	var at time.Time
+	for id, e := range s.items {
+		if oldest == "" || e.expires.Before(at) {
+			oldest, at = id, e.expires
+		}
+	}
+	delete(s.items, oldest)
 }
 
 func (s *store[V]) expireLocked() {
