@@ -155,7 +155,9 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// RFC 9207: a response naming another issuer is a mix-up attack, whatever it carries.
-	if iss := q.Get("iss"); iss != "" && iss != a.cfg.Issuer {
+	// Hallpass advertises authorization_response_iss_parameter_supported, so a response
+	// without iss did not come from it either.
+	if iss := q.Get("iss"); iss != a.cfg.Issuer {
 		a.fail(w, r, "The sign-in response came from an unexpected server.")
 		return
 	}

@@ -350,7 +350,7 @@ func TestCallbackRefusesALoginThisBrowserDidNotStart(t *testing.T) {
 }
 
 func TestCallbackShowsTheServersRefusal(t *testing.T) {
-	_, apps := newFixture(t, 1)
+	f, apps := newFixture(t, 1)
 	b := newBrowser(t)
 	c := *b.c
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -360,9 +360,38 @@ func TestCallbackShowsTheServersRefusal(t *testing.T) {
 	}
 	resp.Body.Close()
 	loc, _ := resp.Location()
-	p := b.get(apps[0].url + "/callback?error=access_denied&error_description=nope&state=" + url.QueryEscape(loc.Query().Get("state")))
+	p := b.get(apps[0].url + "/callback?error=access_denied&error_description=nope&iss=" + url.QueryEscape(f.issuer) + "&state=" + url.QueryEscape(loc.Query().Get("state")))
 	if p.url.Path != "/auth/failure" || !strings.Contains(p.body, "access_denied") {
 		t.Errorf("got %s: %s", p.url, p.body)
+	}
+}
+
+func TestCallbackRequiresTheIssuer(t *testing.T) {
+	f, apps := newFixture(t, 1)
+	for _, tc := range []struct{ name, iss, message string }{
+		{"a response without iss is refused", "", "unexpected server"},
+		{"a response from another issuer is refused", "https://evil.example", "unexpected server"},
+		{"a response from the issuer goes on to the server's answer", f.issuer, "access_denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t)
+			c := *b.c
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := c.Get(apps[0].url + "/auth/sso?connection=people&target_url=/dashboard")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, _ := resp.Location()
+			q := url.Values{"error": {"access_denied"}, "state": {loc.Query().Get("state")}}
+			if tc.iss != "" {
+				q.Set("iss", tc.iss)
+			}
+			p := b.get(apps[0].url + "/callback?" + q.Encode())
+			if p.url.Path != "/auth/failure" || !strings.Contains(p.body, tc.message) {
+				t.Errorf("got %s: %s", p.url, p.body)
+			}
+		})
 	}
 }
 
