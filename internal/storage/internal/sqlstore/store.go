@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -146,6 +147,29 @@ RETURNING %s`, p(1), p(2), p(3), Throttles.List()),
 			{query: expired("throttles", "last_failure"), age: storage.ThrottleRetention},
 		},
 	}}
+}
+
+// Statements returns the text of every statement the Store runs (each once), so that a
+// backend can prepare them all up front.
+func (s *Store) Statements() []string {
+	var out []string
+	add := func(q string) {
+		if !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	// Every string field of queries is a statement; reading them by reflection means a
+	// statement added later cannot be left out.
+	v := reflect.ValueOf(s.q)
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String {
+			add(f.String())
+		}
+	}
+	for _, c := range s.q.gc {
+		add(c.query)
+	}
+	return out
 }
 
 // Close closes the database.
