@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
@@ -28,40 +26,11 @@ import (
 // deadline against hanging, not a performance expectation.
 const waitForDelivery = 15 * time.Second
 
-// newLogoutEnv is newEnv with server options: back-channel retries are made fast, and the
-// server's delivery queue is shut down when the test ends.
+// newLogoutEnv is newEnv with back-channel retries made fast.
 func newLogoutEnv(t *testing.T, opts []server.Option, mutate ...func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Now().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
-	var handler atomic.Pointer[http.Handler]
-	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
-	t.Cleanup(e.ts.Close)
-	e.issuer = e.ts.URL
-	e.store = openTestStorage(t)
-	cfg := testConfig(t, e.issuer)
-	for _, m := range mutate {
-		m(cfg)
-	}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := append([]server.Option{server.WithClock(e.clock.Now), server.WithMetricsRegisterer(e.reg),
-		server.WithLogger(slog.New(slog.DiscardHandler)),
-		server.WithBackchannelOptions(server.BackchannelOptions{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RetryWindow: 10 * time.Second})},
-		opts...)
-	e.srv, err = server.New(cfg, keys, e.store, all...)
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = e.srv.Shutdown(ctx)
-	})
-	var h http.Handler = e.srv
-	handler.Store(&h)
-	return e
+	fast := server.WithBackchannelOptions(server.BackchannelOptions{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RetryWindow: 10 * time.Second})
+	return newEnvWithOptions(t, append([]server.Option{fast}, opts...), mutate...)
 }
 
 // withBackchannel registers a back-channel logout URI for clients.

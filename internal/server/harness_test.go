@@ -153,6 +153,13 @@ type env struct {
 // newEnv starts a server; mutate adjusts the config before it is served.
 func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	t.Helper()
+	return newEnvWithOptions(t, nil, mutate...)
+}
+
+// newEnvWithOptions is newEnv with extra server options. The server's background work
+// (back-channel deliveries) is shut down when the test ends.
+func newEnvWithOptions(t *testing.T, opts []server.Option, mutate ...func(*config.Config)) *env {
+	t.Helper()
 	e := &env{t: t, clock: &clock{now: time.Now().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
 	var handler atomic.Pointer[http.Handler]
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
@@ -167,11 +174,17 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = server.New(cfg, keys, e.store, server.WithClock(e.clock.Now), server.WithMetricsRegisterer(e.reg),
-		server.WithLogger(slog.New(slog.DiscardHandler)))
+	all := append([]server.Option{server.WithClock(e.clock.Now), server.WithMetricsRegisterer(e.reg),
+		server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	e.srv, err = server.New(cfg, keys, e.store, all...)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = e.srv.Shutdown(ctx)
+	})
 	var h http.Handler = e.srv
 	handler.Store(&h)
 	return e
