@@ -119,22 +119,26 @@ func (a *App) startLogin(w http.ResponseWriter, r *http.Request, target, connect
 		http.Error(w, msgUnavailable, http.StatusServiceUnavailable)
 		return
 	}
-	l := &login{verifier: oauth2.GenerateVerifier(), nonce: randomID(), target: target, connection: connection}
-	id := a.logins.add(l, loginTimeout)
-	if id == "" {
+	l := pendingLogin{
+		State: randomID(), Verifier: oauth2.GenerateVerifier(), Nonce: randomID(),
+		Target: target, Connection: connection, Expires: a.cfg.Now().Add(loginTimeout).Unix(),
+	}
+	sealed, err := a.sealPending(l)
+	if err != nil {
+		a.cfg.Logger.Error("Cannot start sign-in", "error", err)
 		http.Error(w, msgUnavailable, http.StatusServiceUnavailable)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: a.loginCookieName(), Value: id, Path: "/", MaxAge: int(loginTimeout.Seconds()),
+		Name: a.loginCookieName(), Value: sealed, Path: "/", MaxAge: int(loginTimeout.Seconds()),
 		HttpOnly: true, Secure: a.secureCookies, SameSite: http.SameSiteLaxMode,
 	})
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(l.verifier), oidc.Nonce(l.nonce)}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(l.Verifier), oidc.Nonce(l.Nonce)}
 	if connection != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("connection", connection))
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, oc.AuthCodeURL(id, opts...), http.StatusFound)
+	http.Redirect(w, r, oc.AuthCodeURL(l.State, opts...), http.StatusFound)
 }
 
 // handleCallback finishes a sign-in: checks state against the browser's login cookie,
@@ -145,12 +149,12 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	c, err := r.Cookie(a.loginCookieName())
 	http.SetCookie(w, &http.Cookie{Name: a.loginCookieName(), Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.secureCookies, SameSite: http.SameSiteLaxMode})
-	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+	if err != nil || state == "" {
 		a.fail(w, r, msgLoginExpired)
 		return
 	}
-	l, ok := a.logins.take(state)
-	if !ok {
+	l, err := a.openPending(c.Value, a.cfg.Now())
+	if err != nil || subtle.ConstantTimeCompare([]byte(l.State), []byte(state)) != 1 {
 		a.fail(w, r, msgLoginExpired)
 		return
 	}
@@ -184,7 +188,7 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, msgUnavailable)
 		return
 	}
-	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(l.verifier))
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		a.cfg.Logger.Warn("Exchange authorization code", "error", err)
 		a.fail(w, r, msgLoginFailed)
@@ -202,7 +206,7 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, msgLoginFailed)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.nonce)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.Nonce)) != 1 {
 		a.cfg.Logger.Warn("ID token nonce does not match the login")
 		a.fail(w, r, msgLoginFailed)
 		return
@@ -226,7 +230,7 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, a.sessionCookie(id, int(a.cfg.SessionLifetime.Seconds())))
-	http.Redirect(w, r, l.target, http.StatusFound)
+	http.Redirect(w, r, l.Target, http.StatusFound)
 }
 
 func (a *App) sessionCookie(value string, maxAge int) *http.Cookie {

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"crypto/cipher"
+
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 )
@@ -99,7 +101,8 @@ type App struct {
 	cfg           Config
 	secureCookies bool
 	sessions      *store[*User]
-	logins        *store[*login]
+	// sealer seals sign-ins in progress into the login cookie (pending.go).
+	sealer cipher.AEAD
 	// logoutJTIs refuses a replayed back-channel logout token (backchannel.go).
 	logoutJTIs *jtiCache
 
@@ -111,13 +114,6 @@ type App struct {
 }
 
 // login is a sign-in in progress: what the callback needs to finish it.
-type login struct {
-	verifier   string
-	nonce      string
-	target     string
-	connection string
-}
-
 // New checks cfg and returns an App. It does not contact the provider: discovery happens on
 // the first sign-in and is retried until it succeeds, so the application can start before
 // its SSO server.
@@ -152,13 +148,17 @@ func New(cfg Config) (*App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	sealer, err := newSealer()
+	if err != nil {
+		return nil, err
+	}
 	return &App{
 		cfg: cfg,
 		// Secure whenever the application is served over https. Browsers drop Secure cookies
 		// set over http, so an http development URL gets plain ones.
 		secureCookies: base.Scheme == "https",
 		sessions:      newStore[*User](maxSessions, cfg.Now),
-		logins:        newEvictingStore[*login](maxLogins, cfg.Now),
+		sealer:        sealer,
 		logoutJTIs:    newJTICache(maxLogoutJTIs),
 	}, nil
 }

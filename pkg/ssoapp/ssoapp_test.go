@@ -449,3 +449,55 @@ func TestNewRefusesPlainHTTPOnARealHost(t *testing.T) {
 		})
 	}
 }
+
+// TestPendingSignInsLiveInTheBrowser checks that a sign-in in progress is carried, sealed,
+// by the browser that started it: anonymous sign-in starts by the thousand cost the app no
+// state and cannot push out a real user's sign-in, and a login cookie the app did not seal
+// unaltered is refused.
+func TestPendingSignInsLiveInTheBrowser(t *testing.T) {
+	f, apps := newFixture(t, 1)
+	a := apps[0]
+
+	t.Run("a user's sign-in survives a flood of anonymous sign-in starts", func(t *testing.T) {
+		b := newBrowser(t)
+		loginPage := b.get(a.url + "/dashboard")
+		if !f.isLoginPage(loginPage) {
+			t.Fatalf("a protected page should lead to the login page, got %s", loginPage.url)
+		}
+		flood := noRedirects(t)
+		for i := range 12_000 {
+			resp, err := flood.Get(a.url + "/auth/login")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("anonymous sign-in start %d: status %d", i, resp.StatusCode)
+			}
+		}
+		if p := b.signIn(loginPage); p.url.Path != "/dashboard" {
+			t.Fatalf("after the flood the user's sign-in should still land on /dashboard, got %s: %s", p.url, p.body)
+		}
+	})
+
+	t.Run("an altered login cookie is refused", func(t *testing.T) {
+		b := newBrowser(t)
+		loginPage := b.get(a.url + "/dashboard")
+		u, _ := url.Parse(a.url)
+		var altered []*http.Cookie
+		for _, c := range b.c.Jar.Cookies(u) {
+			if strings.HasSuffix(c.Name, "_login") {
+				v := []byte(c.Value)
+				v[len(v)/2] ^= 1
+				altered = append(altered, &http.Cookie{Name: c.Name, Value: string(v), Path: "/"})
+			}
+		}
+		if len(altered) != 1 {
+			t.Fatalf("want one login cookie, have %d", len(altered))
+		}
+		b.c.Jar.SetCookies(u, altered)
+		if p := b.signIn(loginPage); p.url.Path != "/auth/failure" || !strings.Contains(p.body, "not started in this browser") {
+			t.Fatalf("a sign-in with an altered login cookie should fail, got %s: %s", p.url, p.body)
+		}
+	})
+}

@@ -7,11 +7,8 @@ import (
 	"time"
 )
 
-// Bounds of the in-memory stores, so that a flood of sign-in attempts cannot exhaust memory.
-const (
-	maxSessions = 100_000
-	maxLogins   = 10_000
-)
+// maxSessions bounds the in-memory session store, so that memory stays bounded.
+const maxSessions = 100_000
 
 // store is an in-memory map from random IDs to values that expire. One process holds
 // every session of the application; an application with several replicas would keep
@@ -21,9 +18,6 @@ type store[V any] struct {
 	items map[string]entry[V]
 	limit int
 	now   func() time.Time
-	// evictOldest makes a full store drop the entry closest to expiry instead of refusing
-	// a new one, so anonymous requests filling it cannot block new sign-ins.
-	evictOldest bool
 }
 
 type entry[V any] struct {
@@ -35,28 +29,15 @@ func newStore[V any](limit int, now func() time.Time) *store[V] {
 	return &store[V]{items: map[string]entry[V]{}, limit: limit, now: now}
 }
 
-// newEvictingStore is a store that, when full, drops the entry closest to expiry. Pending
-// logins use it: a flood of started sign-ins then only pushes out the oldest pending ones
-// (which a real user would restart), instead of refusing every new sign-in.
-func newEvictingStore[V any](limit int, now func() time.Time) *store[V] {
-	s := newStore[V](limit, now)
-	s.evictOldest = true
-	return s
-}
-
-// add stores v under a new random ID and returns the ID, or "" when the store is full
-// (never for an evicting store).
+// add stores v under a new random ID and returns the ID, or "" when the store is full.
 func (s *store[V]) add(v V, ttl time.Duration) string {
 	id := randomID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.items) >= s.limit {
 		s.expireLocked()
-		if len(s.items) >= s.limit && !s.evictOldest {
+		if len(s.items) >= s.limit {
 			return ""
-		}
-		for len(s.items) >= s.limit {
-			s.evictOldestLocked()
 		}
 	}
 	s.items[id] = entry[V]{value: v, expires: s.now().Add(ttl)}
@@ -100,17 +81,6 @@ func (s *store[V]) deleteWhere(match func(V) bool) int {
 		}
 	}
 	return n
-}
-
-func (s *store[V]) evictOldestLocked() {
-	var oldest string
-	var at time.Time
-	for id, e := range s.items {
-		if oldest == "" || e.expires.Before(at) {
-			oldest, at = id, e.expires
-		}
-	}
-	delete(s.items, oldest)
 }
 
 func (s *store[V]) expireLocked() {
