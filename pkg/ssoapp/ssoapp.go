@@ -113,7 +113,6 @@ type App struct {
 	}
 }
 
-// login is a sign-in in progress: what the callback needs to finish it.
 // New checks cfg and returns an App. It does not contact the provider: discovery happens on
 // the first sign-in and is retried until it succeeds, so the application can start before
 // its SSO server.

@@ -56,13 +56,6 @@ func (s *store[V]) get(id string) (V, bool) {
 	return e.value, true
 }
 
-// take returns and removes the value: a login is finished at most once.
-func (s *store[V]) take(id string) (V, bool) {
-	v, ok := s.get(id)
-	s.delete(id)
-	return v, ok
-}
-
 func (s *store[V]) delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
