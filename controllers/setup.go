@@ -154,19 +154,8 @@ func (m mapper) serversSelectingNamespaces(ctx context.Context, _ client.Object)
 // connections reference it, and the server of the client whose credentials it holds.
 func (m mapper) serversOfSecret(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
 	k := key(o.Namespace, o.Name)
-	var reqs []reconcile.Request
-	var servers hallpassv1.SSOServerList
-	if err := m.c.List(ctx, &servers, client.MatchingFields{indexSecretRefs: k}); err == nil {
-		for i := range servers.Items {
-			reqs = append(reqs, requestFor(&servers.Items[i]))
-		}
-	}
-	var conns hallpassv1.IdentityConnectionList
-	if err := m.c.List(ctx, &conns, client.MatchingFields{indexSecretRefs: k}); err == nil {
-		for _, c := range conns.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.ServerRef.Name}})
-		}
-	}
+	reqs := m.listRequests(ctx, &hallpassv1.SSOServerList{}, client.MatchingFields{indexSecretRefs: k})
+	reqs = append(reqs, m.serversOfConnections(ctx, client.MatchingFields{indexSecretRefs: k})...)
 	if clientName := o.Labels[hallpassv1.LabelClient]; clientName != "" {
 		var sc hallpassv1.SSOClient
 		if err := m.c.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: clientName}, &sc); err == nil {
@@ -177,12 +166,18 @@ func (m mapper) serversOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 }
 
 func (m mapper) serversOfConfigMap(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
-	var reqs []reconcile.Request
+	return m.serversOfConnections(ctx, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)})
+}
+
+// serversOfConnections maps the connections that match to their servers.
+func (m mapper) serversOfConnections(ctx context.Context, match client.MatchingFields) []reconcile.Request {
 	var conns hallpassv1.IdentityConnectionList
-	if err := m.c.List(ctx, &conns, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)}); err == nil {
-		for _, c := range conns.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.ServerRef.Name}})
-		}
+	if err := m.c.List(ctx, &conns, match); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(conns.Items))
+	for i := range conns.Items {
+		reqs = append(reqs, m.serverOfConnection(ctx, &conns.Items[i])...)
 	}
 	return reqs
 }
