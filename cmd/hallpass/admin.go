@@ -61,17 +61,12 @@ func runAdmin(ctx context.Context, args []string) error {
 const revokeDeliveryWait = time.Minute
 
 func runRevokeSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f serverFlags
+	var f configSourceFlags
 	var connection, subject string
 	var wait time.Duration
 	fs := flag.NewFlagSet("admin revoke-sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.configPath, "config", "", "config file")
-	fs.StringVar(&f.keysPath, "keys", "", "signing keys file")
-	fs.StringVar(&f.configSecret, "config-secret", "", "namespace/name of the config Secret")
-	fs.StringVar(&f.keysSecret, "keys-secret", "", "namespace/name of the signing keys Secret")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config")
-	fs.StringVar(&f.dataDir, "data-dir", "", "directory of the SQLite database, replacing the one in the config (as for hallpass server)")
+	f.bind(fs)
 	fs.StringVar(&connection, "connection", "", "connection the user signed in with (required)")
 	fs.StringVar(&subject, "subject", "", "the user's sub claim (required)")
 	fs.DurationVar(&wait, "wait", revokeDeliveryWait, "how long to wait for back-channel logout deliveries before exiting")
@@ -82,7 +77,11 @@ func runRevokeSessions(ctx context.Context, args []string, stdout, stderr io.Wri
 	if connection == "" || subject == "" {
 		return errors.New("revoke-sessions: --connection and --subject are required")
 	}
-	configData, keysData, err := readConfigSource(ctx, f)
+	source, err := f.open()
+	if err != nil {
+		return fmt.Errorf("revoke-sessions: %w", err)
+	}
+	configData, keysData, err := source.read(ctx)
 	if err != nil {
 		return fmt.Errorf("revoke-sessions: %w", err)
 	}
@@ -113,29 +112,4 @@ func runRevokeSessions(ctx context.Context, args []string, stdout, stderr io.Wri
 		return fmt.Errorf("revoke-sessions: the sessions are ended, but some applications were not told in time: %w", drainErr)
 	}
 	return nil
-}
-
-// readConfigSource reads the config and keys the way `hallpass server` does, once.
-func readConfigSource(ctx context.Context, f serverFlags) (configData, keysData []byte, err error) {
-	fromFiles := f.configPath != "" || f.keysPath != ""
-	fromSecrets := f.configSecret != "" || f.keysSecret != ""
-	if fromFiles == fromSecrets || fromFiles && (f.configPath == "" || f.keysPath == "") || fromSecrets && (f.configSecret == "" || f.keysSecret == "") {
-		return nil, nil, errors.New("give either --config and --keys, or --config-secret and --keys-secret")
-	}
-	if fromFiles {
-		return configsource.ReadFiles(f.configPath, f.keysPath)
-	}
-	cfgRef, err := configsource.ParseSecretRef(f.configSecret)
-	if err != nil {
-		return nil, nil, err
-	}
-	keysRef, err := configsource.ParseSecretRef(f.keysSecret)
-	if err != nil {
-		return nil, nil, err
-	}
-	client, err := kubeClient(f.kubeconfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	return configsource.GetSecrets(ctx, client, cfgRef, keysRef)
 }

@@ -15,9 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/server"
@@ -33,76 +30,36 @@ func init() {
 
 // Intervals of the server's background work.
 const (
-	filePollInterval = time.Second
-	gcInterval       = 5 * time.Minute
-	shutdownTimeout  = 10 * time.Second
-	readTimeout      = 30 * time.Second
-	writeTimeout     = 60 * time.Second
-	idleTimeout      = 120 * time.Second
+	gcInterval      = 5 * time.Minute
+	shutdownTimeout = 10 * time.Second
+	readTimeout     = 30 * time.Second
+	writeTimeout    = 60 * time.Second
+	idleTimeout     = 120 * time.Second
 )
 
 type serverFlags struct {
-	configPath, keysPath     string
-	configSecret, keysSecret string
-	kubeconfig               string
-	listen, metricsListen    string
-	dataDir                  string
+	configSourceFlags
+	listen, metricsListen string
 }
 
 func runServer(ctx context.Context, args []string) error {
 	var f serverFlags
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.StringVar(&f.configPath, "config", "", "config file (standalone mode); re-read every second")
-	fs.StringVar(&f.keysPath, "keys", "", "signing keys file (standalone mode)")
-	fs.StringVar(&f.configSecret, "config-secret", "", "namespace/name of the config Secret (in a cluster); watched")
-	fs.StringVar(&f.keysSecret, "keys-secret", "", "namespace/name of the signing keys Secret (in a cluster); watched")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config")
+	f.bind(fs)
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the OpenID Connect endpoints")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
-	fs.StringVar(&f.dataDir, "data-dir", "", "directory of the SQLite database, replacing the one in the config (to run outside a container)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 
-	fromFiles := f.configPath != "" || f.keysPath != ""
-	fromSecrets := f.configSecret != "" || f.keysSecret != ""
-	if fromFiles == fromSecrets || fromFiles && (f.configPath == "" || f.keysPath == "") || fromSecrets && (f.configSecret == "" || f.keysSecret == "") {
-		return errors.New("give either --config and --keys, or --config-secret and --keys-secret")
+	source, err := f.open()
+	if err != nil {
+		return err
 	}
-
-	var (
-		configData, keysData []byte
-		watch                func(ctx context.Context, l *configsource.Reloader) error
-		err                  error
-	)
-	if fromFiles {
-		if configData, keysData, err = configsource.ReadFiles(f.configPath, f.keysPath); err != nil {
-			return err
-		}
-		watch = func(ctx context.Context, l *configsource.Reloader) error {
-			configsource.PollFiles(ctx, f.configPath, f.keysPath, filePollInterval, l)
-			return nil
-		}
-	} else {
-		cfgRef, err := configsource.ParseSecretRef(f.configSecret)
-		if err != nil {
-			return err
-		}
-		keysRef, err := configsource.ParseSecretRef(f.keysSecret)
-		if err != nil {
-			return err
-		}
-		client, err := kubeClient(f.kubeconfig)
-		if err != nil {
-			return err
-		}
-		if configData, keysData, err = configsource.GetSecrets(ctx, client, cfgRef, keysRef); err != nil {
-			return err
-		}
-		watch = func(ctx context.Context, l *configsource.Reloader) error {
-			return configsource.WatchSecrets(ctx, client, cfgRef, keysRef, l)
-		}
+	configData, keysData, err := source.read(ctx)
+	if err != nil {
+		return err
 	}
 	cfg, keys, err := configsource.Parse(configData, keysData)
 	if err != nil {
@@ -130,7 +87,7 @@ func runServer(ctx context.Context, args []string) error {
 	defer cancel()
 	errs := make(chan error, 4)
 	go func() {
-		if err := watch(ctx, reloader); err != nil {
+		if err := source.watch(ctx, reloader); err != nil {
 			errs <- err
 		}
 	}()
@@ -179,24 +136,6 @@ func runServer(ctx context.Context, args []string) error {
 		logger.Warn("back-channel logout deliveries abandoned at shutdown", "err", derr)
 	}
 	return err
-}
-
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	var rc *rest.Config
-	var err error
-	if kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load kubernetes client config: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("create kubernetes client: %w", err)
-	}
-	return client, nil
 }
 
 // openStorage opens the configured backend. dataDir, when set, replaces the directory of

@@ -13,9 +13,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hallpass/hallpass/internal/kubeclient"
 )
 
 // Credentials of one SSOClient.
@@ -50,19 +49,9 @@ func FromEnv() (c Credentials, ok bool) {
 // config when empty), waiting up to wait for the operator to write it: an application
 // applied together with its SSOClient usually starts first.
 func FromSecret(ctx context.Context, kubeconfig, namespace, name string, wait time.Duration) (Credentials, error) {
-	var rc *rest.Config
-	var err error
-	if kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
+	client, err := kubeclient.New(kubeconfig)
 	if err != nil {
-		return Credentials{}, fmt.Errorf("load kubernetes client config: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return Credentials{}, fmt.Errorf("create kubernetes client: %w", err)
+		return Credentials{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
