@@ -219,7 +219,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	s.finishLogin(w, r, f, conn, claims)
+	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{"pwd"}})
 }
 
 // normalizeUsername is a typed username as throttled and looked up: surrounding whitespace
@@ -290,10 +290,11 @@ func (s *Server) findUser(ctx context.Context, conn config.Connection, username 
 func subject(connection, username string) string { return connection + "|" + username }
 
 // finishLogin starts the central session, records the client in it and answers the
-// authorization request.
-func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection, claims storage.Claims) {
+// authorization request: the end of every login, by password or through an upstream.
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, ns newSession) {
 	ctx := r.Context()
-	sess, err := s.startSession(ctx, w, r, f.st, newSession{connection: conn.Name, claims: claims, amr: []string{"pwd"}, reusable: f.client.SingleSignOn})
+	ns.reusable = f.client.SingleSignOn
+	sess, err := s.startSession(ctx, w, r, f.st, ns)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -303,7 +304,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlo
 		return
 	}
 	s.metrics.logins.WithLabelValues("success").Inc()
-	s.logger.InfoContext(ctx, "login succeeded", "connection", conn.Name, "client", f.client.ID, "sid", sess.SID)
+	s.logger.InfoContext(ctx, "login succeeded", "connection", ns.connection, "client", f.client.ID, "sid", sess.SID)
 	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
 }
 
@@ -389,7 +390,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.InfoContext(ctx, "user signed up", "connection", conn.Name, "client", f.client.ID)
-	s.finishLogin(w, r, f, conn, claims)
+	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{"pwd"}})
 }
 
 func validUsername(u string) bool {

@@ -83,6 +83,8 @@ type newSession struct {
 	claims     storage.Claims
 	amr        []string
 	reusable   bool
+	// upstream is the connector's logout information (federated logout), if any.
+	upstream []byte
 }
 
 // startSession stores a new central session with a fresh random ID and sets its cookie,
@@ -110,6 +112,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		AuthTime:     now,
 		AMR:          ns.amr,
 		Reusable:     ns.reusable,
+		Upstream:     ns.upstream,
 		CreatedAt:    now,
 		LastActivity: now,
 		ExpiresAt:    sessionExpiry(now, now, st.cfg.Session),

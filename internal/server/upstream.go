@@ -284,7 +284,7 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		return
 	}
 	f := &loginFlow{st: st, tx: tx, sealed: pending.TX, client: client}
-	s.finishUpstreamLogin(w, r, f, conn, identityClaims(name, id), []string{amrFederated}, upstream)
+	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: identityClaims(name, id), amr: []string{amrFederated}, upstream: upstream})
 }
 
 // amrFederated marks a login the upstream authenticated. RFC 8176 has no value for it;
@@ -320,34 +320,6 @@ func (s *Server) takePendingUpstream(w http.ResponseWriter, r *http.Request, st 
 	ok := subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) == 1 &&
 		p.Connection == connection && s.now().Unix() <= p.Expires
 	return p, ok
-}
-
-// finishUpstreamLogin is finishLogin for an upstream identity: the same session rules and
-// code issuance, plus the upstream's logout information kept in the session.
-func (s *Server) finishUpstreamLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection, claims storage.Claims, amr []string, upstream []byte) {
-	ctx := r.Context()
-	sess, err := s.startSession(ctx, w, r, f.st, newSession{connection: conn.Name, claims: claims, amr: amr, reusable: f.client.SingleSignOn})
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	if len(upstream) > 0 {
-		_, err = s.store.UpdateSession(ctx, sess.IDHash, func(x storage.Session) (storage.Session, error) {
-			x.Upstream = upstream
-			return x, nil
-		})
-		if err != nil {
-			s.serverError(w, r, fmt.Errorf("record upstream session: %w", err))
-			return
-		}
-	}
-	if sess, err = s.useSession(ctx, f.st, sess.IDHash, f.client.ID); err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	s.metrics.logins.WithLabelValues("success").Inc()
-	s.logger.InfoContext(ctx, "login succeeded", "connection", conn.Name, "client", f.client.ID, "sid", sess.SID)
-	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
 }
 
 // upstreamUnavailable shows that the upstream could not be used, and logs why.
