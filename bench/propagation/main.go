@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -70,7 +69,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		return err
 	}
@@ -196,13 +195,4 @@ func pct(d []time.Duration, p int) string {
 	i := (len(s)*p + 99) / 100
 	i = max(1, min(i, len(s))) - 1
 	return s[i].Round(time.Millisecond).String()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -155,7 +155,7 @@ func (r *Runner) hostPort(ctx context.Context, d *appsv1.Deployment, p corev1.Co
 			return port, err
 		}
 	}
-	return freePort()
+	return FreePort()
 }
 
 // issuerPort is the port of the issuer URL of the SSOServer that owns d, or 0 when the
@@ -186,7 +186,8 @@ func portOf(rawURL string) int {
 	return port
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback port that is free now, for a process about to listen on it.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free loopback port: %w", err)

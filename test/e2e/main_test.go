@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -134,7 +133,7 @@ func setUp() error {
 		return err
 	}
 	for _, p := range []*int{&env.ssoPort, &env.app1Port, &env.app2Port, &env.app3Port} {
-		if *p, err = freePort(); err != nil {
+		if *p, err = devcluster.FreePort(); err != nil {
 			return err
 		}
 	}
@@ -246,15 +245,6 @@ func run(ctx context.Context, dir, name string, args ...string) error {
 		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // syncBuffer collects the output of every process for the failure report.

@@ -1,14 +1,12 @@
 package conntest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -85,39 +83,7 @@ func StartOIDCProvider(t testing.TB, o OIDCProviderOptions) *OIDCProvider {
 		"REDIRECT_URIS="+strings.Join(o.RedirectURIs, ","),
 		"POST_LOGOUT_REDIRECT_URIS="+strings.Join(o.PostLogoutRedirectURIs, ","),
 	)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start oidc-provider: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("oidc-provider output:\n%s", strings.TrimSpace(logs.String()))
-		}
-	})
+	startPeer(t, "oidc-provider", cmd, cancel)
 	WaitForPort(t, fmt.Sprintf("127.0.0.1:%d", port), oidcStartBudget)
 	return p
-}
-
-// syncBuffer collects a child's output while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,13 +1,11 @@
 package conntest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -150,21 +148,7 @@ access to * by users read by * none
 	ctx, cancel := context.WithCancel(context.Background())
 	// -d keeps slapd in the foreground, so the test owns the process and its end.
 	cmd := exec.CommandContext(ctx, slapdBinary, "-f", conf, "-h", s.LDAPURL+"/ "+s.LDAPSURL+"/", "-d", "0")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start slapd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() && logs.Len() > 0 {
-			t.Logf("slapd output:\n%s", strings.TrimSpace(logs.String()))
-		}
-	})
+	startPeer(t, "slapd", cmd, cancel)
 	WaitForPort(t, fmt.Sprintf("127.0.0.1:%d", ldapPort), slapdStartBudget)
 	WaitForPort(t, fmt.Sprintf("127.0.0.1:%d", ldapsPort), slapdStartBudget)
 	return s
