@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,30 +49,10 @@ func TestRevokeSessionsEndsEverySessionOfTheUserAndTellsTheApplications(t *testi
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "hallpass.db")
-	d := func(v time.Duration) config.Duration { return config.Duration{Duration: v} }
-	cfg := &config.Config{
-		Issuer:  "http://127.0.0.1:5556",
-		DevMode: true,
-		Session: config.Session{AbsoluteLifetime: d(168 * time.Hour), IdleTimeout: d(72 * time.Hour)},
-		Tokens:  config.Tokens{IDToken: d(time.Hour), AccessToken: d(time.Hour), RefreshToken: d(720 * time.Hour), AuthorizationCode: d(time.Minute)},
-		Storage: config.Storage{Type: config.StorageSQLite, SQLitePath: dbPath},
-		Signing: config.Signing{Algorithm: "ES256"},
-		Clients: []config.Client{{ID: "app1", Name: "App 1", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("s")},
-			RedirectURIs: []string{"http://127.0.0.1:3001/callback"}, BackchannelLogoutURI: receiver.URL + "/backchannel-logout", SingleSignOn: true}},
-	}
-	keys, err := config.NewSigningKeys("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := config.Marshal(cfg)
-	k, _ := config.MarshalSigningKeys(keys)
-	cfgPath, keysPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "keys.json")
-	if err := os.WriteFile(cfgPath, c, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keysPath, k, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := minimalConfig("http://127.0.0.1:5556", dir)
+	cfg.Clients = []config.Client{{ID: "app1", Name: "App 1", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("s")},
+		RedirectURIs: []string{"http://127.0.0.1:3001/callback"}, BackchannelLogoutURI: receiver.URL + "/backchannel-logout", SingleSignOn: true}}
+	cfgPath, keysPath := writeConfigFiles(t, dir, cfg)
 
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, dbPath)

@@ -25,31 +25,50 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func TestServerCommandServesFromFilesWithHealthAndMetrics(t *testing.T) {
-	dir := t.TempDir()
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+// minimalConfig is a valid dev-mode config on SQLite in dir, with no clients.
+func minimalConfig(issuer, dir string) *config.Config {
 	d := func(v time.Duration) config.Duration { return config.Duration{Duration: v} }
-	cfg := &config.Config{
-		Issuer:  "http://" + addr,
+	return &config.Config{
+		Issuer:  issuer,
 		DevMode: true,
 		Session: config.Session{AbsoluteLifetime: d(168 * time.Hour), IdleTimeout: d(72 * time.Hour)},
 		Tokens:  config.Tokens{IDToken: d(time.Hour), AccessToken: d(time.Hour), RefreshToken: d(720 * time.Hour), AuthorizationCode: d(time.Minute)},
 		Storage: config.Storage{Type: config.StorageSQLite, SQLitePath: filepath.Join(dir, "hallpass.db")},
 		Signing: config.Signing{Algorithm: "ES256"},
 	}
+}
+
+// writeConfigFiles writes cfg and new signing keys into dir, as the standalone mode reads
+// them, and returns their paths.
+func writeConfigFiles(t *testing.T, dir string, cfg *config.Config) (cfgPath, keysPath string) {
+	t.Helper()
 	keys, err := config.NewSigningKeys("ES256")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := config.Marshal(cfg)
-	k, _ := config.MarshalSigningKeys(keys)
-	cfgPath, keysPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "keys.json")
+	c, err := config.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := config.MarshalSigningKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath, keysPath = filepath.Join(dir, "config.yaml"), filepath.Join(dir, "keys.json")
 	if err := os.WriteFile(cfgPath, c, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keysPath, k, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cfgPath, keysPath
+}
+
+func TestServerCommandServesFromFilesWithHealthAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	cfg := minimalConfig("http://"+addr, dir)
+	cfgPath, keysPath := writeConfigFiles(t, dir, cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
