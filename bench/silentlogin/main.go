@@ -81,7 +81,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 4, "concurrent simulated browsers")
 	flag.StringVar(&backends, "backends", "sqlite,postgres", "storage backends to measure; postgres needs HALLPASS_TEST_POSTGRES_DSN")
 	flag.StringVar(&o.binary, "hallpass", "", "hallpass binary to run; default: go build ./cmd/hallpass into a temp dir")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in this process instead and write a CPU profile of each measurement to <backend>-<file>")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in this process instead and write a CPU profile of each measurement next to it, named <backend>-<name>")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, keys, server logs)")
 	flag.Parse()
 	o.backends = strings.Split(backends, ",")
@@ -229,7 +229,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 
 	runLoad(client, issuer, cookies, o.warmup, nil)
 	if o.cpuProfile != "" {
-		f, err := os.Create(backend + "-" + o.cpuProfile)
+		f, err := os.Create(filepath.Join(filepath.Dir(o.cpuProfile), backend+"-"+filepath.Base(o.cpuProfile)))
 		if err != nil {
 			return res, fmt.Errorf("create CPU profile: %w", err)
 		}

@@ -62,7 +62,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 	}
 	refusal := silentLoginRefusal(client, current, req, hint, s.now())
 	if refusal == nil {
-		sess, err = s.useSession(ctx, st, sess.IDHash, client.ID)
+		sess, err = s.useSession(ctx, st, sess, client.ID)
 		if errors.Is(err, errSessionEnded) {
 			refusal = newError(ErrLoginRequired, "the session has ended")
 		} else if err != nil {

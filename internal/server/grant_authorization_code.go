@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
@@ -16,7 +15,9 @@ import (
 
 // grantAuthorizationCode redeems a code (RFC 6749 §4.1.3) with PKCE (RFC 7636). A code is
 // single use: a second redemption is refused and revokes everything the first one issued,
-// since one of the two presenters is an attacker and we cannot tell which.
+// since one of the two presenters is an attacker and we cannot tell which. The code is
+// marked used and its tokens are stored in one transaction, so a second redemption, however
+// close behind, finds them all.
 func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
 	if client.Type == config.ClientMachineToMachine {
 		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
@@ -30,95 +31,68 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	codeHash := storage.Hash(code)
 	now := s.now()
 
-	var familyID, reusedFamily string
-	var refused *oauthError
-	var reused bool
-	ac, err := s.store.UpdateAuthCode(ctx, codeHash, func(c storage.AuthCode) (storage.AuthCode, error) {
-		refused, reused = checkCodeRedemption(c, client, redirectURI, verifier, now.After(c.ExpiresAt)), false
+	var g grant
+	var accessToken, refreshToken string
+	_, err := s.store.RedeemAuthCode(ctx, codeHash, func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+		var issued storage.Issued
 		if c.Used {
-			// Marked, so a first redemption still storing its tokens sees the reuse.
-			reused, reusedFamily = true, strings.TrimPrefix(c.RefreshFamilyID, codeReusedMark)
-			c.RefreshFamilyID = codeReusedMark + reusedFamily
-			return c, nil
+			return c, issued, errCodeReused
 		}
-		if refused != nil {
-			return c, refused
+		if refused := checkCodeRedemption(c, client, redirectURI, verifier, now.After(c.ExpiresAt)); refused != nil {
+			return c, issued, refused
 		}
+		var err error
 		if slices.Contains(c.Scopes, scopeOfflineAccess) {
-			id, err := config.RandomToken(16)
-			if err != nil {
-				return c, err
+			if refreshToken, issued.RefreshFamily, err = s.newRefreshFamily(st, c); err != nil {
+				return c, issued, err
 			}
-			familyID = id
+			c.RefreshFamilyID = issued.RefreshFamily.ID
+		}
+		g = codeGrant(c)
+		link := storage.AccessToken{CodeHash: codeHash, RefreshFamilyID: c.RefreshFamilyID}
+		if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, link); err != nil {
+			return c, issued, err
 		}
 		c.Used = true
-		c.RefreshFamilyID = familyID
-		return c, nil
+		return c, issued, nil
 	})
+	var refused *oauthError
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	case err == nil && reused:
+	case errors.Is(err, errCodeReused):
 		s.logger.WarnContext(ctx, "authorization code reused; revoking what it issued", "client", client.ID)
-		if err := s.revokeCodeIssuance(ctx, codeHash, reusedFamily); err != nil {
+		if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, internalError("revoke tokens of reused code", err)
 		}
 		return nil, newError(ErrInvalidGrant, "the authorization code was already used")
-	case refused != nil:
+	case errors.As(err, &refused):
 		return nil, refused
 	case err != nil:
 		return nil, internalError("redeem authorization code", err)
 	}
-
-	g := grant{
-		clientID:      ac.ClientID,
-		scopes:        ac.Scopes,
-		claims:        ac.Claims,
-		sessionIDHash: ac.SessionIDHash,
-		sid:           ac.SID,
-		authTime:      ac.AuthTime,
-		amr:           ac.AMR,
-		nonce:         ac.Nonce,
-	}
-	resp, oerr := s.issueTokens(ctx, st, g, storage.AccessToken{CodeHash: codeHash, RefreshFamilyID: familyID})
+	resp, oerr := s.tokenResponse(st, g, accessToken)
 	if oerr != nil {
 		return nil, oerr
 	}
-	if familyID != "" {
-		if resp.RefreshToken, oerr = s.startRefreshFamily(ctx, st, familyID, ac); oerr != nil {
-			return nil, oerr
-		}
-	}
-	// A concurrent second redemption may have been handled while the tokens were being
-	// stored, and revoked what existed then: look again now that everything exists. If it
-	// comes after this look, it finds and revokes everything itself.
-	after, err := s.store.UpdateAuthCode(ctx, codeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, internalError("recheck authorization code", err)
-	}
-	if err != nil || after.RefreshFamilyID != familyID {
-		if err := s.revokeCodeIssuance(ctx, codeHash, familyID); err != nil {
-			return nil, internalError("revoke tokens of reused code", err)
-		}
-		return nil, newError(ErrInvalidGrant, "the authorization code was already used")
-	}
+	resp.RefreshToken = refreshToken
 	return resp, nil
 }
 
-// codeReusedMark prefixes the refresh family ID of a code once it was presented again.
-const codeReusedMark = "reused:"
+var errCodeReused = errors.New("authorization code reused")
 
-// revokeCodeIssuance revokes the refresh family and the access tokens a code issued.
-func (s *Server) revokeCodeIssuance(ctx context.Context, codeHash, familyID string) error {
-	if familyID != "" {
-		if err := s.store.RevokeRefreshFamily(ctx, familyID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
+// codeGrant is the authorization a redeemed code carries.
+func codeGrant(c storage.AuthCode) grant {
+	return grant{
+		clientID:      c.ClientID,
+		scopes:        c.Scopes,
+		claims:        c.Claims,
+		sessionIDHash: c.SessionIDHash,
+		sid:           c.SID,
+		authTime:      c.AuthTime,
+		amr:           c.AMR,
+		nonce:         c.Nonce,
 	}
-	if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
-	}
-	return nil
 }
 
 // checkCodeRedemption applies the checks of RFC 6749 §4.1.3 and RFC 7636 §4.6, including

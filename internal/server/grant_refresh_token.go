@@ -189,15 +189,19 @@ func validRefreshTag(st *state, t, familyID string, gen uint64) bool {
 	return false
 }
 
-// startRefreshFamily creates the family of a redeemed code with its first token. The
-// family ID is random, so the tokens derived from it are unpredictable.
-func (s *Server) startRefreshFamily(ctx context.Context, st *state, id string, ac storage.AuthCode) (string, *oauthError) {
+// newRefreshFamily starts the refresh token family of a code being redeemed, with its first
+// token. The family ID is random, so the tokens derived from it are unpredictable.
+func (s *Server) newRefreshFamily(st *state, ac storage.AuthCode) (string, *storage.RefreshFamily, error) {
+	id, err := config.RandomToken(16)
+	if err != nil {
+		return "", nil, err
+	}
 	token, err := mintRefreshToken(st.keys.secrets[0].refresh, id, 0)
 	if err != nil {
-		return "", internalError("generate refresh token", err)
+		return "", nil, err
 	}
 	now := s.now()
-	err = s.store.CreateRefreshFamily(ctx, storage.RefreshFamily{
+	return token, &storage.RefreshFamily{
 		ID:            id,
 		ClientID:      ac.ClientID,
 		Scopes:        ac.Scopes,
@@ -211,9 +215,5 @@ func (s *Server) startRefreshFamily(ctx context.Context, st *state, id string, a
 		RotatedAt:     now,
 		CreatedAt:     now,
 		ExpiresAt:     now.Add(st.cfg.Tokens.RefreshToken.Duration),
-	})
-	if err != nil {
-		return "", internalError("store refresh family", err)
-	}
-	return token, nil
+	}, nil
 }

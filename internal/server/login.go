@@ -289,17 +289,13 @@ func (s *Server) findUser(ctx context.Context, conn config.Connection, username 
 // subject is the stable `sub` of a database user: unique across connections.
 func subject(connection, username string) string { return connection + "|" + username }
 
-// finishLogin starts the central session, records the client in it and answers the
+// finishLogin starts the central session with the client in it and answers the
 // authorization request: the end of every login, by password or through an upstream.
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, ns newSession) {
 	ctx := r.Context()
-	ns.reusable = f.client.SingleSignOn
+	ns.client, ns.reusable = f.client.ID, f.client.SingleSignOn
 	sess, err := s.startSession(ctx, w, r, f.st, ns)
 	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	if sess, err = s.useSession(ctx, f.st, sess.IDHash, f.client.ID); err != nil {
 		s.serverError(w, r, err)
 		return
 	}

@@ -53,11 +53,23 @@ func (s *Server) currentSession(ctx context.Context, r *http.Request, st *state)
 	return sess, true, nil
 }
 
+// activityResolution is how old a session's recorded activity may be before a use of the
+// session records it again: a minute, or a hundredth of the idle timeout when that is
+// shorter. Without it every silent login would write the session; with it the idle timeout
+// runs out at most that much early (ADR 0009).
+func activityResolution(pol config.Session) time.Duration {
+	return min(time.Minute, pol.IdleTimeout.Duration/100)
+}
+
 // useSession records an authorization request that used the session: it extends only the
-// idle timer (never the absolute one) and adds the client to the session's clients.
-func (s *Server) useSession(ctx context.Context, st *state, idHash, clientID string) (storage.Session, error) {
+// idle timer (never the absolute one) and adds the client to the session's clients. A
+// session that already lists the client and whose activity is recent is not written.
+func (s *Server) useSession(ctx context.Context, st *state, sess storage.Session, clientID string) (storage.Session, error) {
 	now := s.now()
-	sess, err := s.store.UpdateSession(ctx, idHash, func(sess storage.Session) (storage.Session, error) {
+	if slices.Contains(sess.Clients, clientID) && now.Sub(sess.LastActivity) < activityResolution(st.cfg.Session) {
+		return sess, nil
+	}
+	sess, err := s.store.UpdateSession(ctx, sess.IDHash, func(sess storage.Session) (storage.Session, error) {
 		if !sessionValid(sess, st.cfg.Session, now) {
 			return sess, errSessionEnded
 		}
@@ -79,6 +91,8 @@ var errSessionEnded = errors.New("session ended")
 
 // newSession is what a successful login produces.
 type newSession struct {
+	// client is the application the user signed in to: the session's first client.
+	client     string
 	connection string
 	claims     storage.Claims
 	amr        []string
@@ -116,6 +130,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		CreatedAt:    now,
 		LastActivity: now,
 		ExpiresAt:    sessionExpiry(now, now, st.cfg.Session),
+		Clients:      []string{ns.client},
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return storage.Session{}, fmt.Errorf("create session: %w", err)

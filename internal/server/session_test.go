@@ -78,6 +78,18 @@ func TestSilentLogin(t *testing.T) {
 			e.rp("app1", "app1-secret").silent(e.t, b)
 			e.clock.Advance(48 * time.Hour)
 		}},
+		{name: "the idle timeout counts from the last use to within a minute", client: "app2", setup: func(e *env, b *browser) {
+			// Activity is recorded at most once a minute (ADR 0009): the use 30 s after a
+			// recorded one is not written, the one 90 s after it is, and the session lasts
+			// until at least a minute before the idle limit counted from the last use.
+			for _, step := range []time.Duration{48 * time.Hour, 30 * time.Second, time.Minute} {
+				e.clock.Advance(step)
+				if _, _, err := e.rp("app1", "app1-secret").silent(e.t, b); err != "" {
+					e.t.Fatalf("silent login during the lifetime: %s", err)
+				}
+			}
+			e.clock.Advance(72*time.Hour - time.Minute)
+		}},
 		{name: "activity never extends the absolute lifetime", client: "app2", setup: func(e *env, b *browser) {
 			for range 3 {
 				e.clock.Advance(48 * time.Hour)

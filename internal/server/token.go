@@ -85,12 +85,25 @@ func internalError(action string, err error) *oauthError {
 	return newError(ErrServerError, fmt.Sprintf("%s: %v", action, err))
 }
 
-// issueTokens mints the access token (always), the ID token (with the openid scope) and
-// stores them; the caller adds the refresh token.
+// issueTokens mints an access token, stores it and answers with it; the caller adds the
+// refresh token.
 func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link storage.AccessToken) (*tokenResponse, *oauthError) {
-	token, err := config.RandomToken(32)
+	token, record, err := s.newAccessToken(st, g, link)
 	if err != nil {
 		return nil, internalError("generate access token", err)
+	}
+	if err := s.store.CreateAccessToken(ctx, record); err != nil {
+		return nil, internalError("store access token", err)
+	}
+	return s.tokenResponse(st, g, token)
+}
+
+// newAccessToken mints an opaque access token for g and the record storage keeps of it;
+// link carries what ties the record to the code or refresh family that issued it.
+func (s *Server) newAccessToken(st *state, g grant, link storage.AccessToken) (string, storage.AccessToken, error) {
+	token, err := config.RandomToken(32)
+	if err != nil {
+		return "", storage.AccessToken{}, err
 	}
 	now := s.now()
 	link.TokenHash = storage.Hash(token)
@@ -100,17 +113,20 @@ func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link stora
 	link.SessionIDHash = g.sessionIDHash
 	link.IssuedAt = now
 	link.ExpiresAt = now.Add(st.cfg.Tokens.AccessToken.Duration)
-	if err := s.store.CreateAccessToken(ctx, link); err != nil {
-		return nil, internalError("store access token", err)
-	}
+	return token, link, nil
+}
+
+// tokenResponse answers with an access token and, with the openid scope, an ID token.
+func (s *Server) tokenResponse(st *state, g grant, accessToken string) (*tokenResponse, *oauthError) {
 	resp := &tokenResponse{
-		AccessToken: token,
+		AccessToken: accessToken,
 		TokenType:   "Bearer",
 		ExpiresIn:   int64(st.cfg.Tokens.AccessToken.Seconds()),
 		Scope:       strings.Join(g.scopes, " "),
 	}
 	if slices.Contains(g.scopes, scopeOpenID) {
-		if resp.IDToken, err = s.mintIDToken(st, g, token); err != nil {
+		var err error
+		if resp.IDToken, err = s.mintIDToken(st, g, accessToken); err != nil {
 			return nil, internalError("mint ID token", err)
 		}
 	}

@@ -103,6 +103,13 @@ type AccessToken struct {
 	ExpiresAt       time.Time
 }
 
+// Issued is what the redemption of a code issues: an access token, and a refresh token
+// family when the code grants offline_access.
+type Issued struct {
+	AccessToken   AccessToken
+	RefreshFamily *RefreshFamily
+}
+
 // RefreshFamily is a chain of rotated refresh tokens descending from one authorization.
 // Only CurrentHash is valid, except PreviousHash within the reuse interval after
 // RotatedAt. Presenting any other member of the family revokes it.
@@ -141,10 +148,10 @@ type Throttle struct {
 }
 
 // Storage is implemented by every backend. All methods are safe for concurrent use by many
-// server replicas sharing the backend. Update* methods run the function inside a
-// transaction that locks the row, so read-modify-write cycles (refresh token rotation,
-// code redemption, session activity) are atomic across replicas; if the function returns an
-// error, nothing is written and the error is returned unchanged.
+// server replicas sharing the backend. Update* methods and RedeemAuthCode run the function
+// inside a transaction that locks the row, so read-modify-write cycles (session activity,
+// code redemption, refresh token rotation) are atomic across replicas; if the function
+// returns an error, nothing is written and the error is returned unchanged.
 type Storage interface {
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, idHash string) (Session, error)
@@ -158,7 +165,12 @@ type Storage interface {
 	ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
 
 	CreateAuthCode(ctx context.Context, c AuthCode) error
-	UpdateAuthCode(ctx context.Context, codeHash string, update func(AuthCode) (AuthCode, error)) (AuthCode, error)
+	// RedeemAuthCode runs redeem on the code with its row locked. When redeem returns a nil
+	// error, the code it returns (marked used) and the tokens it issued are written in that
+	// one transaction; otherwise nothing is written and the error comes back unchanged. A
+	// concurrent redemption of the same code waits for the lock and then finds the code
+	// used and everything it issued stored, ready to be revoked with RevokeByCode.
+	RedeemAuthCode(ctx context.Context, codeHash string, redeem func(AuthCode) (AuthCode, Issued, error)) (AuthCode, error)
 
 	CreateAccessToken(ctx context.Context, t AccessToken) error
 	GetAccessToken(ctx context.Context, tokenHash string) (AccessToken, error)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,12 +335,41 @@ var sessionTests = []test{
 	}},
 }
 
+// peekCode reads a code through a redemption that its function refuses, which writes nothing.
+func peekCode(t *testing.T, s storage.Storage, codeHash string) (storage.AuthCode, error) {
+	t.Helper()
+	var seen storage.AuthCode
+	_, err := s.RedeemAuthCode(t.Context(), codeHash, func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+		seen = c
+		return c, storage.Issued{}, errRefused
+	})
+	if errors.Is(err, errRefused) {
+		return seen, nil
+	}
+	return storage.AuthCode{}, err
+}
+
+// redemption returns a redeem function that refuses a used code and otherwise marks it used
+// and issues tok, plus fam when it is not nil.
+func redemption(tok storage.AccessToken, fam *storage.RefreshFamily) func(storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+	return func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+		if c.Used {
+			return c, storage.Issued{}, errRefused
+		}
+		c.Used = true
+		if fam != nil {
+			c.RefreshFamilyID = fam.ID
+		}
+		return c, storage.Issued{AccessToken: tok, RefreshFamily: fam}, nil
+	}
+}
+
 var authCodeTests = []test{
 	{"a created code reads back with every field", func(t *testing.T, s storage.Storage) {
 		want := authCode("c")
 		want.Used, want.RefreshFamilyID = true, "fam"
 		must(t, s.CreateAuthCode(t.Context(), want))
-		got, err := s.UpdateAuthCode(t.Context(), want.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		got, err := peekCode(t, s, want.CodeHash)
 		must(t, err)
 		equal(t, "code", want, got)
 	}},
@@ -347,39 +377,65 @@ var authCodeTests = []test{
 		must(t, s.CreateAuthCode(t.Context(), authCode("c")))
 		alreadyExists(t, "second create", s.CreateAuthCode(t.Context(), authCode("c")))
 	}},
-	{"redeeming a code marks it used", func(t *testing.T, s storage.Storage) {
-		in := authCode("c")
+	{"redeeming a code marks it used and stores the tokens it issued", func(t *testing.T, s storage.Storage) {
+		in, tok, fam := authCode("c"), accessToken("t"), family("fam-1")
 		must(t, s.CreateAuthCode(t.Context(), in))
-		redeem := func(c storage.AuthCode) (storage.AuthCode, error) {
-			if c.Used {
-				return c, errRefused
-			}
-			c.Used, c.RefreshFamilyID = true, "fam-1"
-			return c, nil
-		}
-		got, err := s.UpdateAuthCode(t.Context(), in.CodeHash, redeem)
+		got, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, &fam))
 		must(t, err)
 		if !got.Used || got.RefreshFamilyID != "fam-1" {
 			t.Fatalf("returned code has Used %v, RefreshFamilyID %q", got.Used, got.RefreshFamilyID)
 		}
-		_, err = s.UpdateAuthCode(t.Context(), in.CodeHash, redeem)
+		gotTok, err := s.GetAccessToken(t.Context(), tok.TokenHash)
+		must(t, err)
+		equal(t, "access token", tok, gotTok)
+		gotFam, err := s.GetRefreshFamily(t.Context(), fam.ID)
+		must(t, err)
+		equal(t, "refresh family", fam, gotFam)
+		_, err = s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(accessToken("t2"), nil))
 		refused(t, err)
 	}},
-	{"an update function error leaves the code unused", func(t *testing.T, s storage.Storage) {
-		in := authCode("c")
+	{"a redemption without a refresh family stores the access token only", func(t *testing.T, s storage.Storage) {
+		in, tok := authCode("c"), accessToken("t")
 		must(t, s.CreateAuthCode(t.Context(), in))
-		_, err := s.UpdateAuthCode(t.Context(), in.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) {
+		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, nil))
+		must(t, err)
+		_, err = s.GetAccessToken(t.Context(), tok.TokenHash)
+		must(t, err)
+		_, err = s.GetRefreshFamily(t.Context(), "fam")
+		notFound(t, "refresh family", err)
+	}},
+	{"a refused redemption writes neither the code nor its tokens", func(t *testing.T, s storage.Storage) {
+		in, tok, fam := authCode("c"), accessToken("t"), family("fam-1")
+		must(t, s.CreateAuthCode(t.Context(), in))
+		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
 			c.Used = true
-			return c, errRefused
+			return c, storage.Issued{AccessToken: tok, RefreshFamily: &fam}, errRefused
 		})
 		refused(t, err)
-		got, err := s.UpdateAuthCode(t.Context(), in.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		got, err := peekCode(t, s, in.CodeHash)
 		must(t, err)
 		equal(t, "code", in, got)
+		tokenGone(t, s, tok, true)
+		_, err = s.GetRefreshFamily(t.Context(), fam.ID)
+		notFound(t, "refresh family", err)
 	}},
-	{"an update of a missing code is not found", func(t *testing.T, s storage.Storage) {
-		_, err := s.UpdateAuthCode(t.Context(), storage.Hash("nope"), func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
-		notFound(t, "update", err)
+	{"a redemption whose tokens cannot be stored leaves the code unused", func(t *testing.T, s storage.Storage) {
+		in, fam := authCode("c"), family("fam-1")
+		taken := family("fam-1")
+		taken.ClientID = "other"
+		must(t, s.CreateAuthCode(t.Context(), in))
+		must(t, s.CreateRefreshFamily(t.Context(), taken))
+		tok := accessToken("t")
+		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, &fam))
+		alreadyExists(t, "redeem with a taken family ID", err)
+		got, err := peekCode(t, s, in.CodeHash)
+		must(t, err)
+		equal(t, "code", in, got)
+		tokenGone(t, s, tok, true)
+	}},
+	{"redeeming a missing code is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.RedeemAuthCode(t.Context(), storage.Hash("nope"), redemption(accessToken("t"), nil))
+		notFound(t, "redeem", err)
 	}},
 }
 
@@ -753,9 +809,9 @@ var gcTests = []test{
 		notFound(t, "expired session", err)
 		_, err = s.GetSession(t.Context(), liveSession.IDHash)
 		must(t, err)
-		_, err = s.UpdateAuthCode(t.Context(), oldCode.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		_, err = peekCode(t, s, oldCode.CodeHash)
 		notFound(t, "expired code", err)
-		_, err = s.UpdateAuthCode(t.Context(), liveCode.CodeHash, func(c storage.AuthCode) (storage.AuthCode, error) { return c, nil })
+		_, err = peekCode(t, s, liveCode.CodeHash)
 		must(t, err)
 		_, err = s.GetAccessToken(t.Context(), oldToken.TokenHash)
 		notFound(t, "expired access token", err)
@@ -848,17 +904,22 @@ var concurrencyTests = []test{
 			}
 		}
 	}},
-	{"exactly one of many concurrent redemptions of a code wins", func(t *testing.T, s storage.Storage) {
+	{"exactly one of many concurrent redemptions of a code wins and the others find what it issued", func(t *testing.T, s storage.Storage) {
 		c := authCode("c")
 		must(t, s.CreateAuthCode(t.Context(), c))
 		var wins atomic.Int32
+		var mu sync.Mutex
+		var seenFamilies []string
 		concurrently(20, func(i int) {
-			_, err := s.UpdateAuthCode(t.Context(), c.CodeHash, func(x storage.AuthCode) (storage.AuthCode, error) {
+			tok, fam := accessToken(fmt.Sprint("t-", i)), family(fmt.Sprint("fam-", i))
+			tok.CodeHash, tok.RefreshFamilyID = c.CodeHash, fam.ID
+			_, err := s.RedeemAuthCode(t.Context(), c.CodeHash, func(x storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
 				if x.Used {
-					return x, errRefused
+					mu.Lock()
+					seenFamilies = append(seenFamilies, x.RefreshFamilyID)
+					mu.Unlock()
 				}
-				x.Used, x.RefreshFamilyID = true, fmt.Sprint("fam-", i)
-				return x, nil
+				return redemption(tok, &fam)(x)
 			})
 			if err == nil {
 				wins.Add(1)
@@ -869,6 +930,17 @@ var concurrencyTests = []test{
 		if w := wins.Load(); w != 1 {
 			t.Fatalf("%d redemptions succeeded, want exactly 1", w)
 		}
+		if len(seenFamilies) != 19 {
+			t.Fatalf("%d redemptions saw the code used, want 19", len(seenFamilies))
+		}
+		for _, id := range seenFamilies {
+			if _, err := s.GetRefreshFamily(t.Context(), id); err != nil {
+				t.Fatalf("a losing redemption saw family %q, which is not stored: %v", id, err)
+			}
+		}
+		must(t, s.RevokeByCode(t.Context(), c.CodeHash))
+		familyRevoked(t, s, seenFamilies[0], true)
+		tokenGone(t, s, accessToken("t-"+strings.TrimPrefix(seenFamilies[0], "fam-")), true)
 	}},
 	{"no concurrent session update is lost", func(t *testing.T, s storage.Storage) {
 		x := session("a")

@@ -1,10 +1,11 @@
 // Package sqlite stores the SSO server's state in one SQLite file, for a server with a single
 // replica. It uses the pure-Go driver, so the binary stays static.
 //
-// Every write goes through one connection and every transaction starts with BEGIN
-// IMMEDIATE, so writes (and the read-modify-write of the Update methods) are serialised,
-// also against another process opening the same file; reads use a separate pool and, in WAL
-// mode, never wait for a writer.
+// Every write goes through one connection, owned by one goroutine that commits the
+// transactions waiting for it together (groupcommit.go), and every transaction starts with
+// BEGIN IMMEDIATE, so writes (and the read-modify-write of the Update methods) are
+// serialised, also against another process opening the same file; reads use a separate pool
+// and, in WAL mode, never wait for a writer.
 package sqlite
 
 import (
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -66,7 +68,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 
-	db := &database{write: write, read: read}
+	db := &database{write: write, read: read, writes: make(chan writeRequest), stop: make(chan struct{}), writerDone: make(chan struct{})}
+	go db.writeLoop()
 	// The write connection creates the file and switches it to WAL before any reader opens.
 	if err := sqlstore.Migrate(ctx, db, sqlstore.SQLite, "", migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("migrate sqlite %s: %w", path, err), db.Close())
@@ -91,6 +94,12 @@ type database struct {
 	// The prepared statements of each pool by their text; set by prepare, then only read.
 	// Statements not in them (those of the migrations) run unprepared.
 	writeStmts, readStmts map[string]*sql.Stmt
+
+	// writes takes transactions to the writer goroutine, which owns the write pool; stop
+	// ends it and writerDone says it has ended.
+	writes           chan writeRequest
+	stop, writerDone chan struct{}
+	stopOnce         sync.Once
 }
 
 // prepare prepares each of queries on both pools. (Which pool runs a statement depends on
@@ -111,14 +120,25 @@ func (d *database) prepare(ctx context.Context, queries []string) error {
 		}
 		d.readStmts[q] = r
 	}
+	for _, q := range []string{savepoint, rollbackSavepoint, releaseSavepoint} {
+		w, err := d.write.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		d.writeStmts[q] = w
+	}
 	return nil
 }
 
+// Exec runs a write on its own as a transaction, so that it shares a batch's COMMIT too.
 func (d *database) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	if s, ok := d.writeStmts[query]; ok {
-		return rowsAffected(s.ExecContext(ctx, args...))
-	}
-	return rowsAffected(d.write.ExecContext(ctx, query, args...))
+	var n int64
+	err := d.Tx(ctx, func(c sqlstore.Conn) error {
+		var err error
+		n, err = c.Exec(ctx, query, args...)
+		return err
+	})
+	return n, err
 }
 
 func (d *database) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Scanner {
@@ -142,25 +162,10 @@ func (d *database) Query(ctx context.Context, query string, args ...any) (sqlsto
 	return rowsAdapter{rows}, nil
 }
 
-func (d *database) Tx(ctx context.Context, fn func(sqlstore.Conn) error) error {
-	tx, err := d.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	// Deferred so that a panicking update function (recovered by an HTTP server) cannot
-	// leave the only write connection inside a transaction; after Commit it does nothing.
-	defer tx.Rollback() //nolint:errcheck // the error of fn or Commit is the one to report
-	if err := fn(txConn{tx: tx, stmts: d.writeStmts}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// Close closes the prepared statements, then the pools.
+// Close stops the writer after its batch, then closes the prepared statements and the pools.
 func (d *database) Close() error {
+	d.stopOnce.Do(func() { close(d.stop) })
+	<-d.writerDone
 	var errs []error
 	for _, stmts := range []map[string]*sql.Stmt{d.writeStmts, d.readStmts} {
 		for _, s := range stmts {
@@ -178,13 +183,16 @@ func rowsAffected(res sql.Result, err error) (int64, error) {
 }
 
 // txConn runs statements in a transaction of the write connection; its reads see the
-// transaction's own writes. stmts are the write pool's prepared statements.
+// transaction's own writes. stmts are the write pool's prepared statements. A cancelled
+// context does not interrupt its statements: SQLite would roll back the whole transaction,
+// and with it the other transactions of the batch.
 type txConn struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
 }
 
 func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	ctx = context.WithoutCancel(ctx)
 	if s, ok := c.stmts[query]; ok {
 		return rowsAffected(c.tx.StmtContext(ctx, s).ExecContext(ctx, args...))
 	}
@@ -192,6 +200,7 @@ func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, err
 }
 
 func (c txConn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Scanner {
+	ctx = context.WithoutCancel(ctx)
 	if s, ok := c.stmts[query]; ok {
 		return c.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
 	}

@@ -1,7 +1,11 @@
 package sqlite_test
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/hallpass/hallpass/internal/storage"
@@ -54,4 +58,91 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 
 func BenchmarkSilentLogin(b *testing.B) {
 	conformance.Benchmark(b, open(b, filepath.Join(b.TempDir(), "hallpass.db")))
+}
+
+// TestBatchedTransactionsFailAlone redeems many codes at once, so that the writer commits
+// them in batches, and makes every other redemption fail after it has written the code:
+// each failure must be undone alone, and every success must be there after a reopen.
+func TestBatchedTransactionsFailAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hallpass.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	taken := storage.AccessToken{TokenHash: storage.Hash("taken"), ClientID: "app1"}
+	if err := s.CreateAccessToken(ctx, taken); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		if err := s.CreateAuthCode(ctx, storage.AuthCode{CodeHash: storage.Hash(fmt.Sprint("code-", i)), ClientID: "app1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			tok := storage.AccessToken{TokenHash: storage.Hash(fmt.Sprint("token-", i)), ClientID: "app1"}
+			if i%2 == 1 {
+				tok = taken // stored already: the insert fails after the code was written
+			}
+			_, err := s.RedeemAuthCode(ctx, storage.Hash(fmt.Sprint("code-", i)), func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+				c.Used = true
+				return c, storage.Issued{AccessToken: tok}, nil
+			})
+			if (i%2 == 1) != errors.Is(err, storage.ErrAlreadyExists) {
+				t.Errorf("redemption %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path)
+	for i := range n {
+		var used bool
+		_, err := s.RedeemAuthCode(ctx, storage.Hash(fmt.Sprint("code-", i)), func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+			used = c.Used
+			return c, storage.Issued{}, errors.New("only looking")
+		})
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("code %d: %v", i, err)
+		}
+		_, tokErr := s.GetAccessToken(ctx, storage.Hash(fmt.Sprint("token-", i)))
+		if want := i%2 == 0; used != want || (tokErr == nil) != want {
+			t.Errorf("code %d after reopening: used %v, token stored %v; want both %v", i, used, tokErr == nil, want)
+		}
+	}
+}
+
+// TestAPanickingTransactionPanicsInItsCaller checks that a panic inside an update function
+// reaches the goroutine that called the store (where an HTTP server recovers it), writes
+// nothing, and leaves the store working.
+func TestAPanickingTransactionPanicsInItsCaller(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "hallpass.db"))
+	ctx := t.Context()
+	sess := storage.Session{IDHash: storage.Hash("s"), SID: "sid", Clients: []string{"app1"}}
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	recovered := func() (v any) {
+		defer func() { v = recover() }()
+		_, _ = s.UpdateSession(ctx, sess.IDHash, func(x storage.Session) (storage.Session, error) {
+			panic("update function failed")
+		})
+		return nil
+	}()
+	if recovered != "update function failed" {
+		t.Fatalf("recovered %v, want the update function's panic", recovered)
+	}
+	got, err := s.UpdateSession(ctx, sess.IDHash, func(x storage.Session) (storage.Session, error) {
+		x.Clients = append(x.Clients, "app2")
+		return x, nil
+	})
+	if err != nil || !slices.Equal(got.Clients, []string{"app1", "app2"}) {
+		t.Fatalf("update after the panic: clients %v, err %v", got.Clients, err)
+	}
 }

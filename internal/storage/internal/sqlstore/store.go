@@ -180,11 +180,11 @@ func (s *Store) Close() error { return s.db.Close() }
 var errKeyChanged = errors.New("the update function changed the record's key")
 
 // create inserts a row, reporting ErrAlreadyExists when its key is taken.
-func (s *Store) create(ctx context.Context, query string, values []any, err error) error {
+func create(ctx context.Context, c Conn, query string, values []any, err error) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.db.Exec(ctx, query, values...)
+	n, err := c.Exec(ctx, query, values...)
 	if err != nil {
 		return err
 	}
@@ -204,9 +204,10 @@ func get[T any](row Scanner, scan func(Scanner) (T, error)) (T, error) {
 }
 
 // update is the read-modify-write of every Update method. The error of fn comes back
-// unwrapped (ok is then false), as the interface promises, and nothing is written.
+// unwrapped as fnErr, as the interface promises, and nothing is written. also, when not
+// nil, writes more in the same transaction.
 func update[T any](ctx context.Context, db DB, lock, write string, key []any,
-	scan func(Scanner) (T, error), values func(T) ([]any, error), fn func(T) (T, error),
+	scan func(Scanner) (T, error), values func(T) ([]any, error), fn func(T) (T, error), also func(Conn) error,
 ) (out T, fnErr error, err error) {
 	err = db.Tx(ctx, func(c Conn) error {
 		cur, err := get(c.QueryRow(ctx, lock, key...), scan)
@@ -225,8 +226,10 @@ func update[T any](ctx context.Context, db DB, lock, write string, key []any,
 		if !slices.Equal(vals[:len(key)], key) {
 			return errKeyChanged
 		}
-		out, err = scan(c.QueryRow(ctx, write, vals...))
-		return err
+		if out, err = scan(c.QueryRow(ctx, write, vals...)); err != nil || also == nil {
+			return err
+		}
+		return also(c)
 	})
 	if fnErr != nil {
 		return out, fnErr, nil
@@ -236,7 +239,7 @@ func update[T any](ctx context.Context, db DB, lock, write string, key []any,
 
 func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	vals, err := SessionValues(sess)
-	if err := s.create(ctx, s.q.insertSession, vals, err); err != nil {
+	if err := create(ctx, s.db, s.q.insertSession, vals, err); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	return nil
@@ -251,7 +254,7 @@ func (s *Store) GetSession(ctx context.Context, idHash string) (storage.Session,
 }
 
 func (s *Store) UpdateSession(ctx context.Context, idHash string, fn func(storage.Session) (storage.Session, error)) (storage.Session, error) {
-	out, fnErr, err := update(ctx, s.db, s.q.lockSession, s.q.updateSession, []any{idHash}, ScanSession, SessionValues, fn)
+	out, fnErr, err := update(ctx, s.db, s.q.lockSession, s.q.updateSession, []any{idHash}, ScanSession, SessionValues, fn, nil)
 	if fnErr != nil {
 		return storage.Session{}, fnErr
 	}
@@ -310,26 +313,46 @@ func list[T any](ctx context.Context, db DB, query string, scan func(Scanner) (T
 
 func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 	vals, err := AuthCodeValues(c)
-	if err := s.create(ctx, s.q.insertCode, vals, err); err != nil {
+	if err := create(ctx, s.db, s.q.insertCode, vals, err); err != nil {
 		return fmt.Errorf("create auth code: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) UpdateAuthCode(ctx context.Context, codeHash string, fn func(storage.AuthCode) (storage.AuthCode, error)) (storage.AuthCode, error) {
-	out, fnErr, err := update(ctx, s.db, s.q.lockCode, s.q.updateCode, []any{codeHash}, ScanAuthCode, AuthCodeValues, fn)
+func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func(storage.AuthCode) (storage.AuthCode, storage.Issued, error)) (storage.AuthCode, error) {
+	var issued storage.Issued
+	fn := func(c storage.AuthCode) (storage.AuthCode, error) {
+		var err error
+		c, issued, err = redeem(c)
+		return c, err
+	}
+	store := func(c Conn) error {
+		vals, err := AccessTokenValues(issued.AccessToken)
+		if err := create(ctx, c, s.q.insertToken, vals, err); err != nil {
+			return fmt.Errorf("store access token: %w", err)
+		}
+		if issued.RefreshFamily == nil {
+			return nil
+		}
+		vals, err = RefreshFamilyValues(*issued.RefreshFamily)
+		if err := create(ctx, c, s.q.insertFamily, vals, err); err != nil {
+			return fmt.Errorf("store refresh family: %w", err)
+		}
+		return nil
+	}
+	out, fnErr, err := update(ctx, s.db, s.q.lockCode, s.q.updateCode, []any{codeHash}, ScanAuthCode, AuthCodeValues, fn, store)
 	if fnErr != nil {
 		return storage.AuthCode{}, fnErr
 	}
 	if err != nil {
-		return storage.AuthCode{}, fmt.Errorf("update auth code: %w", err)
+		return storage.AuthCode{}, fmt.Errorf("redeem auth code: %w", err)
 	}
 	return out, nil
 }
 
 func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
 	vals, err := AccessTokenValues(t)
-	if err := s.create(ctx, s.q.insertToken, vals, err); err != nil {
+	if err := create(ctx, s.db, s.q.insertToken, vals, err); err != nil {
 		return fmt.Errorf("create access token: %w", err)
 	}
 	return nil
@@ -356,7 +379,7 @@ func (s *Store) DeleteAccessToken(ctx context.Context, tokenHash string) error {
 
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily) error {
 	vals, err := RefreshFamilyValues(f)
-	if err := s.create(ctx, s.q.insertFamily, vals, err); err != nil {
+	if err := create(ctx, s.db, s.q.insertFamily, vals, err); err != nil {
 		return fmt.Errorf("create refresh family: %w", err)
 	}
 	return nil
@@ -383,7 +406,7 @@ func (s *Store) GetRefreshFamilyByToken(ctx context.Context, tokenHash string) (
 }
 
 func (s *Store) UpdateRefreshFamily(ctx context.Context, id string, fn func(storage.RefreshFamily) (storage.RefreshFamily, error)) (storage.RefreshFamily, error) {
-	out, fnErr, err := update(ctx, s.db, s.q.lockFamily, s.q.updateFamily, []any{id}, ScanRefreshFamily, RefreshFamilyValues, fn)
+	out, fnErr, err := update(ctx, s.db, s.q.lockFamily, s.q.updateFamily, []any{id}, ScanRefreshFamily, RefreshFamilyValues, fn, nil)
 	if fnErr != nil {
 		return storage.RefreshFamily{}, fnErr
 	}
@@ -486,7 +509,7 @@ func (s *Store) RevokeByCode(ctx context.Context, codeHash string) error {
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	vals, err := UserValues(u)
-	if err := s.create(ctx, s.q.insertUser, vals, err); err != nil {
+	if err := create(ctx, s.db, s.q.insertUser, vals, err); err != nil {
 		return fmt.Errorf("create user: %w", err)
 	}
 	return nil
