@@ -66,6 +66,7 @@ const (
 
 type options struct {
 	duration, warmup time.Duration
+	rounds           int
 	concurrency      int
 	backends         []string
 	binary           string
@@ -76,9 +77,10 @@ type options struct {
 func main() {
 	var o options
 	var backends string
-	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measured time per backend (and for the signing ceiling)")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
-	flag.IntVar(&o.concurrency, "concurrency", 4, "concurrent simulated browsers")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each round's load, and of each signing-ceiling measurement")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per backend: load, then the signing ceiling again")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each backend's first round")
+	flag.IntVar(&o.concurrency, "concurrency", 8, "concurrent simulated browsers")
 	flag.StringVar(&backends, "backends", "sqlite,postgres", "storage backends to measure; postgres needs HALLPASS_TEST_POSTGRES_DSN")
 	flag.StringVar(&o.binary, "hallpass", "", "hallpass binary to run; default: go build ./cmd/hallpass into a temp dir")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in this process instead and write a CPU profile of each measurement next to it, named <backend>-<name>")
@@ -136,33 +138,30 @@ func run(ctx context.Context, o options) error {
 		time.Now().UTC().Format(time.RFC3339), host, runtime.GOMAXPROCS(0), runtime.NumCPU(), o.concurrency, o.duration)
 	fmt.Printf("load average at start: %s\n", loadAverage())
 
-	ceilBefore, sigCPUBefore := signingCeiling(signer, runtime.NumCPU(), o.duration)
-	fmt.Printf("RS256 signing ceiling (RSA-%d, %d goroutines): %.0f signatures/s, %s CPU each\n", signer.N.BitLen(), runtime.NumCPU(), ceilBefore, sigCPUBefore.Round(time.Microsecond))
-
 	var results []result
 	for _, b := range o.backends {
-		r, err := measureBackend(ctx, o, dir, b, dsn, keys)
+		r, err := measureBackend(ctx, o, dir, b, dsn, keys, signer)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b, err)
 		}
 		results = append(results, r)
 	}
-	ceilAfter, sigCPUAfter := signingCeiling(signer, runtime.NumCPU(), o.duration)
-	ceiling, sigCPU := (ceilBefore+ceilAfter)/2, (sigCPUBefore+sigCPUAfter)/2
-	fmt.Printf("RS256 signing ceiling again: %.0f signatures/s, %s CPU each; mean %.0f/s, %s\n", ceilAfter, sigCPUAfter.Round(time.Microsecond), ceiling, sigCPU.Round(time.Microsecond))
 	fmt.Printf("load average at end: %s\n\n", loadAverage())
 
-	fmt.Printf("%-8s %9s %9s %9s %7s %8s %10s %9s %9s %8s %7s %9s\n", "backend", "logins/s", "p50", "p99", "errors", "srv CPU", "CPU/login", "srv RSS", "peak RSS", "mach CPU", "ratio", "sign share")
+	fmt.Printf("%-8s %9s %9s %9s %7s %8s %10s %10s %9s %9s %8s %9s %12s %9s\n", "backend", "logins/s", "p50", "p99", "errors", "srv CPU", "CPU/login", "gen/login", "srv RSS", "peak RSS", "mach CPU", "ceiling", "ratio", "sign share")
 	for _, r := range results {
 		perLogin := time.Duration(r.serverCPU * float64(time.Second) / r.rate)
-		fmt.Printf("%-8s %9.0f %9s %9s %7d %7.0f%% %10s %7.1fMB %7.1fMB %7.0f%% %6.0f%% %8.0f%%\n", r.backend, r.rate,
+		genPerLogin := time.Duration(r.generatorCPU * float64(time.Second) / r.rate)
+		fmt.Printf("%-8s %9.0f %9s %9s %7d %7.0f%% %10s %10s %7.1fMB %7.1fMB %7.0f%% %7.0f/s %4.0f%% %3.0f–%.0f%% %8.0f%%\n", r.backend, r.rate,
 			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors,
-			r.serverCPU*100, perLogin.Round(time.Microsecond), float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.machineCPU*100,
-			100*r.rate/ceiling, 100*sigCPU.Seconds()/perLogin.Seconds())
+			r.serverCPU*100, perLogin.Round(time.Microsecond), genPerLogin.Round(time.Microsecond), float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.machineCPU*100,
+			r.ceiling, 100*median(r.ratios), 100*slices.Min(r.ratios), 100*slices.Max(r.ratios), 100*r.sigCPU.Seconds()/perLogin.Seconds())
 	}
 	fmt.Println("\nsrv CPU: the server process's CPU time / wall time (200% = both cores of a 2-core machine).")
-	fmt.Println("CPU/login: server CPU time per silent login. mach CPU: all processes, share of all cores.")
-	fmt.Println("ratio: silent logins/s ÷ mean signing ceiling (the issue's figure; the load generator shares the cores).")
+	fmt.Println("CPU/login: server CPU time per silent login; gen/login: the load generator's. mach CPU: all processes, share of all cores.")
+	fmt.Println("ceiling: RS256 signatures/s of the machine, measured between the rounds while the server idles.")
+	fmt.Println("ratio: silent logins/s of a round ÷ the mean of the ceilings measured just before and after it;")
+	fmt.Println("       the median of the rounds, then their range (the issue's figure; the load generator shares the cores).")
 	fmt.Println("sign share: CPU of one signature ÷ server CPU per login (less sensitive to other load on the machine).")
 	return nil
 }
@@ -173,12 +172,29 @@ type result struct {
 	p50, p99         time.Duration
 	requests, errors int
 	serverCPU        float64 // cores used by the server
+	generatorCPU     float64 // cores used by the load generator (this process)
 	machineCPU       float64 // share of all cores busy
 	rssEnd, rssPeak  int64
+	// ratios holds each round's logins/s ÷ the signing ceiling measured around it; ceiling
+	// and sigCPU are the means of this backend's ceiling measurements.
+	ratios  []float64
+	ceiling float64
+	sigCPU  time.Duration
 }
 
-// measureBackend starts the server on one backend, signs in once, and runs silent logins.
-func measureBackend(ctx context.Context, o options, dir, backend, dsn string, keys *config.SigningKeys) (result, error) {
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// measureBackend starts the server on one backend, signs in once per worker, and runs
+// rounds of silent logins, each followed by a measurement of the signing ceiling while the
+// server idles: on a shared machine the ceiling drifts, and a ratio of two figures taken
+// seconds apart drifts far less than one of figures taken minutes apart.
+func measureBackend(ctx context.Context, o options, dir, backend, dsn string, keys *config.SigningKeys, signer *rsa.PrivateKey) (result, error) {
 	res := result{backend: backend}
 	addr, err := freeAddr()
 	if err != nil {
@@ -239,14 +255,6 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cpu0, err := processCPU(pid)
-	if err != nil {
-		return res, err
-	}
-	busy0, total0, err := machineCPU()
-	if err != nil {
-		return res, err
-	}
 	var peak atomic.Int64
 	stopRSS := make(chan struct{})
 	rssDone := make(chan struct{})
@@ -265,27 +273,66 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 			}
 		}
 	}()
+	defer func() {
+		close(stopRSS)
+		<-rssDone
+	}()
+
 	var lat latencies
-	start := time.Now()
-	runLoad(client, issuer, cookies, o.duration, &lat)
-	wall := time.Since(start)
-	close(stopRSS)
-	<-rssDone
-	cpu1, err := processCPU(pid)
-	if err != nil {
-		return res, err
+	var wall, serverCPU, generatorCPU time.Duration
+	var busy, total int64
+	ceiling, sigCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
+	sumCeiling, sumSigCPU := ceiling, sigCPU
+	for range o.rounds {
+		cpu0, err := processCPU(pid)
+		if err != nil {
+			return res, err
+		}
+		gen0, err := processCPU(os.Getpid())
+		if err != nil {
+			return res, err
+		}
+		busy0, total0, err := machineCPU()
+		if err != nil {
+			return res, err
+		}
+		before := lat.count()
+		start := time.Now()
+		runLoad(client, issuer, cookies, o.duration, &lat)
+		roundWall := time.Since(start)
+		cpu1, err := processCPU(pid)
+		if err != nil {
+			return res, err
+		}
+		gen1, err := processCPU(os.Getpid())
+		if err != nil {
+			return res, err
+		}
+		busy1, total1, err := machineCPU()
+		if err != nil {
+			return res, err
+		}
+		wall += roundWall
+		serverCPU += cpu1 - cpu0
+		generatorCPU += gen1 - gen0
+		busy, total = busy+busy1-busy0, total+total1-total0
+
+		after, afterCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
+		rate := float64(lat.count()-before) / roundWall.Seconds()
+		res.ratios = append(res.ratios, rate/((ceiling+after)/2))
+		ceiling = after
+		sumCeiling, sumSigCPU = sumCeiling+after, sumSigCPU+afterCPU
 	}
-	busy1, total1, err := machineCPU()
-	if err != nil {
-		return res, err
-	}
+	res.ceiling = sumCeiling / float64(o.rounds+1)
+	res.sigCPU = sumSigCPU / time.Duration(o.rounds+1)
 	res.rssEnd, err = processRSS(pid)
 	if err != nil {
 		return res, err
 	}
 	res.rssPeak = max(peak.Load(), res.rssEnd)
-	res.serverCPU = (cpu1 - cpu0).Seconds() / wall.Seconds()
-	res.machineCPU = float64(busy1-busy0) / float64(total1-total0)
+	res.serverCPU = serverCPU.Seconds() / wall.Seconds()
+	res.generatorCPU = generatorCPU.Seconds() / wall.Seconds()
+	res.machineCPU = float64(busy) / float64(total)
 	d := lat.sorted()
 	res.requests, res.errors = len(d), int(lat.errors.Load())
 	if len(d) == 0 {
@@ -296,7 +343,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	}
 	res.rate = float64(len(d)) / wall.Seconds()
 	res.p50, res.p99 = d[len(d)*50/100], d[len(d)*99/100]
-	fmt.Printf("%s: %d silent logins in %s\n", backend, len(d), wall.Round(time.Millisecond))
+	fmt.Printf("%s: %d silent logins in %d rounds, %s in all\n", backend, len(d), o.rounds, wall.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -596,6 +643,12 @@ func (l *latencies) add(d time.Duration, err error) {
 	l.d = append(l.d, d)
 }
 
+func (l *latencies) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.d)
+}
+
 func (l *latencies) sorted() []time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -653,14 +706,17 @@ func signingCeiling(key *rsa.PrivateKey, n int, d time.Duration) (perSecond floa
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
+		// Labelled, so that a -cpuprofile can leave these signatures out (-tagignore).
 		wg.Go(func() {
-			digest := sha256.Sum256([]byte("id token " + strconv.Itoa(i)))
-			for time.Now().Before(deadline) {
-				if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
-					panic(fmt.Sprintf("sign: %v", err))
+			pprof.Do(context.Background(), pprof.Labels("phase", "ceiling"), func(context.Context) {
+				digest := sha256.Sum256([]byte("id token " + strconv.Itoa(i)))
+				for time.Now().Before(deadline) {
+					if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
+						panic(fmt.Sprintf("sign: %v", err))
+					}
+					count.Add(1)
 				}
-				count.Add(1)
-			}
+			})
 		})
 	}
 	wg.Wait()

@@ -92,8 +92,16 @@ func ParseSigningKeys(data []byte) (*SigningKeys, error) {
 		return nil, errors.New("parse signing keys: current and next keys are required")
 	}
 	for _, key := range []*jose.JSONWebKey{k.Current, k.Next, k.Previous} {
-		if key != nil && (key.IsPublic() || key.KeyID == "" || !key.Valid()) {
+		if key == nil {
+			continue
+		}
+		if key.IsPublic() || key.KeyID == "" || !key.Valid() {
 			return nil, fmt.Errorf("parse signing keys: key %q must be a valid private key with a key ID", key.KeyID)
+		}
+		// go-jose leaves an RSA key without crypto/rsa's own precomputed values, which
+		// every signature would then compute again.
+		if rk, ok := key.Key.(*rsa.PrivateKey); ok {
+			rk.Precompute()
 		}
 	}
 	return &k, nil
