@@ -26,10 +26,7 @@ import (
 // A token that names a family but whose tag is wrong is only refused: it proves no one held
 // a token of that family.
 
-var (
-	errRefreshReplayed = errors.New("refresh token replayed")
-	errRefreshGrace    = errors.New("refresh token reused within the grace interval")
-)
+var errRefreshReplayed = errors.New("refresh token replayed")
 
 func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
 	if client.Type == config.ClientMachineToMachine {
@@ -74,38 +71,49 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 		}
 	}
 
+	g := grant{
+		clientID:      fam.ClientID,
+		scopes:        scopes,
+		claims:        fam.Claims,
+		sessionIDHash: fam.SessionIDHash,
+		sid:           fam.SID,
+		authTime:      fam.AuthTime,
+		amr:           fam.AMR,
+	}
 	now := s.now()
 	grace := st.cfg.Tokens.RefreshReuseInterval.Duration
-	var next string
-	var refused *oauthError
-	var seen storage.RefreshFamily
-	_, err = s.store.UpdateRefreshFamily(ctx, fam.ID, func(f storage.RefreshFamily) (storage.RefreshFamily, error) {
-		refused, seen = nil, f
+	var next, accessToken string
+	// The access token is stored in the rotation's transaction: a revocation of the family
+	// that races this refresh then takes it too.
+	_, err = s.store.RotateRefreshFamily(ctx, fam.ID, func(f storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
+		var none storage.AccessToken
 		switch {
 		case f.Revoked || !now.Before(f.ExpiresAt):
-			refused = newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
-			return f, refused
+			return f, none, newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
 		case hash == f.CurrentHash:
 			t, err := mintRefreshToken(st.keys.secrets[0].refresh, f.ID, gen+1)
 			if err != nil {
-				return f, err
+				return f, none, err
 			}
 			next = t
 			f.PreviousHash, f.CurrentHash, f.RotatedAt = f.CurrentHash, storage.Hash(t), now
-			return f, nil
 		case hash == f.PreviousHash && now.Before(f.RotatedAt.Add(grace)):
-			return f, errRefreshGrace
+			// A retry of the last rotation (two tabs): the same new token again, no rotation.
+			if next = regenerateCurrent(st, f, gen+1); next == "" {
+				return f, none, newError(ErrInvalidGrant, "the refresh token was rotated; use the newest one")
+			}
 		default:
-			return f, errRefreshReplayed
+			return f, none, errRefreshReplayed
 		}
+		var record storage.AccessToken
+		var err error
+		accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{RefreshFamilyID: f.ID})
+		return f, record, err
 	})
+	var refused *oauthError
 	switch {
-	case refused != nil:
+	case errors.As(err, &refused):
 		return nil, refused
-	case errors.Is(err, errRefreshGrace):
-		if next = regenerateCurrent(st, seen, gen+1); next == "" {
-			return nil, newError(ErrInvalidGrant, "the refresh token was rotated; use the newest one")
-		}
 	case errors.Is(err, errRefreshReplayed):
 		s.logger.WarnContext(ctx, "refresh token replayed; revoking its family", "client", client.ID, "family", fam.ID)
 		if err := s.store.RevokeRefreshFamily(ctx, fam.ID); err != nil {
@@ -117,17 +125,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	case err != nil:
 		return nil, internalError("rotate refresh token", err)
 	}
-
-	g := grant{
-		clientID:      fam.ClientID,
-		scopes:        scopes,
-		claims:        fam.Claims,
-		sessionIDHash: fam.SessionIDHash,
-		sid:           fam.SID,
-		authTime:      fam.AuthTime,
-		amr:           fam.AMR,
-	}
-	resp, oerr := s.issueTokens(ctx, st, g, storage.AccessToken{RefreshFamilyID: fam.ID})
+	resp, oerr := s.tokenResponse(st, g, accessToken)
 	if oerr != nil {
 		return nil, oerr
 	}

@@ -1,9 +1,14 @@
 package server_test
 
 import (
+	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func TestAnyOldRefreshTokenOfAFamilyIsAReplay(t *testing.T) {
@@ -52,5 +57,42 @@ func TestAnyOldRefreshTokenOfAFamilyIsAReplay(t *testing.T) {
 				t.Fatalf("the family was revoked: %v", err)
 			}
 		})
+	}
+}
+
+// TestARefreshRacingAReplayLeavesNothingIssued presents a family's current refresh token
+// and a replayed old one at once. Whichever is handled first, the family ends revoked, and
+// no access token of it may work: not even the one the legitimate refresh received while
+// the replay was revoking the family.
+func TestARefreshRacingAReplayLeavesNothingIssued(t *testing.T) {
+	e := newEnv(t)
+	rp := e.rp("app2", "app2-secret")
+	b := e.browser()
+	rp.signIn(t, b, "alice", alicePassword)
+	for i := range 15 {
+		l := newLogin()
+		code := rp.callback(t, l, b.get(rp.authURL(l)))
+		first, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
+		if err != nil {
+			t.Fatalf("round %d: exchange: %v", i, err)
+		}
+		second, err := refresh(rp, first.RefreshToken)
+		if err != nil {
+			t.Fatalf("round %d: first refresh: %v", i, err)
+		}
+		e.clock.Advance(time.Minute) // past the reuse interval: the first token is now a replay
+		var raced *oauth2.Token
+		var wg sync.WaitGroup
+		wg.Go(func() { raced, _ = refresh(rp, second.RefreshToken) })
+		wg.Go(func() { _, _ = refresh(rp, first.RefreshToken) })
+		wg.Wait()
+		for _, tok := range []*oauth2.Token{second, raced} {
+			if tok == nil {
+				continue
+			}
+			if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusUnauthorized {
+				t.Fatalf("round %d: an access token of a replayed family still works (userinfo %d)", i, status)
+			}
+		}
 	}
 }

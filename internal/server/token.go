@@ -85,8 +85,8 @@ func internalError(action string, err error) *oauthError {
 	return newError(ErrServerError, fmt.Sprintf("%s: %v", action, err))
 }
 
-// issueTokens mints an access token, stores it and answers with it; the caller adds the
-// refresh token.
+// issueTokens mints an access token that no code or refresh family issues (client
+// credentials), stores it and answers with it.
 func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link storage.AccessToken) (*tokenResponse, *oauthError) {
 	token, record, err := s.newAccessToken(st, g, link)
 	if err != nil {

@@ -148,8 +148,8 @@ type Throttle struct {
 }
 
 // Storage is implemented by every backend. All methods are safe for concurrent use by many
-// server replicas sharing the backend. Update* methods and RedeemAuthCode run the function
-// inside a transaction that locks the row, so read-modify-write cycles (session activity,
+// server replicas sharing the backend. UpdateSession, RedeemAuthCode and RotateRefreshFamily
+// run the function inside a transaction that locks the row, so read-modify-write cycles (session activity,
 // code redemption, refresh token rotation) are atomic across replicas; if the function
 // returns an error, nothing is written and the error is returned unchanged.
 type Storage interface {
@@ -180,7 +180,11 @@ type Storage interface {
 	GetRefreshFamily(ctx context.Context, id string) (RefreshFamily, error)
 	// GetRefreshFamilyByToken finds the family whose current or previous token has this hash.
 	GetRefreshFamilyByToken(ctx context.Context, tokenHash string) (RefreshFamily, error)
-	UpdateRefreshFamily(ctx context.Context, id string, update func(RefreshFamily) (RefreshFamily, error)) (RefreshFamily, error)
+	// RotateRefreshFamily runs rotate on the family with its row locked. When rotate returns
+	// a nil error, the family it returns and the access token it issued are written in that
+	// one transaction, so a revocation of the family, which waits for the lock, also takes
+	// that token; otherwise nothing is written and the error comes back unchanged.
+	RotateRefreshFamily(ctx context.Context, id string, rotate func(RefreshFamily) (RefreshFamily, AccessToken, error)) (RefreshFamily, error)
 
 	// RevokeSession deletes the session, revokes its refresh families and deletes the access
 	// tokens issued in it, in one transaction.

@@ -499,8 +499,10 @@ var refreshFamilyTests = []test{
 	{"a missing family is not found", func(t *testing.T, s storage.Storage) {
 		_, err := s.GetRefreshFamily(t.Context(), "nope")
 		notFound(t, "get", err)
-		_, err = s.UpdateRefreshFamily(t.Context(), "nope", func(f storage.RefreshFamily) (storage.RefreshFamily, error) { return f, nil })
-		notFound(t, "update", err)
+		_, err = s.RotateRefreshFamily(t.Context(), "nope", func(f storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
+			return f, accessToken("t"), nil
+		})
+		notFound(t, "rotate", err)
 	}},
 	{"a family is found by its current and its previous token", func(t *testing.T, s storage.Storage) {
 		f, other := family("f"), family("g")
@@ -521,15 +523,18 @@ var refreshFamilyTests = []test{
 		_, err = s.GetRefreshFamilyByToken(t.Context(), "")
 		notFound(t, "empty hash", err)
 	}},
-	{"a rotation moves the current token to previous", func(t *testing.T, s storage.Storage) {
-		f := family("f")
+	{"a rotation moves the current token to previous and stores the access token it issued", func(t *testing.T, s storage.Storage) {
+		f, tok := family("f"), accessToken("t")
 		must(t, s.CreateRefreshFamily(t.Context(), f))
 		next, at := storage.Hash("f-2"), t0.Add(time.Minute)
-		got, err := s.UpdateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, error) {
+		got, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
 			x.PreviousHash, x.CurrentHash, x.RotatedAt = x.CurrentHash, next, at
-			return x, nil
+			return x, tok, nil
 		})
 		must(t, err)
+		gotTok, err := s.GetAccessToken(t.Context(), tok.TokenHash)
+		must(t, err)
+		equal(t, "access token", tok, gotTok)
 		want := f
 		want.PreviousHash, want.CurrentHash, want.RotatedAt = f.CurrentHash, next, at
 		equal(t, "returned family", want, got)
@@ -539,14 +544,28 @@ var refreshFamilyTests = []test{
 		_, err = s.GetRefreshFamilyByToken(t.Context(), f.PreviousHash)
 		notFound(t, "token two rotations old", err)
 	}},
-	{"an update function error leaves the family unchanged", func(t *testing.T, s storage.Storage) {
-		f := family("f")
+	{"a refused rotation leaves the family unchanged and stores no token", func(t *testing.T, s storage.Storage) {
+		f, tok := family("f"), accessToken("t")
 		must(t, s.CreateRefreshFamily(t.Context(), f))
-		_, err := s.UpdateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, error) {
+		_, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
 			x.CurrentHash, x.Revoked = storage.Hash("other"), true
-			return x, errRefused
+			return x, tok, errRefused
 		})
 		refused(t, err)
+		got, err := s.GetRefreshFamily(t.Context(), f.ID)
+		must(t, err)
+		equal(t, "family", f, got)
+		tokenGone(t, s, tok, true)
+	}},
+	{"a rotation whose token cannot be stored leaves the family unchanged", func(t *testing.T, s storage.Storage) {
+		f, tok := family("f"), accessToken("t")
+		must(t, s.CreateRefreshFamily(t.Context(), f))
+		must(t, s.CreateAccessToken(t.Context(), tok))
+		_, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
+			x.PreviousHash, x.CurrentHash = x.CurrentHash, storage.Hash("f-2")
+			return x, tok, nil
+		})
+		alreadyExists(t, "rotate with a taken token hash", err)
 		got, err := s.GetRefreshFamily(t.Context(), f.ID)
 		must(t, err)
 		equal(t, "family", f, got)
@@ -876,12 +895,13 @@ var concurrencyTests = []test{
 			var wins atomic.Int32
 			errs := make(chan error, racers)
 			concurrently(racers, func(i int) {
-				_, err := s.UpdateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, error) {
+				tok := accessToken(fmt.Sprintf("gen-%d-racer-%d", g, i))
+				_, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
 					if x.CurrentHash != seen.CurrentHash {
-						return x, errRefused
+						return x, tok, errRefused
 					}
 					x.PreviousHash, x.CurrentHash = x.CurrentHash, storage.Hash(fmt.Sprintf("gen-%d-racer-%d", g, i))
-					return x, nil
+					return x, tok, nil
 				})
 				switch {
 				case err == nil:

@@ -326,20 +326,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func
 		c, issued, err = redeem(c)
 		return c, err
 	}
-	store := func(c Conn) error {
-		vals, err := AccessTokenValues(issued.AccessToken)
-		if err := create(ctx, c, s.q.insertToken, vals, err); err != nil {
-			return fmt.Errorf("store access token: %w", err)
-		}
-		if issued.RefreshFamily == nil {
-			return nil
-		}
-		vals, err = RefreshFamilyValues(*issued.RefreshFamily)
-		if err := create(ctx, c, s.q.insertFamily, vals, err); err != nil {
-			return fmt.Errorf("store refresh family: %w", err)
-		}
-		return nil
-	}
+	store := func(c Conn) error { return s.storeIssued(ctx, c, issued) }
 	out, fnErr, err := update(ctx, s.db, s.q.lockCode, s.q.updateCode, []any{codeHash}, ScanAuthCode, AuthCodeValues, fn, store)
 	if fnErr != nil {
 		return storage.AuthCode{}, fnErr
@@ -405,15 +392,38 @@ func (s *Store) GetRefreshFamilyByToken(ctx context.Context, tokenHash string) (
 	return f, nil
 }
 
-func (s *Store) UpdateRefreshFamily(ctx context.Context, id string, fn func(storage.RefreshFamily) (storage.RefreshFamily, error)) (storage.RefreshFamily, error) {
-	out, fnErr, err := update(ctx, s.db, s.q.lockFamily, s.q.updateFamily, []any{id}, ScanRefreshFamily, RefreshFamilyValues, fn, nil)
+func (s *Store) RotateRefreshFamily(ctx context.Context, id string, rotate func(storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error)) (storage.RefreshFamily, error) {
+	var tok storage.AccessToken
+	fn := func(f storage.RefreshFamily) (storage.RefreshFamily, error) {
+		var err error
+		f, tok, err = rotate(f)
+		return f, err
+	}
+	store := func(c Conn) error { return s.storeIssued(ctx, c, storage.Issued{AccessToken: tok}) }
+	out, fnErr, err := update(ctx, s.db, s.q.lockFamily, s.q.updateFamily, []any{id}, ScanRefreshFamily, RefreshFamilyValues, fn, store)
 	if fnErr != nil {
 		return storage.RefreshFamily{}, fnErr
 	}
 	if err != nil {
-		return storage.RefreshFamily{}, fmt.Errorf("update refresh family: %w", err)
+		return storage.RefreshFamily{}, fmt.Errorf("rotate refresh family: %w", err)
 	}
 	return out, nil
+}
+
+// storeIssued inserts the tokens a redemption or rotation issued, inside its transaction.
+func (s *Store) storeIssued(ctx context.Context, c Conn, issued storage.Issued) error {
+	vals, err := AccessTokenValues(issued.AccessToken)
+	if err := create(ctx, c, s.q.insertToken, vals, err); err != nil {
+		return fmt.Errorf("store access token: %w", err)
+	}
+	if issued.RefreshFamily == nil {
+		return nil
+	}
+	vals, err = RefreshFamilyValues(*issued.RefreshFamily)
+	if err := create(ctx, c, s.q.insertFamily, vals, err); err != nil {
+		return fmt.Errorf("store refresh family: %w", err)
+	}
+	return nil
 }
 
 // RevokeSession also revokes what was issued under idHash when the session itself is gone
