@@ -233,7 +233,6 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		}
 	}
 	client := &http.Client{
-		Transport:     &http.Transport{MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2, DisableCompression: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       10 * time.Second,
 	}
@@ -243,7 +242,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		return res, err
 	}
 
-	runLoad(client, issuer, cookies, o.warmup, nil)
+	runLoad(issuer, cookies, o.warmup, nil)
 	if o.cpuProfile != "" {
 		f, err := os.Create(filepath.Join(filepath.Dir(o.cpuProfile), backend+"-"+filepath.Base(o.cpuProfile)))
 		if err != nil {
@@ -298,7 +297,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		}
 		before := lat.count()
 		start := time.Now()
-		runLoad(client, issuer, cookies, o.duration, &lat)
+		runLoad(issuer, cookies, o.duration, &lat)
 		roundWall := time.Since(start)
 		cpu1, err := processCPU(pid)
 		if err != nil {
@@ -664,7 +663,7 @@ func (l *latencies) firstError() error {
 
 // runLoad runs silent logins from one worker per session cookie for d; lat (when not nil)
 // records each one.
-func runLoad(c *http.Client, issuer string, cookies []string, d time.Duration, lat *latencies) {
+func runLoad(issuer string, cookies []string, d time.Duration, lat *latencies) {
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	var seq atomic.Int64
@@ -672,14 +671,20 @@ func runLoad(c *http.Client, issuer string, cookies []string, d time.Duration, l
 		wg.Go(func() {
 			local := make([]time.Duration, 0, 4096)
 			var errs []error
-			for time.Now().Before(deadline) {
+			c, err := newRawClient(issuer, cookie)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for c != nil && time.Now().Before(deadline) {
 				t0 := time.Now()
-				_, err := silentLogin(c, issuer, cookie, "s"+strconv.FormatInt(seq.Add(1), 36))
-				if err != nil {
+				if err := c.silentLogin("s" + strconv.FormatInt(seq.Add(1), 36)); err != nil {
 					errs = append(errs, err)
 					continue
 				}
 				local = append(local, time.Since(t0))
+			}
+			if c != nil {
+				c.close()
 			}
 			if lat != nil {
 				for _, e := range errs {

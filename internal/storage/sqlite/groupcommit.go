@@ -109,9 +109,11 @@ func (d *database) commitBatch(batch []writeRequest) {
 		failAll(fmt.Errorf("begin: %w", err))
 	} else {
 		conn := txConn{tx: tx, stmts: d.writeStmts}
+		// A batch of one needs no savepoint: when it fails, the whole transaction goes.
+		alone := len(batch) == 1
 		for i, req := range batch {
 			var broken error
-			results[i], broken = runMember(conn, req)
+			results[i], broken = runMember(conn, req, !alone)
 			if broken != nil {
 				// The transaction is no longer what the members before this one left: undo
 				// all of it rather than commit a part.
@@ -121,7 +123,11 @@ func (d *database) commitBatch(batch []writeRequest) {
 				break
 			}
 		}
-		if tx != nil {
+		switch {
+		case tx == nil:
+		case alone && (results[0].err != nil || results[0].panicked):
+			_ = tx.Rollback()
+		default:
 			if err := tx.Commit(); err != nil {
 				failAll(fmt.Errorf("commit: %w", err))
 			}
@@ -132,19 +138,25 @@ func (d *database) commitBatch(batch []writeRequest) {
 	}
 }
 
-// runMember runs one request inside its savepoint. broken is set when the savepoint could
-// not be rolled back or released; SQLite then may have rolled back the whole transaction
-// (it does so on some I/O errors), and later statements would no longer be inside it.
-func runMember(conn txConn, req writeRequest) (res writeResult, broken error) {
+// runMember runs one request, inside its own savepoint when inSavepoint. broken is set
+// when the savepoint could not be rolled back or released; SQLite then may have rolled back
+// the whole transaction (it does so on some I/O errors), and later statements would no
+// longer be inside it.
+func runMember(conn txConn, req writeRequest, inSavepoint bool) (res writeResult, broken error) {
 	if err := req.ctx.Err(); err != nil {
 		return writeResult{err: err}, nil
 	}
-	if _, err := conn.Exec(req.ctx, savepoint); err != nil {
-		return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
+	if inSavepoint {
+		if _, err := conn.Exec(req.ctx, savepoint); err != nil {
+			return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
+		}
 	}
 	defer func() {
 		if v := recover(); v != nil {
 			res = writeResult{panicked: true, panicValue: v}
+		}
+		if !inSavepoint {
+			return
 		}
 		if res.err != nil || res.panicked {
 			if _, err := conn.Exec(req.ctx, rollbackSavepoint); err != nil {
