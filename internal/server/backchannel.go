@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4/jwt"
-
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
 )
@@ -349,7 +347,7 @@ func (s *Server) mintLogoutToken(st *state, clientID, sid, subject string) (stri
 		return "", fmt.Errorf("mint logout token: %w", err)
 	}
 	now := s.now()
-	tok, err := jwt.Signed(st.keys.logoutSigner).Claims(logoutTokenClaims{
+	tok, err := signJWT(st.keys.logoutSigner, logoutTokenClaims{
 		Issuer:   st.cfg.Issuer,
 		Subject:  subject,
 		Audience: clientID,
@@ -358,9 +356,9 @@ func (s *Server) mintLogoutToken(st *state, clientID, sid, subject string) (stri
 		ID:       jti,
 		SID:      sid,
 		Events:   map[string]map[string]any{backchannelLogoutEvent: {}},
-	}).Serialize()
+	})
 	if err != nil {
-		return "", fmt.Errorf("sign logout token: %w", err)
+		return "", fmt.Errorf("mint logout token: %w", err)
 	}
 	return tok, nil
 }

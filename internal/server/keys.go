@@ -117,10 +117,23 @@ func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {
 }
 
 // sign serialises claims as a compact JWS with the current key (its kid in the header).
-func (ks *keySet) sign(claims any) (string, error) {
-	tok, err := jwt.Signed(ks.signer).Claims(claims).Serialize()
+func (ks *keySet) sign(claims any) (string, error) { return signJWT(ks.signer, claims) }
+
+// signJWT signs claims, a struct whose JSON is an object, as a compact JWS. It marshals the
+// struct once, where go-jose's JWT builder would marshal it, decode it into a map and
+// marshal that again: a tenth of a silent login's CPU besides the signature.
+func signJWT(signer jose.Signer, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("sign token: encode claims: %w", err)
+	}
+	jws, err := signer.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
+	}
+	tok, err := jws.CompactSerialize()
+	if err != nil {
+		return "", fmt.Errorf("sign token: serialise: %w", err)
 	}
 	return tok, nil
 }

@@ -166,8 +166,8 @@ type Storage interface {
 
 	CreateAuthCode(ctx context.Context, c AuthCode) error
 	// RedeemAuthCode runs redeem on the code with its row locked. When redeem returns a nil
-	// error, the code it returns (marked used) and the tokens it issued are written in that
-	// one transaction; otherwise nothing is written and the error comes back unchanged. A
+	// error, the Used and RefreshFamilyID of the code it returns (the rest of a code never
+	// changes) and the tokens it issued are written in that one transaction; otherwise nothing is written and the error comes back unchanged. A
 	// concurrent redemption of the same code waits for the lock and then finds the code
 	// used and everything it issued stored, ready to be revoked with RevokeByCode.
 	RedeemAuthCode(ctx context.Context, codeHash string, redeem func(AuthCode) (AuthCode, Issued, error)) (AuthCode, error)

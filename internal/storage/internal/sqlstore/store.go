@@ -70,7 +70,7 @@ var _ storage.Storage = (*Store)(nil)
 type queries struct {
 	insertSession, selectSession, lockSession, updateSession, deleteSession  string
 	sessionsBySubject, expiredSessions                                       string
-	insertCode, lockCode, updateCode, selectCodeFamily                       string
+	insertCode, lockCode, redeemCode, selectCodeFamily                       string
 	insertToken, selectToken, deleteToken                                    string
 	insertFamily, selectFamily, lockFamily, updateFamily, selectFamilyByHash string
 	revokeFamiliesOfSession, deleteTokensOfSession                           string
@@ -106,7 +106,7 @@ func New(db DB, d Dialect) *Store {
 
 		insertCode:       AuthCodes.Insert(p),
 		lockCode:         AuthCodes.Select(p) + d.Lock,
-		updateCode:       AuthCodes.Update(p),
+		redeemCode:       fmt.Sprintf("UPDATE auth_codes SET used = %s, refresh_family_id = %s WHERE code_hash = %s", p(2), p(3), p(1)),
 		selectCodeFamily: "SELECT refresh_family_id FROM auth_codes WHERE code_hash = " + p(1) + d.Lock,
 
 		insertToken: AccessTokens.Insert(p),
@@ -319,15 +319,30 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 	return nil
 }
 
+// RedeemAuthCode writes back only what a redemption changes, Used and RefreshFamilyID: the
+// rest of a code never changes, and rewriting it was a good part of a silent login's work.
 func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func(storage.AuthCode) (storage.AuthCode, storage.Issued, error)) (storage.AuthCode, error) {
-	var issued storage.Issued
-	fn := func(c storage.AuthCode) (storage.AuthCode, error) {
-		var err error
-		c, issued, err = redeem(c)
-		return c, err
-	}
-	store := func(c Conn) error { return s.storeIssued(ctx, c, issued) }
-	out, fnErr, err := update(ctx, s.db, s.q.lockCode, s.q.updateCode, []any{codeHash}, ScanAuthCode, AuthCodeValues, fn, store)
+	var out storage.AuthCode
+	var fnErr error
+	err := s.db.Tx(ctx, func(c Conn) error {
+		cur, err := get(c.QueryRow(ctx, s.q.lockCode, codeHash), ScanAuthCode)
+		if err != nil {
+			return err
+		}
+		next, issued, err := redeem(cur)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		if next.CodeHash != codeHash {
+			return errKeyChanged
+		}
+		if _, err := c.Exec(ctx, s.q.redeemCode, codeHash, next.Used, next.RefreshFamilyID); err != nil {
+			return err
+		}
+		out = next
+		return s.storeIssued(ctx, c, issued)
+	})
 	if fnErr != nil {
 		return storage.AuthCode{}, fnErr
 	}
