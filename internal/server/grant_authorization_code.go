@@ -60,6 +60,8 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
+	case errors.Is(err, storage.ErrSessionEnded):
+		return nil, newError(ErrInvalidGrant, "the user signed out after the authorization code was issued")
 	case errors.Is(err, errCodeReused):
 		s.logger.WarnContext(ctx, "authorization code reused; revoking what it issued", "client", client.ID)
 		if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -294,4 +295,23 @@ func TestDiscoveryAdvertisesTheLogoutProfiles(t *testing.T) {
 	if doc["end_session_endpoint"] != e.issuer+"/oidc/logout" {
 		t.Errorf("end_session_endpoint = %v", doc["end_session_endpoint"])
 	}
+}
+
+// TestACodeIssuedBeforeALogoutIsRefusedAfterIt redeems a code that was on its way to the
+// application while the user signed out elsewhere: the tokens it would give must not
+// outlive the session the user just ended.
+func TestACodeIssuedBeforeALogoutIsRefusedAfterIt(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	app2 := e.rp("app2", "app2-secret")
+	app2.signIn(t, b, "alice", alicePassword)
+	l, code, errCode := app2.silent(t, b)
+	if errCode != "" {
+		t.Fatalf("silent login: %s", errCode)
+	}
+	if p := b.get(e.issuer + "/v2/logout"); !strings.Contains(p.body, "You are signed out") {
+		t.Fatalf("logout: status %d, no signed-out page", p.status)
+	}
+	_, err := app2.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
+	assertOAuthError(t, err, "invalid_grant")
 }

@@ -19,6 +19,8 @@ import (
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrSessionEnded refuses the redemption of a code whose session no longer exists.
+	ErrSessionEnded = errors.New("the session ended")
 )
 
 // Hash is the digest under which a presented secret (session ID, code, token) is stored.
@@ -167,9 +169,12 @@ type Storage interface {
 	CreateAuthCode(ctx context.Context, c AuthCode) error
 	// RedeemAuthCode runs redeem on the code with its row locked. When redeem returns a nil
 	// error, the Used and RefreshFamilyID of the code it returns (the rest of a code never
-	// changes) and the tokens it issued are written in that one transaction; otherwise nothing is written and the error comes back unchanged. A
-	// concurrent redemption of the same code waits for the lock and then finds the code
-	// used and everything it issued stored, ready to be revoked with RevokeByCode.
+	// changes) and the tokens it issued are written in that one transaction; otherwise
+	// nothing is written and the error comes back unchanged. A concurrent redemption of the
+	// same code waits for the lock and then finds the code used and everything it issued
+	// stored, ready to be revoked with RevokeByCode. A code not used yet whose session
+	// (SessionIDHash) no longer exists is refused with ErrSessionEnded before redeem runs: a
+	// logout between a code's issue and its redemption ends the code too.
 	RedeemAuthCode(ctx context.Context, codeHash string, redeem func(AuthCode) (AuthCode, Issued, error)) (AuthCode, error)
 
 	CreateAccessToken(ctx context.Context, t AccessToken) error

@@ -75,10 +75,18 @@ func authCode(code string) storage.AuthCode {
 		CodeHash: storage.Hash(code), ClientID: "app1", RedirectURI: "https://app1.example.com/cb",
 		Scopes: []string{"openid", "profile", "offline_access"}, Nonce: "n-0S6_WzA2Mj",
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod: "S256",
-		SessionIDHash: storage.Hash("session"), SID: "sid-session", Connection: "corp",
-		Claims: claims("alice"), AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"},
+		Connection: "corp", Claims: claims("alice"), AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"},
 		ExpiresAt: t0.Add(time.Minute), RefreshFamilyID: "",
 	}
+}
+
+// inSession ties a code to a stored session, which its redemption requires.
+func inSession(t *testing.T, s storage.Storage, c storage.AuthCode, name string) storage.AuthCode {
+	t.Helper()
+	sess := session(name)
+	must(t, s.CreateSession(t.Context(), sess))
+	c.SessionIDHash, c.SID = sess.IDHash, sess.SID
+	return c
 }
 
 func accessToken(token string) storage.AccessToken {
@@ -366,7 +374,7 @@ func redemption(tok storage.AccessToken, fam *storage.RefreshFamily) func(storag
 
 var authCodeTests = []test{
 	{"a created code reads back with every field", func(t *testing.T, s storage.Storage) {
-		want := authCode("c")
+		want := inSession(t, s, authCode("c"), "s")
 		want.Used, want.RefreshFamilyID = true, "fam"
 		must(t, s.CreateAuthCode(t.Context(), want))
 		got, err := peekCode(t, s, want.CodeHash)
@@ -378,7 +386,7 @@ var authCodeTests = []test{
 		alreadyExists(t, "second create", s.CreateAuthCode(t.Context(), authCode("c")))
 	}},
 	{"redeeming a code marks it used and stores the tokens it issued", func(t *testing.T, s storage.Storage) {
-		in, tok, fam := authCode("c"), accessToken("t"), family("fam-1")
+		in, tok, fam := inSession(t, s, authCode("c"), "s"), accessToken("t"), family("fam-1")
 		must(t, s.CreateAuthCode(t.Context(), in))
 		got, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, &fam))
 		must(t, err)
@@ -431,6 +439,16 @@ var authCodeTests = []test{
 		got, err := peekCode(t, s, in.CodeHash)
 		must(t, err)
 		equal(t, "code", in, got)
+		tokenGone(t, s, tok, true)
+	}},
+	{"a code whose session has ended is refused and stores nothing", func(t *testing.T, s storage.Storage) {
+		in, tok := inSession(t, s, authCode("c"), "s"), accessToken("t")
+		must(t, s.CreateAuthCode(t.Context(), in))
+		must(t, s.RevokeSession(t.Context(), in.SessionIDHash))
+		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, nil))
+		if !errors.Is(err, storage.ErrSessionEnded) {
+			t.Fatalf("redeem after the session ended: got %v, want storage.ErrSessionEnded", err)
+		}
 		tokenGone(t, s, tok, true)
 	}},
 	{"redeeming a missing code is not found", func(t *testing.T, s storage.Storage) {

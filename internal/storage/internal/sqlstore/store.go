@@ -48,6 +48,8 @@ type Dialect struct {
 	Placeholder Placeholder
 	// Lock ends the SELECT that starts a read-modify-write, to lock the row until commit.
 	Lock string
+	// Share ends a SELECT that keeps the row from being deleted or changed until commit.
+	Share string
 }
 
 // Numbered parameters exist in both dialects, which lets one statement text bind its
@@ -56,7 +58,7 @@ var (
 	SQLite = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("?%d", i) }}
 	// Postgres locks the row for the transaction, so concurrent updaters queue on it and
 	// each reads what the previous one committed.
-	Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, Lock: " FOR UPDATE"}
+	Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, Lock: " FOR UPDATE", Share: " FOR SHARE"}
 )
 
 // Store implements storage.Storage on a DB.
@@ -69,6 +71,7 @@ var _ storage.Storage = (*Store)(nil)
 
 type queries struct {
 	insertSession, selectSession, lockSession, updateSession, deleteSession  string
+	sessionExists                                                            string
 	sessionsBySubject, expiredSessions                                       string
 	insertCode, lockCode, redeemCode, selectCodeFamily                       string
 	insertToken, selectToken, deleteToken                                    string
@@ -98,6 +101,7 @@ func New(db DB, d Dialect) *Store {
 		lockSession:   Sessions.Select(p) + d.Lock,
 		updateSession: Sessions.Update(p),
 		deleteSession: "DELETE FROM sessions WHERE id_hash = " + p(1),
+		sessionExists: "SELECT 1 FROM sessions WHERE id_hash = " + p(1) + d.Share,
 		sessionsBySubject: fmt.Sprintf("SELECT %s FROM sessions WHERE connection = %s AND subject = %s ORDER BY created_at, id_hash",
 			Sessions.List(), p(1), p(2)),
 		// A zero ExpiresAt is stored as NULL and, being before any now, counts as expired.
@@ -328,6 +332,17 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func
 		cur, err := get(c.QueryRow(ctx, s.q.lockCode, codeHash), ScanAuthCode)
 		if err != nil {
 			return err
+		}
+		if !cur.Used && cur.SessionIDHash != "" {
+			// Held until commit, so a RevokeSession either ends before this looks (and the
+			// code is refused) or waits for this commit (and deletes the tokens stored here).
+			var one int
+			switch err := c.QueryRow(ctx, s.q.sessionExists, cur.SessionIDHash).Scan(&one); {
+			case errors.Is(err, sql.ErrNoRows):
+				return storage.ErrSessionEnded
+			case err != nil:
+				return fmt.Errorf("look up the code's session: %w", err)
+			}
 		}
 		next, issued, err := redeem(cur)
 		if err != nil {
