@@ -278,20 +278,12 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	}()
 
 	var lat latencies
-	var wall, serverCPU, generatorCPU time.Duration
-	var busy, total int64
+	var wall time.Duration
+	var used cpuReading // summed over the rounds' load
 	ceiling, sigCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
 	sumCeiling, sumSigCPU := ceiling, sigCPU
 	for range o.rounds {
-		cpu0, err := processCPU(pid)
-		if err != nil {
-			return res, err
-		}
-		gen0, err := processCPU(os.Getpid())
-		if err != nil {
-			return res, err
-		}
-		busy0, total0, err := machineCPU()
+		r0, err := readCPU(pid)
 		if err != nil {
 			return res, err
 		}
@@ -299,22 +291,12 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		start := time.Now()
 		runLoad(issuer, cookies, o.duration, &lat)
 		roundWall := time.Since(start)
-		cpu1, err := processCPU(pid)
-		if err != nil {
-			return res, err
-		}
-		gen1, err := processCPU(os.Getpid())
-		if err != nil {
-			return res, err
-		}
-		busy1, total1, err := machineCPU()
+		r1, err := readCPU(pid)
 		if err != nil {
 			return res, err
 		}
 		wall += roundWall
-		serverCPU += cpu1 - cpu0
-		generatorCPU += gen1 - gen0
-		busy, total = busy+busy1-busy0, total+total1-total0
+		used = used.add(r1.sub(r0))
 
 		after, afterCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
 		rate := float64(lat.count()-before) / roundWall.Seconds()
@@ -329,9 +311,9 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		return res, err
 	}
 	res.rssPeak = max(peak.Load(), res.rssEnd)
-	res.serverCPU = serverCPU.Seconds() / wall.Seconds()
-	res.generatorCPU = generatorCPU.Seconds() / wall.Seconds()
-	res.machineCPU = float64(busy) / float64(total)
+	res.serverCPU = used.server.Seconds() / wall.Seconds()
+	res.generatorCPU = used.generator.Seconds() / wall.Seconds()
+	res.machineCPU = float64(used.busy) / float64(used.total)
 	d := lat.sorted()
 	res.requests, res.errors = len(d), int(lat.errors.Load())
 	if len(d) == 0 {
@@ -728,6 +710,34 @@ func signingCeiling(key *rsa.PrivateKey, n int, d time.Duration) (perSecond floa
 	wall := time.Since(start)
 	cpu1, _ := processCPU(os.Getpid())
 	return float64(count.Load()) / wall.Seconds(), (cpu1 - cpu0) / time.Duration(count.Load())
+}
+
+// cpuReading is the CPU time of the server and of this process (the load generator) and the
+// machine's busy and total jiffies, at one moment or between two.
+type cpuReading struct {
+	server, generator time.Duration
+	busy, total       int64
+}
+
+func readCPU(serverPID int) (cpuReading, error) {
+	var r cpuReading
+	var err error
+	if r.server, err = processCPU(serverPID); err != nil {
+		return r, err
+	}
+	if r.generator, err = processCPU(os.Getpid()); err != nil {
+		return r, err
+	}
+	r.busy, r.total, err = machineCPU()
+	return r, err
+}
+
+func (r cpuReading) sub(o cpuReading) cpuReading {
+	return cpuReading{r.server - o.server, r.generator - o.generator, r.busy - o.busy, r.total - o.total}
+}
+
+func (r cpuReading) add(o cpuReading) cpuReading {
+	return cpuReading{r.server + o.server, r.generator + o.generator, r.busy + o.busy, r.total + o.total}
 }
 
 // processCPU is the user+system CPU time of a process, from /proc/<pid>/stat.

@@ -70,8 +70,7 @@ func TestARefreshRacingAReplayLeavesNothingIssued(t *testing.T) {
 	b := e.browser()
 	rp.signIn(t, b, "alice", alicePassword)
 	for i := range 15 {
-		l := newLogin()
-		code := rp.callback(t, l, b.get(rp.authURL(l)))
+		l, code, _ := rp.silent(t, b)
 		first, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
 		if err != nil {
 			t.Fatalf("round %d: exchange: %v", i, err)
