@@ -7,6 +7,7 @@ IMG ?= hallpass/hallpass:$(VERSION)
 CONTROLLER_TOOLS_VERSION ?= v0.20.1
 KUSTOMIZE_VERSION ?= v5.8.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v3.22.0
 # The envtest control plane, built from Go modules by hack/envtest-binaries.sh.
 ENVTEST_K8S_VERSION ?= 1.35.4
 ENVTEST_ETCD_VERSION ?= 3.6.6
@@ -15,6 +16,10 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+
+# The Helm chart carries copies of generated files, refreshed by `make manifests`.
+CHART_DIR := charts/hallpass
 
 GO_LDFLAGS := -s -w -X github.com/hallpass/hallpass/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
@@ -34,8 +39,14 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs, the operator's ClusterRole and the webhook configuration.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, the operator's ClusterRole and the webhook configuration (also into the Helm chart).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./api/..." paths="./controllers/..." paths="./internal/webhookcert/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	@# The chart installs the same CRDs, and renders its ClusterRole rules and webhooks from
+	@# these copies, so that it cannot drift from what controller-gen generates.
+	rm -f $(CHART_DIR)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+	cp config/webhook/manifests.yaml $(CHART_DIR)/files/webhook-manifests.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -43,9 +54,9 @@ generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
 
 .PHONY: verify
 verify: generate manifests ## Fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/webhook)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/webhook $(CHART_DIR)/crds $(CHART_DIR)/files)" ]; then \
 		echo "Generated files are stale; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config/crd config/rbac config/webhook; git --no-pager diff --stat -- api config; exit 1; fi
+		git status --porcelain -- api config/crd config/rbac config/webhook $(CHART_DIR)/crds $(CHART_DIR)/files; git --no-pager diff --stat -- api config $(CHART_DIR); exit 1; fi
 
 .PHONY: fmt
 fmt: ## Run gofmt.
@@ -66,6 +77,14 @@ test: ## Run every check and test suite (installs what it needs on a fresh machi
 .PHONY: kustomize-build
 kustomize-build: $(KUSTOMIZE) ## Render config/default.
 	$(KUSTOMIZE) build config/default
+
+.PHONY: helm
+helm: $(HELM) ## Install the pinned helm into ./bin (once); print its path.
+	@echo $(HELM)
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint the Helm chart.
+	$(HELM) lint --strict $(CHART_DIR)
 
 ##@ Build
 
@@ -106,6 +125,12 @@ $(KUSTOMIZE): | $(LOCALBIN)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+# helm is built from its Go module, not added to go.mod: it is a tool, and its dependency
+# graph would otherwise constrain the operator's.
+$(HELM): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $@
 
 ##@ Demo
 

@@ -29,6 +29,10 @@ make --no-print-directory lint
 step "Rendering the install manifests (kustomize build config/default)"
 make --no-print-directory kustomize-build >/dev/null
 
+step "Installing the pinned helm into bin/ (once) for the chart's tests"
+HALLPASS_HELM="$(make --no-print-directory -s helm)"
+export HALLPASS_HELM
+
 step "Building the envtest control plane (cached after the first run)"
 KUBEBUILDER_ASSETS="$(make --no-print-directory -s envtest)"
 export KUBEBUILDER_ASSETS
