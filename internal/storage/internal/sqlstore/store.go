@@ -71,7 +71,6 @@ var _ storage.Storage = (*Store)(nil)
 
 type queries struct {
 	insertSession, selectSession, lockSession, updateSession, deleteSession  string
-	sessionExists                                                            string
 	sessionsBySubject, expiredSessions                                       string
 	insertCode, lockCode, redeemCode, selectCodeFamily                       string
 	insertToken, selectToken, deleteToken                                    string
@@ -101,7 +100,6 @@ func New(db DB, d Dialect) *Store {
 		lockSession:   Sessions.Select(p) + d.Lock,
 		updateSession: Sessions.Update(p),
 		deleteSession: "DELETE FROM sessions WHERE id_hash = " + p(1),
-		sessionExists: "SELECT 1 FROM sessions WHERE id_hash = " + p(1) + d.Share,
 		sessionsBySubject: fmt.Sprintf("SELECT %s FROM sessions WHERE connection = %s AND subject = %s ORDER BY created_at, id_hash",
 			Sessions.List(), p(1), p(2)),
 		// A zero ExpiresAt is stored as NULL and, being before any now, counts as expired.
@@ -109,7 +107,10 @@ func New(db DB, d Dialect) *Store {
 			Sessions.List(), p(1), p(2)),
 
 		insertCode:       AuthCodes.Insert(p),
-		lockCode:         AuthCodes.Select(p) + d.Lock,
+		// The code's row with whether its session still exists, in one round trip; the
+		// session's row is held until commit (see RedeemAuthCode).
+		lockCode: fmt.Sprintf("SELECT %s, (SELECT 1 FROM sessions WHERE sessions.id_hash = auth_codes.session_id_hash%s) FROM auth_codes WHERE code_hash = %s%s",
+			AuthCodes.List(), d.Share, p(1), d.Lock),
 		redeemCode:       fmt.Sprintf("UPDATE auth_codes SET used = %s, refresh_family_id = %s WHERE code_hash = %s", p(2), p(3), p(1)),
 		selectCodeFamily: "SELECT refresh_family_id FROM auth_codes WHERE code_hash = " + p(1) + d.Lock,
 
@@ -197,6 +198,14 @@ func create(ctx context.Context, c Conn, query string, values []any, err error) 
 	}
 	return nil
 }
+
+// withColumns scans the columns a query selects after those its scan function reads.
+type withColumns struct {
+	Scanner
+	extra []any
+}
+
+func (w withColumns) Scan(dest ...any) error { return w.Scanner.Scan(append(dest, w.extra...)...) }
 
 // get reads one row, reporting ErrNotFound when there is none.
 func get[T any](row Scanner, scan func(Scanner) (T, error)) (T, error) {
@@ -329,20 +338,16 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func
 	var out storage.AuthCode
 	var fnErr error
 	err := s.db.Tx(ctx, func(c Conn) error {
-		cur, err := get(c.QueryRow(ctx, s.q.lockCode, codeHash), ScanAuthCode)
+		var sessionExists sql.NullInt64
+		cur, err := get(withColumns{c.QueryRow(ctx, s.q.lockCode, codeHash), []any{&sessionExists}}, ScanAuthCode)
 		if err != nil {
 			return err
 		}
-		if !cur.Used && cur.SessionIDHash != "" {
-			// Held until commit, so a RevokeSession either ends before this looks (and the
-			// code is refused) or waits for this commit (and deletes the tokens stored here).
-			var one int
-			switch err := c.QueryRow(ctx, s.q.sessionExists, cur.SessionIDHash).Scan(&one); {
-			case errors.Is(err, sql.ErrNoRows):
-				return storage.ErrSessionEnded
-			case err != nil:
-				return fmt.Errorf("look up the code's session: %w", err)
-			}
+		// The session's row is held until commit, so a RevokeSession either ends before this
+		// looks (and the code is refused) or waits for this commit (and then deletes the
+		// tokens stored here).
+		if !cur.Used && cur.SessionIDHash != "" && !sessionExists.Valid {
+			return storage.ErrSessionEnded
 		}
 		next, issued, err := redeem(cur)
 		if err != nil {
