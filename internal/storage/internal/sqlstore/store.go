@@ -106,7 +106,7 @@ func New(db DB, d Dialect) *Store {
 		expiredSessions: fmt.Sprintf("SELECT %s FROM sessions WHERE expires_at IS NULL OR expires_at <= %s ORDER BY expires_at NULLS FIRST, id_hash LIMIT %s",
 			Sessions.List(), p(1), p(2)),
 
-		insertCode:       AuthCodes.Insert(p),
+		insertCode: AuthCodes.Insert(p),
 		// The code's row with whether its session still exists, in one round trip; the
 		// session's row is held until commit (see RedeemAuthCode).
 		lockCode: fmt.Sprintf("SELECT %s, (SELECT 1 FROM sessions WHERE sessions.id_hash = auth_codes.session_id_hash%s) FROM auth_codes WHERE code_hash = %s%s",
