@@ -36,7 +36,7 @@ var errClosed = errors.New("sqlite store is closed")
 
 type writeRequest struct {
 	ctx  context.Context
-	fn   func(sqlstore.Conn) error
+	fn   func(sqlstore.Tx) error
 	done chan<- writeResult
 }
 
@@ -49,7 +49,7 @@ type writeResult struct {
 }
 
 // Tx hands fn to the writer and waits until its batch is committed or rolled back.
-func (d *database) Tx(ctx context.Context, fn func(sqlstore.Conn) error) error {
+func (d *database) Tx(ctx context.Context, fn func(sqlstore.Tx) error) error {
 	done := make(chan writeResult, 1)
 	select {
 	case d.writes <- writeRequest{ctx: ctx, fn: fn, done: done}:
@@ -108,7 +108,7 @@ func (d *database) commitBatch(batch []writeRequest) {
 	if err != nil {
 		failAll(fmt.Errorf("begin: %w", err))
 	} else {
-		conn := txConn{tx: tx, stmts: d.writeStmts}
+		conn := txConn{tx: tx, stmts: d.writeStmts, later: new([]queuedWrite)}
 		// A batch of one needs no savepoint: when it fails, the whole transaction goes.
 		alone := len(batch) == 1
 		for i, req := range batch {
@@ -168,6 +168,9 @@ func runMember(conn txConn, req writeRequest, inSavepoint bool) (res writeResult
 			broken = err
 		}
 	}()
-	res.err = req.fn(conn)
+	*conn.later = (*conn.later)[:0]
+	if res.err = req.fn(conn); res.err == nil {
+		res.err = conn.runLater(req.ctx)
+	}
 	return res, nil
 }

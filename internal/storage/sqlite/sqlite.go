@@ -17,7 +17,8 @@ import (
 	"runtime"
 	"sync"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/internal/sqlstore"
@@ -133,7 +134,7 @@ func (d *database) prepare(ctx context.Context, queries []string) error {
 // Exec runs a write on its own as a transaction, so that it shares a batch's COMMIT too.
 func (d *database) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := d.Tx(ctx, func(c sqlstore.Conn) error {
+	err := d.Tx(ctx, func(c sqlstore.Tx) error {
 		var err error
 		n, err = c.Exec(ctx, query, args...)
 		return err
@@ -177,9 +178,18 @@ func (d *database) Close() error {
 
 func rowsAffected(res sql.Result, err error) (int64, error) {
 	if err != nil {
-		return 0, err
+		return 0, keyTaken(err)
 	}
 	return res.RowsAffected()
+}
+
+// keyTaken reports an insert of a taken key as storage.ErrAlreadyExists.
+func keyTaken(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
+		return storage.ErrAlreadyExists
+	}
+	return err
 }
 
 // txConn runs statements in a transaction of the write connection; its reads see the
@@ -189,6 +199,17 @@ func rowsAffected(res sql.Result, err error) (int64, error) {
 type txConn struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// later holds the writes queued by the transaction being run (see runMember).
+	later *[]queuedWrite
+}
+
+type queuedWrite struct {
+	query string
+	args  []any
+}
+
+func (c txConn) Later(query string, args ...any) {
+	*c.later = append(*c.later, queuedWrite{query, args})
 }
 
 func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -197,6 +218,16 @@ func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, err
 		return rowsAffected(c.tx.StmtContext(ctx, s).ExecContext(ctx, args...))
 	}
 	return rowsAffected(c.tx.ExecContext(ctx, query, args...))
+}
+
+// runLater runs the queued writes in order.
+func (c txConn) runLater(ctx context.Context) error {
+	for _, w := range *c.later {
+		if _, err := c.Exec(ctx, w.query, w.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c txConn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Scanner {

@@ -15,7 +15,7 @@ import (
 // a transaction-scoped lock, so that servers starting together migrate once, one after the
 // other.
 func Migrate(ctx context.Context, db DB, d Dialect, lock string, migrations []string) error {
-	return db.Tx(ctx, func(c Conn) error {
+	return db.Tx(ctx, func(c Tx) error {
 		if lock != "" {
 			if _, err := c.Exec(ctx, lock); err != nil {
 				return fmt.Errorf("lock schema: %w", err)

@@ -25,6 +25,47 @@ type Scanner interface {
 	Scan(dest ...any) error
 }
 
+// valuesRow reads a record's encoded values back as a row of them would read, so that a
+// write can return the record as a later Select would give it without asking the database.
+type valuesRow []any
+
+func (v valuesRow) Scan(dest ...any) error {
+	if len(dest) != len(v) {
+		return fmt.Errorf("scan %d values into %d destinations", len(v), len(dest))
+	}
+	for i, d := range dest {
+		ok := true
+		switch d := d.(type) {
+		case *string:
+			*d, ok = v[i].(string)
+		case *bool:
+			*d, ok = v[i].(bool)
+		case *[]byte:
+			switch x := v[i].(type) {
+			case string:
+				*d = []byte(x)
+			case []byte:
+				*d = x
+			default:
+				*d, ok = nil, x == nil
+			}
+		case *sql.NullInt64:
+			switch x := v[i].(type) {
+			case int64:
+				*d = sql.NullInt64{Int64: x, Valid: true}
+			default:
+				*d, ok = sql.NullInt64{}, x == nil
+			}
+		default:
+			ok = false
+		}
+		if !ok {
+			return fmt.Errorf("scan value %d (%T) into %T", i, v[i], d)
+		}
+	}
+	return nil
+}
+
 // Placeholder renders the i-th (1-based) bind parameter of a dialect.
 type Placeholder func(i int) string
 
@@ -36,14 +77,13 @@ type Table struct {
 	Key     int
 }
 
-// Insert inserts one row and does nothing if the key exists, so that a caller can tell a
-// duplicate by zero affected rows in either dialect.
+// Insert inserts one row; a taken key fails it (see Tx.Later).
 func (t Table) Insert(p Placeholder) string {
 	ph := make([]string, len(t.Columns))
 	for i := range ph {
 		ph[i] = p(i + 1)
 	}
-	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING",
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)",
 		t.Name, strings.Join(t.Columns, ", "), strings.Join(ph, ", "))
 }
 
@@ -53,14 +93,12 @@ func (t Table) Select(p Placeholder) string {
 }
 
 // Update rewrites every non-key column of one row; its parameters are all columns, in order.
-// It returns the row as stored (normalised), as a later Select would read it.
 func (t Table) Update(p Placeholder) string {
 	set := make([]string, 0, len(t.Columns)-t.Key)
 	for i := t.Key; i < len(t.Columns); i++ {
 		set = append(set, t.Columns[i]+" = "+p(i+1))
 	}
-	return fmt.Sprintf("UPDATE %s SET %s WHERE %s RETURNING %s",
-		t.Name, strings.Join(set, ", "), t.keyMatch(p), t.List())
+	return fmt.Sprintf("UPDATE %s SET %s WHERE %s", t.Name, strings.Join(set, ", "), t.keyMatch(p))
 }
 
 // List is the column list for a SELECT.

@@ -32,14 +32,26 @@ type Rows interface {
 	Close()
 }
 
+// Tx is the connection of a write transaction.
+type Tx interface {
+	Conn
+	// Later queues a write to run after the transaction's function has returned nil, in
+	// order, before the commit. A backend may send the queued writes and the commit (and a
+	// transaction's BEGIN with its first statement) in one round trip, so a queued write
+	// must fail by an error, never by affecting no row: every insert of this package is a
+	// plain INSERT, and each backend reports a taken key as storage.ErrAlreadyExists.
+	Later(query string, args ...any)
+}
+
 // DB is a backend's database. Its own Exec writes and its Query and QueryRow only read.
 type DB interface {
 	Conn
 	Query(ctx context.Context, query string, args ...any) (Rows, error)
-	// Tx runs fn in a write transaction, commits if fn returns nil and rolls back otherwise.
-	// Transactions that write the same row must be serialised: the second one must see what
-	// the first one committed.
-	Tx(ctx context.Context, fn func(Conn) error) error
+	// Tx runs fn in a write transaction, then the writes fn queued with Later, and commits;
+	// if fn or a queued write fails, it rolls back and returns that error. Transactions that
+	// write the same row must be serialised: the second one must see what the first one
+	// committed.
+	Tx(ctx context.Context, fn func(Tx) error) error
 	Close() error
 }
 
@@ -184,19 +196,13 @@ func (s *Store) Close() error { return s.db.Close() }
 // update addresses a row by key, so it cannot also move it.
 var errKeyChanged = errors.New("the update function changed the record's key")
 
-// create inserts a row, reporting ErrAlreadyExists when its key is taken.
+// create inserts a row; the backend reports a taken key as ErrAlreadyExists.
 func create(ctx context.Context, c Conn, query string, values []any, err error) error {
 	if err != nil {
 		return err
 	}
-	n, err := c.Exec(ctx, query, values...)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return storage.ErrAlreadyExists
-	}
-	return nil
+	_, err = c.Exec(ctx, query, values...)
+	return err
 }
 
 // withColumns scans the columns a query selects after those its scan function reads.
@@ -216,13 +222,14 @@ func get[T any](row Scanner, scan func(Scanner) (T, error)) (T, error) {
 	return v, err
 }
 
-// update is the read-modify-write of every Update method. The error of fn comes back
-// unwrapped as fnErr, as the interface promises, and nothing is written. also, when not
-// nil, writes more in the same transaction.
+// update is the read-modify-write of every Update method: it returns the record fn made,
+// as stored.
+// The error of fn comes back unwrapped as fnErr, as the interface promises, and nothing is
+// written. also, when not nil, queues more writes in the same transaction.
 func update[T any](ctx context.Context, db DB, lock, write string, key []any,
-	scan func(Scanner) (T, error), values func(T) ([]any, error), fn func(T) (T, error), also func(Conn) error,
+	scan func(Scanner) (T, error), values func(T) ([]any, error), fn func(T) (T, error), also func(Tx) error,
 ) (out T, fnErr error, err error) {
-	err = db.Tx(ctx, func(c Conn) error {
+	err = db.Tx(ctx, func(c Tx) error {
 		cur, err := get(c.QueryRow(ctx, lock, key...), scan)
 		if err != nil {
 			return err
@@ -239,7 +246,8 @@ func update[T any](ctx context.Context, db DB, lock, write string, key []any,
 		if !slices.Equal(vals[:len(key)], key) {
 			return errKeyChanged
 		}
-		if out, err = scan(c.QueryRow(ctx, write, vals...)); err != nil || also == nil {
+		c.Later(write, vals...)
+		if out, err = scan(valuesRow(vals)); err != nil || also == nil {
 			return err
 		}
 		return also(c)
@@ -337,7 +345,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func(storage.AuthCode) (storage.AuthCode, storage.Issued, error)) (storage.AuthCode, error) {
 	var out storage.AuthCode
 	var fnErr error
-	err := s.db.Tx(ctx, func(c Conn) error {
+	err := s.db.Tx(ctx, func(c Tx) error {
 		var sessionExists sql.NullInt64
 		cur, err := get(withColumns{c.QueryRow(ctx, s.q.lockCode, codeHash), []any{&sessionExists}}, ScanAuthCode)
 		if err != nil {
@@ -357,11 +365,9 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func
 		if next.CodeHash != codeHash {
 			return errKeyChanged
 		}
-		if _, err := c.Exec(ctx, s.q.redeemCode, codeHash, next.Used, next.RefreshFamilyID); err != nil {
-			return err
-		}
+		c.Later(s.q.redeemCode, codeHash, next.Used, next.RefreshFamilyID)
 		out = next
-		return s.storeIssued(ctx, c, issued)
+		return storeIssued(c, s.q, issued)
 	})
 	if fnErr != nil {
 		return storage.AuthCode{}, fnErr
@@ -434,7 +440,7 @@ func (s *Store) RotateRefreshFamily(ctx context.Context, id string, rotate func(
 		f, tok, err = rotate(f)
 		return f, err
 	}
-	store := func(c Conn) error { return s.storeIssued(ctx, c, storage.Issued{AccessToken: tok}) }
+	store := func(c Tx) error { return storeIssued(c, s.q, storage.Issued{AccessToken: tok}) }
 	out, fnErr, err := update(ctx, s.db, s.q.lockFamily, s.q.updateFamily, []any{id}, ScanRefreshFamily, RefreshFamilyValues, fn, store)
 	if fnErr != nil {
 		return storage.RefreshFamily{}, fnErr
@@ -445,19 +451,20 @@ func (s *Store) RotateRefreshFamily(ctx context.Context, id string, rotate func(
 	return out, nil
 }
 
-// storeIssued inserts the tokens a redemption or rotation issued, inside its transaction.
-func (s *Store) storeIssued(ctx context.Context, c Conn, issued storage.Issued) error {
+// storeIssued queues the inserts of the tokens a redemption or rotation issued.
+func storeIssued(c Tx, q queries, issued storage.Issued) error {
 	vals, err := AccessTokenValues(issued.AccessToken)
-	if err := create(ctx, c, s.q.insertToken, vals, err); err != nil {
+	if err != nil {
 		return fmt.Errorf("store access token: %w", err)
 	}
+	c.Later(q.insertToken, vals...)
 	if issued.RefreshFamily == nil {
 		return nil
 	}
-	vals, err = RefreshFamilyValues(*issued.RefreshFamily)
-	if err := create(ctx, c, s.q.insertFamily, vals, err); err != nil {
+	if vals, err = RefreshFamilyValues(*issued.RefreshFamily); err != nil {
 		return fmt.Errorf("store refresh family: %w", err)
 	}
+	c.Later(q.insertFamily, vals...)
 	return nil
 }
 
@@ -470,7 +477,7 @@ func (s *Store) RevokeSession(ctx context.Context, idHash string) error {
 		return fmt.Errorf("revoke session: %w", storage.ErrNotFound)
 	}
 	var found bool
-	err := s.db.Tx(ctx, func(c Conn) error {
+	err := s.db.Tx(ctx, func(c Tx) error {
 		n, err := c.Exec(ctx, s.q.deleteSession, idHash)
 		if err != nil {
 			return err
@@ -498,7 +505,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 		return fmt.Errorf("revoke refresh family: %w", storage.ErrNotFound)
 	}
 	var found bool
-	err := s.db.Tx(ctx, func(c Conn) error {
+	err := s.db.Tx(ctx, func(c Tx) error {
 		n, err := c.Exec(ctx, s.q.revokeFamily, id)
 		if err != nil {
 			return err
@@ -523,7 +530,7 @@ func (s *Store) RevokeByCode(ctx context.Context, codeHash string) error {
 		return fmt.Errorf("revoke by code: %w", storage.ErrNotFound)
 	}
 	var found bool
-	err := s.db.Tx(ctx, func(c Conn) error {
+	err := s.db.Tx(ctx, func(c Tx) error {
 		var family string
 		switch err := c.QueryRow(ctx, s.q.selectCodeFamily, codeHash).Scan(&family); {
 		case errors.Is(err, sql.ErrNoRows):
@@ -570,7 +577,7 @@ func (s *Store) GetUser(ctx context.Context, connection, username string) (stora
 
 func (s *Store) RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (storage.Throttle, error) {
 	var t storage.Throttle
-	err := s.db.Tx(ctx, func(c Conn) error {
+	err := s.db.Tx(ctx, func(c Tx) error {
 		var err error
 		t, err = ScanThrottle(c.QueryRow(ctx, s.q.recordFailure, key, Nanos(now), Nanos(now.Add(-window))))
 		return err
