@@ -17,7 +17,7 @@ import (
 	"runtime"
 	"sync"
 
-	"modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // the "sqlite" driver, and its errors
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/hallpass/hallpass/internal/storage"

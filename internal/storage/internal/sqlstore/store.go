@@ -222,10 +222,9 @@ func get[T any](row Scanner, scan func(Scanner) (T, error)) (T, error) {
 	return v, err
 }
 
-// update is the read-modify-write of every Update method: it returns the record fn made,
-// as stored.
-// The error of fn comes back unwrapped as fnErr, as the interface promises, and nothing is
-// written. also, when not nil, queues more writes in the same transaction.
+// update is the read-modify-write of every Update method: it returns the record fn made, as
+// stored. The error of fn comes back unwrapped as fnErr, as the interface promises, and
+// nothing is written. also, when not nil, queues more writes in the same transaction.
 func update[T any](ctx context.Context, db DB, lock, write string, key []any,
 	scan func(Scanner) (T, error), values func(T) ([]any, error), fn func(T) (T, error), also func(Tx) error,
 ) (out T, fnErr error, err error) {
