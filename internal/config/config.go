@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"sigs.k8s.io/yaml"
 )
@@ -132,6 +134,10 @@ type Client struct {
 	AllowedScopes         []string `json:"allowedScopes,omitempty"`
 	BackchannelLogoutURI  string   `json:"backchannelLogoutURI,omitempty"`
 	FrontchannelLogoutURI string   `json:"frontchannelLogoutURI,omitempty"`
+	// AccessTokenAudience, when set, makes the client's access tokens RFC 9068 JWTs with
+	// this aud (the API they are for), which an API can verify with the JWKS alone. Each
+	// then costs a second signature; without it access tokens are opaque.
+	AccessTokenAudience string `json:"accessTokenAudience,omitempty"`
 }
 
 // Public reports whether the client cannot keep a secret (and so must use PKCE).
@@ -304,6 +310,8 @@ func (c *Config) Validate() error {
 		check(!slices.Contains([]string{ClientSinglePageApp, ClientRegularWebApp, ClientNative, ClientMachineToMachine}, cl.Type), "clients[%d].type %q is unknown", i, cl.Type)
 		check(cl.Public() && len(cl.SecretSHA256) > 0, "clients[%d] is a public client but has a secret", i)
 		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)
+		check(len(cl.AccessTokenAudience) > 2048 || strings.ContainsFunc(cl.AccessTokenAudience, unicode.IsSpace),
+			"clients[%d].accessTokenAudience must be at most 2048 characters without spaces", i)
 		for _, n := range cl.Connections {
 			_, ok := c.Connection(n)
 			check(!ok, "clients[%d].connections names unknown connection %q", i, n)
