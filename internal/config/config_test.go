@@ -34,6 +34,8 @@ func TestParse(t *testing.T) {
 		"a confidential client without a secret":     {edit: replace(", secretSHA256: [abc]", ""), err: "confidential client without a secret"},
 		"a client naming an unknown connection":      {edit: replace("connections: [db]", "connections: [ldap]"), err: `unknown connection "ldap"`},
 		"a Database connection without its block":    {edit: replace(", database: {}", ""), err: "has no database block"},
+		"an API audience is accepted":                {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'https://api.example/orders'")},
+		"an API audience with a space":               {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'orders api'"), err: "accessTokenAudience must be"},
 		"an unknown storage type":                    {edit: replace("type: SQLite", "type: Redis"), err: `storage.type "Redis"`},
 		"every problem is reported at once": {
 			edit: func(s string) string {

@@ -49,6 +49,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 			c.RefreshFamilyID = issued.RefreshFamily.ID
 		}
 		g = codeGrant(c)
+		g.apiAudience = client.AccessTokenAudience
 		link := storage.AccessToken{CodeHash: codeHash, RefreshFamilyID: c.RefreshFamilyID}
 		if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, link); err != nil {
 			return c, issued, err

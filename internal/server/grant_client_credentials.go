@@ -30,6 +30,6 @@ func (s *Server) grantClientCredentials(ctx context.Context, st *state, client c
 			scopes = append(scopes, sc)
 		}
 	}
-	g := grant{clientID: client.ID, scopes: scopes, claims: storage.Claims{Subject: client.ID}}
+	g := grant{clientID: client.ID, apiAudience: client.AccessTokenAudience, scopes: scopes, claims: storage.Claims{Subject: client.ID}}
 	return s.issueTokens(ctx, st, g, storage.AccessToken{})
 }

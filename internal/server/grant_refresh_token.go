@@ -73,6 +73,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 
 	g := grant{
 		clientID:      fam.ClientID,
+		apiAudience:   client.AccessTokenAudience,
 		scopes:        scopes,
 		claims:        fam.Claims,
 		sessionIDHash: fam.SessionIDHash,

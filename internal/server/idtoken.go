@@ -72,7 +72,9 @@ func claimsForScopes(c storage.Claims, scopes []string) scopeClaims {
 
 // grant is the authorization a token response is issued for, whichever grant produced it.
 type grant struct {
-	clientID      string
+	clientID string
+	// apiAudience is the client's accessTokenAudience: its access tokens are then JWTs.
+	apiAudience   string
 	scopes        []string
 	claims        storage.Claims
 	sessionIDHash string

@@ -32,9 +32,10 @@ type keySet struct {
 	algs   []string
 	signer jose.Signer
 	// logoutSigner signs logout tokens with the same key, typed logout+jwt (Back-Channel
-	// Logout §2.4) so that no receiver can mistake one for another kind of JWT.
-	logoutSigner jose.Signer
-	public       jose.JSONWebKeySet
+	// Logout §2.4), and accessTokenSigner JWT access tokens, typed at+jwt (RFC 9068 §2.1),
+	// so that no receiver can mistake one kind of JWT for another.
+	logoutSigner, accessTokenSigner jose.Signer
+	public                          jose.JSONWebKeySet
 	// secrets[0] derives from Current, secrets[1] (if any) from Previous.
 	secrets []derivedSecrets
 }
@@ -55,21 +56,20 @@ func newKeySet(keys *config.SigningKeys) (*keySet, error) {
 	if alg == "" {
 		return nil, fmt.Errorf("load signing keys: current key %q is neither RSA nor P-256", keys.Current.KeyID)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys.Current},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: create signer: %w", err)
-	}
-	logoutSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys.Current},
-		(&jose.SignerOptions{}).WithType("logout+jwt"))
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: create logout token signer: %w", err)
+	signers := make(map[jose.ContentType]jose.Signer, 3)
+	for _, typ := range []jose.ContentType{"JWT", "logout+jwt", "at+jwt"} {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys.Current}, (&jose.SignerOptions{}).WithType(typ))
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: create %s signer: %w", typ, err)
+		}
+		signers[typ] = s
 	}
 	algs := []string{string(alg)}
 	if next := keyAlgorithm(keys.Next); next != "" && next != alg {
 		algs = append(algs, string(next))
 	}
-	ks := &keySet{algs: algs, signer: signer, logoutSigner: logoutSigner, public: jose.JSONWebKeySet{Keys: keys.Public()}}
+	ks := &keySet{algs: algs, signer: signers["JWT"], logoutSigner: signers["logout+jwt"], accessTokenSigner: signers["at+jwt"],
+		public: jose.JSONWebKeySet{Keys: keys.Public()}}
 	for _, k := range []*jose.JSONWebKey{keys.Current, keys.Previous} {
 		if k == nil {
 			continue

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
@@ -98,22 +99,71 @@ func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link stora
 	return s.tokenResponse(st, g, token)
 }
 
-// newAccessToken mints an opaque access token for g and the record storage keeps of it;
-// link carries what ties the record to the code or refresh family that issued it.
+// newAccessToken mints an access token for g and the record storage keeps of it; link
+// carries what ties the record to the code or refresh family that issued it. A JWT access
+// token is stored like an opaque one, by its digest, so userinfo, introspection and
+// revocation treat both alike.
 func (s *Server) newAccessToken(st *state, g grant, link storage.AccessToken) (string, storage.AccessToken, error) {
-	token, err := config.RandomToken(32)
+	now := s.now()
+	expires := now.Add(st.cfg.Tokens.AccessToken.Duration)
+	var token string
+	var err error
+	if g.apiAudience == "" {
+		token, err = config.RandomToken(32)
+	} else {
+		token, err = mintJWTAccessToken(st, g, now, expires)
+	}
 	if err != nil {
 		return "", storage.AccessToken{}, err
 	}
-	now := s.now()
 	link.TokenHash = storage.Hash(token)
 	link.ClientID = g.clientID
 	link.Scopes = g.scopes
 	link.Claims = g.claims
 	link.SessionIDHash = g.sessionIDHash
 	link.IssuedAt = now
-	link.ExpiresAt = now.Add(st.cfg.Tokens.AccessToken.Duration)
+	link.ExpiresAt = expires
 	return token, link, nil
+}
+
+// jwtAccessTokenClaims are the claims of an RFC 9068 access token (§2.2), plus the groups
+// of the groups scope (§2.2.3.1).
+type jwtAccessTokenClaims struct {
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience string   `json:"aud"`
+	ClientID string   `json:"client_id"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	Scope    string   `json:"scope,omitempty"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+}
+
+func mintJWTAccessToken(st *state, g grant, now, expires time.Time) (string, error) {
+	jti, err := config.RandomToken(16)
+	if err != nil {
+		return "", err
+	}
+	c := jwtAccessTokenClaims{
+		Issuer:   st.cfg.Issuer,
+		Subject:  g.claims.Subject,
+		Audience: g.apiAudience,
+		ClientID: g.clientID,
+		Expiry:   expires.Unix(),
+		IssuedAt: now.Unix(),
+		ID:       jti,
+		Scope:    strings.Join(g.scopes, " "),
+		Groups:   claimsForScopes(g.claims, g.scopes).Groups,
+	}
+	// Only a user's login has these; client credentials have none (§2.2.1).
+	if !g.authTime.IsZero() {
+		c.AuthTime, c.ACR, c.AMR = g.authTime.Unix(), acrFor(g.amr), g.amr
+	}
+	return signJWT(st.keys.accessTokenSigner, c)
 }
 
 // tokenResponse answers with an access token and, with the openid scope, an ID token.

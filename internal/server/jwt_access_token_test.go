@@ -1,0 +1,130 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/hallpass/hallpass/internal/config"
+)
+
+const ordersAPI = "https://api.example/orders"
+
+// withAccessTokenAudience gives the named clients RFC 9068 JWT access tokens for ordersAPI.
+func withAccessTokenAudience(ids ...string) func(*config.Config) {
+	return func(c *config.Config) {
+		for i := range c.Clients {
+			for _, id := range ids {
+				if c.Clients[i].ID == id {
+					c.Clients[i].AccessTokenAudience = ordersAPI
+				}
+			}
+		}
+	}
+}
+
+// jwtAccessToken is what an API reads from an RFC 9068 access token.
+type jwtAccessToken struct {
+	Subject  string   `json:"sub"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	ID       string   `json:"jti"`
+	IssuedAt int64    `json:"iat"`
+	Expiry   int64    `json:"exp"`
+	AuthTime int64    `json:"auth_time"`
+	Groups   []string `json:"groups"`
+}
+
+// verifyAsAPI checks an access token the way an API does, with nothing but the issuer's
+// discovery and JWKS: signature, issuer, audience, expiry, and the at+jwt type.
+func verifyAsAPI(t *testing.T, e *env, token string) jwtAccessToken {
+	t.Helper()
+	provider, err := oidc.NewProvider(context.Background(), e.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verified, err := provider.Verifier(&oidc.Config{ClientID: ordersAPI, Now: e.clock.Now}).Verify(context.Background(), token)
+	if err != nil {
+		t.Fatalf("the API cannot verify the access token: %v", err)
+	}
+	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType]; typ != "at+jwt" {
+		t.Errorf("typ = %v, want at+jwt (RFC 9068 §2.1)", typ)
+	}
+	var c jwtAccessToken
+	if err := verified.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == "" || c.Expiry-c.IssuedAt != int64(time.Hour/time.Second) {
+		t.Errorf("jti %q, lifetime %ds; want a jti and the configured hour", c.ID, c.Expiry-c.IssuedAt)
+	}
+	return c
+}
+
+func TestAClientThatNamesAnAPIGetsJWTAccessTokens(t *testing.T) {
+	e := newEnv(t, withAccessTokenAudience("app2", "m2m"))
+	b := e.browser()
+	app2 := e.rp("app2", "app2-secret")
+	tok, _ := app2.signIn(t, b, "alice", alicePassword)
+
+	c := verifyAsAPI(t, e, tok.AccessToken)
+	if c.Subject != "people|alice" || c.ClientID != "app2" || c.AuthTime == 0 || !strings.Contains(c.Scope, "openid") || len(c.Groups) == 0 {
+		t.Errorf("user access token claims = %+v", c)
+	}
+	if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusOK {
+		t.Errorf("userinfo with the JWT access token: status %d", status)
+	}
+
+	// A refresh gives another JWT for the same API.
+	refreshed, err := refresh(app2, tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := verifyAsAPI(t, e, refreshed.AccessToken); c.Subject != "people|alice" {
+		t.Errorf("refreshed access token sub = %q", c.Subject)
+	}
+
+	// Client credentials: the client is the subject, and there is no user's login.
+	_, body := tokenRequest(t, e, url.Values{"grant_type": {"client_credentials"}}, "m2m", "m2m-secret")
+	machine, _ := body["access_token"].(string)
+	if c := verifyAsAPI(t, e, machine); c.Subject != "m2m" || c.ClientID != "m2m" || c.AuthTime != 0 {
+		t.Errorf("machine access token claims = %+v", c)
+	}
+
+	// An access token is not an ID token: refused as id_token_hint.
+	if _, _, errCode := app2.silent(t, b, oauth2.SetAuthURLParam("id_token_hint", tok.AccessToken)); errCode != "invalid_request" {
+		t.Errorf("a JWT access token as id_token_hint: error %q, want invalid_request", errCode)
+	}
+
+	// Revocation ends a JWT access token for everything that asks the server.
+	form := url.Values{"token": {refreshed.AccessToken}}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("app2", "app2-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status := userinfoStatus(t, e, refreshed.AccessToken); status != http.StatusUnauthorized {
+		t.Errorf("userinfo with a revoked JWT access token: status %d, want 401", status)
+	}
+}
+
+func TestAClientWithoutAnAPIAudienceKeepsOpaqueAccessTokens(t *testing.T) {
+	e := newEnv(t, withAccessTokenAudience("app2"))
+	tok, _ := e.rp("app1", "app1-secret").signIn(t, e.browser(), "alice", alicePassword, oauthConnection("people"))
+	if strings.Count(tok.AccessToken, ".") != 0 {
+		t.Fatalf("app1 names no API but got a structured access token %q", tok.AccessToken)
+	}
+}
