@@ -54,7 +54,7 @@ func verifyAsAPI(t *testing.T, e *env, token string) jwtAccessToken {
 	if err != nil {
 		t.Fatalf("the API cannot verify the access token: %v", err)
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}
