@@ -70,20 +70,40 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 			spec.ports[p.Name] = hp
 		}
 	}
+	// A kubelet probes a port the container does not declare as well (the operator's health
+	// port is one), so such a port gets a loopback port too.
+	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil && probe.HTTPGet.Port.Type == intstr.Int {
+		if port := probe.HTTPGet.Port.IntValue(); byContainerPort[port] == 0 {
+			hp, err := FreePort()
+			if err != nil {
+				return spec, err
+			}
+			byContainerPort[port] = hp
+			spec.ports[strconv.Itoa(port)] = hp
+		}
+	}
 	args := rewriteListenArgs(c.Args, byContainerPort)
 
 	kubeconfig, err := r.podKubeconfig(ctx, d.Namespace, tmpl.Spec.ServiceAccountName, dir)
 	if err != nil {
 		return spec, err
 	}
-	args = append(args, "--kubeconfig="+kubeconfig)
-
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir}
+	if r.alsoRun(d) {
+		env = append(env, "KUBECONFIG="+kubeconfig)
+	} else {
+		args = append(args, "--kubeconfig="+kubeconfig)
+	}
 	for _, e := range c.Env {
-		if e.ValueFrom != nil {
-			return spec, fmt.Errorf("plan pod of Deployment %s: env %s: valueFrom is %w", key, e.Name, errUnsupported)
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			// The downward API's pod namespace, which the operator reads as POD_NAMESPACE.
+			env = append(env, e.Name+"="+d.Namespace)
+		default:
+			return spec, fmt.Errorf("plan pod of Deployment %s: env %s: valueFrom other than the pod's namespace is %w", key, e.Name, errUnsupported)
 		}
-		env = append(env, e.Name+"="+e.Value)
 	}
 
 	for _, m := range c.VolumeMounts {

@@ -38,6 +38,11 @@ type RunnerOptions struct {
 	RestConfig *rest.Config
 	// Logs receives every pod's output, each line prefixed with [namespace/name].
 	Logs io.Writer
+	// AlsoRun selects Deployments to run besides those the operator manages, such as the
+	// operator's own Deployment rendered by the Helm chart. Their processes find the pod's
+	// kubeconfig in $KUBECONFIG, where controller-runtime looks, rather than in a --kubeconfig
+	// flag, which `hallpass operator` does not take.
+	AlsoRun func(*appsv1.Deployment) bool
 }
 
 // Runner plays the kubelet for the Deployments the operator writes: one local process per
@@ -68,6 +73,9 @@ func SetupRunner(ctx context.Context, mgr manager.Manager, opts RunnerOptions) (
 		ctx: ctx, changes: make(chan event.GenericEvent), pods: map[types.NamespacedName]*pod{},
 	}
 	managed := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		if d, ok := o.(*appsv1.Deployment); ok && r.alsoRun(d) {
+			return true
+		}
 		return o.GetLabels()[hallpassv1.LabelManagedBy] == hallpassv1.ManagedByValue
 	})
 	err = ctrl.NewControllerManagedBy(mgr).
@@ -112,6 +120,12 @@ func (r *Runner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		r.mu.Unlock()
 	}
 	return ctrl.Result{}, r.patchStatus(ctx, &d, p)
+}
+
+// alsoRun reports whether d is run because RunnerOptions.AlsoRun selects it, not because the
+// operator manages it.
+func (r *Runner) alsoRun(d *appsv1.Deployment) bool {
+	return r.opts.AlsoRun != nil && d.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue && r.opts.AlsoRun(d)
 }
 
 func replicas(d *appsv1.Deployment) int32 {
