@@ -101,7 +101,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.clientsOfConnectionServer)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.clientsInNamespace)).
 		WatchesRawSource(secretSource(m.clientsOfSecret)).
-		Complete(&SSOClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoclient-controller")}); err != nil {
+		Complete(&SSOClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoclient-controller"), Now: opts.Now}); err != nil {
 		return fmt.Errorf("set up SSOClient controller: %w", err)
 	}
 

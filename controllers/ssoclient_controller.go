@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,10 +22,11 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 )
 
-// Keys of the credentials Secret an application reads.
+// Keys of the credentials Secret an application reads. The client ID and secret keys are
+// the defaults of spec.credentials.keys.
 const (
-	CredentialsClientID     = "client_id"
-	CredentialsClientSecret = "client_secret"
+	CredentialsClientID     = hallpassv1.DefaultClientIDKey
+	CredentialsClientSecret = hallpassv1.DefaultClientSecretKey
 	CredentialsIssuer       = "issuer"
 	CredentialsDiscoveryURL = "discovery_url"
 )
@@ -43,6 +46,8 @@ type SSOClientReconciler struct {
 	// APIReader reads objects the cache does not hold: Secrets the operator does not manage.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Now is the clock for client secret rotation; tests move it.
+	Now func() time.Time
 }
 
 type clientScope struct {
@@ -53,6 +58,21 @@ type clientScope struct {
 	secret string
 	// issuedTo is the UID of the client the client ID was generated for.
 	issuedTo types.UID
+	// record is the rotation record written with the secret, and requests the request
+	// annotation values acted on so far.
+	record   secretRecord
+	requests map[string]string
+	// event, if set, is recorded once the credentials Secret is written.
+	event  *clientEvent
+	result ctrl.Result
+}
+
+type clientEvent struct{ eventType, reason, note string }
+
+func (s *clientScope) requeueAfter(d time.Duration) {
+	if d > 0 && (s.result.RequeueAfter == 0 || d < s.result.RequeueAfter) {
+		s.result.RequeueAfter = d
+	}
 }
 
 // annotationIssuedTo records on a credentials Secret the UID of the SSOClient its client ID
@@ -90,10 +110,10 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.reconcileConnections,
 	} {
 		if proceed, err := phase(ctx, s); err != nil || !proceed {
-			return ctrl.Result{}, err
+			return s.result, err
 		}
 	}
-	return ctrl.Result{}, nil
+	return s.result, nil
 }
 
 // reconcileAcceptance finds the server and asks it to admit the client.
@@ -143,7 +163,7 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	clientID := sc.Status.ClientID
 	if existing != nil {
 		if clientID == "" {
-			clientID = string(existing.Data[CredentialsClientID])
+			clientID, _ = storedCredentials(existing, sc)
 		}
 		s.issuedTo = types.UID(existing.Annotations[annotationIssuedTo])
 	}
@@ -156,20 +176,27 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	}
 
 	if !sc.Spec.Type.Public() {
-		secret, ok, err := r.clientSecret(ctx, s, existing)
-		if err != nil || !ok {
+		if ok, err := r.clientSecret(ctx, s, existing); err != nil || !ok {
 			return false, err
 		}
-		s.secret = secret
 	}
 
 	if err := r.applyCredentials(ctx, s, name, clientID); err != nil {
 		return false, err
 	}
+	if e := s.event; e != nil {
+		r.Recorder.Eventf(sc, nil, e.eventType, e.reason, "RotateClientSecret", "%s", e.note)
+	}
 	sc.Status.ClientID = clientID
 	sc.Status.CredentialsSecret = name
-	s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
-		fmt.Sprintf("credentials are in Secret %s", name))
+	message := fmt.Sprintf("credentials are in Secret %s", name)
+	if !sc.Spec.Type.Public() {
+		sc.Status.ClientSecret = clientSecretStatus(s.record, s.requests)
+		if s.record.previous != "" {
+			message += fmt.Sprintf("; the previous client secret is accepted until %s", s.record.until.UTC().Format(time.RFC3339))
+		}
+	}
+	s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, message)
 	return true, nil
 }
 
@@ -187,49 +214,143 @@ func secretConflict(existing *corev1.Secret, sc *hallpassv1.SSOClient) string {
 	return ""
 }
 
-// clientSecret returns the secret the client should have: the one it brings, else the one
-// already written, else a new random one.
-func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, existing *corev1.Secret) (string, bool, error) {
+// clientSecret settles the secret the client should have, and the previous one the server
+// still accepts: the brought one, else the one already written (replaced when a rotation is
+// requested or due), else a new random one.
+func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, existing *corev1.Secret) (bool, error) {
 	sc := s.client
+	now := r.Now()
+	overlap, interval := rotationPolicy(sc)
+	_, current := storedCredentials(existing, sc)
+	recordOf := existing
+	if recordOf == nil {
+		recordOf = &corev1.Secret{}
+	}
+	s.record = readSecretRecord(existing, now)
+	s.requests = map[string]string{
+		annotationRotationRequest:   recordOf.Annotations[annotationRotationRequest],
+		annotationRevocationRequest: recordOf.Annotations[annotationRevocationRequest],
+	}
+	rotateReq, rotate := pendingRequest(sc, hallpassv1.AnnotationRotateClientSecret, recordOf, annotationRotationRequest)
+	revokeReq, revoke := pendingRequest(sc, hallpassv1.AnnotationRevokeClientSecret, recordOf, annotationRevocationRequest)
+	settle := func() {
+		for k, v := range map[string]string{annotationRotationRequest: rotateReq, annotationRevocationRequest: revokeReq} {
+			if v != "" {
+				s.requests[k] = v
+			}
+		}
+	}
+	// replace makes next the current secret; with keepPrevious the server accepts the one it
+	// replaces for the overlap.
+	replace := func(next string, keepPrevious bool) {
+		s.record.previous, s.record.until = "", time.Time{}
+		if keepPrevious && len(current) >= minClientSecretLength {
+			s.record.previous, s.record.until = config.SecretDigest(current), now.Add(overlap)
+		}
+		s.record.rotatedAt = now
+		s.secret = next
+	}
+
 	if sc.Spec.Credentials != nil && sc.Spec.Credentials.ClientSecretRef != nil {
 		ref := sc.Spec.Credentials.ClientSecretRef
 		var byo corev1.Secret
 		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: ref.Name}, &byo)
 		if err != nil && !apierrors.IsNotFound(err) {
-			return "", false, fmt.Errorf("get Secret %s: %w", ref.Name, err)
+			return false, fmt.Errorf("get Secret %s: %w", ref.Name, err)
 		}
 		value, ok := byo.Data[ref.Key]
 		switch {
 		case !ok:
 			s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound,
 				fmt.Sprintf("spec.credentials.clientSecretRef: Secret %q has no key %q (or does not exist)", ref.Name, ref.Key))
-			return "", false, nil
+			return false, nil
 		case len(value) < minClientSecretLength:
 			s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret,
 				fmt.Sprintf("spec.credentials.clientSecretRef: the secret in Secret %q key %q is shorter than %d characters", ref.Name, ref.Key, minClientSecretLength))
-			return "", false, nil
+			return false, nil
 		}
-		return string(value), true, nil
+		s.secret = string(value)
+		switch {
+		case revoke:
+			s.record.previous, s.record.until = "", time.Time{}
+			if current != "" && current != s.secret {
+				s.record.rotatedAt = now
+			}
+			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRevoked,
+				fmt.Sprintf("on request %q (annotation %s) the server accepts only the secret of spec.credentials.clientSecretRef", revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
+		case current != "" && current != s.secret:
+			replace(s.secret, true)
+			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretChanged,
+				fmt.Sprintf("the secret in Secret %q key %q changed; the previous one is accepted until %s", ref.Name, ref.Key, s.record.until.UTC().Format(time.RFC3339))}
+		case rotate:
+			s.event = &clientEvent{corev1.EventTypeWarning, hallpassv1.ReasonRotationIgnored,
+				fmt.Sprintf("annotation %s: the client secret comes from spec.credentials.clientSecretRef; change the value in Secret %q to rotate it", hallpassv1.AnnotationRotateClientSecret, ref.Name)}
+		}
+		if s.record.rotatedAt.IsZero() {
+			s.record.rotatedAt = now
+		}
+		settle()
+		if s.record.previous != "" {
+			s.requeueAfter(s.record.until.Sub(now))
+		}
+		return true, nil
 	}
-	if existing != nil && len(existing.Data[CredentialsClientSecret]) >= minClientSecretLength {
-		return string(existing.Data[CredentialsClientSecret]), true, nil
+
+	due := interval > 0 && !now.Before(s.record.rotatedAt.Add(interval))
+	if len(current) < minClientSecretLength || revoke || rotate || due {
+		next, err := config.RandomToken(clientSecretBytes)
+		if err != nil {
+			return false, fmt.Errorf("generate client secret: %w", err)
+		}
+		switch {
+		case len(current) < minClientSecretLength:
+			replace(next, false)
+		case revoke:
+			replace(next, false)
+			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRevoked,
+				fmt.Sprintf("on request %q (annotation %s) a new client secret was written and the previous one is no longer accepted", revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
+		default:
+			replace(next, true)
+			why := "spec.credentials.rotation.interval"
+			if rotate {
+				why = fmt.Sprintf("request %q (annotation %s)", rotateReq, hallpassv1.AnnotationRotateClientSecret)
+			}
+			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRotated,
+				fmt.Sprintf("a new client secret was written on %s; the previous one is accepted until %s", why, s.record.until.UTC().Format(time.RFC3339))}
+		}
+		settle()
+	} else {
+		s.secret = current
 	}
-	secret, err := config.RandomToken(clientSecretBytes)
-	if err != nil {
-		return "", false, fmt.Errorf("generate client secret: %w", err)
+	if s.record.previous != "" {
+		s.requeueAfter(s.record.until.Sub(now))
 	}
-	return secret, true, nil
+	if interval > 0 {
+		s.requeueAfter(s.record.rotatedAt.Add(interval).Sub(now))
+	}
+	return true, nil
 }
 
 func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientScope, name, clientID string) error {
 	sc := s.client
+	idKey, secretKey := sc.CredentialKeyNames()
 	data := map[string][]byte{
-		CredentialsClientID:     []byte(clientID),
+		idKey:                   []byte(clientID),
 		CredentialsIssuer:       []byte(s.server.Spec.Issuer),
 		CredentialsDiscoveryURL: []byte(discoveryURL(s.server.Spec.Issuer)),
 	}
+	annotations := map[string]string{annotationCredentialKeys: idKey + "," + secretKey}
 	if s.secret != "" {
-		data[CredentialsClientSecret] = []byte(s.secret)
+		data[secretKey] = []byte(s.secret)
+		maps.Copy(annotations, s.record.annotations())
+		for k, v := range s.requests {
+			if v != "" {
+				annotations[k] = v
+			}
+		}
+	}
+	if s.issuedTo != "" {
+		annotations[annotationIssuedTo] = string(s.issuedTo)
 	}
 	secret := corev1ac.Secret(name, sc.Namespace).
 		WithLabels(map[string]string{
@@ -237,10 +358,8 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 			hallpassv1.LabelClient:    sc.Name,
 		}).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(data)
-	if s.issuedTo != "" {
-		secret.WithAnnotations(map[string]string{annotationIssuedTo: string(s.issuedTo)})
-	}
+		WithData(data).
+		WithAnnotations(annotations)
 	// With Orphan the Secret has no owner, so it outlives the SSOClient; switching the policy
 	// back and forth adds and removes the reference because this apply owns the field.
 	if sc.Spec.DeletionPolicy != hallpassv1.DeletionPolicyOrphan {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,8 +25,16 @@ import (
 // fieldOwner is the server-side apply field manager of everything the operator writes.
 var fieldOwner = client.FieldOwner("hallpass-operator")
 
-// annotationRotatedAt records on the signing-keys Secret when the keys last rotated.
-const annotationRotatedAt = "sso.hallpass.dev/rotated-at"
+// Annotations on the signing-keys Secret, the durable record of rotations.
+const (
+	// annotationRotatedAt records when the keys last rotated.
+	annotationRotatedAt = "sso.hallpass.dev/rotated-at"
+	// annotationRotationRequest and annotationRevocationRequest record the last values of the
+	// SSOServer's request annotations the operator acted on. They live beside the keys and
+	// are written with them, not in status, which a restore from backup can lose.
+	annotationRotationRequest   = "sso.hallpass.dev/rotation-request"
+	annotationRevocationRequest = "sso.hallpass.dev/revocation-request"
+)
 
 // SSOServerReconciler turns an SSOServer and everything attached to it into a running
 // server: RBAC, signing keys, the rendered config, storage, Deployment and Service.
@@ -114,12 +123,15 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 		secret = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: name, Namespace: srv.Namespace,
-				Labels:      serverLabels(srv),
-				Annotations: map[string]string{annotationRotatedAt: r.Now().UTC().Format(time.RFC3339)},
+				Labels: serverLabels(srv),
+				Annotations: requestsOf(srv, hallpassv1.AnnotationRotateSigningKeys, annotationRotationRequest,
+					hallpassv1.AnnotationRevokeSigningKeys, annotationRevocationRequest),
 			},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{config.KeysSecretKey: data},
 		}
+		// Fresh keys answer any request already on the server: nothing to rotate yet.
+		secret.Annotations[annotationRotatedAt] = r.Now().UTC().Format(time.RFC3339)
 		if err := ctrl.SetControllerReference(srv, secret, r.Scheme()); err != nil {
 			return fmt.Errorf("own signing keys: %w", err)
 		}
@@ -127,6 +139,7 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 		if err := r.Create(ctx, secret); err != nil {
 			return fmt.Errorf("create signing keys Secret %s: %w", name, err)
 		}
+		srv.Status.SigningKeys = signingKeysStatus(secret, keys)
 		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, "KeysGenerated", fmt.Sprintf("generated %s signing keys in Secret %s", alg, name))
 		s.requeueAfter(rotationInterval(srv))
 		return nil
@@ -148,19 +161,62 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 	return r.rotateIfDue(ctx, s, secret, keys, alg)
 }
 
+// rotateIfDue rotates the keys when the schedule or the SSOServer's request annotations say
+// so. Which request values were acted on is recorded on the keys Secret in the same update
+// as the keys, so a crash between the two cannot rotate twice for one value.
 func (r *SSOServerReconciler) rotateIfDue(ctx context.Context, s *serverScope, secret *corev1.Secret, keys *config.SigningKeys, alg string) error {
-	interval := rotationInterval(s.server)
+	srv := s.server
+	now := r.Now()
+	interval := rotationInterval(srv)
 	rotatedAt, err := time.Parse(time.RFC3339, secret.Annotations[annotationRotatedAt])
 	if err != nil {
 		rotatedAt = secret.CreationTimestamp.Time
 	}
-	if due := rotatedAt.Add(interval); r.Now().Before(due) {
+	defer func() { srv.Status.SigningKeys = signingKeysStatus(secret, keys) }()
+
+	revokeReq, revoke := pendingRequest(srv, hallpassv1.AnnotationRevokeSigningKeys, secret, annotationRevocationRequest)
+	rotateReq, rotate := pendingRequest(srv, hallpassv1.AnnotationRotateSigningKeys, secret, annotationRotationRequest)
+	due := rotatedAt.Add(interval)
+	var reason, message string
+	switch {
+	case revoke:
+		// The emergency: nothing that has signed stays published. The next key was never
+		// used, so it is the one key known not to be compromised through a token.
+		next, err := config.NewSigningKey(alg)
+		if err != nil {
+			return fmt.Errorf("revoke signing keys: %w", err)
+		}
+		revoked := []string{keys.Current.KeyID}
+		if keys.Previous != nil {
+			revoked = append(revoked, keys.Previous.KeyID)
+		}
+		keys.Current, keys.Next, keys.Previous = keys.Next, next, nil
+		reason = hallpassv1.ReasonKeysRevoked
+		message = fmt.Sprintf("revoked signing keys %v on request %q (annotation %s): signing key %s is now current; tokens signed by the revoked keys no longer verify",
+			revoked, revokeReq, hallpassv1.AnnotationRevokeSigningKeys, keys.Current.KeyID)
+	case rotate:
+		if earliest := rotatedAt.Add(safeRotationDelay(srv, keys)); now.Before(earliest) {
+			s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, hallpassv1.ReasonRotationWaiting,
+				fmt.Sprintf("rotation requested by annotation %s=%q waits until %s, so that relying parties have fetched next key %s and tokens signed by the previous key have expired",
+					hallpassv1.AnnotationRotateSigningKeys, rotateReq, earliest.UTC().Format(time.RFC3339), keys.Next.KeyID))
+			s.requeueAfter(earliest.Sub(now))
+			return nil
+		}
+		if err := keys.Rotate(alg); err != nil {
+			return fmt.Errorf("rotate signing keys: %w", err)
+		}
+		reason = hallpassv1.ReasonKeysRotated
+		message = fmt.Sprintf("signing key %s is now current, on request %q (annotation %s)", keys.Current.KeyID, rotateReq, hallpassv1.AnnotationRotateSigningKeys)
+	case !now.Before(due):
+		if err := keys.Rotate(alg); err != nil {
+			return fmt.Errorf("rotate signing keys: %w", err)
+		}
+		reason = hallpassv1.ReasonKeysRotated
+		message = fmt.Sprintf("signing key %s is now current (spec.signingKeys.rotationInterval)", keys.Current.KeyID)
+	default:
 		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
-		s.requeueAfter(due.Sub(r.Now()))
+		s.requeueAfter(due.Sub(now))
 		return nil
-	}
-	if err := keys.Rotate(alg); err != nil {
-		return fmt.Errorf("rotate signing keys: %w", err)
 	}
 	data, err := config.MarshalSigningKeys(keys)
 	if err != nil {
@@ -170,14 +226,90 @@ func (r *SSOServerReconciler) rotateIfDue(ctx context.Context, s *serverScope, s
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
 	}
-	secret.Annotations[annotationRotatedAt] = r.Now().UTC().Format(time.RFC3339)
+	secret.Annotations[annotationRotatedAt] = now.UTC().Format(time.RFC3339)
+	// Every rotation settles the requests pending now: one rotation answers them all.
+	recordRequest(secret, annotationRotationRequest, rotateReq)
+	recordRequest(secret, annotationRevocationRequest, revokeReq)
 	// Update carries the resourceVersion we read, so two operators cannot both rotate.
 	if err := r.Update(ctx, secret); err != nil {
 		return fmt.Errorf("write rotated signing keys: %w", err)
 	}
-	s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, "KeysRotated", fmt.Sprintf("signing key %s is now current", keys.Current.KeyID))
+	s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, reason, message)
 	s.requeueAfter(interval)
 	return nil
+}
+
+// minNextKeyPublished is how long the next key is in the JWKS before a requested rotation
+// lets it sign: the server lets relying parties cache the JWKS for 5 minutes, and a new
+// Secret takes a moment to reach every server pod.
+const minNextKeyPublished = 10 * time.Minute
+
+// safeRotationDelay is how long after the last rotation a requested one may happen without
+// breaking anything a scheduled one would not: the next key has been published long enough,
+// and the previous key, which the rotation drops, has no unexpired ID or access token left.
+func safeRotationDelay(srv *hallpassv1.SSOServer, keys *config.SigningKeys) time.Duration {
+	delay := minNextKeyPublished
+	if keys.Previous == nil {
+		return delay
+	}
+	for _, d := range []hallpassv1.Duration{cmp.Or(srv.Spec.Tokens.IDToken, "1h"), cmp.Or(srv.Spec.Tokens.AccessToken, "1h")} {
+		if lifetime, err := time.ParseDuration(string(d)); err == nil && lifetime > delay {
+			delay = lifetime
+		}
+	}
+	return delay
+}
+
+// pendingRequest returns the value of a request annotation of obj and whether it differs
+// from the value recorded on record, that is, whether it asks for something not yet done.
+func pendingRequest(obj client.Object, annotation string, record client.Object, recordAnnotation string) (string, bool) {
+	value, ok := obj.GetAnnotations()[annotation]
+	if !ok {
+		return "", false
+	}
+	return value, value != record.GetAnnotations()[recordAnnotation]
+}
+
+// recordRequest notes a request value on obj as acted on; an empty value (no request) keeps
+// what was recorded.
+func recordRequest(obj client.Object, annotation, value string) {
+	if value == "" {
+		return
+	}
+	a := obj.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[annotation] = value
+	obj.SetAnnotations(a)
+}
+
+// requestsOf returns the annotations recording the current request values of obj as acted
+// on: what a freshly generated key or secret answers already.
+func requestsOf(obj client.Object, pairs ...string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if v, ok := obj.GetAnnotations()[pairs[i]]; ok {
+			out[pairs[i+1]] = v
+		}
+	}
+	return out
+}
+
+func signingKeysStatus(secret *corev1.Secret, keys *config.SigningKeys) hallpassv1.SigningKeysStatus {
+	st := hallpassv1.SigningKeysStatus{
+		CurrentKeyID:      keys.Current.KeyID,
+		NextKeyID:         keys.Next.KeyID,
+		RotationRequest:   secret.Annotations[annotationRotationRequest],
+		RevocationRequest: secret.Annotations[annotationRevocationRequest],
+	}
+	if keys.Previous != nil {
+		st.PreviousKeyID = keys.Previous.KeyID
+	}
+	if t, err := time.Parse(time.RFC3339, secret.Annotations[annotationRotatedAt]); err == nil {
+		st.RotatedAt = &metav1.Time{Time: t}
+	}
+	return st
 }
 
 func rotationInterval(srv *hallpassv1.SSOServer) time.Duration {
@@ -197,7 +329,7 @@ func (s *serverScope) requeueAfter(d time.Duration) {
 // writes it. When rendering fails the previous config Secret is left untouched, so the
 // running server keeps serving the last good config.
 func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScope) error {
-	in, err := r.collectRenderInput(ctx, s.server)
+	in, err := r.collectRenderInput(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -221,7 +353,8 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	return nil
 }
 
-func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, srv *hallpassv1.SSOServer) (*render.Input, error) {
+func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverScope) (*render.Input, error) {
+	srv := s.server
 	in := &render.Input{Server: srv, Values: render.Values{}}
 	if srv.Spec.Storage.Postgres != nil {
 		if err := resolveReferences(ctx, r.APIReader, srv.Namespace, []hallpassv1.SecretKeyReference{srv.Spec.Storage.Postgres.DSNSecretRef}, nil, in.Values); err != nil {
@@ -249,7 +382,7 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, srv *hallp
 		return nil, fmt.Errorf("list SSOClients: %w", err)
 	}
 	for i := range clients.Items {
-		c, ok, err := r.servedClient(ctx, srv, &clients.Items[i])
+		c, ok, err := r.servedClient(ctx, s, &clients.Items[i])
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +395,8 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, srv *hallp
 
 // servedClient returns the client as the server should serve it, or false if it must not
 // be served: refused by the server, or credentials not written yet.
-func (r *SSOServerReconciler) servedClient(ctx context.Context, srv *hallpassv1.SSOServer, sc *hallpassv1.SSOClient) (render.Client, bool, error) {
+func (r *SSOServerReconciler) servedClient(ctx context.Context, s *serverScope, sc *hallpassv1.SSOClient) (render.Client, bool, error) {
+	srv := s.server
 	if !sc.DeletionTimestamp.IsZero() || sc.Status.ClientID == "" ||
 		meta.IsStatusConditionFalse(sc.Status.Conditions, hallpassv1.SSOClientAccepted) {
 		return render.Client{}, false, nil
@@ -278,16 +412,22 @@ func (r *SSOServerReconciler) servedClient(ctx context.Context, srv *hallpassv1.
 	if err != nil {
 		return render.Client{}, false, fmt.Errorf("get credentials of SSOClient %s/%s: %w", sc.Namespace, sc.Name, err)
 	}
-	if string(creds.Data[CredentialsClientID]) != sc.Status.ClientID || secretConflict(&creds, sc) != "" {
+	id, secret := storedCredentials(&creds, sc)
+	if id != sc.Status.ClientID || secretConflict(&creds, sc) != "" {
 		return render.Client{}, false, nil
 	}
 	c := render.Client{Client: sc, ID: sc.Status.ClientID}
 	if !sc.Spec.Type.Public() {
-		secret := creds.Data[CredentialsClientSecret]
-		if len(secret) == 0 {
+		if secret == "" {
 			return render.Client{}, false, nil
 		}
-		c.SecretDigests = []string{config.SecretDigest(string(secret))}
+		var until time.Time
+		c.SecretDigests, until = acceptedDigests(&creds, secret, r.Now())
+		if !until.IsZero() {
+			// The previous secret leaves the config when its overlap ends, whether or not
+			// anything else happens by then.
+			s.requeueAfter(until.Sub(r.Now()))
+		}
 	}
 	return c, true, nil
 }

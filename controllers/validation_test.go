@@ -42,6 +42,10 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 		}
 	}
 
+	rotation := func(overlap, interval hallpassv1.Duration) *hallpassv1.ClientCredentials {
+		return &hallpassv1.ClientCredentials{Rotation: &hallpassv1.SecretRotation{Overlap: overlap, Interval: interval}}
+	}
+
 	cases := map[string]struct {
 		obj     client.Object
 		message string
@@ -183,6 +187,51 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 				c.Spec.SAML = &hallpassv1.SAMLConnection{MetadataURL: "https://idp.example.com/metadata", MetadataSecretRef: ref("idp")}
 			}),
 			"spec.saml: exactly one of metadataURL, metadataSecretRef or metadataConfigMapRef must be set",
+		},
+		"a client secret overlap shorter than a minute": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.Credentials = rotation("30s", "") }),
+			"spec.credentials.rotation.overlap must be between 1m and 720h",
+		},
+		"a client secret overlap longer than 30 days": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.Credentials = rotation("721h", "") }),
+			"spec.credentials.rotation.overlap must be between 1m and 720h",
+		},
+		"a client secret rotated more often than hourly": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.Credentials = rotation("10m", "30m") }),
+			"spec.credentials.rotation.interval must be between 1h and 8760h",
+		},
+		"a client secret rotated within its own overlap": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.Credentials = rotation("48h", "24h") }),
+			"spec.credentials.rotation.interval must be longer than spec.credentials.rotation.overlap",
+		},
+		"a brought client secret rotated on a schedule": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.Credentials = rotation("1h", "720h")
+				c.Spec.Credentials.ClientSecretRef = ref("secret")
+			}),
+			"spec.credentials.rotation.interval: a secret brought with clientSecretRef is rotated by changing that Secret",
+		},
+		"a single-page app with client secret rotation": {
+			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) { c.Spec.Credentials = rotation("1h", "") }),
+			"spec.credentials.rotation: SinglePageApp and Native clients are public clients",
+		},
+		"credentials keys that name one key twice": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.Credentials = &hallpassv1.ClientCredentials{Keys: &hallpassv1.CredentialKeys{ClientID: "id", ClientSecret: "id"}}
+			}),
+			"spec.credentials.keys: clientID and clientSecret must name different keys",
+		},
+		"a credentials key the operator writes itself": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.Credentials = &hallpassv1.ClientCredentials{Keys: &hallpassv1.CredentialKeys{ClientSecret: "issuer"}}
+			}),
+			"spec.credentials.keys: issuer and discovery_url are keys the operator writes itself",
+		},
+		"a credentials key that is not a Secret key": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.Credentials = &hallpassv1.ClientCredentials{Keys: &hallpassv1.CredentialKeys{ClientID: "client/id"}}
+			}),
+			"spec.credentials.keys.clientID must be a Secret key",
 		},
 		"a Secret reference with an invalid name": {
 			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.Database.UsersSecretRef.Name = "Not_A_Name" }),

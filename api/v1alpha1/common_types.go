@@ -52,3 +52,28 @@ const (
 	// LabelClient names the SSOClient whose credentials a Secret holds.
 	LabelClient = "sso.hallpass.dev/client"
 )
+
+// Annotations users set to ask for a rotation now. Each acts once per distinct value: set
+// it to something new (a timestamp, a ticket number) to ask again, as with
+// `kubectl rollout restart`. The operator records the value it acted on next to the keys or
+// the secret it rotated, so a value is never acted on twice, even after a restart or a
+// status restored from a backup.
+const (
+	// AnnotationRotateSigningKeys on an SSOServer rotates its signing keys once: the next
+	// key, already published in the JWKS, becomes current, the current one stays published
+	// as previous, and a new next key is generated. The operator waits until the next key
+	// has been published long enough for relying parties to have it and the previous key
+	// has no unexpired tokens left; status.signingKeys and the KeysReady condition say so.
+	AnnotationRotateSigningKeys = "sso.hallpass.dev/rotate-signing-keys"
+	// AnnotationRevokeSigningKeys on an SSOServer is the emergency rotation for a
+	// compromised key: at once, the next key becomes current and the current and previous
+	// keys are removed from the JWKS. Every token they signed stops verifying.
+	AnnotationRevokeSigningKeys = "sso.hallpass.dev/revoke-signing-keys"
+	// AnnotationRotateClientSecret on an SSOClient replaces its generated client secret;
+	// the server accepts the previous one too for spec.credentials.rotation.overlap.
+	AnnotationRotateClientSecret = "sso.hallpass.dev/rotate-client-secret"
+	// AnnotationRevokeClientSecret on an SSOClient ends any overlap at once: the server
+	// stops accepting the previous client secret, and a generated secret is also replaced
+	// without overlap. It is the response to a leaked client secret.
+	AnnotationRevokeClientSecret = "sso.hallpass.dev/revoke-client-secret"
+)

@@ -38,6 +38,7 @@ const (
 
 // SSOClientSpec is the desired state of one application registered with an SSO server.
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.credentials) || !has(self.credentials.clientSecretRef)",message="spec.credentials.clientSecretRef: SinglePageApp and Native clients are public clients and must not have a client secret"
+// +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.credentials) || !has(self.credentials.rotation)",message="spec.credentials.rotation: SinglePageApp and Native clients are public clients and have no client secret to rotate"
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.requirePKCE) || self.requirePKCE",message="spec.requirePKCE: SinglePageApp and Native clients must use PKCE"
 // +kubebuilder:validation:XValidation:rule="self.type == 'MachineToMachine' ? !has(self.redirectURIs) || size(self.redirectURIs) == 0 : has(self.redirectURIs) && size(self.redirectURIs) > 0",message="spec.redirectURIs: MachineToMachine clients have no redirect URIs; every other type needs at least one"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Native' || !has(self.redirectURIs) || self.redirectURIs.all(u, u.startsWith('https://') || u.startsWith('http://'))",message="spec.redirectURIs: only Native clients may use custom URI schemes"
@@ -163,18 +164,68 @@ type ServerReference struct {
 }
 
 // ClientCredentials configures the credentials Secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.clientSecretRef) || !has(self.rotation) || !has(self.rotation.interval)",message="spec.credentials.rotation.interval: a secret brought with clientSecretRef is rotated by changing that Secret, not on a schedule"
 type ClientCredentials struct {
-	// secretName of the Secret, in the client's namespace, that receives client_id,
-	// client_secret (confidential clients), issuer and discovery_url.
+	// secretName of the Secret, in the client's namespace, that receives the client ID,
+	// the client secret (confidential clients), issuer and discovery_url.
 	// Defaults to <name>-sso-credentials.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	SecretName string `json:"secretName,omitempty"`
+	// keys names the keys of the credentials Secret that hold the client ID and secret, for
+	// applications that expect other names. Defaults to client_id and client_secret.
+	// +optional
+	Keys *CredentialKeys `json:"keys,omitempty"`
 	// clientSecretRef brings your own client secret instead of a generated one
-	// (confidential clients only). It must be at least 32 characters.
+	// (confidential clients only). It must be at least 32 characters. When its value
+	// changes, the server keeps accepting the previous one for rotation.overlap.
 	// +optional
 	ClientSecretRef *SecretKeyReference `json:"clientSecretRef,omitempty"`
+	// rotation configures how the client secret is replaced: on demand (the annotation
+	// sso.hallpass.dev/rotate-client-secret set to a new value) and optionally on a
+	// schedule, with an overlap during which the server accepts the previous secret too.
+	// +optional
+	Rotation *SecretRotation `json:"rotation,omitempty"`
+}
+
+// CredentialKeys names keys of the credentials Secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.clientID) || !has(self.clientSecret) || self.clientID != self.clientSecret",message="spec.credentials.keys: clientID and clientSecret must name different keys"
+// +kubebuilder:validation:XValidation:rule="!(has(self.clientID) && self.clientID in ['issuer', 'discovery_url']) && !(has(self.clientSecret) && self.clientSecret in ['issuer', 'discovery_url'])",message="spec.credentials.keys: issuer and discovery_url are keys the operator writes itself"
+type CredentialKeys struct {
+	// clientID is the key that holds the client ID. Defaults to client_id.
+	// +optional
+	// +kubebuilder:default=client_id
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="spec.credentials.keys.clientID must be a Secret key: letters, digits, '-', '_' and '.'"
+	ClientID string `json:"clientID,omitempty"`
+	// clientSecret is the key that holds the client secret (confidential clients).
+	// Defaults to client_secret.
+	// +optional
+	// +kubebuilder:default=client_secret
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="spec.credentials.keys.clientSecret must be a Secret key: letters, digits, '-', '_' and '.'"
+	ClientSecret string `json:"clientSecret,omitempty"`
+}
+
+// SecretRotation configures client secret rotation.
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || !has(self.overlap) || duration(self.interval) > duration(self.overlap)",message="spec.credentials.rotation.interval must be longer than spec.credentials.rotation.overlap"
+type SecretRotation struct {
+	// overlap is how long the server keeps accepting the previous client secret after a
+	// rotation, so that every replica of the application can pick up the new one from the
+	// credentials Secret. At least 1m, at most 720h. Defaults to 24h.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('720h'))",message="spec.credentials.rotation.overlap must be between 1m and 720h"
+	Overlap Duration `json:"overlap,omitempty"`
+	// interval rotates a generated client secret on a schedule: this long after the last
+	// rotation. At least 1h, at most 8760h, and longer than overlap. When unset, the secret
+	// rotates only on demand.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1h') && duration(self) <= duration('8760h'))",message="spec.credentials.rotation.interval must be between 1h and 8760h"
+	Interval Duration `json:"interval,omitempty"`
 }
 
 // SSOClientStatus is the observed state of an SSOClient.
@@ -195,6 +246,29 @@ type SSOClientStatus struct {
 	// credentialsSecret is the name of the Secret holding the client's credentials.
 	// +optional
 	CredentialsSecret string `json:"credentialsSecret,omitempty"`
+	// clientSecret describes the client secret's rotation. The credentials Secret is the
+	// durable record; this is a copy for kubectl.
+	// +optional
+	ClientSecret ClientSecretStatus `json:"clientSecret,omitzero"`
+}
+
+// ClientSecretStatus describes the rotation of a client secret.
+type ClientSecretStatus struct {
+	// rotatedAt is when the current client secret was written.
+	// +optional
+	RotatedAt *metav1.Time `json:"rotatedAt,omitempty"`
+	// previousAcceptedUntil is when the server stops accepting the previous client secret;
+	// unset when no previous secret is accepted.
+	// +optional
+	PreviousAcceptedUntil *metav1.Time `json:"previousAcceptedUntil,omitempty"`
+	// rotationRequest is the last value of the sso.hallpass.dev/rotate-client-secret
+	// annotation the operator acted on.
+	// +optional
+	RotationRequest string `json:"rotationRequest,omitempty"`
+	// revocationRequest is the last value of the sso.hallpass.dev/revoke-client-secret
+	// annotation the operator acted on.
+	// +optional
+	RevocationRequest string `json:"revocationRequest,omitempty"`
 }
 
 // SSOClient condition types and reasons.
@@ -220,6 +294,17 @@ const (
 	ReasonConnectionNotReady = "ConnectionNotReady"
 	// ReasonNotAccepted: Ready is False because Accepted is False.
 	ReasonNotAccepted = "NotAccepted"
+	// ReasonClientSecretRotated: a new client secret was written; the previous one is
+	// accepted for the overlap.
+	ReasonClientSecretRotated = "ClientSecretRotated"
+	// ReasonClientSecretRevoked: the previous client secret is no longer accepted (and a
+	// generated one was replaced), without overlap.
+	ReasonClientSecretRevoked = "ClientSecretRevoked"
+	// ReasonClientSecretChanged: the Secret of clientSecretRef holds a new value.
+	ReasonClientSecretChanged = "ClientSecretChanged"
+	// ReasonRotationIgnored: a rotation was requested for a secret the operator does not
+	// generate (clientSecretRef).
+	ReasonRotationIgnored = "RotationIgnored"
 )
 
 // +kubebuilder:object:root=true
@@ -275,6 +360,27 @@ func (s *SSOClientSpec) SSOEnabled() bool { return s.SingleSignOn == nil || *s.S
 // PKCERequired reports whether every authorization request must carry a PKCE challenge.
 func (s *SSOClientSpec) PKCERequired() bool {
 	return s.RequirePKCE == nil || *s.RequirePKCE || s.Type.Public()
+}
+
+// Default names of the credentials Secret keys.
+const (
+	DefaultClientIDKey     = "client_id"
+	DefaultClientSecretKey = "client_secret"
+)
+
+// CredentialKeyNames returns the keys of the credentials Secret that hold the client ID
+// and the client secret.
+func (c *SSOClient) CredentialKeyNames() (clientID, clientSecret string) {
+	clientID, clientSecret = DefaultClientIDKey, DefaultClientSecretKey
+	if c.Spec.Credentials != nil && c.Spec.Credentials.Keys != nil {
+		if c.Spec.Credentials.Keys.ClientID != "" {
+			clientID = c.Spec.Credentials.Keys.ClientID
+		}
+		if c.Spec.Credentials.Keys.ClientSecret != "" {
+			clientSecret = c.Spec.Credentials.Keys.ClientSecret
+		}
+	}
+	return clientID, clientSecret
 }
 
 // CredentialsSecretName is the name of the client's credentials Secret.

@@ -181,7 +181,9 @@ type SigningKeyPolicy struct {
 	Algorithm string `json:"algorithm,omitempty"`
 	// rotationInterval is how often the next key is promoted to current. The next key is
 	// published in the JWKS a full interval before it signs anything, and the previous key
-	// stays published for another interval. Defaults to 720h.
+	// stays published for another interval. Defaults to 720h. To rotate now, set the
+	// annotation sso.hallpass.dev/rotate-signing-keys to a new value; for a compromised key,
+	// sso.hallpass.dev/revoke-signing-keys (see docs/adr/0010).
 	// +optional
 	// +kubebuilder:default="720h"
 	RotationInterval Duration `json:"rotationInterval,omitempty"`
@@ -252,6 +254,35 @@ type SSOServerStatus struct {
 	// connections is the number of IdentityConnections the config serves.
 	// +optional
 	Connections int32 `json:"connections,omitempty"`
+	// signingKeys describes the keys in the signing-keys Secret, which is the durable record
+	// of rotations; this is a copy for kubectl.
+	// +optional
+	SigningKeys SigningKeysStatus `json:"signingKeys,omitzero"`
+}
+
+// SigningKeysStatus names the published signing keys and the last rotation.
+type SigningKeysStatus struct {
+	// currentKeyID is the `kid` of the key that signs.
+	// +optional
+	CurrentKeyID string `json:"currentKeyID,omitempty"`
+	// nextKeyID is the `kid` of the key published to sign after the next rotation.
+	// +optional
+	NextKeyID string `json:"nextKeyID,omitempty"`
+	// previousKeyID is the `kid` of the key that signed before the last rotation, still
+	// published so that the tokens it signed verify until they expire.
+	// +optional
+	PreviousKeyID string `json:"previousKeyID,omitempty"`
+	// rotatedAt is when the keys last rotated (or were generated).
+	// +optional
+	RotatedAt *metav1.Time `json:"rotatedAt,omitempty"`
+	// rotationRequest is the last value of the sso.hallpass.dev/rotate-signing-keys
+	// annotation the operator acted on.
+	// +optional
+	RotationRequest string `json:"rotationRequest,omitempty"`
+	// revocationRequest is the last value of the sso.hallpass.dev/revoke-signing-keys
+	// annotation the operator acted on.
+	// +optional
+	RevocationRequest string `json:"revocationRequest,omitempty"`
 }
 
 // SSOServer condition types.
@@ -262,6 +293,13 @@ const (
 	SSOServerKeysReady = "KeysReady"
 	// SSOServerAvailable is True when at least one server pod is ready.
 	SSOServerAvailable = "Available"
+
+	// ReasonKeysRotated: the next signing key became current.
+	ReasonKeysRotated = "KeysRotated"
+	// ReasonKeysRevoked: the current and previous signing keys were removed at once.
+	ReasonKeysRevoked = "KeysRevoked"
+	// ReasonRotationWaiting: a requested rotation waits until it is safe for relying parties.
+	ReasonRotationWaiting = "RotationWaiting"
 )
 
 // +kubebuilder:object:root=true
