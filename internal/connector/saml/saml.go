@@ -10,6 +10,7 @@
 package saml
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -26,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -47,18 +49,38 @@ func init() {
 
 // Bounds: metadata documents are small; replayCacheSize assertion IDs are remembered
 // until their NotOnOrAfter, per connection and server process.
+//
+// IdP metadata fetched from a URL is fetched again when it is metadataMaxAge old (at the
+// next login), and at once when a response fails validation, at most once per
+// minMetadataRefresh: that is how an IdP's new signing certificate (or SSO URL) reaches a
+// running server without a config change, and how a stream of bad responses cannot make it
+// hammer the IdP.
 const (
-	maxMetadataBytes = 1 << 20
-	replayCacheSize  = 10000
+	maxMetadataBytes   = 1 << 20
+	replayCacheSize    = 10000
+	metadataMaxAge     = 24 * time.Hour
+	minMetadataRefresh = 5 * time.Minute
 )
 
 // Connector is one SAML IdP.
 type Connector struct {
-	sp       *crewjam.ServiceProvider
+	idp      atomic.Pointer[idpState]
 	mapping  map[string]string
-	ssoURL   string
 	replay   *replayCache
 	metadata []byte
+
+	// idpMetadataURL is where the IdP's metadata came from ("" when it is in the config).
+	idpMetadataURL string
+	opts           connector.Options
+	refreshMu      sync.Mutex
+	fetchedAt      time.Time // of the last fetch attempt, under refreshMu
+}
+
+// idpState is what the IdP's metadata decides; replaced whole when the metadata changes.
+type idpState struct {
+	sp     *crewjam.ServiceProvider
+	ssoURL string
+	raw    []byte
 }
 
 var (
@@ -75,17 +97,15 @@ func Open(ctx context.Context, cfg config.SAMLConnection, opts connector.Options
 		return nil, err
 	}
 	raw := []byte(cfg.MetadataXML)
+	c := &Connector{mapping: cfg.AttributeMapping, replay: newReplayCache(replayCacheSize), opts: opts}
 	if len(raw) == 0 {
 		if cfg.MetadataURL == "" {
 			return nil, errors.New("metadataURL or metadataXML is required")
 		}
+		c.idpMetadataURL, c.fetchedAt = cfg.MetadataURL, c.now()
 		if raw, err = fetchMetadata(ctx, opts, cfg.MetadataURL); err != nil {
 			return nil, err
 		}
-	}
-	idp, err := parseIDPMetadata(raw)
-	if err != nil {
-		return nil, err
 	}
 	acs, err := url.Parse(opts.CallbackURL)
 	if err != nil || acs.Host == "" {
@@ -95,27 +115,80 @@ func Open(ctx context.Context, cfg config.SAMLConnection, opts connector.Options
 	if err != nil || meta.Host == "" {
 		return nil, fmt.Errorf("metadata URL %q is not absolute", opts.MetadataURL)
 	}
-	sp := &crewjam.ServiceProvider{
+	sp := crewjam.ServiceProvider{
 		EntityID:          meta.String(),
 		Key:               key,
 		Certificate:       cert,
 		MetadataURL:       *meta,
 		AcsURL:            *acs,
-		IDPMetadata:       idp,
 		AuthnNameIDFormat: crewjam.UnspecifiedNameIDFormat,
 		// IdP-initiated responses answer no request of this browser: accepting them would
 		// allow login CSRF.
 		AllowIDPInitiated: false,
 	}
+	st, err := newIDPState(sp, raw)
+	if err != nil {
+		return nil, err
+	}
+	c.idp.Store(st)
+	if c.metadata, err = xml.MarshalIndent(st.sp.Metadata(), "", "  "); err != nil {
+		return nil, fmt.Errorf("encode SP metadata: %w", err)
+	}
+	return c, nil
+}
+
+// newIDPState is the service provider sp with the IdP metadata raw.
+func newIDPState(sp crewjam.ServiceProvider, raw []byte) (*idpState, error) {
+	idp, err := parseIDPMetadata(raw)
+	if err != nil {
+		return nil, err
+	}
+	sp.IDPMetadata = idp
 	ssoURL := sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding)
 	if ssoURL == "" {
 		return nil, errors.New("the IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")
 	}
-	md, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode SP metadata: %w", err)
+	return &idpState{sp: &sp, ssoURL: ssoURL, raw: raw}, nil
+}
+
+func (c *Connector) now() time.Time {
+	if c.opts.Now != nil {
+		return c.opts.Now()
 	}
-	return &Connector{sp: sp, mapping: cfg.AttributeMapping, ssoURL: ssoURL, replay: newReplayCache(replayCacheSize), metadata: md}, nil
+	return time.Now()
+}
+
+// refreshMetadata fetches the IdP's metadata again when it came from a URL, the last fetch
+// is at least minAge ago, and reports whether it changed. A failed fetch or unusable
+// metadata keeps the metadata in use.
+func (c *Connector) refreshMetadata(ctx context.Context, minAge time.Duration) bool {
+	if c.idpMetadataURL == "" {
+		return false
+	}
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	now := c.now()
+	if now.Sub(c.fetchedAt) < minAge {
+		return false
+	}
+	c.fetchedAt = now
+	cur := c.idp.Load()
+	raw, err := fetchMetadata(ctx, c.opts, c.idpMetadataURL)
+	if err == nil && bytes.Equal(raw, cur.raw) {
+		return false
+	}
+	var next *idpState
+	if err == nil {
+		next, err = newIDPState(*cur.sp, raw)
+	}
+	if err != nil {
+		if c.opts.Logger != nil {
+			c.opts.Logger.WarnContext(ctx, "SAML IdP metadata could not be refreshed; keeping the metadata in use", "url", c.idpMetadataURL, "err", err)
+		}
+		return false
+	}
+	c.idp.Store(next)
+	return true
 }
 
 func parseKeyPair(keyPEM, certPEM string) (crypto.Signer, *x509.Certificate, error) {
@@ -221,7 +294,7 @@ func (c *Connector) Metadata() (string, []byte, error) {
 
 // LoginOrigins is the origin of the IdP's single sign-on service.
 func (c *Connector) LoginOrigins() []string {
-	u, err := url.Parse(c.ssoURL)
+	u, err := url.Parse(c.idp.Load().ssoURL)
 	if err != nil {
 		return nil
 	}
@@ -230,12 +303,14 @@ func (c *Connector) LoginOrigins() []string {
 
 // LoginURL makes an AuthnRequest for the redirect binding; private is its ID, which the
 // response must answer.
-func (c *Connector) LoginURL(_ context.Context, state string) (string, []byte, error) {
-	req, err := c.sp.MakeAuthenticationRequest(c.ssoURL, crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+func (c *Connector) LoginURL(ctx context.Context, state string) (string, []byte, error) {
+	c.refreshMetadata(ctx, metadataMaxAge)
+	st := c.idp.Load()
+	req, err := st.sp.MakeAuthenticationRequest(st.ssoURL, crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
 	if err != nil {
 		return "", nil, fmt.Errorf("make AuthnRequest: %w", err)
 	}
-	u, err := req.Redirect(state, c.sp)
+	u, err := req.Redirect(state, st.sp)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode AuthnRequest: %w", err)
 	}
@@ -243,14 +318,18 @@ func (c *Connector) LoginURL(_ context.Context, state string) (string, []byte, e
 }
 
 // HandleCallback validates the POSTed SAMLResponse.
-func (c *Connector) HandleCallback(_ context.Context, r *http.Request, private []byte) (connector.Identity, []byte, error) {
+func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, private []byte) (connector.Identity, []byte, error) {
 	if r.Method != http.MethodPost || r.PostFormValue("SAMLResponse") == "" {
 		return connector.Identity{}, nil, connector.Errorf(nil, "The identity provider sent no SAML response.")
 	}
 	if err := c.requireSignedAssertions(r.PostFormValue("SAMLResponse")); err != nil {
 		return connector.Identity{}, nil, err
 	}
-	assertion, err := c.sp.ParseResponse(r, []string{string(private)})
+	assertion, err := c.idp.Load().sp.ParseResponse(r, []string{string(private)})
+	if err != nil && c.refreshMetadata(ctx, minMetadataRefresh) {
+		// The IdP may have a new signing certificate in metadata this server has not seen.
+		assertion, err = c.idp.Load().sp.ParseResponse(r, []string{string(private)})
+	}
 	if err != nil {
 		return connector.Identity{}, nil, refusal(err)
 	}
@@ -309,9 +388,10 @@ func (c *Connector) decrypt(enc *etree.Element) (*etree.Element, error) {
 	if data == nil {
 		return nil, errors.New("encrypted assertion without EncryptedData")
 	}
-	var key any = c.sp.Key
+	spKey := c.idp.Load().sp.Key
+	var key any = spKey
 	if keyEl := enc.FindElement("./EncryptedKey"); keyEl != nil {
-		k, err := xmlenc.Decrypt(c.sp.Key, keyEl)
+		k, err := xmlenc.Decrypt(spKey, keyEl)
 		if err != nil {
 			return nil, fmt.Errorf("decrypt assertion key: %w", err)
 		}

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,31 +64,64 @@ func keyPair(t *testing.T, cn string) (*rsa.PrivateKey, *x509.Certificate, strin
 
 // idp is crewjam/saml's samlidp, the peer, on a loopback httptest server.
 type idp struct {
-	url string
+	url   string
+	store *samlidp.MemoryStore
+	// handler is the samlidp serving now; rotate replaces it by one with a new key.
+	handler atomic.Pointer[samlidp.Server]
+	// metadataFetches counts GETs of the IdP's metadata.
+	metadataFetches atomic.Int32
 }
 
 func startIDP(t *testing.T) *idp {
 	t.Helper()
-	key, cert, _, _ := keyPair(t, "idp")
+	p := &idp{store: &samlidp.MemoryStore{}}
 	// The handler exists only once the server's URL is known; requests wait for it.
-	var handler http.Handler
 	ready := make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-ready
-		handler.ServeHTTP(w, r)
+		if r.Method == http.MethodGet && r.URL.Path == "/metadata" {
+			p.metadataFetches.Add(1)
+		}
+		p.handler.Load().ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
-	u, _ := url.Parse(ts.URL)
-	srv, err := samlidp.New(samlidp.Options{URL: *u, Key: key, Signer: key, Certificate: cert, Store: &samlidp.MemoryStore{},
+	p.url = ts.URL
+	key, cert, _, _ := keyPair(t, "idp")
+	p.serve(t, key, cert)
+	close(ready)
+	put(t, ts.URL+"/users/alice", "application/json",
+		`{"name":"alice","password":"alice-pass","email":"alice@corp.example","common_name":"Alice Corp","groups":["staff","ops"]}`)
+	return p
+}
+
+// serve makes the IdP sign with key and publish cert, keeping its users and SPs.
+func (p *idp) serve(t *testing.T, key *rsa.PrivateKey, cert *x509.Certificate) {
+	t.Helper()
+	u, _ := url.Parse(p.url)
+	srv, err := samlidp.New(samlidp.Options{URL: *u, Key: key, Signer: key, Certificate: cert, Store: p.store,
 		Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
 		t.Fatalf("start samlidp: %v", err)
 	}
-	handler = srv
-	close(ready)
-	put(t, ts.URL+"/users/alice", "application/json",
-		`{"name":"alice","password":"alice-pass","email":"alice@corp.example","common_name":"Alice Corp","groups":["staff","ops"]}`)
-	return &idp{url: ts.URL}
+	p.handler.Store(srv)
+}
+
+// rotate gives the IdP a new signing key and certificate, as an IdP's administrator does
+// before the old certificate expires.
+func (p *idp) rotate(t *testing.T) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "idp-2"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p.serve(t, key, cert)
 }
 
 func put(t *testing.T, u, contentType, body string) {
@@ -119,9 +153,15 @@ const (
 // IdP under name.
 func openSP(t *testing.T, p *idp, name, metadata string, register int) *saml.Connector {
 	t.Helper()
+	return openSPWithClock(t, p, name, metadata, register, nil)
+}
+
+// openSPWithClock is openSP with the connector's clock.
+func openSPWithClock(t *testing.T, p *idp, name, metadata string, register int, now func() time.Time) *saml.Connector {
+	t.Helper()
 	_, _, keyPEM, certPEM := keyPair(t, "sp-"+name)
 	c, err := saml.Open(context.Background(), config.SAMLConnection{MetadataURL: p.url + "/metadata", SPKeyPEM: keyPEM, SPCertificatePEM: certPEM},
-		connector.Options{CallbackURL: callbackURL, MetadataURL: metadata})
+		connector.Options{CallbackURL: callbackURL, MetadataURL: metadata, Now: now})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -327,4 +367,61 @@ func TestOpenRefusesAnIncompleteConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTheIdPsNewSigningCertificateIsFetchedFromItsMetadata rotates the IdP's signing key
+// while the connector runs: the next response is signed with a key the connector has not
+// seen, and it must fetch the IdP's metadata again rather than refuse every login until
+// someone changes the config.
+func TestTheIdPsNewSigningCertificateIsFetchedFromItsMetadata(t *testing.T) {
+	p := startIDP(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+	c := openSPWithClock(t, p, "corp", metadataURL, plain, clock)
+	ctx := context.Background()
+	fetches := func(want int32) {
+		t.Helper()
+		if got := p.metadataFetches.Load(); got != want {
+			t.Fatalf("the IdP's metadata was fetched %d times, want %d", got, want)
+		}
+	}
+	fetches(1)
+
+	advance(time.Hour)
+	p.rotate(t)
+	resp, reqID := signIn(t, c, "rs")
+	if _, _, err := c.HandleCallback(ctx, callback(resp), reqID); err != nil {
+		t.Fatalf("a response signed with the IdP's new key was refused: %v", err)
+	}
+	fetches(2)
+
+	// A response that fails again within minutes does not make the connector fetch again.
+	forged := rewrite(t, resp, func(doc *etree.Document) {
+		doc.FindElement("//Assertion").CreateAttr("ID", "id-forged")
+	})
+	if _, _, err := c.HandleCallback(ctx, callback(forged), reqID); err == nil {
+		t.Fatal("an altered assertion was accepted")
+	}
+	fetches(2)
+
+	// A day later the next login fetches the metadata again, changed or not.
+	advance(25 * time.Hour)
+	if _, _, err := c.LoginURL(ctx, "rs"); err != nil {
+		t.Fatal(err)
+	}
+	fetches(3)
+	if _, _, err := c.LoginURL(ctx, "rs"); err != nil {
+		t.Fatal(err)
+	}
+	fetches(3)
 }
