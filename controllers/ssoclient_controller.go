@@ -271,7 +271,7 @@ func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, 
 		}
 		s.secret = string(value)
 		switch {
-		case revoke:
+		case revoke && existing != nil:
 			s.record.previous, s.record.until = "", time.Time{}
 			if current != "" && current != s.secret {
 				s.record.rotatedAt = now
@@ -282,7 +282,7 @@ func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, 
 			replace(s.secret, true)
 			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretChanged,
 				fmt.Sprintf("the secret in Secret %q key %q changed; the previous one is accepted until %s", ref.Name, ref.Key, s.record.until.UTC().Format(time.RFC3339))}
-		case rotate:
+		case rotate && existing != nil:
 			s.event = &clientEvent{corev1.EventTypeWarning, hallpassv1.ReasonRotationIgnored,
 				fmt.Sprintf("annotation %s: the client secret comes from spec.credentials.clientSecretRef; change the value in Secret %q to rotate it", hallpassv1.AnnotationRotateClientSecret, ref.Name)}
 		}
