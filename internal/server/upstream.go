@@ -246,6 +246,18 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		s.renderError(w, r, http.StatusBadRequest, msgUpstreamExpired)
 		return
 	}
+	// The browser forgets the pending login at once; storage makes sure that a copy of its
+	// cookie and the upstream's answer, replayed to this or another replica, is refused too.
+	first, err := s.store.UseOnce(r.Context(), "upstream-login:"+pending.State, s.now(), time.Unix(pending.Expires+1, 0))
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if !first {
+		s.logger.WarnContext(r.Context(), "upstream answer replayed", "connection", name)
+		s.renderError(w, r, http.StatusBadRequest, msgUpstreamExpired)
+		return
+	}
 	tx, err := openTransaction(st, pending.TX, s.now())
 	if err != nil {
 		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)

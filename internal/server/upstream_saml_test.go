@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"html"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -20,8 +22,10 @@ import (
 	"time"
 
 	"github.com/crewjam/saml/samlidp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/server"
 )
 
 var samlInputRe = regexp.MustCompile(`<input type="hidden" name="(\w+)" value="([^"]*)"`)
@@ -96,6 +100,18 @@ func TestSignInThroughSAML(t *testing.T) {
 	if form.Get("SAMLResponse") == "" {
 		t.Fatal("the IdP did not answer with a SAMLResponse")
 	}
+	// What an attacker who copied the browser's traffic would replay: the pending login's
+	// cookie and the IdP's answer.
+	callbackURL, _ := url.Parse(e.issuer + "/connections/corp/callback")
+	var pendingCookie *http.Cookie
+	for _, c := range b.c.Jar.Cookies(callbackURL) {
+		if strings.HasPrefix(c.Name, "hallpass_up_") {
+			pendingCookie = c
+		}
+	}
+	if pendingCookie == nil {
+		t.Fatal("no pending-login cookie before the callback")
+	}
 	_, idt := app1.exchange(t, l, app1.callback(t, l, b.post(e.issuer+"/connections/corp/callback", form)))
 	var claims struct {
 		Email  string   `json:"email"`
@@ -112,6 +128,27 @@ func TestSignInThroughSAML(t *testing.T) {
 		p := b.post(e.issuer+"/connections/corp/callback", form)
 		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "This sign-in has expired") {
 			t.Fatalf("status %d:\n%s", p.status, p.body)
+		}
+	})
+	t.Run("a replayed response with a copy of its cookie is refused by another replica", func(t *testing.T) {
+		keys, err := testKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A second replica shares the storage and the keys, not the SAML connector's memory.
+		replica, err := server.New(e.srv.Config(), keys, e.store, server.WithClock(e.clock.Now),
+			server.WithLogger(slog.New(slog.DiscardHandler)), server.WithMetricsRegisterer(prometheus.NewRegistry()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = replica.Shutdown(context.Background()) })
+		req := httptest.NewRequest(http.MethodPost, callbackURL.String(), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(pendingCookie)
+		rec := httptest.NewRecorder()
+		replica.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "This sign-in has expired") {
+			t.Fatalf("status %d, location %q:\n%s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
 		}
 	})
 }

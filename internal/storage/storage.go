@@ -208,8 +208,14 @@ type Storage interface {
 	GetThrottle(ctx context.Context, key string) (Throttle, error)
 	ResetThrottle(ctx context.Context, key string) error
 
-	// GarbageCollect deletes expired codes, access tokens, refresh families, stale throttle
-	// rows, and sessions with ExpiresAt <= now, returning how many rows went.
+	// UseOnce records that key was used, until expires, and reports whether this was its
+	// first use: across replicas, a second use before expires gives false. A key whose
+	// record expired (now >= its expires) may be used again.
+	UseOnce(ctx context.Context, key string, now, expires time.Time) (bool, error)
+
+	// GarbageCollect deletes expired codes, access tokens, refresh families, single-use
+	// records, stale throttle rows, and sessions with ExpiresAt <= now, returning how many
+	// rows went.
 	GarbageCollect(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error

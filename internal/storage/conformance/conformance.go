@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"revocation", revocationTests},
 		{"users", userTests},
 		{"throttles", throttleTests},
+		{"single use", singleUseTests},
 		{"garbage collection", gcTests},
 		{"concurrency", concurrencyTests},
 	} {
@@ -717,6 +718,44 @@ var revocationTests = []test{
 	}},
 }
 
+var singleUseTests = []test{
+	{"a key's first use is the only one until it expires", func(t *testing.T, s storage.Storage) {
+		until := t0.Add(time.Minute)
+		for _, tc := range []struct {
+			key   string
+			now   time.Time
+			first bool
+		}{
+			{"a", t0, true},
+			{"a", t0.Add(59 * time.Second), false},
+			{"b", t0, true},
+			{"a", until, true}, // expired: usable again, for another minute
+			{"a", until.Add(time.Second), false},
+		} {
+			got, err := s.UseOnce(t.Context(), tc.key, tc.now, tc.now.Add(time.Minute))
+			must(t, err)
+			if got != tc.first {
+				t.Fatalf("use of %q at %s: first = %v, want %v", tc.key, tc.now.Sub(t0), got, tc.first)
+			}
+		}
+	}},
+	{"exactly one of many concurrent uses of a key is the first", func(t *testing.T, s storage.Storage) {
+		var firsts atomic.Int32
+		concurrently(50, func(int) {
+			first, err := s.UseOnce(t.Context(), "k", t0, t0.Add(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			if first {
+				firsts.Add(1)
+			}
+		})
+		if n := firsts.Load(); n != 1 {
+			t.Fatalf("%d uses were the first, want 1", n)
+		}
+	}},
+}
+
 var userTests = []test{
 	{"a created user reads back with every field", func(t *testing.T, s storage.Storage) {
 		want := user("alice")
@@ -835,11 +874,18 @@ var gcTests = []test{
 		_, err = s.RecordLoginFailure(t.Context(), "recent", now.Add(-storage.ThrottleRetention+time.Second), time.Minute)
 		must(t, err)
 		must(t, s.CreateUser(t.Context(), user("alice")))
+		for key, expires := range map[string]time.Time{"used-old": old, "used-live": live} {
+			_, err := s.UseOnce(t.Context(), key, old.Add(-time.Hour), expires)
+			must(t, err)
+		}
 
 		n, err := s.GarbageCollect(t.Context(), now)
 		must(t, err)
-		if n != 5 {
-			t.Fatalf("garbage collection reported %d rows, want 5", n)
+		if n != 6 {
+			t.Fatalf("garbage collection reported %d rows, want 6", n)
+		}
+		if first, err := s.UseOnce(t.Context(), "used-live", now, live); err != nil || first {
+			t.Fatalf("a live single-use record after collection: first %v, err %v", first, err)
 		}
 
 		_, err = s.GetSession(t.Context(), oldSession.IDHash)

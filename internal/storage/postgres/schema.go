@@ -98,4 +98,11 @@ CREATE TABLE throttles (
 );
 CREATE INDEX throttles_by_last_failure ON throttles (last_failure);
 `,
+	`
+CREATE TABLE single_use (
+  use_key    TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX single_use_by_expiry ON single_use (expires_at);
+`,
 }

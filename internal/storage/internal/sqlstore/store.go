@@ -91,6 +91,7 @@ type queries struct {
 	revokeFamily, deleteTokensOfFamily, deleteTokensOfCode                   string
 	insertUser, selectUser                                                   string
 	recordFailure, selectThrottle, deleteThrottle                            string
+	useOnce                                                                  string
 	gc                                                                       []collect
 }
 
@@ -156,12 +157,17 @@ RETURNING %s`, p(1), p(2), p(3), Throttles.List()),
 		selectThrottle: Throttles.Select(p),
 		deleteThrottle: "DELETE FROM throttles WHERE throttle_key = " + p(1),
 
+		// One statement, so two replicas using a key at once cannot both see a first use.
+		useOnce: fmt.Sprintf(`INSERT INTO single_use (use_key, expires_at) VALUES (%s, %s)
+ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE single_use.expires_at <= %s`, p(1), p(2), p(3)),
+
 		gc: []collect{
 			{query: expired("auth_codes", "expires_at")},
 			{query: expired("access_tokens", "expires_at")},
 			{query: expired("refresh_families", "expires_at")},
 			{query: expired("sessions", "expires_at")},
 			{query: expired("throttles", "last_failure"), age: storage.ThrottleRetention},
+			{query: expired("single_use", "expires_at")},
 		},
 	}}
 }
@@ -602,6 +608,14 @@ func (s *Store) ResetThrottle(ctx context.Context, key string) error {
 		return fmt.Errorf("reset throttle: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) UseOnce(ctx context.Context, key string, now, expires time.Time) (bool, error) {
+	n, err := s.db.Exec(ctx, s.q.useOnce, key, Nanos(expires), Nanos(now))
+	if err != nil {
+		return false, fmt.Errorf("use once: %w", err)
+	}
+	return n == 1, nil
 }
 
 // GarbageCollect deletes throttle rows whose last failure is storage.ThrottleRetention old.
