@@ -293,4 +293,12 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	g.Expect(c.Spec.SingleSignOn).To(HaveValue(BeTrue()))
 	g.Expect(c.Spec.RequirePKCE).To(HaveValue(BeTrue()))
 	g.Expect(c.Spec.DeletionPolicy).To(Equal(hallpassv1.DeletionPolicyDelete))
+
+	web := newClient(ns, "web", ns, "defaults", hallpassv1.RegularWebApp)
+	web.Spec.Credentials = &hallpassv1.ClientCredentials{Keys: &hallpassv1.CredentialKeys{}, Rotation: &hallpassv1.SecretRotation{}}
+	create(t, web)
+	web = get(g, ns, "web", &hallpassv1.SSOClient{})
+	g.Expect(web.Spec.Credentials.Rotation.Overlap).To(Equal(hallpassv1.Duration("24h")))
+	g.Expect(web.Spec.Credentials.Rotation.Interval).To(BeEmpty(), "no scheduled rotation unless asked for")
+	g.Expect(*web.Spec.Credentials.Keys).To(Equal(hallpassv1.CredentialKeys{ClientID: "client_id", ClientSecret: "client_secret"}))
 }

@@ -115,6 +115,22 @@ func TestRender(t *testing.T) {
 				expect(t, strings.Join(out.SkippedConnections, ",") == "broken", "skipped %v", out.SkippedConnections)
 			},
 		},
+		"a client in a secret rotation overlap accepts both secrets, in a stable order": {
+			in: func() Input {
+				c := client("web", "id", hallpassv1.RegularWebApp, 1)
+				c.SecretDigests = []string{config.SecretDigest("new-secret"), config.SecretDigest("old-secret")}
+				return Input{Server: server(), Clients: []Client{c}}
+			},
+			check: func(t *testing.T, out *Output) {
+				web, _ := out.Config.Client("id")
+				want := []string{config.SecretDigest("new-secret"), config.SecretDigest("old-secret")}
+				if want[0] > want[1] {
+					want[0], want[1] = want[1], want[0]
+				}
+				expect(t, len(web.SecretSHA256) == 2 && web.SecretSHA256[0] == want[0] && web.SecretSHA256[1] == want[1], "digests %v", web.SecretSHA256)
+				expect(t, !bytes.Contains(out.Bytes, []byte("new-secret")) && !bytes.Contains(out.Bytes, []byte("old-secret")), "the config holds digests only")
+			},
+		},
 		"of two clients with one client ID the older is served and the newer named": {
 			in: func() Input {
 				return Input{Server: server(), Clients: []Client{client("copy", "same", hallpassv1.RegularWebApp, 20), client("original", "same", hallpassv1.RegularWebApp, 10)}}
