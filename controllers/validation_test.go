@@ -86,6 +86,10 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.postLogoutRedirectURIs must not contain wildcards",
 		},
+		"an API audience with a space": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.AccessTokenAudience = "orders api" }),
+			"spec.accessTokenAudience",
+		},
 		"a custom URI scheme on a single-page app": {
 			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) {
 				c.Spec.RedirectURIs = []string{"com.example.app:/callback"}

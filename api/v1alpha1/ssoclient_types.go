@@ -125,6 +125,17 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
 
+	// accessTokenAudience names the API the client's access tokens are for, such as
+	// https://api.example.com/orders. With it, access tokens are RFC 9068 JWTs (typ
+	// at+jwt) with this aud, which the API verifies with the server's JWKS alone; each
+	// costs a second signature per login. Without it, access tokens are opaque and the API
+	// asks the server (userinfo or introspection).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^[\x21-\x7E]+$`
+	AccessTokenAudience string `json:"accessTokenAudience,omitempty"`
+
 	// backchannelLogoutURI receives OIDC Back-Channel Logout tokens when a session this
 	// client took part in ends.
 	// +optional

@@ -212,6 +212,7 @@ func renderClient(c Client, connections []string) config.Client {
 		AllowedScopes:          sortedCopy(spec.AllowedScopes),
 		BackchannelLogoutURI:   spec.BackchannelLogoutURI,
 		FrontchannelLogoutURI:  spec.FrontchannelLogoutURI,
+		AccessTokenAudience:    spec.AccessTokenAudience,
 	}
 }
 

@@ -115,6 +115,19 @@ func TestRender(t *testing.T) {
 				expect(t, strings.Join(out.SkippedConnections, ",") == "broken", "skipped %v", out.SkippedConnections)
 			},
 		},
+		"a client naming an API gets JWT access tokens for it": {
+			in: func() Input {
+				c := client("web", "id", hallpassv1.RegularWebApp, 1)
+				c.Client.Spec.AccessTokenAudience = "https://api.example.com/orders"
+				return Input{Server: server(), Clients: []Client{c, client("other", "other", hallpassv1.RegularWebApp, 2)}}
+			},
+			check: func(t *testing.T, out *Output) {
+				web, _ := out.Config.Client("id")
+				other, _ := out.Config.Client("other")
+				expect(t, web.AccessTokenAudience == "https://api.example.com/orders", "audience %q", web.AccessTokenAudience)
+				expect(t, other.AccessTokenAudience == "", "a client naming no API: audience %q", other.AccessTokenAudience)
+			},
+		},
 		"a client in a secret rotation overlap accepts both secrets, in a stable order": {
 			in: func() Input {
 				c := client("web", "id", hallpassv1.RegularWebApp, 1)
