@@ -165,8 +165,15 @@ func (m mapper) serversOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 	return reqs
 }
 
+// serversOfConfigMap maps a ConfigMap to the servers of the connections that reference it
+// and, for a server's status ConfigMap, to that server: a pod's report is news.
 func (m mapper) serversOfConfigMap(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
-	return m.serversOfConnections(ctx, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)})
+	reqs := m.serversOfConnections(ctx, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)})
+	if server := o.Labels[hallpassv1.LabelServer]; server != "" && o.Labels[hallpassv1.LabelManagedBy] == hallpassv1.ManagedByValue &&
+		o.Name == statusConfigMapName(server) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.Namespace, Name: server}})
+	}
+	return reqs
 }
 
 // serversOfConnections maps the connections that match to their servers.

@@ -3,8 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -92,6 +90,7 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.reconcileStorage,
 		r.reconcileWorkload,
 		r.reconcileAvailability,
+		r.reconcileConfigApplied,
 	} {
 		if err := phase(ctx, s); err != nil {
 			return ctrl.Result{}, err
@@ -341,8 +340,7 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	if err := r.applySecret(ctx, s.server, configSecretName(s.server.Name), map[string][]byte{config.ConfigSecretKey: out.Bytes}); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(out.Bytes)
-	s.server.Status.ConfigHash = hex.EncodeToString(sum[:])
+	s.server.Status.ConfigHash = config.Hash(out.Bytes)
 	s.server.Status.Clients = int32(len(out.Config.Clients))
 	s.server.Status.Connections = int32(len(out.Config.Connections))
 	msg := fmt.Sprintf("serving %d clients and %d connections", len(out.Config.Clients), len(out.Config.Connections))

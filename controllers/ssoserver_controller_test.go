@@ -39,7 +39,10 @@ func TestServerGetsEverythingItsPodsNeed(t *testing.T) {
 	g.Expect(role.Rules).To(ConsistOf(rbacv1.PolicyRule{
 		APIGroups: []string{""}, Resources: []string{"secrets"},
 		ResourceNames: []string{"sso-config", "sso-signing-keys"}, Verbs: []string{"get", "list", "watch"},
-	}), "server pods may read only their own config and keys")
+	}, rbacv1.PolicyRule{
+		APIGroups: []string{""}, Resources: []string{"configmaps"},
+		ResourceNames: []string{"sso-status"}, Verbs: []string{"patch"},
+	}), "server pods may read only their own config and keys, and write only their status reports")
 	binding := get(g, ns, "sso", &rbacv1.RoleBinding{})
 	g.Expect(binding.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount", Name: "sso", Namespace: ns}))
 	get(g, ns, "sso", &corev1.ServiceAccount{})
@@ -62,7 +65,9 @@ func TestServerGetsEverythingItsPodsNeed(t *testing.T) {
 	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
 	c := pod.Containers[0]
 	g.Expect(c.Image).To(Equal(testServerImage))
-	g.Expect(c.Args).To(Equal([]string{"server", "--config-secret", ns + "/sso-config", "--keys-secret", ns + "/sso-signing-keys", "--listen=:8080", "--metrics-listen=:9090"}))
+	g.Expect(c.Args).To(Equal([]string{"server", "--config-secret", ns + "/sso-config", "--keys-secret", ns + "/sso-signing-keys", "--status-configmap", ns + "/sso-status", "--listen=:8080", "--metrics-listen=:9090"}))
+	g.Expect(c.Env).To(ContainElement(And(HaveField("Name", "POD_NAME"), HaveField("ValueFrom.FieldRef.FieldPath", "metadata.name"))))
+	g.Expect(get(g, ns, "sso-status", &corev1.ConfigMap{}).Data).To(BeEmpty(), "the operator creates the status ConfigMap empty")
 	g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
 	g.Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
 	g.Expect(c.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))

@@ -48,7 +48,7 @@ func (r *SSOServerReconciler) owner(srv *hallpassv1.SSOServer) *metav1ac.OwnerRe
 }
 
 // reconcileRBAC gives the server pods an identity that can read exactly their own config and
-// signing-keys Secrets, nothing else.
+// signing-keys Secrets and write their reports into their status ConfigMap, nothing else.
 func (r *SSOServerReconciler) reconcileRBAC(ctx context.Context, s *serverScope) error {
 	srv := s.server
 	sa := corev1ac.ServiceAccount(srv.Name, srv.Namespace).
@@ -61,7 +61,13 @@ func (r *SSOServerReconciler) reconcileRBAC(ctx context.Context, s *serverScope)
 			WithAPIGroups("").
 			WithResources("secrets").
 			WithResourceNames(configSecretName(srv.Name), keysSecretName(srv.Name)).
-			WithVerbs("get", "list", "watch"))
+			WithVerbs("get", "list", "watch"),
+			// A merge patch of the pod's own key needs no other verb (docs/adr/0011).
+			rbacv1ac.PolicyRule().
+				WithAPIGroups("").
+				WithResources("configmaps").
+				WithResourceNames(statusConfigMapName(srv.Name)).
+				WithVerbs("patch"))
 	binding := rbacv1ac.RoleBinding(srv.Name, srv.Namespace).
 		WithLabels(serverLabels(srv)).
 		WithOwnerReferences(r.owner(srv)).
@@ -121,9 +127,12 @@ func (r *SSOServerReconciler) reconcileStorage(ctx context.Context, s *serverSco
 	return nil
 }
 
-// reconcileWorkload applies the server's Deployment and Service.
+// reconcileWorkload applies the server's status ConfigMap, Deployment and Service.
 func (r *SSOServerReconciler) reconcileWorkload(ctx context.Context, s *serverScope) error {
 	srv := s.server
+	if err := r.applyStatusConfigMap(ctx, srv); err != nil {
+		return err
+	}
 	if err := r.Apply(ctx, r.deployment(srv), fieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply Deployment %s: %w", srv.Name, err)
 	}
@@ -168,8 +177,12 @@ func (r *SSOServerReconciler) deployment(srv *hallpassv1.SSOServer) *appsv1ac.De
 		WithArgs("server",
 			"--config-secret", srv.Namespace+"/"+configSecretName(srv.Name),
 			"--keys-secret", srv.Namespace+"/"+keysSecretName(srv.Name),
+			"--status-configmap", srv.Namespace+"/"+statusConfigMapName(srv.Name),
 			fmt.Sprintf("--listen=:%d", httpPort),
 			fmt.Sprintf("--metrics-listen=:%d", metricsPort)).
+		// The pod reports under its own name which config it serves.
+		WithEnv(corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().
+			WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name")))).
 		WithPorts(
 			corev1ac.ContainerPort().WithName("http").WithContainerPort(httpPort),
 			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(metricsPort)).

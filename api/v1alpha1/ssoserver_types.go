@@ -226,8 +226,9 @@ type Branding struct {
 
 // SSOServerStatus is the observed state of an SSOServer.
 type SSOServerStatus struct {
-	// conditions: Ready (the server serves the latest config), ConfigRendered, KeysReady and
-	// Available (at least one server pod is ready).
+	// conditions: Ready (the server serves the latest config), ConfigRendered, KeysReady,
+	// Available (at least one server pod is ready) and ConfigApplied (every ready pod
+	// reports serving the config of configHash).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -248,6 +249,17 @@ type SSOServerStatus struct {
 	// configHash is the SHA-256 of the rendered server config.
 	// +optional
 	ConfigHash string `json:"configHash,omitempty"`
+	// appliedReplicas is the number of server pods that report, within the last 3 minutes,
+	// that they serve the config of configHash. Pods report into the ConfigMap
+	// <server>-status after each reload and every minute.
+	// +optional
+	AppliedReplicas int32 `json:"appliedReplicas,omitempty"`
+	// appliedConfigHash is the config hash that every ready server pod reports serving, or
+	// empty while the pods disagree or have not all reported. It equals configHash once a
+	// config change has reached every ready pod.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	AppliedConfigHash string `json:"appliedConfigHash,omitempty"`
 	// clients is the number of SSOClients the config serves.
 	// +optional
 	Clients int32 `json:"clients,omitempty"`
@@ -293,6 +305,16 @@ const (
 	SSOServerKeysReady = "KeysReady"
 	// SSOServerAvailable is True when at least one server pod is ready.
 	SSOServerAvailable = "Available"
+	// SSOServerConfigApplied is True when every ready server pod reports serving the config
+	// of status.configHash. It is not part of Ready: see docs/adr/0011.
+	SSOServerConfigApplied = "ConfigApplied"
+
+	// ReasonConfigApplied: every ready pod serves the current config.
+	ReasonConfigApplied = "Applied"
+	// ReasonConfigPending: some ready pod has not reported the current config (yet).
+	ReasonConfigPending = "Pending"
+	// ReasonNoReadyReplicas: no server pod is ready, so none can serve a config.
+	ReasonNoReadyReplicas = "NoReadyReplicas"
 
 	// ReasonKeysRotated: the next signing key became current.
 	ReasonKeysRotated = "KeysRotated"
@@ -308,6 +330,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuer`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Applied",type=integer,JSONPath=`.status.appliedReplicas`
 // +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.clients`,priority=10
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 50 characters: it names the server's Service, Deployment and Secrets"

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -80,4 +83,26 @@ func (s *configOrigin) watch(ctx context.Context, l *configsource.Reloader) erro
 		return nil
 	}
 	return configsource.WatchSecrets(ctx, s.client, s.cfgRef, s.keysRef, l)
+}
+
+// reporter returns the Reporter of the pod's served config into the status ConfigMap
+// (namespace/name), or nil without one. Files have no cluster to report to.
+func (s *configOrigin) reporter(statusConfigMap string, l *configsource.Reloader, logger *slog.Logger) (*configsource.Reporter, error) {
+	if statusConfigMap == "" {
+		return nil, nil
+	}
+	if s.client == nil {
+		return nil, errors.New("--status-configmap needs --config-secret and --keys-secret")
+	}
+	ref, err := configsource.ParseSecretRef(statusConfigMap)
+	if err != nil {
+		return nil, fmt.Errorf("--status-configmap: %w", err)
+	}
+	pod := os.Getenv("POD_NAME")
+	if pod == "" {
+		if pod, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("name this pod for its status report: %w", err)
+		}
+	}
+	return configsource.NewReporter(s.client, ref, pod, l.AppliedConfigHash, logger), nil
 }

@@ -40,6 +40,7 @@ const (
 type serverFlags struct {
 	configSourceFlags
 	listen, metricsListen string
+	statusConfigMap       string
 }
 
 func runServer(ctx context.Context, args []string) error {
@@ -48,6 +49,7 @@ func runServer(ctx context.Context, args []string) error {
 	f.bind(fs)
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the OpenID Connect endpoints")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
+	fs.StringVar(&f.statusConfigMap, "status-configmap", "", "namespace/name of the ConfigMap where the pod reports which config it serves, under its name (env POD_NAME, else the host name); only with --config-secret")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +94,12 @@ func runServer(ctx context.Context, args []string) error {
 		}
 	}()
 	go srv.RunGarbageCollection(ctx, gcInterval)
+	if reporter, err := source.reporter(f.statusConfigMap, reloader, logger); err != nil {
+		return err
+	} else if reporter != nil {
+		reloader.OnApplied(reporter.Applied)
+		go reporter.Run(ctx)
+	}
 
 	health := http.NewServeMux()
 	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

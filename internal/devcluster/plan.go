@@ -2,6 +2,7 @@ package devcluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -101,8 +103,11 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
 			// The downward API's pod namespace, which the operator reads as POD_NAMESPACE.
 			env = append(env, e.Name+"="+d.Namespace)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			// The downward API's pod name, under which a server reports its config.
+			env = append(env, e.Name+"="+podName(d.Name, spec.hash))
 		default:
-			return spec, fmt.Errorf("plan pod of Deployment %s: env %s: valueFrom other than the pod's namespace is %w", key, e.Name, errUnsupported)
+			return spec, fmt.Errorf("plan pod of Deployment %s: env %s: valueFrom other than the pod's namespace or name is %w", key, e.Name, errUnsupported)
 		}
 	}
 
@@ -133,6 +138,12 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 		spec.readinessURL = fmt.Sprintf("http://127.0.0.1:%d%s", port, probe.HTTPGet.Path)
 	}
 	return spec, nil
+}
+
+// podName names one local pod as a ReplicaSet would: the Deployment, its template's hash
+// and a random suffix, so that every process start is a new pod.
+func podName(deployment, hash string) string {
+	return deployment + "-" + hash[:10] + "-" + strings.ToLower(rand.Text()[:5])
 }
 
 func templateHash(t *corev1.PodTemplateSpec) string {

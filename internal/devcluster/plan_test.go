@@ -73,3 +73,19 @@ func TestPrefixWriterPrefixesWholeLines(t *testing.T) {
 		t.Errorf("buffer %q should hold the unfinished line", w.buf)
 	}
 }
+
+func TestPodNamesAreUniquePerStartAndNameTheDeployment(t *testing.T) {
+	a, b := podName("sso", "0123456789abcdef"), podName("sso", "0123456789abcdef")
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"a pod name starts with its Deployment and template hash", strings.HasPrefix(a, "sso-0123456789-")},
+		{"two starts of the same template are two pods", a != b},
+		{"a pod name is lower case, as Kubernetes names are", a == strings.ToLower(a)},
+	} {
+		if !tc.ok {
+			t.Errorf("%s: got %q and %q", tc.name, a, b)
+		}
+	}
+}

@@ -128,6 +128,18 @@ func TestChartOperatorReconcilesASampleServer(t *testing.T) {
 		}
 		return cond.Status == "True", cond.Reason + ": " + cond.Message
 	})
+	waitFor(ctx, t, "the sample server's pod to report serving the current config (ConfigApplied)", func() (bool, string) {
+		var srv hallpassv1.SSOServer
+		if err := env.k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "hallpass"}, &srv); err != nil {
+			return false, err.Error()
+		}
+		cond := meta.FindStatusCondition(srv.Status.Conditions, hallpassv1.SSOServerConfigApplied)
+		if cond == nil {
+			return false, "no ConfigApplied condition yet"
+		}
+		return cond.Status == "True" && srv.Status.AppliedConfigHash == srv.Status.ConfigHash && srv.Status.AppliedReplicas == 1,
+			fmt.Sprintf("%s: %s (appliedReplicas %d)", cond.Reason, cond.Message, srv.Status.AppliedReplicas)
+	})
 	waitFor(ctx, t, "App 2's credentials Secret", func() (bool, string) {
 		var s corev1.Secret
 		err := env.k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app2-sso-credentials"}, &s)

@@ -65,14 +65,32 @@ type Reloader struct {
 	metrics *Metrics
 	logger  *slog.Logger
 
-	mu   sync.Mutex
-	seen [sha256.Size]byte
+	mu        sync.Mutex
+	seen      [sha256.Size]byte
+	applied   string // config.Hash of the config served
+	onApplied func(configHash string)
 }
 
 // NewReloader returns a Reloader that treats configData and keysData (the content the
 // server was started with) as already applied.
 func NewReloader(apply ApplyFunc, metrics *Metrics, logger *slog.Logger, configData, keysData []byte) *Reloader {
-	return &Reloader{apply: apply, metrics: metrics, logger: logger, seen: digest(configData, keysData)}
+	return &Reloader{apply: apply, metrics: metrics, logger: logger, seen: digest(configData, keysData), applied: config.Hash(configData)}
+}
+
+// AppliedConfigHash is the config.Hash of the config served now: the one the server started
+// with or the last one applied. A refused config does not change it.
+func (l *Reloader) AppliedConfigHash() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied
+}
+
+// OnApplied registers fn to be called with the config hash after every successful apply.
+// fn runs under the Reloader's lock and must not block.
+func (l *Reloader) OnApplied(fn func(configHash string)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onApplied = fn
 }
 
 // Load parses and applies the content if it changed since the last call. The error is
@@ -94,6 +112,10 @@ func (l *Reloader) Load(source string, configData, keysData []byte) error {
 		l.metrics.failures.Inc()
 		l.logger.Error("config refused; the last good config keeps serving", "source", source, "err", err)
 		return fmt.Errorf("reload config from %s: %w", source, err)
+	}
+	l.applied = config.Hash(configData)
+	if l.onApplied != nil {
+		l.onApplied(l.applied)
 	}
 	l.metrics.reloads.Inc()
 	l.metrics.lastSuccess.SetToCurrentTime()
