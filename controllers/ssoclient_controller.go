@@ -167,6 +167,11 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 		}
 		s.issuedTo = types.UID(existing.Annotations[annotationIssuedTo])
 	}
+	if clientID != "" && !config.ValidClientID(clientID) {
+		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
+			fmt.Sprintf("Secret %s holds a client_id Hallpass does not issue (1 to 128 letters, digits, '-' or '_'); delete the Secret for a new one", name))
+		return false, nil
+	}
 	if clientID == "" {
 		var err error
 		if clientID, err = config.RandomToken(clientIDBytes); err != nil {

@@ -227,6 +227,31 @@ func TestTwoClientsNeverShareAClientID(t *testing.T) {
 	readyClient(t, ns, "app")
 }
 
+// TestAClientIDThatHallpassDoesNotIssueIsNotAdopted plants a labelled credentials Secret
+// whose client_id has the shape of a user's subject: adopted, the machine client's tokens
+// would carry sub "db|alice" to every API.
+func TestAClientIDThatHallpassDoesNotIssueIsNotAdopted(t *testing.T) {
+	ns := newNamespace(t, nil)
+	create(t, newServer(ns, "sso"))
+	create(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "batch-sso-credentials", Labels: map[string]string{
+			hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue, hallpassv1.LabelClient: "batch"}},
+		Data: map[string][]byte{CredentialsClientID: []byte("db|alice"), CredentialsClientSecret: []byte("0123456789abcdef0123456789abcdef")},
+	})
+	create(t, newClient(ns, "batch", ns, "sso", hallpassv1.MachineToMachine))
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "batch", &hallpassv1.SSOClient{})
+		ready := condition(c.Status.Conditions, hallpassv1.SSOClientCredentialsReady)
+		g.Expect(ready).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonSecretConflict))
+		g.Expect(ready.Message).To(ContainSubstring("client_id Hallpass does not issue"))
+	})
+	eventually(t, func(g Gomega) {
+		for _, cl := range renderedConfig(g, ns, "sso").Clients {
+			g.Expect(cl.ID).NotTo(Equal("db|alice"))
+		}
+	})
+}
+
 // TestClientNeverTakesOverSomeoneElsesSecret checks that a credentials Secret name that
 // collides with an unrelated Secret is reported, and the Secret left untouched.
 func TestClientNeverTakesOverSomeoneElsesSecret(t *testing.T) {

@@ -59,10 +59,10 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	})
 	var refused *oauthError
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	// A code whose session ended answers like an unknown one: it is checked before the
+	// client is, and must not tell another client that the user signed out.
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrSessionEnded):
 		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	case errors.Is(err, storage.ErrSessionEnded):
-		return nil, newError(ErrInvalidGrant, "the user signed out after the authorization code was issued")
 	case errors.Is(err, errCodeReused):
 		s.logger.WarnContext(ctx, "authorization code reused; revoking what it issued", "client", client.ID)
 		if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {

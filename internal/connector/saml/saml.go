@@ -161,11 +161,14 @@ func (c *Connector) now() time.Time {
 // refreshMetadata fetches the IdP's metadata again when it came from a URL, the last fetch
 // is at least minAge ago, and reports whether it changed. A failed fetch or unusable
 // metadata keeps the metadata in use.
+//
+// A refresh already under way is not waited for: with a slow IdP, logins would queue
+// behind it. The fetch does not end with the request that started it, so a cancelled
+// request cannot waste the day's refresh.
 func (c *Connector) refreshMetadata(ctx context.Context, minAge time.Duration) bool {
-	if c.idpMetadataURL == "" {
+	if c.idpMetadataURL == "" || !c.refreshMu.TryLock() {
 		return false
 	}
-	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	now := c.now()
 	if now.Sub(c.fetchedAt) < minAge {
@@ -173,7 +176,9 @@ func (c *Connector) refreshMetadata(ctx context.Context, minAge time.Duration) b
 	}
 	c.fetchedAt = now
 	cur := c.idp.Load()
-	raw, err := fetchMetadata(ctx, c.opts, c.idpMetadataURL)
+	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connector.Timeout)
+	defer cancel()
+	raw, err := fetchMetadata(fetchCtx, c.opts, c.idpMetadataURL)
 	if err == nil && bytes.Equal(raw, cur.raw) {
 		return false
 	}

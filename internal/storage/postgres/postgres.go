@@ -158,17 +158,25 @@ func (c *txConn) QueryRow(ctx context.Context, query string, args ...any) sqlsto
 	return &batchRow{br: c.conn.SendBatch(ctx, b)}
 }
 
-// send runs a batch of statements that return no rows, reporting the first error.
+// send runs a batch of statements that return no rows and ends with COMMIT, reporting the
+// first error. PostgreSQL answers the COMMIT of a transaction that failed earlier (a
+// statement whose error fn ignored) with ROLLBACK and no error: that is a failure too.
 func (c *txConn) send(ctx context.Context, b *pgx.Batch) error {
 	br := c.conn.SendBatch(ctx, b)
 	var first error
+	var last pgconn.CommandTag
 	for range b.Len() {
-		if _, err := br.Exec(); err != nil && first == nil {
+		tag, err := br.Exec()
+		if err != nil && first == nil {
 			first = keyTaken(err)
 		}
+		last = tag
 	}
 	if err := br.Close(); err != nil && first == nil {
 		first = err
+	}
+	if first == nil && last.String() != "COMMIT" {
+		first = fmt.Errorf("commit: the transaction was rolled back (%s)", last)
 	}
 	return first
 }

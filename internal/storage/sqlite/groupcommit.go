@@ -95,9 +95,11 @@ func (d *database) writeLoop() {
 // commitBatch runs the batch in one transaction and answers every request of it.
 func (d *database) commitBatch(batch []writeRequest) {
 	results := make([]writeResult, len(batch))
+	// A member that failed may have decided on what members before it wrote (a code found
+	// used, a session found gone): when those writes are lost, its own answer is void too.
 	failAll := func(err error) {
 		for i := range results {
-			if results[i].err == nil && !results[i].panicked {
+			if !results[i].panicked {
 				results[i].err = err
 			}
 		}
