@@ -10,6 +10,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/pkg/ssoapp/credentials"
 )
 
 // Annotations on a credentials Secret, the durable record of its client secret's rotation.
@@ -25,8 +26,9 @@ const (
 	annotationPreviousSecretSHA256 = "sso.hallpass.dev/previous-secret-sha256"
 	annotationPreviousSecretUntil  = "sso.hallpass.dev/previous-secret-until"
 	// annotationCredentialKeys records the keys ("<client ID key>,<client secret key>") the
-	// Secret was written with, so a change of spec.credentials.keys finds the old values.
-	annotationCredentialKeys = "sso.hallpass.dev/credential-keys"
+	// Secret was written with, so a change of spec.credentials.keys finds the old values and
+	// applications (pkg/ssoapp/credentials) find the renamed ones.
+	annotationCredentialKeys = credentials.AnnotationKeys
 )
 
 // defaultSecretOverlap is how long the previous client secret stays accepted when

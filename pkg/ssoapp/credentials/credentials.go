@@ -1,6 +1,7 @@
 // Package credentials reads an application's client credentials: from the environment, or
 // from the credentials Secret the Hallpass operator writes for an SSOClient (keys
-// client_id, client_secret, issuer). It is separate from package ssoapp so that an
+// client_id, client_secret, issuer; the first two as renamed by the SSOClient's
+// spec.credentials.keys, which the Secret's AnnotationKeys records). It is separate from package ssoapp so that an
 // application that takes its credentials from the environment does not link client-go.
 package credentials
 
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,6 +34,9 @@ const (
 	KeyClientID     = "client_id"
 	KeyClientSecret = "client_secret"
 	KeyIssuer       = "issuer"
+	// AnnotationKeys on the Secret names the keys of the client ID and the client secret,
+	// "<client ID key>,<client secret key>", when spec.credentials.keys renamed them.
+	AnnotationKeys = "sso.hallpass.dev/credential-keys"
 )
 
 // FromEnv reads HALLPASS_CLIENT_ID, HALLPASS_CLIENT_SECRET and HALLPASS_ISSUER. ok is false
@@ -58,9 +63,13 @@ func FromSecret(ctx context.Context, kubeconfig, namespace, name string, wait ti
 	for {
 		s, err := client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
+			idKey, secretKey, renamed := strings.Cut(s.Annotations[AnnotationKeys], ",")
+			if !renamed {
+				idKey, secretKey = KeyClientID, KeyClientSecret
+			}
 			c := Credentials{
-				ClientID:     string(s.Data[KeyClientID]),
-				ClientSecret: string(s.Data[KeyClientSecret]),
+				ClientID:     string(s.Data[idKey]),
+				ClientSecret: string(s.Data[secretKey]),
 				Issuer:       string(s.Data[KeyIssuer]),
 			}
 			if c.ClientID != "" && c.Issuer != "" {
