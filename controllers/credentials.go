@@ -35,6 +35,11 @@ const (
 // spec.credentials.rotation.overlap is not set.
 const defaultSecretOverlap = 24 * time.Hour
 
+// maxSecretOverlap is the bound of spec.credentials.rotation.overlap. A recorded overlap
+// that ends later (the Secret edited by hand, or restored from an old backup with a clock
+// far ahead) ends then instead: the previous secret is never accepted for longer.
+const maxSecretOverlap = 720 * time.Hour
+
 // secretRecord is what a credentials Secret records about its client secret's rotation.
 type secretRecord struct {
 	rotatedAt time.Time
@@ -56,10 +61,20 @@ func readSecretRecord(secret *corev1.Secret, now time.Time) secretRecord {
 	} else {
 		rec.rotatedAt = secret.CreationTimestamp.Time
 	}
-	if until, err := time.Parse(time.RFC3339, a[annotationPreviousSecretUntil]); err == nil && now.Before(until) && a[annotationPreviousSecretSHA256] != "" {
-		rec.previous, rec.until = a[annotationPreviousSecretSHA256], until
+	if until, err := time.Parse(time.RFC3339, a[annotationPreviousSecretUntil]); err == nil && a[annotationPreviousSecretSHA256] != "" {
+		until = minTime(until, rec.rotatedAt.Add(maxSecretOverlap))
+		if now.Before(until) {
+			rec.previous, rec.until = a[annotationPreviousSecretSHA256], until
+		}
 	}
 	return rec
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // annotations returns the record as annotations of the credentials Secret.
