@@ -12,11 +12,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/hallpass/hallpass/internal/config"
-	"github.com/hallpass/hallpass/internal/envtestbin"
 	"github.com/hallpass/hallpass/internal/server/configsource"
+	"github.com/hallpass/hallpass/internal/testutil/kubetest"
 )
 
 // TestServerCommandReportsTheConfigItServes runs `hallpass server` in Secret mode against a
@@ -25,21 +24,9 @@ import (
 // hash of the config it serves: at start, and after the config Secret changes (long before
 // the one-minute heartbeat).
 func TestServerCommandReportsTheConfigItServes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
+	_, rc := kubetest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	assets, err := envtestbin.Dir(ctx, filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	rc, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
 	admin := kubernetes.NewForConfigOrDie(rc)
 
 	const ns, pod = "sso", "sso-7d9f8c6b5-x2x4q"

@@ -3,19 +3,17 @@ package configsource_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hallpass/hallpass/internal/envtestbin"
+	"github.com/hallpass/hallpass/internal/testutil/kubetest"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/server/configsource"
@@ -24,15 +22,7 @@ import (
 // TestSecretReload runs against a real kube-apiserver (envtest) and watches the Secrets as
 // the server's own ServiceAccount, whose Role names only those two Secrets.
 func TestSecretReload(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: envtestAssets(t)}
-	rc, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	_, rc := kubetest.Start(t)
 	admin := kubernetes.NewForConfigOrDie(rc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -121,14 +111,4 @@ func mustCreate(t *testing.T, create func() error) {
 	if err := create(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// envtestAssets finds kube-apiserver and etcd like the controllers' suite does.
-func envtestAssets(t *testing.T) string {
-	t.Helper()
-	dir, err := envtestbin.Dir(context.Background(), filepath.Join("..", "..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }

@@ -1,7 +1,6 @@
 package credentials_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/hallpass/hallpass/internal/envtestbin"
+	"github.com/hallpass/hallpass/internal/testutil/kubetest"
 	"github.com/hallpass/hallpass/pkg/ssoapp/credentials"
 )
 
@@ -20,19 +19,7 @@ import (
 // writes them, from a real kube-apiserver: with the default keys, and with keys renamed
 // by spec.credentials.keys, which the Secret's annotation names.
 func TestFromSecretReadsTheKeysTheSecretNames(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	assets, err := envtestbin.Dir(context.Background(), filepath.Join("..", "..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	rc, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, rc := kubetest.Start(t)
 	user, err := env.AddUser(envtest.User{Name: "app", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
