@@ -164,14 +164,8 @@ func (s *Server) startUpstreamLogin(w http.ResponseWriter, r *http.Request, f *l
 		return
 	}
 	ctx := r.Context()
-	c, err := s.connector(ctx, f.st, conn)
-	if err != nil {
-		s.upstreamUnavailable(w, r, conn, err)
-		return
-	}
-	cc, ok := c.(connector.CallbackConnector)
+	cc, ok := s.callbackConnector(w, r, f.st, conn)
 	if !ok {
-		s.serverError(w, r, fmt.Errorf("connection %s does not redirect to an upstream", conn.Name))
 		return
 	}
 	state, err := config.RandomToken(32)
@@ -274,14 +268,8 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		return
 	}
 	ctx := r.Context()
-	c, err := s.connector(ctx, st, conn)
-	if err != nil {
-		s.upstreamUnavailable(w, r, conn, err)
-		return
-	}
-	cc, ok := c.(connector.CallbackConnector)
+	cc, ok := s.callbackConnector(w, r, st, conn)
 	if !ok {
-		s.serverError(w, r, fmt.Errorf("connection %s does not redirect to an upstream", conn.Name))
 		return
 	}
 	id, upstream, err := cc.HandleCallback(ctx, r, pending.Private)
@@ -332,6 +320,20 @@ func (s *Server) takePendingUpstream(w http.ResponseWriter, r *http.Request, st 
 	ok := subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) == 1 &&
 		p.Connection == connection && s.now().Unix() <= p.Expires
 	return p, ok
+}
+
+// callbackConnector opens the connector of conn, which redirects to an upstream; when it
+// cannot, it has answered the request and ok is false.
+func (s *Server) callbackConnector(w http.ResponseWriter, r *http.Request, st *state, conn config.Connection) (cc connector.CallbackConnector, ok bool) {
+	c, err := s.connector(r.Context(), st, conn)
+	if err != nil {
+		s.upstreamUnavailable(w, r, conn, err)
+		return nil, false
+	}
+	if cc, ok = c.(connector.CallbackConnector); !ok {
+		s.serverError(w, r, fmt.Errorf("connection %s does not redirect to an upstream", conn.Name))
+	}
+	return cc, ok
 }
 
 // upstreamUnavailable shows that the upstream could not be used, and logs why.
