@@ -452,26 +452,3 @@ func sidOf(t *testing.T, idt *oidc.IDToken) string {
 	}
 	return c.SID
 }
-
-func assertMetric(t *testing.T, e *env, name string, want float64) {
-	t.Helper()
-	families, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := 0.0
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName()+`="`+lp.GetValue()+`"`)
-			}
-			if mf.GetName()+"{"+strings.Join(labels, ",")+"}" == name {
-				got = m.GetCounter().GetValue()
-			}
-		}
-	}
-	if got != want {
-		t.Errorf("%s = %v, want %v", name, got, want)
-	}
-}

@@ -582,23 +582,7 @@ func TestMetricsCountLoginsAuthorizationsAndTokens(t *testing.T) {
 		`hallpass_authorizations_total{outcome="login_required"}`:               1,
 		`hallpass_token_requests_total{grant="authorization_code",result="ok"}`: 2,
 	}
-	got := map[string]float64{}
-	families, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName()+`="`+lp.GetValue()+`"`)
-			}
-			got[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.GetCounter().GetValue()
-		}
-	}
 	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
-		}
+		assertMetric(t, e, k, v)
 	}
 }

@@ -417,3 +417,31 @@ func oauthConnection(name string) oauth2.AuthCodeOption {
 }
 
 var signupLinkRe = regexp.MustCompile(`<a href="([^"]*/signup\?[^"]*)">`)
+
+// metricValue reads one counter of the server's registry ("name{label=\"v\"}").
+func metricValue(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	families, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName()+`="`+lp.GetValue()+`"`)
+			}
+			if mf.GetName()+"{"+strings.Join(labels, ",")+"}" == name {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func assertMetric(t *testing.T, e *env, name string, want float64) {
+	t.Helper()
+	if got := metricValue(t, e, name); got != want {
+		t.Errorf("%s = %v, want %v", name, got, want)
+	}
+}

@@ -12,27 +12,6 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 )
 
-// metricValue reads one counter of the server's registry ("name{label=\"v\"}").
-func metricValue(t *testing.T, e *env, name string) float64 {
-	t.Helper()
-	families, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName()+`="`+lp.GetValue()+`"`)
-			}
-			if mf.GetName()+"{"+strings.Join(labels, ",")+"}" == name {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
 func TestParallelWrongPasswordsAreVerifiedAtMostTheBudget(t *testing.T) {
 	e := newEnv(t)
 	rp := e.rp("app2", "app2-secret")
