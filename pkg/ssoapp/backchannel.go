@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -128,7 +127,7 @@ func (a *App) verifyLogoutToken(ctx context.Context, p *oidc.Provider, raw strin
 	}
 	// Remember the jti for as long as the token could pass the checks above.
 	until := time.Unix(max(*c.Expiry, *c.IssuedAt+int64(logoutTokenMaxAge/time.Second)), 0).Add(logoutClockSkew)
-	if !a.logoutJTIs.add(c.JTI, until, now) {
+	if !a.logoutJTIs.Add(c.JTI, until, now) {
 		return verifiedLogout{}, errors.New("logout token jti was already used")
 	}
 	return verifiedLogout{sid: c.SID, sub: tok.Subject}, nil
@@ -157,44 +156,4 @@ func isJSONObject(raw json.RawMessage) bool {
 	}
 	var m map[string]json.RawMessage
 	return json.Unmarshal(raw, &m) == nil
-}
-
-// jtiCache remembers the jti of accepted logout tokens until they could no longer pass,
-// bounded so that it cannot grow without limit.
-type jtiCache struct {
-	mu    sync.Mutex
-	seen  map[string]time.Time
-	limit int
-}
-
-func newJTICache(limit int) *jtiCache { return &jtiCache{seen: map[string]time.Time{}, limit: limit} }
-
-// add records jti until the given time and reports false if it was already there.
-func (c *jtiCache) add(jti string, until, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if exp, ok := c.seen[jti]; ok && now.Before(exp) {
-		return false
-	}
-	if len(c.seen) >= c.limit {
-		for k, exp := range c.seen {
-			if !now.Before(exp) {
-				delete(c.seen, k)
-			}
-		}
-	}
-	if len(c.seen) >= c.limit {
-		// Full of live entries: forget the one closest to expiring, which is the one an
-		// attacker would have the least time to replay.
-		var oldest string
-		var oldestExp time.Time
-		for k, exp := range c.seen {
-			if oldest == "" || exp.Before(oldestExp) {
-				oldest, oldestExp = k, exp
-			}
-		}
-		delete(c.seen, oldest)
-	}
-	c.seen[jti] = until
-	return true
 }

@@ -16,6 +16,7 @@ package ssoapp
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,10 +27,10 @@ import (
 	"sync"
 	"time"
 
-	"crypto/cipher"
-
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/hallpass/hallpass/internal/replay"
 )
 
 // Defaults of Config.
@@ -104,7 +105,7 @@ type App struct {
 	// sealer seals sign-ins in progress into the login cookie (pending.go).
 	sealer cipher.AEAD
 	// logoutJTIs refuses a replayed back-channel logout token (backchannel.go).
-	logoutJTIs *jtiCache
+	logoutJTIs *replay.Cache
 
 	mu       sync.Mutex
 	provider *oidc.Provider
@@ -158,7 +159,7 @@ func New(cfg Config) (*App, error) {
 		secureCookies: base.Scheme == "https",
 		sessions:      newStore[*User](maxSessions, cfg.Now),
 		sealer:        sealer,
-		logoutJTIs:    newJTICache(maxLogoutJTIs),
+		logoutJTIs:    replay.New(maxLogoutJTIs),
 	}, nil
 }
 

@@ -36,6 +36,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector"
+	"github.com/hallpass/hallpass/internal/replay"
 )
 
 func init() {
@@ -66,7 +67,7 @@ const (
 type Connector struct {
 	idp      atomic.Pointer[idpState]
 	mapping  map[string]string
-	replay   *replayCache
+	replay   *replay.Cache
 	metadata []byte
 
 	// idpMetadataURL is where the IdP's metadata came from ("" when it is in the config).
@@ -97,7 +98,7 @@ func Open(ctx context.Context, cfg config.SAMLConnection, opts connector.Options
 		return nil, err
 	}
 	raw := []byte(cfg.MetadataXML)
-	c := &Connector{mapping: cfg.AttributeMapping, replay: newReplayCache(replayCacheSize), opts: opts}
+	c := &Connector{mapping: cfg.AttributeMapping, replay: replay.New(replayCacheSize), opts: opts}
 	if len(raw) == 0 {
 		if cfg.MetadataURL == "" {
 			return nil, errors.New("metadataURL or metadataXML is required")
@@ -345,7 +346,7 @@ func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, private
 	if assertion.Conditions != nil && !assertion.Conditions.NotOnOrAfter.IsZero() {
 		notAfter = assertion.Conditions.NotOnOrAfter
 	}
-	if !c.replay.add(assertion.ID, notAfter, crewjam.TimeNow()) {
+	if !c.replay.Add(assertion.ID, notAfter, crewjam.TimeNow()) {
 		return connector.Identity{}, nil, connector.Errorf(nil, "This SAML assertion was already used (replay).")
 	}
 	id, err := c.identity(assertion)
@@ -490,43 +491,4 @@ func (c *Connector) identity(a *crewjam.Assertion) (connector.Identity, error) {
 		id.EmailVerified = id.Email != ""
 	}
 	return id, nil
-}
-
-// replayCache remembers accepted assertion IDs until they expire. It is bounded: when
-// full, the entry that expires first makes room.
-type replayCache struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]time.Time
-}
-
-func newReplayCache(max int) *replayCache {
-	return &replayCache{max: max, seen: map[string]time.Time{}}
-}
-
-// add records id until notAfter and reports false if it was already there.
-func (c *replayCache) add(id string, notAfter, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if exp, ok := c.seen[id]; ok && now.Before(exp) {
-		return false
-	}
-	if len(c.seen) >= c.max {
-		for k, exp := range c.seen {
-			if !now.Before(exp) {
-				delete(c.seen, k)
-			}
-		}
-	}
-	if len(c.seen) >= c.max {
-		var oldest string
-		for k, exp := range c.seen {
-			if oldest == "" || exp.Before(c.seen[oldest]) {
-				oldest = k
-			}
-		}
-		delete(c.seen, oldest)
-	}
-	c.seen[id] = notAfter
-	return true
 }
