@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
@@ -93,6 +94,18 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error with a user-facing message and the underlying cause.
 func Errorf(cause error, format string, args ...any) error {
 	return &Error{Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// ShortCode keeps an error code an upstream sent (OAuth2 error=...) printable and short,
+// since it is shown to the user.
+func ShortCode(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+	return s[:min(len(s), 64)]
 }
 
 // UserMessage returns the user-facing message of err, or "" if it has none.

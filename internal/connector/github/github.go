@@ -104,7 +104,7 @@ func (c *Connector) LoginURL(_ context.Context, state string) (string, []byte, e
 func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, private []byte) (connector.Identity, []byte, error) {
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		return connector.Identity{}, nil, connector.Errorf(nil, "GitHub did not sign you in (%s).", printable(e))
+		return connector.Identity{}, nil, connector.Errorf(nil, "GitHub did not sign you in (%s).", connector.ShortCode(e))
 	}
 	if q.Get("code") == "" {
 		return connector.Identity{}, nil, connector.Errorf(nil, "GitHub sent no authorization code.")
@@ -284,15 +284,4 @@ func nextLink(h string) string {
 		}
 	}
 	return ""
-}
-
-// printable keeps an upstream error code short and printable, since it is shown.
-func printable(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return -1
-		}
-		return r
-	}, s)
-	return s[:min(len(s), 64)]
 }

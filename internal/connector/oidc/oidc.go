@@ -143,7 +143,7 @@ func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, priv []
 	}
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		return connector.Identity{}, nil, connector.Errorf(nil, "The identity provider did not sign you in (%s).", shorten(e))
+		return connector.Identity{}, nil, connector.Errorf(nil, "The identity provider did not sign you in (%s).", connector.ShortCode(e))
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -296,18 +296,4 @@ func listClaim(v any) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// shorten keeps an upstream error code printable and short, since it is shown to the user.
-func shorten(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return s
 }
