@@ -26,6 +26,8 @@ import (
 
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
+
+	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
 
 // env is what TestMain started, shared by the tests of the package.
@@ -37,7 +39,7 @@ var env struct {
 	ns      string
 	// ports of the SSO server (the issuer's) and the apps.
 	ssoPort, app1Port, app2Port, app3Port int
-	logs                                  *syncBuffer
+	logs                                  *logbuf.Buffer
 	procs                                 []*proc
 }
 
@@ -106,7 +108,7 @@ func requireE2E(t *testing.T) {
 // setUp builds the binaries, starts the dev cluster with config/samples mapped to loopback
 // URLs, and starts App 1 and App 2.
 func setUp() error {
-	env.logs = &syncBuffer{}
+	env.logs = &logbuf.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	var err error
@@ -245,27 +247,6 @@ func run(ctx context.Context, dir, name string, args ...string) error {
 		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-// syncBuffer collects the output of every process for the failure report.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	if b == nil {
-		return ""
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type prefixWriter struct {

@@ -1,19 +1,19 @@
 package conntest
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
 
 // startPeer starts a peer process that cancel stops. It ends with the test, which shows
 // the peer's output when it failed.
 func startPeer(t testing.TB, name string, cmd *exec.Cmd, cancel context.CancelFunc) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -28,22 +28,4 @@ func startPeer(t testing.TB, name string, cmd *exec.Cmd, cancel context.CancelFu
 			t.Logf("%s output:\n%s", name, strings.TrimSpace(logs.String()))
 		}
 	})
-}
-
-// syncBuffer collects a child's output while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
