@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,8 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/envtestbin"
+
+	"github.com/hallpass/hallpass/internal/testutil/testclock"
 )
 
 // The suite runs one real kube-apiserver and etcd (built by hack/envtest-binaries.sh) for
@@ -39,30 +40,12 @@ var (
 	restConfig *rest.Config
 	k8s        client.Client
 	scheme     = runtime.NewScheme()
-	clock      = &testClock{now: time.Now()}
+	clock      = testclock.New(time.Now()) // the operator's clock, so key rotation can be crossed
 	stopMgr    context.CancelFunc
 	mgrDone    chan struct{}
 )
 
 const testServerImage = "hallpass/hallpass:test"
-
-// testClock is the operator's clock in tests, so key rotation can be crossed.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))

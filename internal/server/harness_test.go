@@ -28,6 +28,8 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/storage"
+
+	"github.com/hallpass/hallpass/internal/testutil/testclock"
 )
 
 // Users of the test config. alice's hash is argon2id, bob's bcrypt (as imported from
@@ -37,24 +39,6 @@ const (
 	bobPassword   = "tr0ub4dor&3"
 	carolPassword = "staff only please"
 )
-
-// clock is the injectable time source; tests move it to cross lifetimes.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // RSA key generation is slow under the race detector: one key set serves every test.
 var testKeys = sync.OnceValues(func() (*config.SigningKeys, error) {
@@ -144,7 +128,7 @@ type env struct {
 	t      *testing.T
 	srv    *server.Server
 	ts     *httptest.Server
-	clock  *clock
+	clock  *testclock.Clock
 	store  storage.Storage
 	issuer string
 	reg    *prometheus.Registry
@@ -160,7 +144,7 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 // (back-channel deliveries) is shut down when the test ends.
 func newEnvWithOptions(t *testing.T, opts []server.Option, mutate ...func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Now().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, clock: testclock.New(time.Now().Truncate(time.Second)), reg: prometheus.NewRegistry()}
 	var handler atomic.Pointer[http.Handler]
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)

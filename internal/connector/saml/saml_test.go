@@ -31,6 +31,7 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector"
 	"github.com/hallpass/hallpass/internal/connector/saml"
+	"github.com/hallpass/hallpass/internal/testutil/testclock"
 )
 
 const (
@@ -375,19 +376,8 @@ func TestOpenRefusesAnIncompleteConfig(t *testing.T) {
 // someone changes the config.
 func TestTheIdPsNewSigningCertificateIsFetchedFromItsMetadata(t *testing.T) {
 	p := startIDP(t)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return now
-	}
-	advance := func(d time.Duration) {
-		mu.Lock()
-		defer mu.Unlock()
-		now = now.Add(d)
-	}
-	c := openSPWithClock(t, p, "corp", metadataURL, plain, clock)
+	clock := testclock.New(time.Now())
+	c := openSPWithClock(t, p, "corp", metadataURL, plain, clock.Now)
 	ctx := context.Background()
 	fetches := func(want int32) {
 		t.Helper()
@@ -397,7 +387,7 @@ func TestTheIdPsNewSigningCertificateIsFetchedFromItsMetadata(t *testing.T) {
 	}
 	fetches(1)
 
-	advance(time.Hour)
+	clock.Advance(time.Hour)
 	p.rotate(t)
 	resp, reqID := signIn(t, c, "rs")
 	if _, _, err := c.HandleCallback(ctx, callback(resp), reqID); err != nil {
@@ -415,7 +405,7 @@ func TestTheIdPsNewSigningCertificateIsFetchedFromItsMetadata(t *testing.T) {
 	fetches(2)
 
 	// A day later the next login fetches the metadata again, changed or not.
-	advance(25 * time.Hour)
+	clock.Advance(25 * time.Hour)
 	if _, _, err := c.LoginURL(ctx, "rs"); err != nil {
 		t.Fatal(err)
 	}
