@@ -134,11 +134,7 @@ func (c *txConn) Exec(ctx context.Context, query string, args ...any) (int64, er
 		tag, err := c.conn.Exec(ctx, query, args...)
 		return tag.RowsAffected(), keyTaken(err)
 	}
-	c.begun = true
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(query, args...)
-	br := c.conn.SendBatch(ctx, b)
+	br := c.begin(ctx, query, args)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
 		return 0, err
@@ -151,11 +147,17 @@ func (c *txConn) QueryRow(ctx context.Context, query string, args ...any) sqlsto
 	if c.begun {
 		return row{c.conn.QueryRow(ctx, query, args...)}
 	}
+	return &batchRow{br: c.begin(ctx, query, args)}
+}
+
+// begin sends BEGIN and the transaction's first statement in one round trip; the caller
+// reads both results and closes them.
+func (c *txConn) begin(ctx context.Context, query string, args []any) pgx.BatchResults {
 	c.begun = true
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(query, args...)
-	return &batchRow{br: c.conn.SendBatch(ctx, b)}
+	return c.conn.SendBatch(ctx, b)
 }
 
 // send runs a batch of statements that return no rows and ends with COMMIT, reporting the
