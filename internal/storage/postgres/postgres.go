@@ -93,15 +93,15 @@ func (d *database) Tx(ctx context.Context, fn func(sqlstore.Tx) error) (err erro
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if !tx.begun && len(tx.later) == 0 {
+	if !tx.begun && len(tx.Queue) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
 	if !tx.begun {
 		b.Queue("BEGIN")
 	}
-	for _, w := range tx.later {
-		b.Queue(w.query, w.args...)
+	for _, w := range tx.Queue {
+		b.Queue(w.Query, w.Args...)
 	}
 	b.Queue("COMMIT")
 	tx.begun = true // from here on, a failure must roll back
@@ -117,16 +117,7 @@ func (d *database) Close() error {
 type txConn struct {
 	conn  *pgx.Conn
 	begun bool
-	later []queuedWrite
-}
-
-type queuedWrite struct {
-	query string
-	args  []any
-}
-
-func (c *txConn) Later(query string, args ...any) {
-	c.later = append(c.later, queuedWrite{query, args})
+	sqlstore.Queue
 }
 
 func (c *txConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {

@@ -110,7 +110,7 @@ func (d *database) commitBatch(batch []writeRequest) {
 	if err != nil {
 		failAll(fmt.Errorf("begin: %w", err))
 	} else {
-		conn := txConn{tx: tx, stmts: d.writeStmts, later: new([]queuedWrite)}
+		conn := txConn{tx: tx, stmts: d.writeStmts, Queue: new(sqlstore.Queue)}
 		// A batch of one needs no savepoint: when it fails, the whole transaction goes.
 		alone := len(batch) == 1
 		for i, req := range batch {
@@ -170,7 +170,7 @@ func runMember(conn txConn, req writeRequest, inSavepoint bool) (res writeResult
 			broken = err
 		}
 	}()
-	*conn.later = (*conn.later)[:0]
+	*conn.Queue = (*conn.Queue)[:0]
 	if res.err = req.fn(conn); res.err == nil {
 		res.err = conn.runLater(req.ctx)
 	}

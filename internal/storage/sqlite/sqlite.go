@@ -199,17 +199,8 @@ func keyTaken(err error) error {
 type txConn struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
-	// later holds the writes queued by the transaction being run (see runMember).
-	later *[]queuedWrite
-}
-
-type queuedWrite struct {
-	query string
-	args  []any
-}
-
-func (c txConn) Later(query string, args ...any) {
-	*c.later = append(*c.later, queuedWrite{query, args})
+	// Queue holds the writes queued by the transaction being run (see runMember).
+	*sqlstore.Queue
 }
 
 func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -222,8 +213,8 @@ func (c txConn) Exec(ctx context.Context, query string, args ...any) (int64, err
 
 // runLater runs the queued writes in order.
 func (c txConn) runLater(ctx context.Context) error {
-	for _, w := range *c.later {
-		if _, err := c.Exec(ctx, w.query, w.args...); err != nil {
+	for _, w := range *c.Queue {
+		if _, err := c.Exec(ctx, w.Query, w.Args...); err != nil {
 			return err
 		}
 	}

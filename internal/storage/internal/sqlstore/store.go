@@ -43,6 +43,18 @@ type Tx interface {
 	Later(query string, args ...any)
 }
 
+// Queue keeps the writes of Tx.Later, in order, for a backend's Tx to run before its commit.
+type Queue []Write
+
+// Write is one queued statement.
+type Write struct {
+	Query string
+	Args  []any
+}
+
+// Later queues a write; a backend's transaction embeds a Queue to implement Tx.Later.
+func (q *Queue) Later(query string, args ...any) { *q = append(*q, Write{query, args}) }
+
 // DB is a backend's database. Its own Exec writes and its Query and QueryRow only read.
 type DB interface {
 	Conn
