@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -115,7 +114,7 @@ func silentLoginRefusal(client config.Client, sess *storage.Session, req *author
 
 // completeAuthorization issues a code in the session and sends it to the client.
 func (s *Server) completeAuthorization(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest, sess storage.Session) {
-	code, err := s.issueCode(r.Context(), st, req, sess)
+	code, err := s.issueCode(st, req, sess)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -132,29 +131,38 @@ func codeRedirectURI(req *authorizeRequest) string {
 	return req.RedirectURI
 }
 
-func (s *Server) issueCode(ctx context.Context, st *state, req *authorizeRequest, sess storage.Session) (string, error) {
-	code, err := config.RandomToken(32)
-	if err != nil {
-		return "", err
-	}
-	err = s.store.CreateAuthCode(ctx, storage.AuthCode{
-		CodeHash:            storage.Hash(code),
-		ClientID:            req.ClientID,
-		RedirectURI:         codeRedirectURI(req),
-		Scopes:              req.Scopes,
-		Nonce:               req.Nonce,
-		CodeChallenge:       req.CodeChallenge,
-		CodeChallengeMethod: req.CodeChallengeMethod,
-		SessionIDHash:       sess.IDHash,
-		SID:                 sess.SID,
-		Connection:          sess.Connection,
-		Claims:              sess.Claims,
-		AuthTime:            sess.AuthTime,
-		AMR:                 sess.AMR,
-		ExpiresAt:           s.now().Add(st.cfg.Tokens.AuthorizationCode.Duration),
+// authorizationCode is what a code carries from /authorize to /token. A code is this record
+// sealed with AES-256-GCM under the key every replica derives from the signing keys, as a
+// login transaction is, so issuing one writes nothing to storage (ADR 0012): only its
+// redemption is recorded, which keeps it single use. The user's claims are not in it; the
+// redemption reads them from the session, which it has to hold anyway.
+type authorizationCode struct {
+	ClientID string `json:"c"`
+	// RedirectURI is empty when the authorization request named none.
+	RedirectURI   string   `json:"r,omitempty"`
+	Scopes        []string `json:"s"`
+	Nonce         string   `json:"n,omitempty"`
+	CodeChallenge string   `json:"p,omitempty"`
+	SessionIDHash string   `json:"h"`
+	// Expires is in Unix nanoseconds, so the code's lifetime is kept exactly.
+	Expires int64 `json:"e"`
+}
+
+// codeAAD keeps a sealed code from being accepted as any other sealed document.
+var codeAAD = []byte("hallpass authorization code")
+
+func (s *Server) issueCode(st *state, req *authorizeRequest, sess storage.Session) (string, error) {
+	code, err := sealJSON(st, codeAAD, authorizationCode{
+		ClientID:      req.ClientID,
+		RedirectURI:   codeRedirectURI(req),
+		Scopes:        req.Scopes,
+		Nonce:         req.Nonce,
+		CodeChallenge: req.CodeChallenge,
+		SessionIDHash: sess.IDHash,
+		Expires:       s.now().Add(st.cfg.Tokens.AuthorizationCode.Duration).UnixNano(),
 	})
 	if err != nil {
-		return "", fmt.Errorf("store authorization code: %w", err)
+		return "", fmt.Errorf("seal authorization code: %w", err)
 	}
 	return code, nil
 }

@@ -161,24 +161,6 @@ func assertOAuthError(t *testing.T, err error, code string) {
 	}
 }
 
-func TestAReusedCodeIsRefusedAndRevokesWhatItIssued(t *testing.T) {
-	e := newEnv(t)
-	rp := e.rp("app2", "app2-secret")
-	b := e.browser()
-	l := newLogin()
-	code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
-	tok, _ := rp.exchange(t, l, code)
-
-	_, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
-	assertOAuthError(t, err, "invalid_grant")
-
-	if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusUnauthorized {
-		t.Errorf("access token of a reused code: userinfo status %d, want 401", status)
-	}
-	_, err = rp.oauth.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
-	assertOAuthError(t, err, "invalid_grant")
-}
-
 func userinfoStatus(t *testing.T, e *env, accessToken string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)

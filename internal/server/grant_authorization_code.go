@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
@@ -15,62 +16,56 @@ import (
 
 // grantAuthorizationCode redeems a code (RFC 6749 §4.1.3) with PKCE (RFC 7636). A code is
 // single use: a second redemption is refused and revokes everything the first one issued,
-// since one of the two presenters is an attacker and we cannot tell which. The code is
-// marked used and its tokens are stored in one transaction, so a second redemption, however
-// close behind, finds them all.
+// since one of the two presenters is an attacker and we cannot tell which. The redemption is
+// recorded and its tokens are stored in one transaction, so a second redemption, however
+// close behind, finds them all. A presentation that fails the checks below revokes nothing:
+// it does not redeem the code, and whoever saw a code in a log could otherwise sign its user
+// out of the application.
 func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
 	if client.Type == config.ClientMachineToMachine {
 		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
 	}
-	code := r.PostForm.Get("code")
-	if code == "" {
+	sealed := r.PostForm.Get("code")
+	if sealed == "" {
 		return nil, newError(ErrInvalidRequest, "code is missing")
 	}
-	redirectURI := r.PostForm.Get("redirect_uri")
-	verifier := r.PostForm.Get("code_verifier")
-	codeHash := storage.Hash(code)
-	now := s.now()
+	c, codeHash, err := openCode(st, sealed)
+	if err != nil {
+		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
+	}
+	if refused := checkCodeRedemption(c, client, r.PostForm.Get("redirect_uri"), r.PostForm.Get("code_verifier"), s.now().UnixNano() > c.Expires); refused != nil {
+		return nil, refused
+	}
 
 	var g grant
 	var accessToken, refreshToken string
-	_, err := s.store.RedeemAuthCode(ctx, codeHash, func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
+	redemption := storage.CodeRedemption{CodeHash: codeHash, SessionIDHash: c.SessionIDHash, ExpiresAt: time.Unix(0, c.Expires)}
+	err = s.store.RedeemCode(ctx, redemption, func(sess storage.Session) (storage.Issued, error) {
 		var issued storage.Issued
-		if c.Used {
-			return c, issued, errCodeReused
-		}
-		if refused := checkCodeRedemption(c, client, redirectURI, verifier, now.After(c.ExpiresAt)); refused != nil {
-			return c, issued, refused
-		}
+		var link storage.AccessToken
 		var err error
-		if slices.Contains(c.Scopes, scopeOfflineAccess) {
-			if refreshToken, issued.RefreshFamily, err = s.newRefreshFamily(st, c); err != nil {
-				return c, issued, err
-			}
-			c.RefreshFamilyID = issued.RefreshFamily.ID
-		}
-		g = codeGrant(c)
+		g = codeGrant(c, sess)
 		g.apiAudience = client.AccessTokenAudience
-		link := storage.AccessToken{CodeHash: codeHash, RefreshFamilyID: c.RefreshFamilyID}
-		if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, link); err != nil {
-			return c, issued, err
+		if slices.Contains(c.Scopes, scopeOfflineAccess) {
+			if refreshToken, issued.RefreshFamily, err = s.newRefreshFamily(st, g, sess.Connection); err != nil {
+				return issued, err
+			}
+			link.RefreshFamilyID = issued.RefreshFamily.ID
 		}
-		c.Used = true
-		return c, issued, nil
+		accessToken, issued.AccessToken, err = s.newAccessToken(st, g, link)
+		return issued, err
 	})
-	var refused *oauthError
 	switch {
-	// A code whose session ended answers like an unknown one: it is checked before the
-	// client is, and must not tell another client that the user signed out.
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrSessionEnded):
+	// A code whose session ended answers like an unknown one: it must not tell another
+	// client that the user signed out.
+	case errors.Is(err, storage.ErrSessionEnded):
 		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	case errors.Is(err, errCodeReused):
+	case errors.Is(err, storage.ErrAlreadyExists):
 		s.logger.WarnContext(ctx, "authorization code reused; revoking what it issued", "client", client.ID)
 		if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, internalError("revoke tokens of reused code", err)
 		}
 		return nil, newError(ErrInvalidGrant, "the authorization code was already used")
-	case errors.As(err, &refused):
-		return nil, refused
 	case err != nil:
 		return nil, internalError("redeem authorization code", err)
 	}
@@ -82,25 +77,38 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	return resp, nil
 }
 
-var errCodeReused = errors.New("authorization code reused")
+// openCode unseals a code and returns it with its hash, the key of its redemption. The hash
+// is taken over the canonical spelling of the decoded bytes: a base64 decoder skips line
+// breaks, and another spelling of the same code must not pass for a new code.
+func openCode(st *state, sealed string) (authorizationCode, string, error) {
+	var c authorizationCode
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return c, "", errBadSealed
+	}
+	if err := openRaw(st, codeAAD, raw, &c); err != nil {
+		return c, "", err
+	}
+	return c, storage.Hash(base64.RawURLEncoding.EncodeToString(raw)), nil
+}
 
-// codeGrant is the authorization a redeemed code carries.
-func codeGrant(c storage.AuthCode) grant {
+// codeGrant is the authorization a redeemed code carries, with the user of its session.
+func codeGrant(c authorizationCode, sess storage.Session) grant {
 	return grant{
 		clientID:      c.ClientID,
 		scopes:        c.Scopes,
-		claims:        c.Claims,
-		sessionIDHash: c.SessionIDHash,
-		sid:           c.SID,
-		authTime:      c.AuthTime,
-		amr:           c.AMR,
+		claims:        sess.Claims,
+		sessionIDHash: sess.IDHash,
+		sid:           sess.SID,
+		authTime:      sess.AuthTime,
+		amr:           sess.AMR,
 		nonce:         c.Nonce,
 	}
 }
 
 // checkCodeRedemption applies the checks of RFC 6749 §4.1.3 and RFC 7636 §4.6, including
 // the PKCE downgrade check: a verifier for a code issued without a challenge is refused.
-func checkCodeRedemption(c storage.AuthCode, client config.Client, redirectURI, verifier string, expired bool) *oauthError {
+func checkCodeRedemption(c authorizationCode, client config.Client, redirectURI, verifier string, expired bool) *oauthError {
 	switch {
 	case c.ClientID != client.ID:
 		return newError(ErrInvalidGrant, "the authorization code was issued to another client")

@@ -190,7 +190,7 @@ func validRefreshTag(st *state, t, familyID string, gen uint64) bool {
 
 // newRefreshFamily starts the refresh token family of a code being redeemed, with its first
 // token. The family ID is random, so the tokens derived from it are unpredictable.
-func (s *Server) newRefreshFamily(st *state, ac storage.AuthCode) (string, *storage.RefreshFamily, error) {
+func (s *Server) newRefreshFamily(st *state, g grant, connection string) (string, *storage.RefreshFamily, error) {
 	id, err := config.RandomToken(16)
 	if err != nil {
 		return "", nil, err
@@ -202,14 +202,14 @@ func (s *Server) newRefreshFamily(st *state, ac storage.AuthCode) (string, *stor
 	now := s.now()
 	return token, &storage.RefreshFamily{
 		ID:            id,
-		ClientID:      ac.ClientID,
-		Scopes:        ac.Scopes,
-		Claims:        ac.Claims,
-		SessionIDHash: ac.SessionIDHash,
-		SID:           ac.SID,
-		Connection:    ac.Connection,
-		AuthTime:      ac.AuthTime,
-		AMR:           ac.AMR,
+		ClientID:      g.clientID,
+		Scopes:        g.scopes,
+		Claims:        g.claims,
+		SessionIDHash: g.sessionIDHash,
+		SID:           g.sid,
+		Connection:    connection,
+		AuthTime:      g.authTime,
+		AMR:           g.amr,
 		CurrentHash:   storage.Hash(token),
 		RotatedAt:     now,
 		CreatedAt:     now,

@@ -416,6 +416,11 @@ func openJSON(st *state, aad []byte, sealed string, v any) error {
 	if err != nil {
 		return errBadSealed
 	}
+	return openRaw(st, aad, raw, v)
+}
+
+// openRaw opens the decoded bytes of a sealed document.
+func openRaw(st *state, aad []byte, raw []byte, v any) error {
 	for _, secrets := range st.keys.secrets {
 		aead, err := newAEAD(secrets.transaction)
 		if err != nil {

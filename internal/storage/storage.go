@@ -65,28 +65,17 @@ type Session struct {
 	Upstream []byte
 }
 
-// AuthCode is an issued authorization code.
-type AuthCode struct {
+// CodeRedemption is the record of an authorization code's redemption. Codes themselves are
+// sealed by the server and never stored (ADR 0012); their redemption is, so that a code is
+// single use across replicas and a second redemption can revoke what the first one issued.
+type CodeRedemption struct {
 	// CodeHash is Hash(code).
-	CodeHash            string
-	ClientID            string
-	RedirectURI         string
-	Scopes              []string
-	Nonce               string
-	CodeChallenge       string
-	CodeChallengeMethod string
-	// SessionIDHash is the central session the code was issued in (empty if none).
+	CodeHash string
+	// SessionIDHash is the central session the code was issued in.
 	SessionIDHash string
-	SID           string
-	Connection    string
-	Claims        Claims
-	AuthTime      time.Time
-	AMR           []string
-	ExpiresAt     time.Time
-	// Used is set when the code is redeemed. A second redemption is refused and revokes
-	// what the first one issued (RefreshFamilyID and the access tokens with that code).
-	Used            bool
-	RefreshFamilyID string
+	// ExpiresAt is when the code expires: the record is kept until then, since the server
+	// refuses the code itself afterwards.
+	ExpiresAt time.Time
 }
 
 // AccessToken is an opaque access token.
@@ -96,11 +85,10 @@ type AccessToken struct {
 	ClientID  string
 	Scopes    []string
 	Claims    Claims
-	// SessionIDHash and RefreshFamilyID tie the token to what revokes it; CodeHash to the
-	// code it was issued for (empty for client credentials and refresh).
+	// SessionIDHash and RefreshFamilyID tie the token to what revokes it (empty for client
+	// credentials).
 	SessionIDHash   string
 	RefreshFamilyID string
-	CodeHash        string
 	IssuedAt        time.Time
 	ExpiresAt       time.Time
 }
@@ -150,10 +138,10 @@ type Throttle struct {
 }
 
 // Storage is implemented by every backend. All methods are safe for concurrent use by many
-// server replicas sharing the backend. UpdateSession, RedeemAuthCode and RotateRefreshFamily
-// run the function inside a transaction that locks the row, so read-modify-write cycles (session activity,
-// code redemption, refresh token rotation) are atomic across replicas; if the function
-// returns an error, nothing is written and the error is returned unchanged.
+// server replicas sharing the backend. UpdateSession, RedeemCode and RotateRefreshFamily run
+// the function inside a transaction that locks the row, so read-modify-write cycles (session
+// activity, code redemption, refresh token rotation) are atomic across replicas; if the
+// function returns an error, nothing is written and the error is returned unchanged.
 type Storage interface {
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, idHash string) (Session, error)
@@ -166,16 +154,14 @@ type Storage interface {
 	// can be announced (back-channel logout) before they are deleted.
 	ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
 
-	CreateAuthCode(ctx context.Context, c AuthCode) error
-	// RedeemAuthCode runs redeem on the code with its row locked. When redeem returns a nil
-	// error, the Used and RefreshFamilyID of the code it returns (the rest of a code never
-	// changes) and the tokens it issued are written in that one transaction; otherwise
-	// nothing is written and the error comes back unchanged. A concurrent redemption of the
-	// same code waits for the lock and then finds the code used and everything it issued
-	// stored, ready to be revoked with RevokeByCode. A code not used yet whose session
-	// (SessionIDHash) no longer exists is refused with ErrSessionEnded before redeem runs: a
-	// logout between a code's issue and its redemption ends the code too.
-	RedeemAuthCode(ctx context.Context, codeHash string, redeem func(AuthCode) (AuthCode, Issued, error)) (AuthCode, error)
+	// RedeemCode records the redemption of a code and stores the tokens issue returns, in one
+	// transaction. issue gets the code's session, whose row is held until commit: when the
+	// session no longer exists, the redemption is refused with ErrSessionEnded before issue
+	// runs, so a logout between a code's issue and its redemption ends the code too. A code
+	// whose redemption is recorded already is refused with ErrAlreadyExists; a concurrent
+	// redemption of the same code waits for the first and is refused then. When refused, or
+	// when issue fails (its error comes back unchanged), nothing is written.
+	RedeemCode(ctx context.Context, code CodeRedemption, issue func(Session) (Issued, error)) error
 
 	CreateAccessToken(ctx context.Context, t AccessToken) error
 	GetAccessToken(ctx context.Context, tokenHash string) (AccessToken, error)
@@ -196,7 +182,9 @@ type Storage interface {
 	RevokeSession(ctx context.Context, idHash string) error
 	// RevokeRefreshFamily revokes the family and deletes the access tokens issued from it.
 	RevokeRefreshFamily(ctx context.Context, id string) error
-	// RevokeByCode revokes what a redeemed code issued (its refresh family and access tokens).
+	// RevokeByCode revokes what the recorded redemption of a code issued: its access token and
+	// its refresh family with the access tokens of that family. ErrNotFound when no
+	// redemption of the code is recorded.
 	RevokeByCode(ctx context.Context, codeHash string) error
 
 	CreateUser(ctx context.Context, u User) error
@@ -213,7 +201,7 @@ type Storage interface {
 	// record expired (now >= its expires) may be used again.
 	UseOnce(ctx context.Context, key string, now, expires time.Time) (bool, error)
 
-	// GarbageCollect deletes expired codes, access tokens, refresh families, single-use
+	// GarbageCollect deletes expired code redemptions, access tokens, refresh families, single-use
 	// records, stale throttle rows, and sessions with ExpiresAt <= now, returning how many
 	// rows went.
 	GarbageCollect(ctx context.Context, now time.Time) (int64, error)

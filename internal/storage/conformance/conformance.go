@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		tests []test
 	}{
 		{"sessions", sessionTests},
-		{"auth codes", authCodeTests},
+		{"code redemptions", codeRedemptionTests},
 		{"access tokens", accessTokenTests},
 		{"refresh families", refreshFamilyTests},
 		{"revocation", revocationTests},
@@ -71,30 +70,19 @@ func session(id string) storage.Session {
 	}
 }
 
-func authCode(code string) storage.AuthCode {
-	return storage.AuthCode{
-		CodeHash: storage.Hash(code), ClientID: "app1", RedirectURI: "https://app1.example.com/cb",
-		Scopes: []string{"openid", "profile", "offline_access"}, Nonce: "n-0S6_WzA2Mj",
-		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod: "S256",
-		Connection: "corp", Claims: claims("alice"), AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"},
-		ExpiresAt: t0.Add(time.Minute), RefreshFamilyID: "",
-	}
-}
-
-// inSession ties a code to a stored session, which its redemption requires.
-func inSession(t *testing.T, s storage.Storage, c storage.AuthCode, name string) storage.AuthCode {
+// codeIn returns the redemption of a code issued in a stored session.
+func codeIn(t *testing.T, s storage.Storage, name string) storage.CodeRedemption {
 	t.Helper()
 	sess := session(name)
 	must(t, s.CreateSession(t.Context(), sess))
-	c.SessionIDHash, c.SID = sess.IDHash, sess.SID
-	return c
+	return storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: sess.IDHash, ExpiresAt: t0.Add(time.Minute)}
 }
 
 func accessToken(token string) storage.AccessToken {
 	return storage.AccessToken{
 		TokenHash: storage.Hash(token), ClientID: "app1", Scopes: []string{"openid", "email"},
 		Claims: claims("alice"), SessionIDHash: storage.Hash("session"), RefreshFamilyID: "fam",
-		CodeHash: storage.Hash("code"), IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
 	}
 }
 
@@ -344,117 +332,75 @@ var sessionTests = []test{
 	}},
 }
 
-// peekCode reads a code through a redemption that its function refuses, which writes nothing.
-func peekCode(t *testing.T, s storage.Storage, codeHash string) (storage.AuthCode, error) {
-	t.Helper()
-	var seen storage.AuthCode
-	_, err := s.RedeemAuthCode(t.Context(), codeHash, func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-		seen = c
-		return c, storage.Issued{}, errRefused
-	})
-	if errors.Is(err, errRefused) {
-		return seen, nil
-	}
-	return storage.AuthCode{}, err
-}
-
-// redemption returns a redeem function that refuses a used code and otherwise marks it used
-// and issues tok, plus fam when it is not nil.
-func redemption(tok storage.AccessToken, fam *storage.RefreshFamily) func(storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-	return func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-		if c.Used {
-			return c, storage.Issued{}, errRefused
+// issuing returns an issue function that issues tok, plus fam when it is not nil, and
+// keeps the session it was given in *got when got is not nil.
+func issuing(tok storage.AccessToken, fam *storage.RefreshFamily, got *storage.Session) func(storage.Session) (storage.Issued, error) {
+	return func(sess storage.Session) (storage.Issued, error) {
+		if got != nil {
+			*got = sess
 		}
-		c.Used = true
-		if fam != nil {
-			c.RefreshFamilyID = fam.ID
-		}
-		return c, storage.Issued{AccessToken: tok, RefreshFamily: fam}, nil
+		return storage.Issued{AccessToken: tok, RefreshFamily: fam}, nil
 	}
 }
 
-var authCodeTests = []test{
-	{"a created code reads back with every field", func(t *testing.T, s storage.Storage) {
-		want := inSession(t, s, authCode("c"), "s")
-		want.Used, want.RefreshFamilyID = true, "fam"
-		must(t, s.CreateAuthCode(t.Context(), want))
-		got, err := peekCode(t, s, want.CodeHash)
-		must(t, err)
-		equal(t, "code", want, got)
-	}},
-	{"creating a code twice fails", func(t *testing.T, s storage.Storage) {
-		must(t, s.CreateAuthCode(t.Context(), authCode("c")))
-		alreadyExists(t, "second create", s.CreateAuthCode(t.Context(), authCode("c")))
-	}},
-	{"redeeming a code marks it used and stores the tokens it issued", func(t *testing.T, s storage.Storage) {
-		in, tok, fam := inSession(t, s, authCode("c"), "s"), accessToken("t"), family("fam-1")
-		must(t, s.CreateAuthCode(t.Context(), in))
-		got, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, &fam))
-		must(t, err)
-		if !got.Used || got.RefreshFamilyID != "fam-1" {
-			t.Fatalf("returned code has Used %v, RefreshFamilyID %q", got.Used, got.RefreshFamilyID)
-		}
+var codeRedemptionTests = []test{
+	{"a redemption gets the code's session and stores the tokens it issued", func(t *testing.T, s storage.Storage) {
+		c, tok, fam := codeIn(t, s, "s"), accessToken("t"), family("fam-1")
+		var got storage.Session
+		must(t, s.RedeemCode(t.Context(), c, issuing(tok, &fam, &got)))
+		equal(t, "session given to issue", session("s"), got)
 		gotTok, err := s.GetAccessToken(t.Context(), tok.TokenHash)
 		must(t, err)
 		equal(t, "access token", tok, gotTok)
 		gotFam, err := s.GetRefreshFamily(t.Context(), fam.ID)
 		must(t, err)
 		equal(t, "refresh family", fam, gotFam)
-		_, err = s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(accessToken("t2"), nil))
-		refused(t, err)
+	}},
+	{"a second redemption of a code is refused and stores nothing", func(t *testing.T, s storage.Storage) {
+		c, second := codeIn(t, s, "s"), accessToken("t2")
+		must(t, s.RedeemCode(t.Context(), c, issuing(accessToken("t"), nil, nil)))
+		alreadyExists(t, "second redemption", s.RedeemCode(t.Context(), c, issuing(second, nil, nil)))
+		tokenGone(t, s, second, true)
 	}},
 	{"a redemption without a refresh family stores the access token only", func(t *testing.T, s storage.Storage) {
-		in, tok := authCode("c"), accessToken("t")
-		must(t, s.CreateAuthCode(t.Context(), in))
-		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, nil))
-		must(t, err)
-		_, err = s.GetAccessToken(t.Context(), tok.TokenHash)
-		must(t, err)
-		_, err = s.GetRefreshFamily(t.Context(), "fam")
+		c, tok := codeIn(t, s, "s"), accessToken("t")
+		must(t, s.RedeemCode(t.Context(), c, issuing(tok, nil, nil)))
+		tokenGone(t, s, tok, false)
+		_, err := s.GetRefreshFamily(t.Context(), "fam")
 		notFound(t, "refresh family", err)
 	}},
-	{"a refused redemption writes neither the code nor its tokens", func(t *testing.T, s storage.Storage) {
-		in, tok, fam := authCode("c"), accessToken("t"), family("fam-1")
-		must(t, s.CreateAuthCode(t.Context(), in))
-		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-			c.Used = true
-			return c, storage.Issued{AccessToken: tok, RefreshFamily: &fam}, errRefused
-		})
-		refused(t, err)
-		got, err := peekCode(t, s, in.CodeHash)
-		must(t, err)
-		equal(t, "code", in, got)
+	{"a failed issue records no redemption and stores no token", func(t *testing.T, s storage.Storage) {
+		c, tok, fam := codeIn(t, s, "s"), accessToken("t"), family("fam-1")
+		refused(t, s.RedeemCode(t.Context(), c, func(storage.Session) (storage.Issued, error) {
+			return storage.Issued{AccessToken: tok, RefreshFamily: &fam}, errRefused
+		}))
 		tokenGone(t, s, tok, true)
-		_, err = s.GetRefreshFamily(t.Context(), fam.ID)
+		_, err := s.GetRefreshFamily(t.Context(), fam.ID)
 		notFound(t, "refresh family", err)
+		notFound(t, "revoke by the code", s.RevokeByCode(t.Context(), c.CodeHash))
+		must(t, s.RedeemCode(t.Context(), c, issuing(tok, &fam, nil)))
 	}},
-	{"a redemption whose tokens cannot be stored leaves the code unused", func(t *testing.T, s storage.Storage) {
-		in, fam := authCode("c"), family("fam-1")
+	{"a redemption whose tokens cannot be stored is not recorded", func(t *testing.T, s storage.Storage) {
+		c, fam, tok := codeIn(t, s, "s"), family("fam-1"), accessToken("t")
 		taken := family("fam-1")
 		taken.ClientID = "other"
-		must(t, s.CreateAuthCode(t.Context(), in))
 		must(t, s.CreateRefreshFamily(t.Context(), taken))
-		tok := accessToken("t")
-		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, &fam))
-		alreadyExists(t, "redeem with a taken family ID", err)
-		got, err := peekCode(t, s, in.CodeHash)
-		must(t, err)
-		equal(t, "code", in, got)
+		alreadyExists(t, "redeem with a taken family ID", s.RedeemCode(t.Context(), c, issuing(tok, &fam, nil)))
 		tokenGone(t, s, tok, true)
+		fam.ID = "fam-2"
+		must(t, s.RedeemCode(t.Context(), c, issuing(tok, &fam, nil)))
 	}},
-	{"a code whose session has ended is refused and stores nothing", func(t *testing.T, s storage.Storage) {
-		in, tok := inSession(t, s, authCode("c"), "s"), accessToken("t")
-		must(t, s.CreateAuthCode(t.Context(), in))
-		must(t, s.RevokeSession(t.Context(), in.SessionIDHash))
-		_, err := s.RedeemAuthCode(t.Context(), in.CodeHash, redemption(tok, nil))
+	{"a code whose session has ended is refused before issue runs and stores nothing", func(t *testing.T, s storage.Storage) {
+		c, tok := codeIn(t, s, "s"), accessToken("t")
+		must(t, s.RevokeSession(t.Context(), c.SessionIDHash))
+		err := s.RedeemCode(t.Context(), c, func(storage.Session) (storage.Issued, error) {
+			t.Error("issue ran for a code whose session has ended")
+			return storage.Issued{AccessToken: tok}, nil
+		})
 		if !errors.Is(err, storage.ErrSessionEnded) {
 			t.Fatalf("redeem after the session ended: got %v, want storage.ErrSessionEnded", err)
 		}
 		tokenGone(t, s, tok, true)
-	}},
-	{"redeeming a missing code is not found", func(t *testing.T, s storage.Storage) {
-		_, err := s.RedeemAuthCode(t.Context(), storage.Hash("nope"), redemption(accessToken("t"), nil))
-		notFound(t, "redeem", err)
 	}},
 }
 
@@ -468,7 +414,7 @@ var accessTokenTests = []test{
 	}},
 	{"a token outside any session or family reads back with empty links", func(t *testing.T, s storage.Storage) {
 		want := accessToken("t")
-		want.SessionIDHash, want.RefreshFamilyID, want.CodeHash, want.Scopes = "", "", "", nil
+		want.SessionIDHash, want.RefreshFamilyID, want.Scopes = "", "", nil
 		must(t, s.CreateAccessToken(t.Context(), want))
 		got, err := s.GetAccessToken(t.Context(), want.TokenHash)
 		must(t, err)
@@ -591,11 +537,11 @@ var refreshFamilyTests = []test{
 	}},
 }
 
-// issued is what one login and one refresh issue under a session: a code, a family and the
-// access tokens of the code and of the family.
+// issued is what one login and one refresh issue under a session: a redeemed code, a family
+// and the access tokens of the code and of the family.
 type issued struct {
 	session    storage.Session
-	code       storage.AuthCode
+	code       storage.CodeRedemption
 	family     storage.RefreshFamily
 	codeToken  storage.AccessToken
 	familyTok  storage.AccessToken
@@ -608,20 +554,18 @@ func issue(t *testing.T, s storage.Storage, name string) issued {
 	x.session = session(name)
 	x.family = family("fam-" + name)
 	x.family.SessionIDHash = x.session.IDHash
-	x.code = authCode("code-" + name)
-	x.code.SessionIDHash, x.code.Used, x.code.RefreshFamilyID = x.session.IDHash, true, x.family.ID
+	x.code = storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: x.session.IDHash, ExpiresAt: t0.Add(time.Minute)}
 	x.codeToken = accessToken("code-token-" + name)
-	x.codeToken.SessionIDHash, x.codeToken.RefreshFamilyID, x.codeToken.CodeHash = x.session.IDHash, x.family.ID, x.code.CodeHash
+	x.codeToken.SessionIDHash, x.codeToken.RefreshFamilyID = x.session.IDHash, x.family.ID
 	x.familyTok = accessToken("family-token-" + name)
-	x.familyTok.SessionIDHash, x.familyTok.RefreshFamilyID, x.familyTok.CodeHash = x.session.IDHash, x.family.ID, ""
+	x.familyTok.SessionIDHash, x.familyTok.RefreshFamilyID = x.session.IDHash, x.family.ID
 	// A client-credentials token belongs to no session, family or code: no revocation of
 	// anything else may take it.
 	x.standalone = accessToken("standalone-" + name)
-	x.standalone.SessionIDHash, x.standalone.RefreshFamilyID, x.standalone.CodeHash = "", "", ""
+	x.standalone.SessionIDHash, x.standalone.RefreshFamilyID = "", ""
 	must(t, s.CreateSession(t.Context(), x.session))
-	must(t, s.CreateRefreshFamily(t.Context(), x.family))
-	must(t, s.CreateAuthCode(t.Context(), x.code))
-	for _, tok := range []storage.AccessToken{x.codeToken, x.familyTok, x.standalone} {
+	must(t, s.RedeemCode(t.Context(), x.code, issuing(x.codeToken, &x.family, nil)))
+	for _, tok := range []storage.AccessToken{x.familyTok, x.standalone} {
 		must(t, s.CreateAccessToken(t.Context(), tok))
 	}
 	return x
@@ -703,15 +647,14 @@ var revocationTests = []test{
 		familyRevoked(t, s, b.family.ID, false)
 		tokenGone(t, s, b.codeToken, false)
 	}},
-	{"revoking by a code without a family deletes the code's tokens", func(t *testing.T, s storage.Storage) {
-		c := authCode("c")
-		c.Used = true
-		must(t, s.CreateAuthCode(t.Context(), c))
-		tok := accessToken("t")
-		tok.RefreshFamilyID, tok.CodeHash = "", c.CodeHash
-		must(t, s.CreateAccessToken(t.Context(), tok))
+	{"revoking by a code without a family deletes the code's token only", func(t *testing.T, s storage.Storage) {
+		c, tok, other := codeIn(t, s, "s"), accessToken("t"), accessToken("other")
+		tok.RefreshFamilyID, other.RefreshFamilyID = "", ""
+		must(t, s.RedeemCode(t.Context(), c, issuing(tok, nil, nil)))
+		must(t, s.CreateAccessToken(t.Context(), other))
 		must(t, s.RevokeByCode(t.Context(), c.CodeHash))
 		tokenGone(t, s, tok, true)
+		tokenGone(t, s, other, false)
 	}},
 	{"revoking by a missing code is not found", func(t *testing.T, s storage.Storage) {
 		notFound(t, "revoke", s.RevokeByCode(t.Context(), storage.Hash("nope")))
@@ -851,8 +794,6 @@ var gcTests = []test{
 
 		oldSession, liveSession := session("old"), session("live")
 		oldSession.ExpiresAt, liveSession.ExpiresAt = old, live
-		oldCode, liveCode := authCode("old"), authCode("live")
-		oldCode.ExpiresAt, liveCode.ExpiresAt = old, live
 		oldToken, liveToken := accessToken("old"), accessToken("live")
 		oldToken.ExpiresAt, liveToken.ExpiresAt = old, live
 		oldFamily, liveFamily := family("old"), family("live")
@@ -860,8 +801,14 @@ var gcTests = []test{
 		for _, x := range []storage.Session{oldSession, liveSession} {
 			must(t, s.CreateSession(t.Context(), x))
 		}
-		for _, x := range []storage.AuthCode{oldCode, liveCode} {
-			must(t, s.CreateAuthCode(t.Context(), x))
+		// The redemption records expire with their codes; their tokens outlive both here.
+		codeTokens := map[time.Time]storage.AccessToken{}
+		for name, expires := range map[string]time.Time{"old": old, "live": live} {
+			tok := accessToken("code-token-" + name)
+			tok.ExpiresAt = live.Add(time.Hour)
+			codeTokens[expires] = tok
+			redemption := storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: liveSession.IDHash, ExpiresAt: expires}
+			must(t, s.RedeemCode(t.Context(), redemption, issuing(tok, nil, nil)))
 		}
 		for _, x := range []storage.AccessToken{oldToken, liveToken} {
 			must(t, s.CreateAccessToken(t.Context(), x))
@@ -892,10 +839,6 @@ var gcTests = []test{
 		notFound(t, "expired session", err)
 		_, err = s.GetSession(t.Context(), liveSession.IDHash)
 		must(t, err)
-		_, err = peekCode(t, s, oldCode.CodeHash)
-		notFound(t, "expired code", err)
-		_, err = peekCode(t, s, liveCode.CodeHash)
-		must(t, err)
 		_, err = s.GetAccessToken(t.Context(), oldToken.TokenHash)
 		notFound(t, "expired access token", err)
 		_, err = s.GetAccessToken(t.Context(), liveToken.TokenHash)
@@ -916,6 +859,11 @@ var gcTests = []test{
 		if n != 0 {
 			t.Fatalf("a second collection reported %d rows, want 0", n)
 		}
+
+		notFound(t, "revoke by an expired code", s.RevokeByCode(t.Context(), storage.Hash("code-old")))
+		tokenGone(t, s, codeTokens[old], false)
+		must(t, s.RevokeByCode(t.Context(), storage.Hash("code-live")))
+		tokenGone(t, s, codeTokens[live], true)
 	}},
 	{"a session without an expiry counts as expired", func(t *testing.T, s storage.Storage) {
 		x := session("a")
@@ -988,43 +936,31 @@ var concurrencyTests = []test{
 			}
 		}
 	}},
-	{"exactly one of many concurrent redemptions of a code wins and the others find what it issued", func(t *testing.T, s storage.Storage) {
-		c := authCode("c")
-		must(t, s.CreateAuthCode(t.Context(), c))
+	{"exactly one of many concurrent redemptions of a code wins and revoking by the code takes what it issued", func(t *testing.T, s storage.Storage) {
+		c := codeIn(t, s, "s")
 		var wins atomic.Int32
-		var mu sync.Mutex
-		var seenFamilies []string
+		winner := make(chan int, 1)
 		concurrently(20, func(i int) {
 			tok, fam := accessToken(fmt.Sprint("t-", i)), family(fmt.Sprint("fam-", i))
-			tok.CodeHash, tok.RefreshFamilyID = c.CodeHash, fam.ID
-			_, err := s.RedeemAuthCode(t.Context(), c.CodeHash, func(x storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-				if x.Used {
-					mu.Lock()
-					seenFamilies = append(seenFamilies, x.RefreshFamilyID)
-					mu.Unlock()
-				}
-				return redemption(tok, &fam)(x)
-			})
-			if err == nil {
+			tok.RefreshFamilyID = fam.ID
+			switch err := s.RedeemCode(t.Context(), c, issuing(tok, &fam, nil)); {
+			case err == nil:
 				wins.Add(1)
-			} else if !errors.Is(err, errRefused) {
+				winner <- i
+			case !errors.Is(err, storage.ErrAlreadyExists):
 				t.Error(err)
 			}
 		})
 		if w := wins.Load(); w != 1 {
 			t.Fatalf("%d redemptions succeeded, want exactly 1", w)
 		}
-		if len(seenFamilies) != 19 {
-			t.Fatalf("%d redemptions saw the code used, want 19", len(seenFamilies))
-		}
-		for _, id := range seenFamilies {
-			if _, err := s.GetRefreshFamily(t.Context(), id); err != nil {
-				t.Fatalf("a losing redemption saw family %q, which is not stored: %v", id, err)
-			}
+		i := <-winner
+		for j := range 20 {
+			tokenGone(t, s, accessToken(fmt.Sprint("t-", j)), j != i)
 		}
 		must(t, s.RevokeByCode(t.Context(), c.CodeHash))
-		familyRevoked(t, s, seenFamilies[0], true)
-		tokenGone(t, s, accessToken("t-"+strings.TrimPrefix(seenFamilies[0], "fam-")), true)
+		familyRevoked(t, s, fmt.Sprint("fam-", i), true)
+		tokenGone(t, s, accessToken(fmt.Sprint("t-", i)), true)
 	}},
 	{"no concurrent session update is lost", func(t *testing.T, s storage.Storage) {
 		x := session("a")

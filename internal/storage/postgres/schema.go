@@ -105,4 +105,19 @@ CREATE TABLE single_use (
 );
 CREATE INDEX single_use_by_expiry ON single_use (expires_at);
 `,
+	// Authorization codes are sealed and no longer stored (ADR 0012): only their redemption
+	// is, and an access token no longer names its code.
+	`
+DROP TABLE auth_codes;
+DROP INDEX access_tokens_by_code;
+ALTER TABLE access_tokens DROP COLUMN code_hash;
+
+CREATE TABLE code_redemptions (
+  code_hash         TEXT PRIMARY KEY,
+  access_token_hash TEXT NOT NULL,
+  refresh_family_id TEXT NOT NULL,
+  expires_at        BIGINT
+);
+CREATE INDEX code_redemptions_by_expiry ON code_redemptions (expires_at);
+`,
 }

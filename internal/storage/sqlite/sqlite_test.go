@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/conformance"
@@ -61,7 +62,7 @@ func BenchmarkSilentLogin(b *testing.B) {
 }
 
 // TestBatchedTransactionsFailAlone redeems many codes at once, so that the writer commits
-// them in batches, and makes every other redemption fail after it has written the code:
+// them in batches, and makes every other redemption fail after it has recorded the code:
 // each failure must be undone alone, and every success must be there after a reopen.
 func TestBatchedTransactionsFailAlone(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hallpass.db")
@@ -74,22 +75,23 @@ func TestBatchedTransactionsFailAlone(t *testing.T) {
 	if err := s.CreateAccessToken(ctx, taken); err != nil {
 		t.Fatal(err)
 	}
-	const n = 200
-	for i := range n {
-		if err := s.CreateAuthCode(ctx, storage.AuthCode{CodeHash: storage.Hash(fmt.Sprint("code-", i)), ClientID: "app1"}); err != nil {
-			t.Fatal(err)
-		}
+	sess := storage.Session{IDHash: storage.Hash("s"), SID: "sid", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
 	}
+	code := func(i int) storage.CodeRedemption {
+		return storage.CodeRedemption{CodeHash: storage.Hash(fmt.Sprint("code-", i)), SessionIDHash: sess.IDHash, ExpiresAt: time.Now().Add(time.Hour)}
+	}
+	const n = 200
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			tok := storage.AccessToken{TokenHash: storage.Hash(fmt.Sprint("token-", i)), ClientID: "app1"}
 			if i%2 == 1 {
-				tok = taken // stored already: the insert fails after the code was written
+				tok = taken // stored already: the insert fails after the code's redemption
 			}
-			_, err := s.RedeemAuthCode(ctx, storage.Hash(fmt.Sprint("code-", i)), func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-				c.Used = true
-				return c, storage.Issued{AccessToken: tok}, nil
+			err := s.RedeemCode(ctx, code(i), func(storage.Session) (storage.Issued, error) {
+				return storage.Issued{AccessToken: tok}, nil
 			})
 			if (i%2 == 1) != errors.Is(err, storage.ErrAlreadyExists) {
 				t.Errorf("redemption %d: %v", i, err)
@@ -103,17 +105,13 @@ func TestBatchedTransactionsFailAlone(t *testing.T) {
 
 	s = open(t, path)
 	for i := range n {
-		var used bool
-		_, err := s.RedeemAuthCode(ctx, storage.Hash(fmt.Sprint("code-", i)), func(c storage.AuthCode) (storage.AuthCode, storage.Issued, error) {
-			used = c.Used
-			return c, storage.Issued{}, errors.New("only looking")
-		})
-		if err == nil || errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("code %d: %v", i, err)
-		}
 		_, tokErr := s.GetAccessToken(ctx, storage.Hash(fmt.Sprint("token-", i)))
-		if want := i%2 == 0; used != want || (tokErr == nil) != want {
-			t.Errorf("code %d after reopening: used %v, token stored %v; want both %v", i, used, tokErr == nil, want)
+		revokeErr := s.RevokeByCode(ctx, code(i).CodeHash)
+		if revokeErr != nil && !errors.Is(revokeErr, storage.ErrNotFound) {
+			t.Fatalf("code %d: %v", i, revokeErr)
+		}
+		if want := i%2 == 0; (revokeErr == nil) != want || (tokErr == nil) != want {
+			t.Errorf("code %d after reopening: redemption recorded %v, token stored %v; want both %v", i, revokeErr == nil, tokErr == nil, want)
 		}
 	}
 }

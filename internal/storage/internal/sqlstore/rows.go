@@ -117,14 +117,9 @@ var (
 		"id_hash", "sid", "connection", "subject", "claims", "auth_time", "amr", "reusable",
 		"created_at", "last_activity", "expires_at", "clients", "upstream",
 	}}
-	AuthCodes = Table{Name: "auth_codes", Key: 1, Columns: []string{
-		"code_hash", "client_id", "redirect_uri", "scopes", "nonce", "code_challenge",
-		"code_challenge_method", "session_id_hash", "sid", "connection", "claims", "auth_time",
-		"amr", "expires_at", "used", "refresh_family_id",
-	}}
 	AccessTokens = Table{Name: "access_tokens", Key: 1, Columns: []string{
 		"token_hash", "client_id", "scopes", "claims", "session_id_hash", "refresh_family_id",
-		"code_hash", "issued_at", "expires_at",
+		"issued_at", "expires_at",
 	}}
 	RefreshFamilies = Table{Name: "refresh_families", Key: 1, Columns: []string{
 		"id", "client_id", "scopes", "claims", "session_id_hash", "sid", "connection",
@@ -174,36 +169,6 @@ func ScanSession(row Scanner) (storage.Session, error) {
 		decodeList(&s.Clients, clients))
 }
 
-// AuthCodeValues returns the column values of c.
-func AuthCodeValues(c storage.AuthCode) ([]any, error) {
-	claims, err := json.Marshal(c.Claims)
-	if err != nil {
-		return nil, fmt.Errorf("encode claims: %w", err)
-	}
-	return []any{
-		c.CodeHash, c.ClientID, c.RedirectURI, jsonList(c.Scopes), c.Nonce, c.CodeChallenge,
-		c.CodeChallengeMethod, c.SessionIDHash, c.SID, c.Connection, string(claims),
-		nanos(c.AuthTime), jsonList(c.AMR), nanos(c.ExpiresAt), c.Used, c.RefreshFamilyID,
-	}, nil
-}
-
-// ScanAuthCode reads a row selected with AuthCodes.List().
-func ScanAuthCode(row Scanner) (storage.AuthCode, error) {
-	var (
-		c                   storage.AuthCode
-		scopes, claims, amr []byte
-		authTime, expires   sql.NullInt64
-	)
-	if err := row.Scan(&c.CodeHash, &c.ClientID, &c.RedirectURI, &scopes, &c.Nonce,
-		&c.CodeChallenge, &c.CodeChallengeMethod, &c.SessionIDHash, &c.SID, &c.Connection,
-		&claims, &authTime, &amr, &expires, &c.Used, &c.RefreshFamilyID); err != nil {
-		return storage.AuthCode{}, err
-	}
-	c.AuthTime, c.ExpiresAt = fromNanos(authTime), fromNanos(expires)
-	return c, errors.Join(decodeClaims(&c.Claims, claims), decodeList(&c.Scopes, scopes),
-		decodeList(&c.AMR, amr))
-}
-
 // AccessTokenValues returns the column values of t.
 func AccessTokenValues(t storage.AccessToken) ([]any, error) {
 	claims, err := json.Marshal(t.Claims)
@@ -212,7 +177,7 @@ func AccessTokenValues(t storage.AccessToken) ([]any, error) {
 	}
 	return []any{
 		t.TokenHash, t.ClientID, jsonList(t.Scopes), string(claims), t.SessionIDHash,
-		t.RefreshFamilyID, t.CodeHash, nanos(t.IssuedAt), nanos(t.ExpiresAt),
+		t.RefreshFamilyID, nanos(t.IssuedAt), nanos(t.ExpiresAt),
 	}, nil
 }
 
@@ -224,7 +189,7 @@ func ScanAccessToken(row Scanner) (storage.AccessToken, error) {
 		issued, expires sql.NullInt64
 	)
 	if err := row.Scan(&t.TokenHash, &t.ClientID, &scopes, &claims, &t.SessionIDHash,
-		&t.RefreshFamilyID, &t.CodeHash, &issued, &expires); err != nil {
+		&t.RefreshFamilyID, &issued, &expires); err != nil {
 		return storage.AccessToken{}, err
 	}
 	t.IssuedAt, t.ExpiresAt = fromNanos(issued), fromNanos(expires)

@@ -96,11 +96,11 @@ var _ storage.Storage = (*Store)(nil)
 type queries struct {
 	insertSession, selectSession, lockSession, updateSession, deleteSession  string
 	sessionsBySubject, expiredSessions                                       string
-	insertCode, lockCode, redeemCode, selectCodeFamily                       string
+	shareSession, insertRedemption, selectRedemption                         string
 	insertToken, selectToken, deleteToken                                    string
 	insertFamily, selectFamily, lockFamily, updateFamily, selectFamilyByHash string
 	revokeFamiliesOfSession, deleteTokensOfSession                           string
-	revokeFamily, deleteTokensOfFamily, deleteTokensOfCode                   string
+	revokeFamily, deleteTokensOfFamily                                       string
 	insertUser, selectUser                                                   string
 	recordFailure, selectThrottle, deleteThrottle                            string
 	useOnce                                                                  string
@@ -131,13 +131,10 @@ func New(db DB, d Dialect) *Store {
 		expiredSessions: fmt.Sprintf("SELECT %s FROM sessions WHERE expires_at IS NULL OR expires_at <= %s ORDER BY expires_at NULLS FIRST, id_hash LIMIT %s",
 			Sessions.List(), p(1), p(2)),
 
-		insertCode: AuthCodes.Insert(p),
-		// The code's row with whether its session still exists, in one round trip; the
-		// session's row is held until commit (see RedeemAuthCode).
-		lockCode: fmt.Sprintf("SELECT %s, (SELECT 1 FROM sessions WHERE sessions.id_hash = auth_codes.session_id_hash%s) FROM auth_codes WHERE code_hash = %s%s",
-			AuthCodes.List(), d.Share, p(1), d.Lock),
-		redeemCode:       fmt.Sprintf("UPDATE auth_codes SET used = %s, refresh_family_id = %s WHERE code_hash = %s", p(2), p(3), p(1)),
-		selectCodeFamily: "SELECT refresh_family_id FROM auth_codes WHERE code_hash = " + p(1) + d.Lock,
+		// The session of a code being redeemed is held until commit (see RedeemCode).
+		shareSession:     Sessions.Select(p) + d.Share,
+		insertRedemption: fmt.Sprintf("INSERT INTO code_redemptions (code_hash, access_token_hash, refresh_family_id, expires_at) VALUES (%s, %s, %s, %s)", p(1), p(2), p(3), p(4)),
+		selectRedemption: "SELECT access_token_hash, refresh_family_id FROM code_redemptions WHERE code_hash = " + p(1),
 
 		insertToken: AccessTokens.Insert(p),
 		selectToken: AccessTokens.Select(p),
@@ -154,7 +151,6 @@ func New(db DB, d Dialect) *Store {
 		deleteTokensOfSession:   "DELETE FROM access_tokens WHERE session_id_hash = " + p(1),
 		revokeFamily:            "UPDATE refresh_families SET revoked = TRUE WHERE id = " + p(1),
 		deleteTokensOfFamily:    "DELETE FROM access_tokens WHERE refresh_family_id = " + p(1),
-		deleteTokensOfCode:      "DELETE FROM access_tokens WHERE code_hash = " + p(1),
 
 		insertUser: Users.Insert(p),
 		selectUser: Users.Select(p),
@@ -174,7 +170,7 @@ RETURNING %s`, p(1), p(2), p(3), Throttles.List()),
 ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE single_use.expires_at <= %s`, p(1), p(2), p(3)),
 
 		gc: []collect{
-			{query: expired("auth_codes", "expires_at")},
+			{query: expired("code_redemptions", "expires_at")},
 			{query: expired("access_tokens", "expires_at")},
 			{query: expired("refresh_families", "expires_at")},
 			{query: expired("sessions", "expires_at")},
@@ -222,14 +218,6 @@ func create(ctx context.Context, c Conn, query string, values []any, err error) 
 	_, err = c.Exec(ctx, query, values...)
 	return err
 }
-
-// withColumns scans the columns a query selects after those its scan function reads.
-type withColumns struct {
-	Scanner
-	extra []any
-}
-
-func (w withColumns) Scan(dest ...any) error { return w.Scanner.Scan(append(dest, w.extra...)...) }
 
 // get reads one row, reporting ErrNotFound when there is none.
 func get[T any](row Scanner, scan func(Scanner) (T, error)) (T, error) {
@@ -349,50 +337,39 @@ func list[T any](ctx context.Context, db DB, query string, scan func(Scanner) (T
 	return out, rows.Err()
 }
 
-func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
-	vals, err := AuthCodeValues(c)
-	if err := create(ctx, s.db, s.q.insertCode, vals, err); err != nil {
-		return fmt.Errorf("create auth code: %w", err)
-	}
-	return nil
-}
-
-// RedeemAuthCode writes back only what a redemption changes, Used and RefreshFamilyID: the
-// rest of a code never changes, and rewriting it was a good part of a silent login's work.
-func (s *Store) RedeemAuthCode(ctx context.Context, codeHash string, redeem func(storage.AuthCode) (storage.AuthCode, storage.Issued, error)) (storage.AuthCode, error) {
-	var out storage.AuthCode
+func (s *Store) RedeemCode(ctx context.Context, code storage.CodeRedemption, issue func(storage.Session) (storage.Issued, error)) error {
 	var fnErr error
 	err := s.db.Tx(ctx, func(c Tx) error {
-		var sessionExists sql.NullInt64
-		cur, err := get(withColumns{c.QueryRow(ctx, s.q.lockCode, codeHash), []any{&sessionExists}}, ScanAuthCode)
-		if err != nil {
-			return err
-		}
 		// The session's row is held until commit, so a RevokeSession either ends before this
 		// looks (and the code is refused) or waits for this commit (and then deletes the
 		// tokens stored here).
-		if !cur.Used && cur.SessionIDHash != "" && !sessionExists.Valid {
+		sess, err := get(c.QueryRow(ctx, s.q.shareSession, code.SessionIDHash), ScanSession)
+		if errors.Is(err, storage.ErrNotFound) {
 			return storage.ErrSessionEnded
 		}
-		next, issued, err := redeem(cur)
+		if err != nil {
+			return err
+		}
+		issued, err := issue(sess)
 		if err != nil {
 			fnErr = err
 			return err
 		}
-		if next.CodeHash != codeHash {
-			return errKeyChanged
+		var family string
+		if issued.RefreshFamily != nil {
+			family = issued.RefreshFamily.ID
 		}
-		c.Later(s.q.redeemCode, codeHash, next.Used, next.RefreshFamilyID)
-		out = next
+		// A code redeemed before takes the key, and its plain INSERT fails the transaction.
+		c.Later(s.q.insertRedemption, code.CodeHash, issued.AccessToken.TokenHash, family, nanos(code.ExpiresAt))
 		return storeIssued(c, s.q, issued)
 	})
 	if fnErr != nil {
-		return storage.AuthCode{}, fnErr
+		return fnErr
 	}
 	if err != nil {
-		return storage.AuthCode{}, fmt.Errorf("redeem auth code: %w", err)
+		return fmt.Errorf("redeem code: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
@@ -540,36 +517,27 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 	return nil
 }
 
-// RevokeByCode deletes the access tokens issued for codeHash even when the code itself is
-// gone, and then reports ErrNotFound.
 func (s *Store) RevokeByCode(ctx context.Context, codeHash string) error {
-	if codeHash == "" {
-		return fmt.Errorf("revoke by code: %w", storage.ErrNotFound)
-	}
-	var found bool
 	err := s.db.Tx(ctx, func(c Tx) error {
-		var family string
-		switch err := c.QueryRow(ctx, s.q.selectCodeFamily, codeHash).Scan(&family); {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
+		var token, family string
+		if err := c.QueryRow(ctx, s.q.selectRedemption, codeHash).Scan(&token, &family); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return storage.ErrNotFound
+			}
 			return err
-		default:
-			found = true
 		}
-		if family != "" {
-			if _, err := c.Exec(ctx, s.q.revokeFamily, family); err != nil {
-				return err
-			}
-			if _, err := c.Exec(ctx, s.q.deleteTokensOfFamily, family); err != nil {
-				return err
-			}
+		if _, err := c.Exec(ctx, s.q.deleteToken, token); err != nil {
+			return err
 		}
-		_, err := c.Exec(ctx, s.q.deleteTokensOfCode, codeHash)
+		if family == "" {
+			return nil
+		}
+		if _, err := c.Exec(ctx, s.q.revokeFamily, family); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, s.q.deleteTokensOfFamily, family)
 		return err
 	})
-	if err == nil && !found {
-		err = storage.ErrNotFound
-	}
 	if err != nil {
 		return fmt.Errorf("revoke by code: %w", err)
 	}
