@@ -148,17 +148,18 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("load average at end: %s\n\n", loadAverage())
 
-	fmt.Printf("%-8s %9s %9s %9s %7s %8s %10s %10s %9s %9s %8s %9s %12s %9s\n", "backend", "logins/s", "p50", "p99", "errors", "srv CPU", "CPU/login", "gen/login", "srv RSS", "peak RSS", "mach CPU", "ceiling", "ratio", "sign share")
+	fmt.Printf("%-8s %9s %9s %9s %7s %8s %10s %10s %9s %9s %8s %6s %9s %12s %9s\n", "backend", "logins/s", "p50", "p99", "errors", "srv CPU", "CPU/login", "gen/login", "srv RSS", "peak RSS", "mach CPU", "steal", "ceiling", "ratio", "sign share")
 	for _, r := range results {
 		perLogin := time.Duration(r.serverCPU * float64(time.Second) / r.rate)
 		genPerLogin := time.Duration(r.generatorCPU * float64(time.Second) / r.rate)
-		fmt.Printf("%-8s %9.0f %9s %9s %7d %7.0f%% %10s %10s %7.1fMB %7.1fMB %7.0f%% %7.0f/s %4.0f%% %3.0f–%.0f%% %8.0f%%\n", r.backend, r.rate,
+		fmt.Printf("%-8s %9.0f %9s %9s %7d %7.0f%% %10s %10s %7.1fMB %7.1fMB %7.0f%% %5.0f%% %7.0f/s %4.0f%% %3.0f–%.0f%% %8.0f%%\n", r.backend, r.rate,
 			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors,
-			r.serverCPU*100, perLogin.Round(time.Microsecond), genPerLogin.Round(time.Microsecond), float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.machineCPU*100,
+			r.serverCPU*100, perLogin.Round(time.Microsecond), genPerLogin.Round(time.Microsecond), float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.machineCPU*100, r.steal*100,
 			r.ceiling, 100*median(r.ratios), 100*slices.Min(r.ratios), 100*slices.Max(r.ratios), 100*r.sigCPU.Seconds()/perLogin.Seconds())
 	}
 	fmt.Println("\nsrv CPU: the server process's CPU time / wall time (200% = both cores of a 2-core machine).")
 	fmt.Println("CPU/login: server CPU time per silent login; gen/login: the load generator's. mach CPU: all processes, share of all cores.")
+	fmt.Println("steal: share of all cores' time the hypervisor gave to other machines; figures taken with more than a few percent are not comparable.")
 	fmt.Println("ceiling: RS256 signatures/s of the machine, measured between the rounds while the server idles.")
 	fmt.Println("ratio: silent logins/s of a round ÷ the mean of the ceilings measured just before and after it;")
 	fmt.Println("       the median of the rounds, then their range (the issue's figure; the load generator shares the cores).")
@@ -174,6 +175,7 @@ type result struct {
 	serverCPU        float64 // cores used by the server
 	generatorCPU     float64 // cores used by the load generator (this process)
 	machineCPU       float64 // share of all cores busy
+	steal            float64 // share of all cores' time the hypervisor took
 	rssEnd, rssPeak  int64
 	// ratios holds each round's logins/s ÷ the signing ceiling measured around it; ceiling
 	// and sigCPU are the means of this backend's ceiling measurements.
@@ -314,6 +316,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	res.serverCPU = used.server.Seconds() / wall.Seconds()
 	res.generatorCPU = used.generator.Seconds() / wall.Seconds()
 	res.machineCPU = float64(used.busy) / float64(used.total)
+	res.steal = float64(used.steal) / float64(used.total)
 	d := lat.sorted()
 	res.requests, res.errors = len(d), int(lat.errors.Load())
 	if len(d) == 0 {
@@ -715,8 +718,8 @@ func signingCeiling(key *rsa.PrivateKey, n int, d time.Duration) (perSecond floa
 // cpuReading is the CPU time of the server and of this process (the load generator) and the
 // machine's busy and total jiffies, at one moment or between two.
 type cpuReading struct {
-	server, generator time.Duration
-	busy, total       int64
+	server, generator  time.Duration
+	busy, steal, total int64
 }
 
 func readCPU(serverPID int) (cpuReading, error) {
@@ -728,16 +731,16 @@ func readCPU(serverPID int) (cpuReading, error) {
 	if r.generator, err = processCPU(os.Getpid()); err != nil {
 		return r, err
 	}
-	r.busy, r.total, err = machineCPU()
+	r.busy, r.steal, r.total, err = machineCPU()
 	return r, err
 }
 
 func (r cpuReading) sub(o cpuReading) cpuReading {
-	return cpuReading{r.server - o.server, r.generator - o.generator, r.busy - o.busy, r.total - o.total}
+	return cpuReading{r.server - o.server, r.generator - o.generator, r.busy - o.busy, r.steal - o.steal, r.total - o.total}
 }
 
 func (r cpuReading) add(o cpuReading) cpuReading {
-	return cpuReading{r.server + o.server, r.generator + o.generator, r.busy + o.busy, r.total + o.total}
+	return cpuReading{r.server + o.server, r.generator + o.generator, r.busy + o.busy, r.steal + o.steal, r.total + o.total}
 }
 
 // processCPU is the user+system CPU time of a process, from /proc/<pid>/stat.
@@ -779,25 +782,33 @@ func processRSS(pid int) (int64, error) {
 	return 0, errors.New("read server memory: no VmRSS")
 }
 
-// machineCPU returns busy and total jiffies of all cores, from /proc/stat.
-func machineCPU() (busy, total int64, err error) {
+// machineCPU returns the busy, stolen and total jiffies of all cores, from /proc/stat. Steal
+// is time the hypervisor gave this virtual machine's cores to someone else: on a shared host
+// it is what makes the ceiling and the load of one run disagree.
+func machineCPU() (busy, steal, total int64, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, fmt.Errorf("read machine CPU time: %w", err)
+		return 0, 0, 0, fmt.Errorf("read machine CPU time: %w", err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, 0, errors.New("read machine CPU time: unexpected /proc/stat")
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, 0, errors.New("read machine CPU time: unexpected /proc/stat")
 	}
-	for i, v := range f[1:] {
+	// user nice system idle iowait irq softirq steal; guest time, after them, is counted
+	// in user and nice already.
+	for i, v := range f[1:9] {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		total += n
-		if i != 3 && i != 4 { // idle, iowait
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			steal += n
+		default:
 			busy += n
 		}
 	}
-	return busy, total, nil
+	return busy, steal, total, nil
 }
 
 func loadAverage() string {
