@@ -39,21 +39,44 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 
 	var g grant
 	var accessToken, refreshToken string
+	var jwtAccessToken *storage.AccessToken
+	if client.AccessTokenAudience != "" {
+		// A JWT access token is signed before the transaction, with the session as read
+		// here: on SQLite the transaction runs on the single writer, which must not wait for
+		// an RSA signature. The transaction still refuses the code if the session has ended.
+		sess, err := s.store.GetSession(ctx, c.SessionIDHash)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
+		}
+		if err != nil {
+			return nil, internalError("load the code's session", err)
+		}
+		g = codeGrant(c, sess, client)
+		var record storage.AccessToken
+		if accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
+			return nil, internalError("mint access token", err)
+		}
+		jwtAccessToken = &record
+	}
 	redemption := storage.CodeRedemption{CodeHash: codeHash, SessionIDHash: c.SessionIDHash, ExpiresAt: time.Unix(0, c.Expires)}
 	err = s.store.RedeemCode(ctx, redemption, func(sess storage.Session) (storage.Issued, error) {
 		var issued storage.Issued
-		var link storage.AccessToken
 		var err error
-		g = codeGrant(c, sess)
-		g.apiAudience = client.AccessTokenAudience
+		if jwtAccessToken == nil {
+			g = codeGrant(c, sess, client)
+			if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
+				return issued, err
+			}
+		} else {
+			issued.AccessToken = *jwtAccessToken
+		}
 		if slices.Contains(c.Scopes, scopeOfflineAccess) {
 			if refreshToken, issued.RefreshFamily, err = s.newRefreshFamily(st, g, sess.Connection); err != nil {
 				return issued, err
 			}
-			link.RefreshFamilyID = issued.RefreshFamily.ID
+			issued.AccessToken.RefreshFamilyID = issued.RefreshFamily.ID
 		}
-		accessToken, issued.AccessToken, err = s.newAccessToken(st, g, link)
-		return issued, err
+		return issued, nil
 	})
 	switch {
 	// A code whose session ended answers like an unknown one: it must not tell another
@@ -93,9 +116,10 @@ func openCode(st *state, sealed string) (authorizationCode, string, error) {
 }
 
 // codeGrant is the authorization a redeemed code carries, with the user of its session.
-func codeGrant(c authorizationCode, sess storage.Session) grant {
+func codeGrant(c authorizationCode, sess storage.Session, client config.Client) grant {
 	return grant{
 		clientID:      c.ClientID,
+		apiAudience:   client.AccessTokenAudience,
 		scopes:        c.Scopes,
 		claims:        sess.Claims,
 		sessionIDHash: sess.IDHash,

@@ -83,9 +83,14 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	}
 	now := s.now()
 	grace := st.cfg.Tokens.RefreshReuseInterval.Duration
-	var next, accessToken string
-	// The access token is stored in the rotation's transaction: a revocation of the family
-	// that races this refresh then takes it too.
+	// The access token is minted before the rotation's transaction (a JWT one is signed:
+	// SQLite's single writer must not wait for that) and stored in it, so a revocation of
+	// the family that races this refresh takes it too.
+	accessToken, record, err := s.newAccessToken(st, g, storage.AccessToken{RefreshFamilyID: fam.ID})
+	if err != nil {
+		return nil, internalError("mint access token", err)
+	}
+	var next string
 	_, err = s.store.RotateRefreshFamily(ctx, fam.ID, func(f storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
 		var none storage.AccessToken
 		switch {
@@ -106,10 +111,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 		default:
 			return f, none, errRefreshReplayed
 		}
-		var record storage.AccessToken
-		var err error
-		accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{RefreshFamilyID: f.ID})
-		return f, record, err
+		return f, record, nil
 	})
 	var refused *oauthError
 	switch {
