@@ -465,17 +465,7 @@ func TestRevocationAndIntrospection(t *testing.T) {
 		t.Fatalf("introspect garbage = %v, want only active=false", got)
 	}
 
-	revoke := func(user, pass, token string) int {
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(user, pass)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	revoke := func(user, pass, token string) int { return revokeToken(t, e, user, pass, token) }
 	// Another client cannot revoke app2's token, and learns nothing from trying.
 	if status := revoke("app1", "app1-secret", tok.RefreshToken); status != http.StatusOK {
 		t.Fatalf("revoke by another client: status %d", status)

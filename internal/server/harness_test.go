@@ -429,3 +429,18 @@ func assertMetric(t *testing.T, e *env, name string, want float64) {
 		t.Errorf("%s = %v, want %v", name, got, want)
 	}
 }
+
+// revokeToken posts token to the revocation endpoint (RFC 7009) as the client user and
+// returns the status.
+func revokeToken(t *testing.T, e *env, user, pass, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -107,15 +107,9 @@ func TestAClientThatNamesAnAPIGetsJWTAccessTokens(t *testing.T) {
 	}
 
 	// Revocation ends a JWT access token for everything that asks the server.
-	form := url.Values{"token": {refreshed.AccessToken}}
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/revoke", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("app2", "app2-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if status := revokeToken(t, e, "app2", "app2-secret", refreshed.AccessToken); status != http.StatusOK {
+		t.Fatalf("revoke the access token: status %d", status)
 	}
-	resp.Body.Close()
 	if status := userinfoStatus(t, e, refreshed.AccessToken); status != http.StatusUnauthorized {
 		t.Errorf("userinfo with a revoked JWT access token: status %d, want 401", status)
 	}
@@ -126,5 +120,40 @@ func TestAClientWithoutAnAPIAudienceKeepsOpaqueAccessTokens(t *testing.T) {
 	tok, _ := e.rp("app1", "app1-secret").signIn(t, e.browser(), "alice", alicePassword, oauthConnection("people"))
 	if strings.Count(tok.AccessToken, ".") != 0 {
 		t.Fatalf("app1 names no API but got a structured access token %q", tok.AccessToken)
+	}
+}
+
+// TestAJWTAccessTokenEndsWithWhatIssuedIt: a JWT access token is signed before the
+// redemption's transaction, and must still be tied to its code and its refresh family.
+func TestAJWTAccessTokenEndsWithWhatIssuedIt(t *testing.T) {
+	e := newEnv(t, withAccessTokenAudience("app2", "m2m"))
+	tests := []struct {
+		name string
+		end  func(t *testing.T, rp *relyingParty, l login, code string, tok *oauth2.Token)
+	}{
+		{"a reuse of its code", func(t *testing.T, rp *relyingParty, l login, code string, _ *oauth2.Token) {
+			_, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
+			assertOAuthError(t, err, "invalid_grant")
+		}},
+		{"the revocation of its refresh token", func(t *testing.T, _ *relyingParty, _ login, _ string, tok *oauth2.Token) {
+			if status := revokeToken(t, e, "app2", "app2-secret", tok.RefreshToken); status != http.StatusOK {
+				t.Fatalf("revoke the refresh token: status %d", status)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
+			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			tok, _ := rp.exchange(t, l, code)
+			verifyAsAPI(t, e, tok.AccessToken)
+			if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusOK {
+				t.Fatalf("userinfo with the JWT access token: status %d", status)
+			}
+			tc.end(t, rp, l, code, tok)
+			if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusUnauthorized {
+				t.Errorf("userinfo after %s: status %d, want 401", tc.name, status)
+			}
+		})
 	}
 }
