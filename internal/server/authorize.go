@@ -132,7 +132,7 @@ func codeRedirectURI(req *authorizeRequest) string {
 }
 
 // authorizationCode is what a code carries from /authorize to /token. A code is this record
-// sealed with AES-256-GCM under the key every replica derives from the signing keys, as a
+// sealed with XChaCha20-Poly1305 under the key every replica derives from the signing keys, as a
 // login transaction is, so issuing one writes nothing to storage (ADR 0012): only its
 // redemption is recorded, which keeps it single use. The user's claims are not in it; the
 // redemption reads them from the session, which it has to hold anyway.

@@ -127,3 +127,32 @@ func TestACodeIssuedBeforeAKeyRotationIsRedeemedAfterIt(t *testing.T) {
 	rp = e.rp("app2", "app2-secret") // discovers the rotated JWKS
 	rp.exchange(t, l, code)
 }
+
+// TestAUsedCodeStaysUsedOnEveryReplicasClock: the record of a redemption is all that keeps
+// a sealed code from being redeemed again, so no replica may collect it while another still
+// accepts the code, even with a clock that runs ahead.
+func TestAUsedCodeStaysUsedOnEveryReplicasClock(t *testing.T) {
+	tests := []struct {
+		name string
+		// after is how long after the code's issue the second redemption comes, and ahead
+		// how far the clock of the replica that collects garbage just before runs ahead.
+		after, ahead time.Duration
+	}{
+		{"a replica five minutes ahead collects just before the code expires", 59 * time.Second, 5 * time.Minute},
+		{"one clock collects at the code's expiry", time.Minute, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
+			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			rp.exchange(t, l, code)
+			e.clock.Advance(tc.after)
+			if _, err := e.store.GarbageCollect(context.Background(), e.clock.Now().Add(tc.ahead)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
+			assertOAuthError(t, err, "invalid_grant")
+		})
+	}
+}

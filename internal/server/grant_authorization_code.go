@@ -33,7 +33,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	if err != nil {
 		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
 	}
-	if refused := checkCodeRedemption(c, client, r.PostForm.Get("redirect_uri"), r.PostForm.Get("code_verifier"), s.now().UnixNano() > c.Expires); refused != nil {
+	if refused := checkCodeRedemption(c, client, r.PostForm.Get("redirect_uri"), r.PostForm.Get("code_verifier"), s.now().UnixNano() >= c.Expires); refused != nil {
 		return nil, refused
 	}
 

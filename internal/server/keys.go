@@ -41,7 +41,7 @@ type keySet struct {
 }
 
 type derivedSecrets struct {
-	transaction []byte // AES-256-GCM key for login transactions
+	transaction []byte // XChaCha20-Poly1305 key of sealed documents (login transactions, codes)
 	refresh     []byte // HMAC-SHA256 key deriving rotated refresh tokens
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
 	"errors"
@@ -9,11 +8,13 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/crypto/chacha20poly1305"
+
 	"github.com/hallpass/hallpass/internal/config"
 )
 
 // A login transaction carries the validated authorization request from /authorize through
-// the login pages to the form post. It travels in the page as AES-256-GCM ciphertext under a
+// the login pages to the form post. It travels in the page as XChaCha20-Poly1305 ciphertext under a
 // key every replica derives from the signing keys, so no replica needs to have seen the
 // /authorize request and the browser can neither read nor alter it.
 const loginTransactionLifetime = 30 * time.Minute
@@ -44,14 +45,15 @@ func openTransaction(st *state, sealed string, now time.Time) (loginTransaction,
 	return tx, nil
 }
 
+// newAEAD is the cipher of every sealed document: XChaCha20-Poly1305, whose 192-bit random
+// nonces cannot be expected to repeat however many documents one key seals. A sealed code
+// per silent login would spend AES-GCM's 96-bit random nonces (NIST's limit is 2^32 per
+// key) in weeks at a busy server, and nothing bounds how long a signing key, from which
+// this key derives, stays current.
 func newAEAD(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
+	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
-		return nil, fmt.Errorf("create cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("create GCM: %w", err)
+		return nil, fmt.Errorf("create XChaCha20-Poly1305: %w", err)
 	}
 	return aead, nil
 }

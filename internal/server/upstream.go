@@ -31,7 +31,7 @@ import (
 //
 // Between the two, the pending login lives in a cookie of its own: the sealed login
 // transaction, the connection, a random state and the connector's private data (PKCE
-// verifier, nonce, SAML request ID), AES-GCM sealed like the login transaction. The state
+// verifier, nonce, SAML request ID), sealed like the login transaction. The state
 // also travels through the upstream (OAuth2 state, SAML RelayState) and must come back
 // equal to the cookie's, so an answer of the upstream is only accepted in the browser that
 // asked for it (no login CSRF) and only once (the cookie is deleted on the callback).

@@ -6,3 +6,9 @@ import "time"
 // RecordLoginFailure forgets older failures anyway once its window has passed, so any window
 // up to this long behaves the same whether or not a collection ran in between.
 const ThrottleRetention = 24 * time.Hour
+
+// CodeRedemptionRetention is how long GarbageCollect keeps the record of a code's redemption
+// after the code expired. The record is all that keeps a sealed code from being redeemed
+// again, so it must outlive the code on every replica's clock: a replica whose clock runs
+// ahead would otherwise collect it while another still accepts the code.
+const CodeRedemptionRetention = 10 * time.Minute

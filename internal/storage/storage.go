@@ -73,8 +73,8 @@ type CodeRedemption struct {
 	CodeHash string
 	// SessionIDHash is the central session the code was issued in.
 	SessionIDHash string
-	// ExpiresAt is when the code expires: the record is kept until then, since the server
-	// refuses the code itself afterwards.
+	// ExpiresAt is when the code expires. The server refuses the code itself afterwards; the
+	// record is kept CodeRedemptionRetention longer, for replicas whose clocks differ.
 	ExpiresAt time.Time
 }
 
@@ -201,9 +201,9 @@ type Storage interface {
 	// record expired (now >= its expires) may be used again.
 	UseOnce(ctx context.Context, key string, now, expires time.Time) (bool, error)
 
-	// GarbageCollect deletes expired code redemptions, access tokens, refresh families, single-use
-	// records, stale throttle rows, and sessions with ExpiresAt <= now, returning how many
-	// rows went.
+	// GarbageCollect deletes expired access tokens, refresh families and single-use records,
+	// sessions with ExpiresAt <= now, code redemptions CodeRedemptionRetention after their
+	// code expired, and stale throttle rows, returning how many rows went.
 	GarbageCollect(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error

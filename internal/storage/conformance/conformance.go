@@ -801,13 +801,15 @@ var gcTests = []test{
 		for _, x := range []storage.Session{oldSession, liveSession} {
 			must(t, s.CreateSession(t.Context(), x))
 		}
-		// The redemption records expire with their codes; their tokens outlive both here.
+		// A redemption record stays CodeRedemptionRetention after its code expired, for
+		// replicas whose clocks run behind; its token outlives both here.
 		codeTokens := map[time.Time]storage.AccessToken{}
 		for name, expires := range map[string]time.Time{"old": old, "live": live} {
 			tok := accessToken("code-token-" + name)
 			tok.ExpiresAt = live.Add(time.Hour)
 			codeTokens[expires] = tok
-			redemption := storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: liveSession.IDHash, ExpiresAt: expires}
+			redemption := storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: liveSession.IDHash,
+				ExpiresAt: expires.Add(-storage.CodeRedemptionRetention)}
 			must(t, s.RedeemCode(t.Context(), redemption, issuing(tok, nil, nil)))
 		}
 		for _, x := range []storage.AccessToken{oldToken, liveToken} {

@@ -34,6 +34,8 @@ var _ storage.Storage = (*Store)(nil)
 // starting together (an arbitrary constant: "hallpass" in ASCII).
 const migrationLock = 0x68616c6c70617373
 
+var lockMigrations = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLock))
+
 // Open connects to the database named by dsn (a URL or key=value string; parameters such as
 // search_path are passed to the server) and brings its schema up to date.
 func Open(ctx context.Context, dsn string) (*Store, error) {
@@ -48,8 +50,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	db := &database{pool: pool}
-	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLock))
-	if err := sqlstore.Migrate(ctx, db, sqlstore.Postgres, lock, migrations); err != nil {
+	if err := sqlstore.Migrate(ctx, db, sqlstore.Postgres, lockMigrations, migrations); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrate postgres: %w", err)
 	}

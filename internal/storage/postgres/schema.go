@@ -106,11 +106,12 @@ CREATE TABLE single_use (
 CREATE INDEX single_use_by_expiry ON single_use (expires_at);
 `,
 	// Authorization codes are sealed and no longer stored (ADR 0012): only their redemption
-	// is, and an access token no longer names its code.
+	// is, and an access token no longer names its code. This migration drops nothing the
+	// previous version needs: its replicas, still running during a rolling update, write
+	// auth_codes and access_tokens.code_hash (only their lookup by code_hash, on a reused
+	// code, loses its index). A later release drops both.
 	`
-DROP TABLE auth_codes;
 DROP INDEX access_tokens_by_code;
-ALTER TABLE access_tokens DROP COLUMN code_hash;
 
 CREATE TABLE code_redemptions (
   code_hash         TEXT PRIMARY KEY,

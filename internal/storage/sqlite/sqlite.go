@@ -33,6 +33,23 @@ var _ storage.Storage = (*Store)(nil)
 
 // Open opens (creating if needed) the database file at path and brings its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := openDatabase(path)
+	if err != nil {
+		return nil, err
+	}
+	// The write connection creates the file and switches it to WAL before any reader opens.
+	if err := sqlstore.Migrate(ctx, db, sqlstore.SQLite, "", migrations); err != nil {
+		return nil, errors.Join(fmt.Errorf("migrate sqlite %s: %w", path, err), db.Close())
+	}
+	st := sqlstore.New(db, sqlstore.SQLite)
+	if err := db.prepare(ctx, st.Statements()); err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare sqlite %s: %w", path, err), db.Close())
+	}
+	return &Store{Store: st}, nil
+}
+
+// openDatabase opens the file's two pools and starts the writer.
+func openDatabase(path string) (*database, error) {
 	// Every connection gets these. busy_timeout makes a writer of another process wait
 	// instead of failing; synchronous=FULL because a lost commit could un-redeem a code or
 	// un-rotate a refresh token; foreign_keys so that constraints a later migration declares
@@ -71,15 +88,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 	db := &database{write: write, read: read, writes: make(chan writeRequest), stop: make(chan struct{}), writerDone: make(chan struct{})}
 	go db.writeLoop()
-	// The write connection creates the file and switches it to WAL before any reader opens.
-	if err := sqlstore.Migrate(ctx, db, sqlstore.SQLite, "", migrations); err != nil {
-		return nil, errors.Join(fmt.Errorf("migrate sqlite %s: %w", path, err), db.Close())
-	}
-	st := sqlstore.New(db, sqlstore.SQLite)
-	if err := db.prepare(ctx, st.Statements()); err != nil {
-		return nil, errors.Join(fmt.Errorf("prepare sqlite %s: %w", path, err), db.Close())
-	}
-	return &Store{Store: st}, nil
+	return db, nil
 }
 
 // database adapts the two database/sql pools to sqlstore.DB.

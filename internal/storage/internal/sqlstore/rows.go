@@ -119,7 +119,7 @@ var (
 	}}
 	AccessTokens = Table{Name: "access_tokens", Key: 1, Columns: []string{
 		"token_hash", "client_id", "scopes", "claims", "session_id_hash", "refresh_family_id",
-		"issued_at", "expires_at",
+		"code_hash", "issued_at", "expires_at",
 	}}
 	RefreshFamilies = Table{Name: "refresh_families", Key: 1, Columns: []string{
 		"id", "client_id", "scopes", "claims", "session_id_hash", "sid", "connection",
@@ -177,7 +177,7 @@ func AccessTokenValues(t storage.AccessToken) ([]any, error) {
 	}
 	return []any{
 		t.TokenHash, t.ClientID, jsonList(t.Scopes), string(claims), t.SessionIDHash,
-		t.RefreshFamilyID, nanos(t.IssuedAt), nanos(t.ExpiresAt),
+		t.RefreshFamilyID, "", nanos(t.IssuedAt), nanos(t.ExpiresAt),
 	}, nil
 }
 
@@ -187,9 +187,12 @@ func ScanAccessToken(row Scanner) (storage.AccessToken, error) {
 		t               storage.AccessToken
 		scopes, claims  []byte
 		issued, expires sql.NullInt64
+		// legacyCodeHash is written empty and ignored: only replicas of the version before
+		// ADR 0012 set it, and a later migration drops it.
+		legacyCodeHash string
 	)
 	if err := row.Scan(&t.TokenHash, &t.ClientID, &scopes, &claims, &t.SessionIDHash,
-		&t.RefreshFamilyID, &issued, &expires); err != nil {
+		&t.RefreshFamilyID, &legacyCodeHash, &issued, &expires); err != nil {
 		return storage.AccessToken{}, err
 	}
 	t.IssuedAt, t.ExpiresAt = fromNanos(issued), fromNanos(expires)

@@ -170,7 +170,9 @@ RETURNING %s`, p(1), p(2), p(3), Throttles.List()),
 ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE single_use.expires_at <= %s`, p(1), p(2), p(3)),
 
 		gc: []collect{
-			{query: expired("code_redemptions", "expires_at")},
+			{query: expired("code_redemptions", "expires_at"), age: storage.CodeRedemptionRetention},
+			// Codes stored by replicas of the version before ADR 0012, during an upgrade.
+			{query: expired("auth_codes", "expires_at")},
 			{query: expired("access_tokens", "expires_at")},
 			{query: expired("refresh_families", "expires_at")},
 			{query: expired("sessions", "expires_at")},
@@ -598,7 +600,8 @@ func (s *Store) UseOnce(ctx context.Context, key string, now, expires time.Time)
 	return n == 1, nil
 }
 
-// GarbageCollect deletes throttle rows whose last failure is storage.ThrottleRetention old.
+// GarbageCollect deletes throttle rows whose last failure is storage.ThrottleRetention old,
+// and code redemptions storage.CodeRedemptionRetention after their code expired.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for _, c := range s.q.gc {
