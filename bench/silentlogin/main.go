@@ -53,6 +53,7 @@ import (
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/postgres"
 	"github.com/hallpass/hallpass/internal/storage/sqlite"
+	"github.com/hallpass/hallpass/internal/testutil/pgtest"
 )
 
 const (
@@ -209,7 +210,17 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	issuer := "http://" + addr
 	storageCfg := config.Storage{Type: config.StorageSQLite, SQLitePath: filepath.Join(dir, "hallpass-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".db")}
 	if backend == "postgres" {
-		storageCfg = config.Storage{Type: config.StoragePostgres, PostgresDSN: dsn}
+		// A schema of its own, so every run starts from empty tables, as the SQLite file does.
+		schemaDSN, drop, err := pgtest.CreateSchema(ctx, dsn)
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			if err := drop(); err != nil {
+				fmt.Fprintf(os.Stderr, "postgres: drop the benchmark's schema: %v\n", err)
+			}
+		}()
+		storageCfg = config.Storage{Type: config.StoragePostgres, PostgresDSN: schemaDSN}
 	}
 	cfgPath, keysPath := filepath.Join(dir, backend+"-config.yaml"), filepath.Join(dir, "keys.json")
 	if err := writeConfig(cfgPath, keysPath, issuer, storageCfg, keys); err != nil {
