@@ -309,11 +309,14 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 			return res, err
 		}
 		wall += roundWall
-		used = used.add(r1.sub(r0))
+		round := r1.sub(r0)
+		used = used.add(round)
 
 		after, afterCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
 		rate := float64(lat.count()-before) / roundWall.Seconds()
 		res.ratios = append(res.ratios, rate/((ceiling+after)/2))
+		fmt.Printf("  %s round %d: %.0f logins/s, ceiling %.0f/s → %.0f/s, ratio %.0f%%, steal %.0f%%\n", backend, len(res.ratios),
+			rate, ceiling, after, 100*res.ratios[len(res.ratios)-1], 100*float64(round.steal)/float64(round.total))
 		ceiling = after
 		sumCeiling, sumSigCPU = sumCeiling+after, sumSigCPU+afterCPU
 	}
