@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hkdf"
@@ -23,8 +24,8 @@ import (
 // all three public keys, and verify its own ID tokens (id_token_hint) with any of them.
 //
 // It also derives the server's symmetric secrets from the private keys with HKDF, because
-// every replica already shares that Secret and nothing else: the login-transaction AEAD key
-// and the refresh-token derivation key. The current key's secrets are used to create;
+// every replica already shares that Secret and nothing else: the AEAD that seals login
+// transactions and codes, and the refresh-token derivation key. The current key's secrets are used to create;
 // the previous key's are still accepted, so a rotation does not break a login in progress.
 type keySet struct {
 	// algs are the algorithms ID tokens may be signed with: the current key's, and the next
@@ -41,8 +42,10 @@ type keySet struct {
 }
 
 type derivedSecrets struct {
-	transaction []byte // XChaCha20-Poly1305 key of sealed documents (login transactions, codes)
-	refresh     []byte // HMAC-SHA256 key deriving rotated refresh tokens
+	// sealer seals the documents the browser carries (login transactions, codes). It is made
+	// once per key set, not per request: a sealed code is on every silent login's path.
+	sealer  cipher.AEAD
+	refresh []byte // HMAC-SHA256 key deriving rotated refresh tokens
 }
 
 func newKeySet(keys *config.SigningKeys) (*keySet, error) {
@@ -113,7 +116,11 @@ func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {
 	if err != nil {
 		return derivedSecrets{}, fmt.Errorf("derive refresh key: %w", err)
 	}
-	return derivedSecrets{transaction: tx, refresh: rt}, nil
+	sealer, err := newAEAD(tx)
+	if err != nil {
+		return derivedSecrets{}, err
+	}
+	return derivedSecrets{sealer: sealer, refresh: rt}, nil
 }
 
 // sign serialises claims as a compact JWS with the current key (its kid in the header).

@@ -398,11 +398,8 @@ func sealJSON(st *state, aad []byte, v any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode sealed document: %w", err)
 	}
-	aead, err := newAEAD(st.keys.secrets[0].transaction)
-	if err != nil {
-		return "", err
-	}
-	nonce := make([]byte, aead.NonceSize())
+	aead := st.keys.secrets[0].sealer
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("read nonce: %w", err)
 	}
@@ -422,10 +419,7 @@ func openJSON(st *state, aad []byte, sealed string, v any) error {
 // openRaw opens the decoded bytes of a sealed document.
 func openRaw(st *state, aad []byte, raw []byte, v any) error {
 	for _, secrets := range st.keys.secrets {
-		aead, err := newAEAD(secrets.transaction)
-		if err != nil {
-			return err
-		}
+		aead := secrets.sealer
 		if len(raw) < aead.NonceSize() {
 			return errBadSealed
 		}
