@@ -64,8 +64,8 @@ func TestACodeIsRedeemedOnlyAsItWasIssued(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
-			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			rp := e.rp("app2", "app2-secret")
+			l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 			assertOAuthError(t, tc.present(t, rp, l, code), "invalid_grant")
 			_, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
 			if tc.usable && err != nil {
@@ -90,8 +90,8 @@ func TestAReusedCodeIsRefusedAndRevokesWhatItIssued(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
-			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			rp := e.rp("app2", "app2-secret")
+			l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 			tok, _ := rp.exchange(t, l, code)
 
 			_, err := rp.oauth.Exchange(context.Background(), tc.again(code), oauth2.VerifierOption(l.verifier))
@@ -110,8 +110,8 @@ func TestAReusedCodeIsRefusedAndRevokesWhatItIssued(t *testing.T) {
 // from the current signing key, and a rotation makes that key the previous one.
 func TestACodeIssuedBeforeAKeyRotationIsRedeemedAfterIt(t *testing.T) {
 	e := newEnv(t)
-	rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
-	code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+	rp := e.rp("app2", "app2-secret")
+	l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 
 	current, err := testKeys()
 	if err != nil {
@@ -144,8 +144,8 @@ func TestAUsedCodeStaysUsedOnEveryReplicasClock(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
-			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			rp := e.rp("app2", "app2-secret")
+			l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 			rp.exchange(t, l, code)
 			e.clock.Advance(tc.after)
 			if _, err := e.store.GarbageCollect(context.Background(), e.clock.Now().Add(tc.ahead)); err != nil {

@@ -125,9 +125,7 @@ func TestPKCE(t *testing.T) {
 		}},
 		{"a wrong verifier is refused with invalid_grant", func(t *testing.T) {
 			rp := e.rp("spa", "")
-			b := e.browser()
-			l := newLogin()
-			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			_, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 			_, err := rp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
 			assertOAuthError(t, err, "invalid_grant")
 		}},
@@ -281,9 +279,7 @@ func TestClientCredentials(t *testing.T) {
 func TestAWrongClientSecretCannotRedeemACode(t *testing.T) {
 	e := newEnv(t)
 	rp := e.rp("app2", "app2-secret")
-	b := e.browser()
-	l := newLogin()
-	code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+	l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 	bad := e.rp("app2", "not-the-secret")
 	_, err := bad.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
 	assertOAuthError(t, err, "invalid_client")

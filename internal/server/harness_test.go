@@ -374,12 +374,20 @@ func (rp *relyingParty) exchange(t *testing.T, l login, code string) (*oauth2.To
 // signIn runs a full interactive login of user through rp in browser b.
 func (rp *relyingParty) signIn(t *testing.T, b *browser, username, password string, params ...oauth2.AuthCodeOption) (*oauth2.Token, *oidc.IDToken) {
 	t.Helper()
+	l, code := rp.loginCode(t, b, username, password, params...)
+	return rp.exchange(t, l, code)
+}
+
+// loginCode signs in through the login page and returns the authorization and its code,
+// not yet redeemed.
+func (rp *relyingParty) loginCode(t *testing.T, b *browser, username, password string, params ...oauth2.AuthCodeOption) (login, string) {
+	t.Helper()
 	l := newLogin()
 	p := b.get(rp.authURL(l, params...))
 	if p.location != nil {
 		t.Fatalf("expected the login page, was redirected to %s", p.location)
 	}
-	return rp.exchange(t, l, rp.callback(t, l, b.submitLogin(p, username, password)))
+	return l, rp.callback(t, l, b.submitLogin(p, username, password))
 }
 
 // silent runs a prompt=none authorization and returns the code or the error.

@@ -143,8 +143,8 @@ func TestAJWTAccessTokenEndsWithWhatIssuedIt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rp, b, l := e.rp("app2", "app2-secret"), e.browser(), newLogin()
-			code := rp.callback(t, l, b.submitLogin(b.get(rp.authURL(l)), "alice", alicePassword))
+			rp := e.rp("app2", "app2-secret")
+			l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
 			tok, _ := rp.exchange(t, l, code)
 			verifyAsAPI(t, e, tok.AccessToken)
 			if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusOK {
