@@ -73,18 +73,22 @@ type options struct {
 	binary           string
 	keep             bool
 	cpuProfile       string
+	serverCPUs       string
+	// pin is set from serverCPUs.
+	pin *cpuPinning
 }
 
 func main() {
 	var o options
 	var backends string
-	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each round's load, and of each signing-ceiling measurement")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds per backend: load, then the signing ceiling again")
+	flag.DurationVar(&o.duration, "duration", 250*time.Millisecond, "length of each round's load, and of each signing-ceiling measurement")
+	flag.IntVar(&o.rounds, "rounds", 40, "rounds per backend: load, then the signing ceiling again")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each backend's first round")
 	flag.IntVar(&o.concurrency, "concurrency", 8, "concurrent simulated browsers")
 	flag.StringVar(&backends, "backends", "sqlite,postgres", "storage backends to measure; postgres needs HALLPASS_TEST_POSTGRES_DSN")
 	flag.StringVar(&o.binary, "hallpass", "", "hallpass binary to run; default: go build ./cmd/hallpass into a temp dir")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in this process instead and write a CPU profile of each measurement next to it, named <backend>-<name>")
+	flag.StringVar(&o.serverCPUs, "server-cpus", "", "run the server on these CPUs (such as 0 or 0-1) and the load generator on the others, and measure the signing ceiling on the server's CPUs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, keys, server logs)")
 	flag.Parse()
 	o.backends = strings.Split(backends, ",")
@@ -105,6 +109,18 @@ func run(ctx context.Context, o options) error {
 			}
 		default:
 			return fmt.Errorf("unknown backend %q (sqlite, postgres)", b)
+		}
+	}
+	if o.serverCPUs != "" {
+		if o.cpuProfile != "" {
+			return errors.New("-server-cpus needs the server in its own process: leave out -cpuprofile")
+		}
+		var err error
+		if o.pin, err = newPinning(o.serverCPUs); err != nil {
+			return err
+		}
+		if err := o.pin.moveHere(); err != nil {
+			return err
 		}
 	}
 	dir, err := os.MkdirTemp("", "hallpass-silentlogin-")
@@ -137,6 +153,9 @@ func run(ctx context.Context, o options) error {
 	host, _ := os.Hostname()
 	fmt.Printf("silent-login benchmark  %s  host=%s  GOMAXPROCS=%d  NumCPU=%d  concurrency=%d  duration=%s\n",
 		time.Now().UTC().Format(time.RFC3339), host, runtime.GOMAXPROCS(0), runtime.NumCPU(), o.concurrency, o.duration)
+	if o.pin != nil {
+		fmt.Printf("server on CPUs %s, the load generator on the others; the signing ceiling on the server's %d CPU(s)\n", o.serverCPUs, o.pin.serverCPUs())
+	}
 	fmt.Printf("load average at start: %s\n", loadAverage())
 
 	var results []result
@@ -161,9 +180,9 @@ func run(ctx context.Context, o options) error {
 	fmt.Println("\nsrv CPU: the server process's CPU time / wall time (200% = both cores of a 2-core machine).")
 	fmt.Println("CPU/login: server CPU time per silent login; gen/login: the load generator's. mach CPU: all processes, share of all cores.")
 	fmt.Println("steal: share of all cores' time the hypervisor gave to other machines; figures taken with more than a few percent are not comparable.")
-	fmt.Println("ceiling: RS256 signatures/s of the machine, measured between the rounds while the server idles.")
+	fmt.Println("ceiling: RS256 signatures/s of the machine (with -server-cpus, of the server's CPUs), measured between the rounds while the server idles.")
 	fmt.Println("ratio: silent logins/s of a round ÷ the mean of the ceilings measured just before and after it;")
-	fmt.Println("       the median of the rounds, then their range (the issue's figure; the load generator shares the cores).")
+	fmt.Println("       the median of the rounds, then their range (the issue's figure; without -server-cpus the load generator shares the cores).")
 	fmt.Println("sign share: CPU of one signature ÷ server CPU per login (less sensitive to other load on the machine).")
 	return nil
 }
@@ -231,7 +250,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	if o.cpuProfile != "" {
 		pid, stop, err = startInProcess(ctx, cfgPath, keysPath, addr)
 	} else {
-		pid, stop, err = startProcess(ctx, o.binary, filepath.Join(dir, backend+"-server.log"), cfgPath, keysPath, addr, metricsAddr)
+		pid, stop, err = startProcess(ctx, o.pin, o.binary, filepath.Join(dir, backend+"-server.log"), cfgPath, keysPath, addr, metricsAddr)
 	}
 	if err != nil {
 		return res, err
@@ -293,7 +312,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	var lat latencies
 	var wall time.Duration
 	var used cpuReading // summed over the rounds' load
-	ceiling, sigCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
+	ceiling, sigCPU := signingCeiling(signer, o.pin, o.duration)
 	sumCeiling, sumSigCPU := ceiling, sigCPU
 	for range o.rounds {
 		r0, err := readCPU(pid)
@@ -312,7 +331,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		round := r1.sub(r0)
 		used = used.add(round)
 
-		after, afterCPU := signingCeiling(signer, runtime.NumCPU(), o.duration)
+		after, afterCPU := signingCeiling(signer, o.pin, o.duration)
 		rate := float64(lat.count()-before) / roundWall.Seconds()
 		res.ratios = append(res.ratios, rate/((ceiling+after)/2))
 		fmt.Printf("  %s round %d: %.0f logins/s, ceiling %.0f/s → %.0f/s, ratio %.0f%%, steal %.0f%%\n", backend, len(res.ratios),
@@ -346,14 +365,19 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 }
 
 // startProcess runs `hallpass server` from the config files and waits until it is ready.
-func startProcess(ctx context.Context, binary, logPath, cfgPath, keysPath, addr, metricsAddr string) (pid int, stop func(), err error) {
+// With pin, it runs on the server's CPUs.
+func startProcess(ctx context.Context, pin *cpuPinning, binary, logPath, cfgPath, keysPath, addr, metricsAddr string) (pid int, stop func(), err error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return 0, nil, fmt.Errorf("create server log: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, binary, "server", "--config", cfgPath, "--keys", keysPath, "--listen", addr, "--metrics-listen", metricsAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if pin != nil {
+		start = func() error { return pin.start(cmd) }
+	}
+	if err := start(); err != nil {
 		logFile.Close()
 		return 0, nil, fmt.Errorf("start hallpass server: %w", err)
 	}
@@ -703,7 +727,13 @@ func runLoad(issuer string, cookies []string, d time.Duration, lat *latencies) {
 //
 // It also returns the CPU time of one signature (this process's CPU time over the count),
 // which, unlike the rate, does not drop when other processes take the cores.
-func signingCeiling(key *rsa.PrivateKey, n int, d time.Duration) (perSecond float64, cpu time.Duration) {
+//
+// With pin, it signs on the server's CPUs, one goroutine for each.
+func signingCeiling(key *rsa.PrivateKey, pin *cpuPinning, d time.Duration) (perSecond float64, cpu time.Duration) {
+	n, onCPUs := runtime.NumCPU(), func(f func() error) error { return f() }
+	if pin != nil {
+		n, onCPUs = pin.serverCPUs(), pin.onServerCPUs
+	}
 	cpu0, _ := processCPU(os.Getpid())
 	deadline := time.Now().Add(d)
 	var count atomic.Int64
@@ -713,12 +743,18 @@ func signingCeiling(key *rsa.PrivateKey, n int, d time.Duration) (perSecond floa
 		// Labelled, so that a -cpuprofile can leave these signatures out (-tagignore).
 		wg.Go(func() {
 			pprof.Do(context.Background(), pprof.Labels("phase", "ceiling"), func(context.Context) {
-				digest := sha256.Sum256([]byte("id token " + strconv.Itoa(i)))
-				for time.Now().Before(deadline) {
-					if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
-						panic(fmt.Sprintf("sign: %v", err))
+				err := onCPUs(func() error {
+					digest := sha256.Sum256([]byte("id token " + strconv.Itoa(i)))
+					for time.Now().Before(deadline) {
+						if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
+							return fmt.Errorf("sign: %w", err)
+						}
+						count.Add(1)
 					}
-					count.Add(1)
+					return nil
+				})
+				if err != nil {
+					panic(err)
 				}
 			})
 		})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,19 @@ const (
 	idleTimeout     = 120 * time.Second
 )
 
+// serverProcs is the GOMAXPROCS the server runs with: at least two, unless the GOMAXPROCS
+// environment variable sets it. SQLite writes its log and calls fsync in plain system
+// calls, and a goroutine in one keeps its P until the runtime takes it back, which can be
+// milliseconds later; with one P (a server on one CPU, by affinity or cpuset) every
+// request waited for every commit's fsync. Go's own default has the same floor for a CPU
+// limit below two.
+func serverProcs(current int, explicit bool) int {
+	if explicit {
+		return current
+	}
+	return max(current, 2)
+}
+
 type serverFlags struct {
 	configSourceFlags
 	listen, metricsListen string
@@ -54,6 +68,8 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	_, explicit := os.LookupEnv("GOMAXPROCS")
+	runtime.GOMAXPROCS(serverProcs(runtime.GOMAXPROCS(0), explicit))
 
 	source, err := f.open()
 	if err != nil {

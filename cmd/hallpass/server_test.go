@@ -127,3 +127,24 @@ func TestServerCommandNeedsOneConfigSource(t *testing.T) {
 		}
 	}
 }
+
+func TestServerProcs(t *testing.T) {
+	tests := []struct {
+		name     string
+		current  int
+		explicit bool
+		want     int
+	}{
+		{"a server on one CPU gets a second P for the time a commit blocks the first", 1, false, 2},
+		{"a server on two CPUs keeps two", 2, false, 2},
+		{"a server on eight CPUs keeps eight", 8, false, 8},
+		{"GOMAXPROCS=1 set by the operator of the machine is kept", 1, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := serverProcs(tt.current, tt.explicit); got != tt.want {
+				t.Errorf("serverProcs(%d, explicit=%v) = %d, want %d", tt.current, tt.explicit, got, tt.want)
+			}
+		})
+	}
+}
