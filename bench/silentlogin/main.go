@@ -74,7 +74,7 @@ type options struct {
 	keep             bool
 	cpuProfile       string
 	serverCPUs       string
-	// pin is set from serverCPUs.
+	// pin is set from serverCPUs; nil pins nothing.
 	pin *cpuPinning
 }
 
@@ -365,7 +365,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 }
 
 // startProcess runs `hallpass server` from the config files and waits until it is ready.
-// With pin, it runs on the server's CPUs.
+// It runs on the server's CPUs of pin.
 func startProcess(ctx context.Context, pin *cpuPinning, binary, logPath, cfgPath, keysPath, addr, metricsAddr string) (pid int, stop func(), err error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -373,11 +373,7 @@ func startProcess(ctx context.Context, pin *cpuPinning, binary, logPath, cfgPath
 	}
 	cmd := exec.CommandContext(ctx, binary, "server", "--config", cfgPath, "--keys", keysPath, "--listen", addr, "--metrics-listen", metricsAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	start := cmd.Start
-	if pin != nil {
-		start = func() error { return pin.start(cmd) }
-	}
-	if err := start(); err != nil {
+	if err := pin.start(cmd); err != nil {
 		logFile.Close()
 		return 0, nil, fmt.Errorf("start hallpass server: %w", err)
 	}
@@ -728,22 +724,18 @@ func runLoad(issuer string, cookies []string, d time.Duration, lat *latencies) {
 // It also returns the CPU time of one signature (this process's CPU time over the count),
 // which, unlike the rate, does not drop when other processes take the cores.
 //
-// With pin, it signs on the server's CPUs, one goroutine for each.
+// It signs on the server's CPUs of pin, one goroutine for each.
 func signingCeiling(key *rsa.PrivateKey, pin *cpuPinning, d time.Duration) (perSecond float64, cpu time.Duration) {
-	n, onCPUs := runtime.NumCPU(), func(f func() error) error { return f() }
-	if pin != nil {
-		n, onCPUs = pin.serverCPUs(), pin.onServerCPUs
-	}
 	cpu0, _ := processCPU(os.Getpid())
 	deadline := time.Now().Add(d)
 	var count atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range n {
+	for i := range pin.serverCPUs() {
 		// Labelled, so that a -cpuprofile can leave these signatures out (-tagignore).
 		wg.Go(func() {
 			pprof.Do(context.Background(), pprof.Labels("phase", "ceiling"), func(context.Context) {
-				err := onCPUs(func() error {
+				err := pin.onServerCPUs(func() error {
 					digest := sha256.Sum256([]byte("id token " + strconv.Itoa(i)))
 					for time.Now().Before(deadline) {
 						if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {

@@ -14,7 +14,8 @@ import (
 // cpuPinning gives the server CPUs of its own: the server process runs on server, and this
 // process (the load generator) on others, except while it measures the signing ceiling,
 // which it does on the server's CPUs. Then the ceiling and the server's logins are figures
-// of the same cores, and the load generator no longer takes its share of them.
+// of the same cores, and the load generator no longer takes its share of them. A nil
+// *cpuPinning pins nothing: everything runs on every CPU.
 type cpuPinning struct {
 	server, others unix.CPUSet
 	list           string
@@ -52,7 +53,14 @@ func newPinning(list string) (*cpuPinning, error) {
 	return p, nil
 }
 
-func (p *cpuPinning) serverCPUs() int { return p.server.Count() }
+// serverCPUs is how many CPUs the server has, and so how many goroutines sign for the
+// ceiling.
+func (p *cpuPinning) serverCPUs() int {
+	if p == nil {
+		return runtime.NumCPU()
+	}
+	return p.server.Count()
+}
 
 // moveHere puts every thread of this process on the others' CPUs; threads started later
 // inherit that from the thread that starts them.
@@ -76,6 +84,9 @@ func (p *cpuPinning) moveHere() error {
 
 // onServerCPUs runs f on a thread that runs on the server's CPUs only.
 func (p *cpuPinning) onServerCPUs(f func() error) error {
+	if p == nil {
+		return f()
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := unix.SchedSetaffinity(0, &p.server); err != nil {
