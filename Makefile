@@ -53,7 +53,9 @@ generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: generate manifests ## Fail when generated files are stale.
+verify: generate manifests ## Fail when generated files are stale or go.mod / go.sum are not tidy.
+	@if ! go mod tidy -diff >/dev/null 2>&1; then \
+		echo "go.mod / go.sum are not tidy; run 'go mod tidy' and commit:"; go mod tidy -diff; exit 1; fi
 	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/webhook $(CHART_DIR)/crds $(CHART_DIR)/files)" ]; then \
 		echo "Generated files are stale; run 'make generate manifests' and commit:"; \
 		git status --porcelain -- api config/crd config/rbac config/webhook $(CHART_DIR)/crds $(CHART_DIR)/files; git --no-pager diff --stat -- api config $(CHART_DIR); exit 1; fi

@@ -39,7 +39,8 @@ type Identity struct {
 // one shape), it is stable for as long as the connection keeps its name and the upstream
 // keeps its ID, it cannot collide across connections (connection names contain no "|"),
 // and an administrator can read it when tracing a user. The same person signing in
-// through two connections gets two subjects, as DESIGN.md asks, until linking exists.
+// through two connections gets two subjects (docs/architecture.md, "Subjects") until
+// account linking exists.
 func Subject(connection, userID string) string { return connection + "|" + userID }
 
 // CallbackConnector sends the browser to the upstream and handles its return.

@@ -84,8 +84,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 }
 
 // silentLoginRefusal says why the session cannot answer this request without the login
-// page, or nil when it can (DESIGN.md "Silent login"). sess is nil when the browser has no
-// valid session.
+// page, or nil when it can (docs/architecture.md, "Silent login"). sess is nil when the
+// browser has no valid session.
 //
 // login_required means the user has to authenticate (again); interaction_required means
 // a valid session exists but the request asks for another connection than the one the user

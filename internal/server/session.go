@@ -16,8 +16,9 @@ import (
 // storage only ever sees its SHA-256.
 const sessionCookie = "hallpass_session"
 
-// sessionValid applies DESIGN.md's two lifetimes with the policy of the config being served
-// now, so shortening a lifetime takes effect on live sessions at their next use.
+// sessionValid applies the two lifetimes (docs/architecture.md, "Lifetimes") with the policy
+// of the config being served now, so shortening a lifetime takes effect on live sessions at
+// their next use.
 func sessionValid(sess storage.Session, pol config.Session, now time.Time) bool {
 	return now.Before(sess.CreatedAt.Add(pol.AbsoluteLifetime.Duration)) &&
 		now.Before(sess.LastActivity.Add(pol.IdleTimeout.Duration))

@@ -18,8 +18,8 @@ import (
 )
 
 func TestSilentLogin(t *testing.T) {
-	// Each condition of DESIGN.md's "Silent login", with the outcome when it holds and when
-	// it does not. Every case starts from alice signed in to app1 through "people".
+	// Each condition of "Silent login" (docs/architecture.md), with the outcome when it holds
+	// and when it does not. Every case starts from alice signed in to app1 through "people".
 	tests := []struct {
 		name      string
 		client    string
