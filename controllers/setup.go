@@ -28,6 +28,8 @@ import (
 type Options struct {
 	// ServerImage is the default image of SSO server pods.
 	ServerImage string
+	// ServerLogLevel is the --log-level of SSO server pods (debug, info, warn, error).
+	ServerLogLevel string
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 	// Webhooks registers the admission webhooks with the manager's webhook server.
@@ -89,7 +91,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
-			ServerImage: opts.ServerImage, Now: opts.Now,
+			ServerImage: opts.ServerImage, ServerLogLevel: opts.ServerLogLevel, Now: opts.Now,
 		}); err != nil {
 		return fmt.Errorf("set up SSOServer controller: %w", err)
 	}

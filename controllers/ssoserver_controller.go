@@ -42,6 +42,8 @@ type SSOServerReconciler struct {
 	Recorder  events.EventRecorder
 	// ServerImage is the image of `hallpass server` used when spec.image is empty.
 	ServerImage string
+	// ServerLogLevel is the --log-level of `hallpass server`; empty leaves the server's default.
+	ServerLogLevel string
 	// Now is the clock for key rotation; tests move it.
 	Now func() time.Time
 }

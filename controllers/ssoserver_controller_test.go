@@ -65,7 +65,7 @@ func TestServerGetsEverythingItsPodsNeed(t *testing.T) {
 	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
 	c := pod.Containers[0]
 	g.Expect(c.Image).To(Equal(testServerImage))
-	g.Expect(c.Args).To(Equal([]string{"server", "--config-secret", ns + "/sso-config", "--keys-secret", ns + "/sso-signing-keys", "--status-configmap", ns + "/sso-status", "--listen=:8080", "--metrics-listen=:9090"}))
+	g.Expect(c.Args).To(Equal([]string{"server", "--config-secret", ns + "/sso-config", "--keys-secret", ns + "/sso-signing-keys", "--status-configmap", ns + "/sso-status", "--listen=:8080", "--metrics-listen=:9090", "--log-level=warn"}))
 	g.Expect(c.Env).To(ContainElement(And(HaveField("Name", "POD_NAME"), HaveField("ValueFrom.FieldRef.FieldPath", "metadata.name"))))
 	g.Expect(get(g, ns, "sso-status", &corev1.ConfigMap{}).Data).To(BeEmpty(), "the operator creates the status ConfigMap empty")
 	g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))

@@ -134,7 +134,7 @@ func startManager() error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := Setup(ctx, mgr, Options{ServerImage: testServerImage, Now: clock.Now, Webhooks: true}); err != nil {
+	if err := Setup(ctx, mgr, Options{ServerImage: testServerImage, ServerLogLevel: "warn", Now: clock.Now, Webhooks: true}); err != nil {
 		cancel()
 		return err
 	}

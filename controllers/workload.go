@@ -174,12 +174,7 @@ func (r *SSOServerReconciler) deployment(srv *hallpassv1.SSOServer) *appsv1ac.De
 	container := corev1ac.Container().
 		WithName("server").
 		WithImage(image).
-		WithArgs("server",
-			"--config-secret", srv.Namespace+"/"+configSecretName(srv.Name),
-			"--keys-secret", srv.Namespace+"/"+keysSecretName(srv.Name),
-			"--status-configmap", srv.Namespace+"/"+statusConfigMapName(srv.Name),
-			fmt.Sprintf("--listen=:%d", httpPort),
-			fmt.Sprintf("--metrics-listen=:%d", metricsPort)).
+		WithArgs(r.serverArgs(srv)...).
 		// The pod reports under its own name which config it serves.
 		WithEnv(corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().
 			WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name")))).
@@ -225,4 +220,19 @@ func (r *SSOServerReconciler) deployment(srv *hallpassv1.SSOServer) *appsv1ac.De
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(selectorLabels(srv)).
 				WithSpec(pod)))
+}
+
+// serverArgs are the arguments of the server container: where its config, keys and status
+// live, its ports, and the operator's choice of log level.
+func (r *SSOServerReconciler) serverArgs(srv *hallpassv1.SSOServer) []string {
+	args := []string{"server",
+		"--config-secret", srv.Namespace + "/" + configSecretName(srv.Name),
+		"--keys-secret", srv.Namespace + "/" + keysSecretName(srv.Name),
+		"--status-configmap", srv.Namespace + "/" + statusConfigMapName(srv.Name),
+		fmt.Sprintf("--listen=:%d", httpPort),
+		fmt.Sprintf("--metrics-listen=:%d", metricsPort)}
+	if r.ServerLogLevel != "" {
+		args = append(args, "--log-level="+r.ServerLogLevel)
+	}
+	return args
 }

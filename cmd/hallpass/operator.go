@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -42,6 +44,8 @@ func runOperator(ctx context.Context, args []string) error {
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader, so that only one of several operator replicas acts")
 	serverImage := fs.String("server-image", envOr("HALLPASS_SERVER_IMAGE", version.ServerImage()), "default image of SSO server pods")
+	var serverLogLevel slog.Level
+	fs.TextVar(&serverLogLevel, "server-log-level", slog.LevelInfo, "--log-level of SSO server pods: debug, info, warn or error")
 	webhookPort := fs.Int("webhook-port", 9443, "port of the admission webhook server (0 disables the webhooks)")
 	webhookCertDir := fs.String("webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
 	webhookSelfSigned := fs.Bool("webhook-self-signed", true, "manage the webhook's certificate (false: it is provided in --webhook-cert-dir, e.g. by cert-manager)")
@@ -75,7 +79,7 @@ func runOperator(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{ServerImage: *serverImage, Webhooks: *webhookPort != 0}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{ServerImage: *serverImage, ServerLogLevel: strings.ToLower(serverLogLevel.String()), Webhooks: *webhookPort != 0}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

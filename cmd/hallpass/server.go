@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -51,10 +52,14 @@ func serverProcs(current int, explicit bool) int {
 	return max(current, 2)
 }
 
+// serverLogOutput is where the server writes its JSON log lines; tests read them.
+var serverLogOutput io.Writer = os.Stderr
+
 type serverFlags struct {
 	configSourceFlags
 	listen, metricsListen string
 	statusConfigMap       string
+	logLevel              slog.Level
 }
 
 func runServer(ctx context.Context, args []string) error {
@@ -64,10 +69,11 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the OpenID Connect endpoints")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&f.statusConfigMap, "status-configmap", "", "namespace/name of the ConfigMap where the pod reports which config it serves, under its name (env POD_NAME, else the host name); only with --config-secret")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "least severe log lines written: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	logger := slog.New(slog.NewJSONHandler(serverLogOutput, &slog.HandlerOptions{Level: f.logLevel}))
 	_, explicit := os.LookupEnv("GOMAXPROCS")
 	runtime.GOMAXPROCS(serverProcs(runtime.GOMAXPROCS(0), explicit))
 

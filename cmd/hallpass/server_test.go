@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
 
 func freeAddr(t *testing.T) string {
@@ -147,4 +148,64 @@ func TestServerProcs(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestServerCommandLogLevel(t *testing.T) {
+	tests := []struct {
+		name  string
+		level string
+		// wantServing is whether the info line "serving" is written.
+		wantServing bool
+	}{
+		{"the default level writes info lines", "", true},
+		{"debug writes info lines", "debug", true},
+		{"warn leaves info lines out", "warn", false},
+		{"error leaves info lines out", "ERROR", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &logbuf.Buffer{}
+			serverLogOutput = logs
+			t.Cleanup(func() { serverLogOutput = os.Stderr })
+			dir := t.TempDir()
+			addr, metricsAddr := freeAddr(t), freeAddr(t)
+			cfgPath, keysPath := writeConfigFiles(t, dir, minimalConfig("http://"+addr, dir))
+			args := []string{"--config", cfgPath, "--keys", keysPath, "--listen", addr, "--metrics-listen", metricsAddr}
+			if tc.level != "" {
+				args = append(args, "--log-level", tc.level)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- runServer(ctx, args) }()
+			waitReady(t, "http://"+metricsAddr+"/readyz")
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("server stopped with %v", err)
+			}
+			if got := strings.Contains(logs.String(), `"msg":"serving"`); got != tc.wantServing {
+				t.Errorf("log has the serving line: %v, want %v; log:\n%s", got, tc.wantServing, logs.String())
+			}
+		})
+	}
+}
+
+func TestServerCommandRefusesAnUnknownLogLevel(t *testing.T) {
+	err := runServer(context.Background(), []string{"--config", "c.yaml", "--keys", "k.json", "--log-level", "verbose"})
+	if err == nil || !strings.Contains(err.Error(), "log-level") {
+		t.Errorf("err = %v, want one naming -log-level", err)
+	}
+}
+
+// waitReady polls a readiness URL for up to ten seconds.
+func waitReady(t *testing.T, u string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s was not ready within 10s", u)
 }

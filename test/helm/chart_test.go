@@ -38,6 +38,7 @@ serviceAccount:
 leaderElection:
   enabled: true
 logLevel: debug
+serverLogLevel: warn
 extraArgs: [--zap-encoder=console]
 resources:
   requests: {cpu: 200m, memory: 128Mi}
@@ -96,6 +97,7 @@ func TestChartLintsAndRendersItsValues(t *testing.T) {
 				{"HALLPASS_SERVER_IMAGE", envValue(c, "HALLPASS_SERVER_IMAGE"), "acme/hallpass-server:v9.8.7"},
 				{"serviceAccountName", pod.ServiceAccountName, "platform-sso"},
 				{"--zap-log-level=debug in args", slices.Contains(c.Args, "--zap-log-level=debug"), true},
+				{"--server-log-level=warn in args", slices.Contains(c.Args, "--server-log-level=warn"), true},
 				{"extraArgs last", c.Args[len(c.Args)-1], "--zap-encoder=console"},
 				{"--leader-elect in args", slices.Contains(c.Args, "--leader-elect"), true},
 				{"resources.limits.memory", c.Resources.Limits.Memory().String(), "512Mi"},
@@ -147,6 +149,7 @@ func TestInvalidValuesAreRefusedNamingTheField(t *testing.T) {
 		{"an unknown top-level key", "replica: 2", "'replica' not allowed"},
 		{"a misspelt nested key", "serviceAccount: {annotation: {a: b}}", "'annotation' not allowed"},
 		{"an unknown log level", "logLevel: verbose", "/logLevel"},
+		{"an unknown server log level", "serverLogLevel: verbose", "/serverLogLevel"},
 		{"an extra argument that is not a flag", "extraArgs: [operator]", "/extraArgs/0"},
 		{"several replicas without leader election", "{replicas: 2, leaderElection: {enabled: false}}", "leaderElection.enabled"},
 		{"no ServiceAccount to create nor to use", "serviceAccount: {create: false}", "serviceAccount.name"},
@@ -276,7 +279,7 @@ func TestChartInstallsWhatConfigDefaultInstalls(t *testing.T) {
 		want, have := config.Spec.Template.Spec, rendered.Spec.Template.Spec
 		wc, hc := want.Containers[0], have.Containers[0]
 		// The chart names the webhook Service after the release, and says the log level.
-		wantArgs := append(slices.Clone(wc.Args), "--webhook-service=hallpass-webhook-service", "--zap-log-level=info")
+		wantArgs := append(slices.Clone(wc.Args), "--webhook-service=hallpass-webhook-service", "--zap-log-level=info", "--server-log-level=info")
 		for _, field := range []struct {
 			name       string
 			got, wantV any
