@@ -44,7 +44,7 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	before := conn.DeepCopy()
-	conds := conditionSetter{obj: conn, conditions: &conn.Status.Conditions, recorder: r.Recorder}
+	conds := conditionSetter{obj: conn, conditions: &conn.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}
 	var noServer *refusal
 	defer func() {
 		if noServer != nil {

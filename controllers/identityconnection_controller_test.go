@@ -88,6 +88,11 @@ func TestConnectionWithoutServer(t *testing.T) {
 		g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonServerNotFound))
 		g.Expect(condition(c.Status.Conditions, hallpassv1.IdentityConnectionCredentialsResolved).Status).To(Equal(metav1.ConditionTrue))
 	})
+	// The operator's log tells the same, under the object's key, for those who read logs.
+	eventually(t, func(g Gomega) {
+		g.Expect(operatorLog.String()).To(MatchRegexp(`"msg":"condition changed".*"namespace":%q,"name":"db".*"condition":"Ready","status":"False","reason":%q`,
+			ns, hallpassv1.ReasonServerNotFound))
+	})
 	limited := newClient(ns, "limited", ns, "later", hallpassv1.RegularWebApp)
 	limited.Spec.Connections = []string{"other"}
 	create(t, newServer(ns, "later"), newClient(ns, "all", ns, "later", hallpassv1.SinglePageApp), limited)

@@ -77,7 +77,7 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 	before := server.DeepCopy()
-	s := &serverScope{server: server, conds: conditionSetter{obj: server, conditions: &server.Status.Conditions, recorder: r.Recorder}}
+	s := &serverScope{server: server, conds: conditionSetter{obj: server, conditions: &server.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	server.Status.Issuer = server.Spec.Issuer
 	server.Status.DiscoveryURL = discoveryURL(server.Spec.Issuer)
 	defer func() {

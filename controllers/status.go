@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,11 +18,14 @@ import (
 )
 
 // conditionSetter writes conditions of one object and records an Event whenever a
-// condition changes status, so `kubectl describe` tells the story without log access.
+// condition changes status, so `kubectl describe` tells the story without log access. The
+// same change goes to the operator's log, whose logger carries the object's key, for those
+// who read logs rather than Events (and Events expire after an hour).
 type conditionSetter struct {
 	obj        client.Object
 	conditions *[]metav1.Condition
 	recorder   events.EventRecorder
+	log        logr.Logger
 }
 
 func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, message string) {
@@ -50,6 +54,7 @@ func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, 
 		note = fmt.Sprintf("%s is %s", typ, status)
 	}
 	s.recorder.Eventf(s.obj, nil, eventType, reason, typ, "%s", note)
+	s.log.Info("condition changed", "condition", typ, "status", status, "reason", reason, "message", message)
 }
 
 // readyFrom sets Ready from the given conditions: True when all are True, otherwise False

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	uberzap "go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -28,7 +29,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/envtestbin"
-
+	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 	"github.com/hallpass/hallpass/internal/testutil/testclock"
 )
 
@@ -43,6 +44,8 @@ var (
 	clock      = testclock.New(time.Now()) // the operator's clock, so key rotation can be crossed
 	stopMgr    context.CancelFunc
 	mgrDone    chan struct{}
+	// operatorLog holds the operator's log lines from info up, as JSON.
+	operatorLog = &logbuf.Buffer{}
 )
 
 const testServerImage = "hallpass/hallpass:test"
@@ -54,7 +57,13 @@ func TestMain(m *testing.M) {
 func runSuite(m *testing.M) int {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hallpassv1.AddToScheme(scheme))
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+	// The operator's log goes to stderr at zapLevel, and its info lines also to operatorLog,
+	// which tests read.
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel()),
+		zap.RawZapOpts(uberzap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			info := zapcore.NewCore(zapcore.NewJSONEncoder(uberzap.NewProductionEncoderConfig()), zapcore.AddSync(operatorLog), zapcore.InfoLevel)
+			return zapcore.NewTee(c, info)
+		}))))
 
 	assets, err := envtestbin.Dir(context.Background(), "..")
 	if err != nil {
