@@ -50,8 +50,12 @@ type Session struct {
 	Connection string
 	Claims     Claims
 	AuthTime   time.Time
-	// AMR are the authentication methods references (e.g. "pwd").
+	// AMR are the authentication methods references (RFC 8176: "pwd", "otp", "hwk", "mfa"…)
+	// of every factor the user presented in this session, the first one's and a step-up's.
 	AMR []string
+	// MFAAt is when the user last presented a second factor in this session (at sign-in or
+	// at a later step-up); zero when the session has none.
+	MFAAt time.Time
 	// Reusable is false when a client with singleSignOn off created the session: other
 	// clients never reuse it silently.
 	Reusable     bool
@@ -130,6 +134,30 @@ type User struct {
 	CreatedAt    time.Time
 }
 
+// Factor types.
+const (
+	FactorTOTP = "totp"
+)
+
+// Factor is a second factor a user enrolled. Users are identified as in sessions: by
+// connection and subject.
+type Factor struct {
+	// ID is random, unique across users.
+	ID         string
+	Connection string
+	Subject    string
+	Type       string
+	// Name is the label the user sees in the list of factors.
+	Name string
+	// Secret is the factor's key material: for TOTP the shared secret. The server has to
+	// read it back to check a code, so it cannot be stored as a digest.
+	Secret []byte
+	// LastStep is the TOTP time step of the last code accepted (see UseFactorStep).
+	LastStep   int64
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
 // Throttle counts recent failed logins for a key (a username or a client IP).
 type Throttle struct {
 	Key         string
@@ -189,6 +217,27 @@ type Storage interface {
 
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, connection, username string) (User, error)
+
+	// CreateFactor stores an enrolled factor; ErrAlreadyExists when its ID is taken.
+	CreateFactor(ctx context.Context, f Factor) error
+	// ListFactors returns the factors of one user, oldest first.
+	ListFactors(ctx context.Context, connection, subject string) ([]Factor, error)
+	// DeleteFactor removes one factor of one user (ErrNotFound when that user has no factor
+	// with this ID, so a user can never remove another user's factor).
+	DeleteFactor(ctx context.Context, connection, subject, id string) error
+	// UseFactorStep records that the factor accepted a code of this time step at now, and
+	// reports whether the step is later than every step accepted before: a code is accepted
+	// once, and never after a later one, even by two replicas at the same moment.
+	UseFactorStep(ctx context.Context, id string, step int64, now time.Time) (bool, error)
+
+	// SetRecoveryCodes replaces every recovery code of one user by codes with these digests
+	// (Hash of each code), in one transaction.
+	SetRecoveryCodes(ctx context.Context, connection, subject string, hashes []string, now time.Time) error
+	// UseRecoveryCode deletes the user's recovery code with this digest and reports whether
+	// it was there: each code works once.
+	UseRecoveryCode(ctx context.Context, connection, subject, hash string) (bool, error)
+	// CountRecoveryCodes is how many unused recovery codes the user has.
+	CountRecoveryCodes(ctx context.Context, connection, subject string) (int, error)
 
 	// RecordLoginFailure increments the failure count of key (resetting it first if the last
 	// failure is older than window) and returns the new state.

@@ -30,6 +30,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"refresh families", refreshFamilyTests},
 		{"revocation", revocationTests},
 		{"users", userTests},
+		{"factors", factorTests},
+		{"recovery codes", recoveryCodeTests},
 		{"throttles", throttleTests},
 		{"single use", singleUseTests},
 		{"garbage collection", gcTests},
@@ -64,7 +66,7 @@ func claims(sub string) storage.Claims {
 func session(id string) storage.Session {
 	return storage.Session{
 		IDHash: storage.Hash(id), SID: "sid-" + id, Connection: "corp", Claims: claims("alice"),
-		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd", "otp"}, Reusable: true,
+		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd", "otp"}, MFAAt: t0.Add(-30 * time.Second), Reusable: true,
 		CreatedAt: t0.Add(-time.Minute), LastActivity: t0, ExpiresAt: t0.Add(72 * time.Hour),
 		Clients: []string{"app1", "app2"}, Upstream: []byte(`{"id_token_hint":"x"}`),
 	}

@@ -120,4 +120,30 @@ CREATE TABLE code_redemptions (
 ) WITHOUT ROWID;
 CREATE INDEX code_redemptions_by_expiry ON code_redemptions (expires_at);
 `,
+	// Second factors (ADR 0016). Add-only: a replica of the previous version neither reads
+	// nor writes these, and leaves mfa_at NULL (no second factor) in the sessions it writes.
+	`
+ALTER TABLE sessions ADD COLUMN mfa_at INTEGER;
+
+CREATE TABLE factors (
+  id           TEXT PRIMARY KEY,
+  connection   TEXT NOT NULL,
+  subject      TEXT NOT NULL,
+  factor_type  TEXT NOT NULL,
+  name         TEXT NOT NULL,
+  secret       BLOB NOT NULL,
+  last_step    BIGINT NOT NULL,
+  created_at   INTEGER,
+  last_used_at INTEGER
+);
+CREATE INDEX factors_by_user ON factors (connection, subject);
+
+CREATE TABLE recovery_codes (
+  connection TEXT NOT NULL,
+  subject    TEXT NOT NULL,
+  code_hash  TEXT NOT NULL,
+  created_at INTEGER,
+  PRIMARY KEY (connection, subject, code_hash)
+);
+`,
 }

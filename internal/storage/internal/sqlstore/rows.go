@@ -115,7 +115,7 @@ func (t Table) keyMatch(p Placeholder) string {
 var (
 	Sessions = Table{Name: "sessions", Key: 1, Columns: []string{
 		"id_hash", "sid", "connection", "subject", "claims", "auth_time", "amr", "reusable",
-		"created_at", "last_activity", "expires_at", "clients", "upstream",
+		"created_at", "last_activity", "expires_at", "clients", "upstream", "mfa_at",
 	}}
 	AccessTokens = Table{Name: "access_tokens", Key: 1, Columns: []string{
 		"token_hash", "client_id", "scopes", "claims", "session_id_hash", "refresh_family_id",
@@ -128,6 +128,10 @@ var (
 	}}
 	Users = Table{Name: "users", Key: 2, Columns: []string{
 		"connection", "username", "password_hash", "claims", "created_at",
+	}}
+	Factors = Table{Name: "factors", Key: 1, Columns: []string{
+		"id", "connection", "subject", "factor_type", "name", "secret", "last_step",
+		"created_at", "last_used_at",
 	}}
 	Throttles = Table{Name: "throttles", Key: 1, Columns: []string{
 		"throttle_key", "failures", "last_failure",
@@ -146,7 +150,7 @@ func SessionValues(s storage.Session) ([]any, error) {
 	return []any{
 		s.IDHash, s.SID, s.Connection, s.Claims.Subject, string(claims), nanos(s.AuthTime),
 		jsonList(s.AMR), s.Reusable, nanos(s.CreatedAt), nanos(s.LastActivity), nanos(s.ExpiresAt),
-		jsonList(clients), bytes(s.Upstream),
+		jsonList(clients), bytes(s.Upstream), nanos(s.MFAAt),
 	}, nil
 }
 
@@ -157,13 +161,14 @@ func ScanSession(row Scanner) (storage.Session, error) {
 		subject                              string
 		claims, amr, clients                 []byte
 		authTime, created, activity, expires sql.NullInt64
+		mfaAt                                sql.NullInt64
 	)
 	if err := row.Scan(&s.IDHash, &s.SID, &s.Connection, &subject, &claims, &authTime, &amr,
-		&s.Reusable, &created, &activity, &expires, &clients, &s.Upstream); err != nil {
+		&s.Reusable, &created, &activity, &expires, &clients, &s.Upstream, &mfaAt); err != nil {
 		return storage.Session{}, err
 	}
-	s.AuthTime, s.CreatedAt, s.LastActivity, s.ExpiresAt =
-		fromNanos(authTime), fromNanos(created), fromNanos(activity), fromNanos(expires)
+	s.AuthTime, s.CreatedAt, s.LastActivity, s.ExpiresAt, s.MFAAt =
+		fromNanos(authTime), fromNanos(created), fromNanos(activity), fromNanos(expires), fromNanos(mfaAt)
 	s.Upstream = bytes(s.Upstream)
 	return s, errors.Join(decodeClaims(&s.Claims, claims), decodeList(&s.AMR, amr),
 		decodeList(&s.Clients, clients))
@@ -251,6 +256,26 @@ func ScanUser(row Scanner) (storage.User, error) {
 	}
 	u.CreatedAt = fromNanos(created)
 	return u, decodeClaims(&u.Claims, claims)
+}
+
+// FactorValues returns the column values of f.
+func FactorValues(f storage.Factor) []any {
+	return []any{f.ID, f.Connection, f.Subject, f.Type, f.Name, f.Secret, f.LastStep,
+		nanos(f.CreatedAt), nanos(f.LastUsedAt)}
+}
+
+// ScanFactor reads a row selected with Factors.List().
+func ScanFactor(row Scanner) (storage.Factor, error) {
+	var (
+		f             storage.Factor
+		created, used sql.NullInt64
+	)
+	if err := row.Scan(&f.ID, &f.Connection, &f.Subject, &f.Type, &f.Name, &f.Secret,
+		&f.LastStep, &created, &used); err != nil {
+		return storage.Factor{}, err
+	}
+	f.CreatedAt, f.LastUsedAt = fromNanos(created), fromNanos(used)
+	return f, nil
 }
 
 // ScanThrottle reads a row selected with Throttles.List().

@@ -104,6 +104,8 @@ type queries struct {
 	insertUser, selectUser                                                   string
 	recordFailure, selectThrottle, deleteThrottle                            string
 	useOnce                                                                  string
+	insertFactor, factorsOfUser, deleteFactor, useFactorStep                 string
+	deleteRecoveryCodes, insertRecoveryCode, useRecoveryCode, countCodes     string
 	gc                                                                       []collect
 }
 
@@ -168,6 +170,20 @@ RETURNING %s`, p(1), p(2), p(3), Throttles.List()),
 		// One statement, so two replicas using a key at once cannot both see a first use.
 		useOnce: fmt.Sprintf(`INSERT INTO single_use (use_key, expires_at) VALUES (%s, %s)
 ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE single_use.expires_at <= %s`, p(1), p(2), p(3)),
+
+		insertFactor: Factors.Insert(p),
+		factorsOfUser: fmt.Sprintf("SELECT %s FROM factors WHERE connection = %s AND subject = %s ORDER BY created_at, id",
+			Factors.List(), p(1), p(2)),
+		deleteFactor: fmt.Sprintf("DELETE FROM factors WHERE connection = %s AND subject = %s AND id = %s", p(1), p(2), p(3)),
+		// One statement, so two replicas accepting the same code at once cannot both succeed.
+		useFactorStep: fmt.Sprintf("UPDATE factors SET last_step = %s, last_used_at = %s WHERE id = %s AND last_step < %s",
+			p(1), p(2), p(3), p(1)),
+		deleteRecoveryCodes: fmt.Sprintf("DELETE FROM recovery_codes WHERE connection = %s AND subject = %s", p(1), p(2)),
+		insertRecoveryCode: fmt.Sprintf("INSERT INTO recovery_codes (connection, subject, code_hash, created_at) VALUES (%s, %s, %s, %s)",
+			p(1), p(2), p(3), p(4)),
+		useRecoveryCode: fmt.Sprintf("DELETE FROM recovery_codes WHERE connection = %s AND subject = %s AND code_hash = %s",
+			p(1), p(2), p(3)),
+		countCodes: fmt.Sprintf("SELECT COUNT(*) FROM recovery_codes WHERE connection = %s AND subject = %s", p(1), p(2)),
 
 		gc: []collect{
 			{query: expired("code_redemptions", "expires_at"), age: storage.CodeRedemptionRetention},
@@ -560,6 +576,72 @@ func (s *Store) GetUser(ctx context.Context, connection, username string) (stora
 		return storage.User{}, fmt.Errorf("get user: %w", err)
 	}
 	return u, nil
+}
+
+func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
+	if err := create(ctx, s.db, s.q.insertFactor, FactorValues(f), nil); err != nil {
+		return fmt.Errorf("create factor: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) ListFactors(ctx context.Context, connection, subject string) ([]storage.Factor, error) {
+	out, err := list(ctx, s.db, s.q.factorsOfUser, ScanFactor, connection, subject)
+	if err != nil {
+		return nil, fmt.Errorf("list factors: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) DeleteFactor(ctx context.Context, connection, subject, id string) error {
+	n, err := s.db.Exec(ctx, s.q.deleteFactor, connection, subject, id)
+	if err == nil && n == 0 {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete factor: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) UseFactorStep(ctx context.Context, id string, step int64, now time.Time) (bool, error) {
+	n, err := s.db.Exec(ctx, s.q.useFactorStep, step, Nanos(now), id)
+	if err != nil {
+		return false, fmt.Errorf("use factor step: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (s *Store) SetRecoveryCodes(ctx context.Context, connection, subject string, hashes []string, now time.Time) error {
+	err := s.db.Tx(ctx, func(c Tx) error {
+		if _, err := c.Exec(ctx, s.q.deleteRecoveryCodes, connection, subject); err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			c.Later(s.q.insertRecoveryCode, connection, subject, h, Nanos(now))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set recovery codes: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) UseRecoveryCode(ctx context.Context, connection, subject, hash string) (bool, error) {
+	n, err := s.db.Exec(ctx, s.q.useRecoveryCode, connection, subject, hash)
+	if err != nil {
+		return false, fmt.Errorf("use recovery code: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (s *Store) CountRecoveryCodes(ctx context.Context, connection, subject string) (int, error) {
+	var n int64
+	if err := s.db.QueryRow(ctx, s.q.countCodes, connection, subject).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count recovery codes: %w", err)
+	}
+	return int(n), nil
 }
 
 func (s *Store) RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (storage.Throttle, error) {
