@@ -44,6 +44,18 @@ const (
 	ConnectionLDAP     = "LDAP"
 )
 
+// MFA policies, as in SSOServer.spec.mfa.policy.
+const (
+	MFAOff      = "Off"
+	MFAOptional = "Optional"
+	MFARequired = "Required"
+)
+
+// Factor kinds, as in SSOServer.spec.mfa.factors.
+const (
+	FactorTOTP = "TOTP"
+)
+
 // Storage types.
 const (
 	StorageSQLite   = "SQLite"
@@ -62,6 +74,7 @@ type Config struct {
 	Storage  Storage  `json:"storage"`
 	Signing  Signing  `json:"signing"`
 	Branding Branding `json:"branding,omitzero"`
+	MFA      MFA      `json:"mfa,omitzero"`
 	// TrustedProxies are CIDRs whose requests may name the client address in
 	// X-Forwarded-For (login throttling keys on the client address).
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
@@ -76,6 +89,21 @@ type Config struct {
 type Session struct {
 	AbsoluteLifetime Duration `json:"absoluteLifetime"`
 	IdleTimeout      Duration `json:"idleTimeout"`
+}
+
+// MFA is the second-factor policy (ADR 0016).
+type MFA struct {
+	// Policy is who is asked for a second factor at sign-in: Off (empty) asks only where a
+	// client requires it; Optional also asks every user who enrolled one; Required asks
+	// everyone, enrolling those who have none.
+	Policy string `json:"policy,omitempty"`
+	// Factors are the kinds users may enrol and use; empty allows every kind.
+	Factors []string `json:"factors,omitempty"`
+}
+
+// Allows reports whether users may enrol and use factors of this kind.
+func (m MFA) Allows(kind string) bool {
+	return len(m.Factors) == 0 || slices.Contains(m.Factors, kind)
 }
 
 // Tokens holds token lifetimes.
@@ -134,6 +162,9 @@ type Client struct {
 	AllowedScopes         []string `json:"allowedScopes,omitempty"`
 	BackchannelLogoutURI  string   `json:"backchannelLogoutURI,omitempty"`
 	FrontchannelLogoutURI string   `json:"frontchannelLogoutURI,omitempty"`
+	// RequireMFA: a user signing in to this client must have presented a second factor in
+	// the session; a session without one is stepped up.
+	RequireMFA bool `json:"requireMFA,omitempty"`
 	// AccessTokenAudience, when set, makes the client's access tokens RFC 9068 JWTs with
 	// this aud (the API they are for), which an API can verify with the JWKS alone. Each
 	// then costs a second signature; without it access tokens are opaque.
@@ -147,14 +178,17 @@ func (c Client) Public() bool {
 
 // Connection is one identity source, with its credentials resolved.
 type Connection struct {
-	Name        string              `json:"name"`
-	Type        string              `json:"type"`
-	DisplayName string              `json:"displayName,omitempty"`
-	Database    *DatabaseConnection `json:"database,omitempty"`
-	OIDC        *OIDCConnection     `json:"oidc,omitempty"`
-	GitHub      *GitHubConnection   `json:"github,omitempty"`
-	SAML        *SAMLConnection     `json:"saml,omitempty"`
-	LDAP        *LDAPConnection     `json:"ldap,omitempty"`
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	DisplayName string `json:"displayName,omitempty"`
+	// TrustUpstreamMFA: a login whose upstream reports a second factor in its amr counts
+	// as multi-factor here, and is not asked for one again.
+	TrustUpstreamMFA bool                `json:"trustUpstreamMFA,omitempty"`
+	Database         *DatabaseConnection `json:"database,omitempty"`
+	OIDC             *OIDCConnection     `json:"oidc,omitempty"`
+	GitHub           *GitHubConnection   `json:"github,omitempty"`
+	SAML             *SAMLConnection     `json:"saml,omitempty"`
+	LDAP             *LDAPConnection     `json:"ldap,omitempty"`
 }
 
 // DatabaseConnection is the built-in user database.
@@ -302,6 +336,10 @@ func (c *Config) Validate() error {
 		check(true, "storage.type %q is not SQLite or Postgres", c.Storage.Type)
 	}
 	check(c.Signing.Algorithm != "RS256" && c.Signing.Algorithm != "ES256", "signing.algorithm %q is not RS256 or ES256", c.Signing.Algorithm)
+	check(!slices.Contains([]string{"", MFAOff, MFAOptional, MFARequired}, c.MFA.Policy), "mfa.policy %q is not Off, Optional or Required", c.MFA.Policy)
+	for i, f := range c.MFA.Factors {
+		check(f != FactorTOTP, "mfa.factors[%d] %q is not a known factor (TOTP)", i, f)
+	}
 
 	check(!slices.IsSortedFunc(c.Clients, func(a, b Client) int { return compare(a.ID, b.ID) }), "clients must be sorted by id")
 	for i, cl := range c.Clients {

@@ -60,6 +60,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 		current = &sess
 	}
 	refusal := silentLoginRefusal(client, current, req, hint, s.now())
+	if refusal == nil && mfaDemanded(st.cfg, client, req) && !hasMFA(sess.AMR) {
+		if !req.PromptNone {
+			s.metrics.authorization.WithLabelValues("step_up").Inc()
+			s.startStepUp(w, r, st, req, client, sess)
+			return
+		}
+		refusal = newError(ErrInteractionRequired, "the application requires a second factor the session does not have")
+	}
 	if refusal == nil {
 		sess, err = s.useSession(ctx, st, sess, client.ID)
 		if errors.Is(err, errSessionEnded) {

@@ -59,6 +59,8 @@ type authorizeRequest struct {
 	IDTokenHint         string   `json:"-"`
 	LoginHint           string   `json:"login_hint,omitempty"`
 	Connection          string   `json:"connection,omitempty"`
+	// ACRValues are the requested authentication context classes, in order of preference.
+	ACRValues           []string `json:"acr_values,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
 }
@@ -134,7 +136,7 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		return fail(ErrInvalidRequest, "response_mode is not supported")
 	}
 
-	for _, name := range []string{"response_type", "scope", "nonce", "prompt", "max_age", "id_token_hint", "login_hint", "connection", "code_challenge", "code_challenge_method"} {
+	for _, name := range []string{"response_type", "scope", "nonce", "prompt", "max_age", "id_token_hint", "login_hint", "connection", "acr_values", "code_challenge", "code_challenge_method"} {
 		v := form[name]
 		if len(v) > 1 {
 			return fail(ErrInvalidRequest, name+" is repeated")
@@ -185,6 +187,8 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		}
 		req.MaxAge = n
 	}
+
+	req.ACRValues = strings.Fields(form.Get("acr_values"))
 
 	req.Connection = form.Get("connection")
 	if req.Connection != "" && !slices.Contains(client.Connections, req.Connection) {

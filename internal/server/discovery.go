@@ -35,6 +35,7 @@ type discovery struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
+	ACRValuesSupported                []string `json:"acr_values_supported"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
@@ -75,6 +76,7 @@ func (s *Server) discoveryDocument(st *state) discovery {
 		ClaimsSupported:                   supportedClaims,
 		// prompt=consent is accepted but there is no consent screen, so it is not advertised.
 		PromptValuesSupported:             []string{promptNone, promptLogin, promptSelectAccount},
+		ACRValuesSupported:                []string{acrPassword, acrFederated, acrMFA},
 		AuthorizationResponseISSSupported: true,
 		logoutMetadata:                    logoutMetadata{true, true, true, true},
 	}

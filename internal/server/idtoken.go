@@ -15,6 +15,7 @@ import (
 // password authentication. Relying parties that need more can check it. A login at an
 // upstream IdP is acrFederated: this server does not know how the upstream authenticated
 // the user, so it must not claim a password was checked.
+// A login with a second factor is acrMFA, whatever its first factor.
 const (
 	acrPassword  = "urn:hallpass:acr:password"
 	acrFederated = "urn:hallpass:acr:federated"
@@ -22,6 +23,9 @@ const (
 
 // acrFor is the acr of a login with these authentication methods.
 func acrFor(amr []string) string {
+	if hasMFA(amr) {
+		return acrMFA
+	}
 	if slices.Contains(amr, amrFederated) {
 		return acrFederated
 	}

@@ -48,8 +48,12 @@ func (s *Server) openLoginFlow(w http.ResponseWriter, r *http.Request) (*loginFl
 		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
 		return nil, false
 	}
-	st := s.state.Load()
-	sealed := r.Form.Get("tx")
+	return s.loginFlowOf(w, r, s.state.Load(), r.Form.Get("tx"))
+}
+
+// loginFlowOf opens a sealed login transaction, rendering the error page itself when the
+// request cannot continue.
+func (s *Server) loginFlowOf(w http.ResponseWriter, r *http.Request, st *state, sealed string) (*loginFlow, bool) {
 	tx, err := openTransaction(st, sealed, s.now())
 	if err != nil {
 		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
@@ -219,7 +223,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{"pwd"}})
+	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{amrPassword}})
 }
 
 // normalizeUsername is a typed username as throttled and looked up: surrounding whitespace
@@ -289,19 +293,31 @@ func (s *Server) findUser(ctx context.Context, conn config.Connection, username 
 // subject is the stable `sub` of a database user: unique across connections.
 func subject(connection, username string) string { return connection + "|" + username }
 
-// finishLogin starts the central session with the client in it and answers the
-// authorization request: the end of every login, by password or through an upstream.
+// finishLogin is the end of every first factor, a password or an upstream's answer: it
+// asks for a second factor where one is needed, else starts the central session with the
+// client in it and answers the authorization request.
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, f *loginFlow, ns newSession) {
-	ctx := r.Context()
-	ns.client, ns.reusable = f.client.ID, f.client.SingleSignOn
-	sess, err := s.startSession(ctx, w, r, f.st, ns)
+	if s.askSecondFactor(w, r, f, mfaTransaction{Connection: ns.connection, Claims: ns.claims, AMR: ns.amr, Upstream: ns.upstream}) {
+		return
+	}
+	sess, err := s.startLoginSession(r.Context(), w, r, f, ns)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	s.metrics.logins.WithLabelValues("success").Inc()
-	s.logger.InfoContext(ctx, "login succeeded", "connection", ns.connection, "client", f.client.ID, "sid", sess.SID)
 	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
+}
+
+// startLoginSession starts the central session of a completed sign-in.
+func (s *Server) startLoginSession(ctx context.Context, w http.ResponseWriter, r *http.Request, f *loginFlow, ns newSession) (storage.Session, error) {
+	ns.client, ns.reusable = f.client.ID, f.client.SingleSignOn
+	sess, err := s.startSession(ctx, w, r, f.st, ns)
+	if err != nil {
+		return storage.Session{}, err
+	}
+	s.metrics.logins.WithLabelValues("success").Inc()
+	s.logger.InfoContext(ctx, "login succeeded", "connection", ns.connection, "client", f.client.ID, "sid", sess.SID, "amr", sess.AMR)
+	return sess, nil
 }
 
 // handleSignup registers a user into a Database connection that allows sign-up.
@@ -386,7 +402,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.InfoContext(ctx, "user signed up", "connection", conn.Name, "client", f.client.ID)
-	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{"pwd"}})
+	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{amrPassword}})
 }
 
 func validUsername(u string) bool {

@@ -9,6 +9,7 @@ type metrics struct {
 	authorization *prometheus.CounterVec
 	tokens        *prometheus.CounterVec
 	backchannel   *prometheus.CounterVec
+	factors       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -29,6 +30,10 @@ func newMetrics() *metrics {
 			Name: "hallpass_backchannel_logout_total",
 			Help: "Back-channel logout tokens by final outcome: delivered (2xx), rejected (4xx), failed (no 2xx within the retry window) or dropped (queue full or shutting down).",
 		}, []string{"result"}),
+		factors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_second_factor_events_total",
+			Help: "Second-factor audit events by event (enrolled, removed, verified, failed, replay_refused, throttled, recovery_code_used, recovery_codes_generated) and factor kind.",
+		}, []string{"event", "factor"}),
 	}
 }
 
@@ -36,6 +41,6 @@ func newMetrics() *metrics {
 // exported when this option is absent).
 func WithMetricsRegisterer(reg prometheus.Registerer) Option {
 	return func(s *Server) {
-		reg.MustRegister(s.metrics.logins, s.metrics.authorization, s.metrics.tokens, s.metrics.backchannel)
+		reg.MustRegister(s.metrics.logins, s.metrics.authorization, s.metrics.tokens, s.metrics.backchannel, s.metrics.factors)
 	}
 }

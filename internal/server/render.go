@@ -18,7 +18,7 @@ var templateFS embed.FS
 // pages are parsed once; each is the layout plus one content template.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm"} {
+	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa"} {
 		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -46,6 +46,13 @@ type pageData struct {
 	Username   string
 	Email      string
 	Signup     bool
+
+	// Second factors.
+	MFA           string
+	Stage         string
+	QRImage       template.URL
+	ManualKey     string
+	RecoveryCodes []string
 
 	// Auto-submitted responses.
 	Fields       []formField
@@ -145,4 +152,7 @@ legend{font-weight:600;margin-bottom:.5rem}
 .error{background:#fde8e8;color:#8a1c1c;padding:.6rem;border-radius:.4rem}
 .alt{text-align:center;margin-top:1rem}
 .connection{color:#555;margin:0}
+.qr{display:block;margin:0 auto}
+.key,.codes code{font-family:ui-monospace,monospace;font-size:1.05rem;letter-spacing:.05em}
+.codes{columns:2;padding-left:1.2rem}
 `

@@ -173,6 +173,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathConnectionCallback, s.handleConnectionCallback)
 	mux.HandleFunc("GET "+pathSAMLMetadata, s.handleSAMLMetadata)
 	mux.HandleFunc(pathSignup, s.handleSignup)
+	mux.HandleFunc(pathMFA, s.handleMFA)
 	mux.HandleFunc("GET "+pathLoginStylesCSS, s.handleStyles)
 	return mux
 }

@@ -97,7 +97,9 @@ type newSession struct {
 	connection string
 	claims     storage.Claims
 	amr        []string
-	reusable   bool
+	// mfaAt is when the second factor was presented, if there was one.
+	mfaAt    time.Time
+	reusable bool
 	// upstream is the connector's logout information (federated logout), if any.
 	upstream []byte
 }
@@ -126,6 +128,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		Claims:       ns.claims,
 		AuthTime:     now,
 		AMR:          ns.amr,
+		MFAAt:        ns.mfaAt,
 		Reusable:     ns.reusable,
 		Upstream:     ns.upstream,
 		CreatedAt:    now,
