@@ -48,17 +48,17 @@ type authorizeRequest struct {
 	RedirectURI string `json:"redirect_uri"`
 	// RedirectURIOmitted is set when the request named no redirect_uri and the client's
 	// only registered one was taken (RFC 6749 §3.1.2.3).
-	RedirectURIOmitted  bool     `json:"redirect_uri_omitted,omitempty"`
-	ResponseMode        string   `json:"response_mode"`
-	State               string   `json:"state,omitempty"`
-	Nonce               string   `json:"nonce,omitempty"`
-	Scopes              []string `json:"scope,omitempty"`
-	PromptNone          bool     `json:"prompt_none,omitempty"`
-	PromptLogin         bool     `json:"prompt_login,omitempty"`
-	MaxAge              int      `json:"max_age"` // -1 when absent
-	IDTokenHint         string   `json:"-"`
-	LoginHint           string   `json:"login_hint,omitempty"`
-	Connection          string   `json:"connection,omitempty"`
+	RedirectURIOmitted bool     `json:"redirect_uri_omitted,omitempty"`
+	ResponseMode       string   `json:"response_mode"`
+	State              string   `json:"state,omitempty"`
+	Nonce              string   `json:"nonce,omitempty"`
+	Scopes             []string `json:"scope,omitempty"`
+	PromptNone         bool     `json:"prompt_none,omitempty"`
+	PromptLogin        bool     `json:"prompt_login,omitempty"`
+	MaxAge             int      `json:"max_age"` // -1 when absent
+	IDTokenHint        string   `json:"-"`
+	LoginHint          string   `json:"login_hint,omitempty"`
+	Connection         string   `json:"connection,omitempty"`
 	// ACRValues are the requested authentication context classes, in order of preference.
 	ACRValues           []string `json:"acr_values,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
