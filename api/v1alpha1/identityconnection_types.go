@@ -23,6 +23,7 @@ const (
 // matching type. Credentials are only ever Secret references.
 // +kubebuilder:validation:XValidation:rule="[has(self.database), has(self.oidc), has(self.google), has(self.github), has(self.saml), has(self.ldap)].filter(x, x).size() == 1",message="spec: exactly one of database, oidc, google, github, saml or ldap must be set"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Database' ? has(self.database) : self.type == 'OIDC' ? has(self.oidc) : self.type == 'Google' ? has(self.google) : self.type == 'GitHub' ? has(self.github) : self.type == 'SAML' ? has(self.saml) : has(self.ldap)",message="spec: the typed block must match spec.type (type Database needs spec.database, OIDC needs spec.oidc, Google needs spec.google, GitHub needs spec.github, SAML needs spec.saml, LDAP needs spec.ldap)"
+// +kubebuilder:validation:XValidation:rule="!has(self.trustUpstreamMFA) || !self.trustUpstreamMFA || self.type in ['OIDC', 'Google']",message="spec.trustUpstreamMFA: only OIDC and Google connections report the upstream amr"
 type IdentityConnectionSpec struct {
 	// serverRef is the SSOServer, in the same namespace, this connection belongs to. Immutable.
 	// +required
@@ -37,6 +38,13 @@ type IdentityConnectionSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	DisplayName string `json:"displayName,omitempty"`
+
+	// trustUpstreamMFA counts a sign-in as multi-factor when the upstream identity provider
+	// reports a second factor in the amr claim of its ID token ("mfa", "otp", "hwk", "swk",
+	// "sms" or "fpt"), so its users are not asked for a second factor here again. Only for
+	// type OIDC and Google, whose ID tokens carry amr. Defaults to false.
+	// +optional
+	TrustUpstreamMFA bool `json:"trustUpstreamMFA,omitempty"`
 
 	// database configures the built-in user database (type Database).
 	// +optional

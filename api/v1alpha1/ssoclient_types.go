@@ -106,6 +106,13 @@ type SSOClientSpec struct {
 	// +kubebuilder:default=true
 	RequirePKCE *bool `json:"requirePKCE,omitempty"`
 
+	// requireMFA makes every sign-in to this client need a second factor, whatever the
+	// server's mfa.policy. A user whose central session has none is asked for one (and
+	// enrols one if needed) without entering the password again; a silent request
+	// (prompt=none) gets interaction_required instead. Defaults to false.
+	// +optional
+	RequireMFA bool `json:"requireMFA,omitempty"`
+
 	// connections are the names of IdentityConnections of the server this client may use.
 	// When empty, the client may use every connection of its server.
 	// +optional

@@ -62,6 +62,11 @@ type SSOServerSpec struct {
 	// +optional
 	Branding Branding `json:"branding,omitzero"`
 
+	// mfa is the server's second-factor policy: who is asked for a second factor at sign-in
+	// and which kinds of factor users may enrol. Defaults to policy Off.
+	// +optional
+	MFA MFA `json:"mfa,omitzero"`
+
 	// trustedProxies are the CIDRs of the proxies in front of the server (ingress
 	// controllers, load balancers). Only requests from these peers may name the client's
 	// address in X-Forwarded-For, which login throttling keys on. When unset, throttling uses
@@ -201,6 +206,41 @@ type NamespaceSelection struct {
 	// selector matches namespace labels.
 	// +optional
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// MFAPolicy says who is asked for a second factor at sign-in.
+// +kubebuilder:validation:Enum=Off;Optional;Required
+type MFAPolicy string
+
+const (
+	MFAOff      MFAPolicy = "Off"
+	MFAOptional MFAPolicy = "Optional"
+	MFARequired MFAPolicy = "Required"
+)
+
+// FactorKind is a kind of second factor.
+// +kubebuilder:validation:Enum=TOTP
+type FactorKind string
+
+const FactorTOTP FactorKind = "TOTP"
+
+// MFA is the second-factor policy of a server.
+type MFA struct {
+	// policy says who is asked for a second factor at sign-in. Off: only users of a client
+	// with requireMFA, or of a request whose acr_values ask for
+	// urn:hallpass:acr:mfa. Optional: those, and every user who has enrolled a factor.
+	// Required: every user; a user without a factor enrols one (an authenticator app) right
+	// after the password. Defaults to Off.
+	// +optional
+	// +kubebuilder:default=Off
+	Policy MFAPolicy `json:"policy,omitempty"`
+
+	// factors are the kinds of factor users may enrol and use (TOTP: authenticator apps,
+	// RFC 6238). Recovery codes come with every factor. Defaults to every kind.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	Factors []FactorKind `json:"factors,omitempty"`
 }
 
 // Branding customises the login page.

@@ -31,6 +31,9 @@ type Identity struct {
 	Email         string
 	EmailVerified bool
 	Groups        []string
+	// AMR are the authentication methods the upstream reports (the amr of an OIDC ID
+	// token), if it reports any.
+	AMR []string
 }
 
 // Subject is the Hallpass `sub` of an upstream user: "<connection>|<upstream user ID>".

@@ -63,9 +63,10 @@ func (v Values) lookup(r Ref) (string, error) {
 // unusable Secret content.
 func Connection(c *hallpassv1.IdentityConnection, values Values) (config.Connection, error) {
 	out := config.Connection{
-		Name:        c.Name,
-		Type:        string(c.Spec.Type),
-		DisplayName: cmp.Or(c.Spec.DisplayName, c.Name),
+		Name:             c.Name,
+		Type:             string(c.Spec.Type),
+		DisplayName:      cmp.Or(c.Spec.DisplayName, c.Name),
+		TrustUpstreamMFA: c.Spec.TrustUpstreamMFA,
 	}
 	// lookup collects every missing reference, so that one status update names them all.
 	var errs []error

@@ -81,6 +81,7 @@ func Render(in Input) (*Output, error) {
 		},
 		Signing:        config.Signing{Algorithm: cmp.Or(s.Spec.SigningKeys.Algorithm, "RS256")},
 		TrustedProxies: sortedCopy(s.Spec.TrustedProxies),
+		MFA:            config.MFA{Policy: string(s.Spec.MFA.Policy), Factors: mfaFactors(s.Spec.MFA.Factors)},
 		Branding: config.Branding{
 			Title:           s.Spec.Branding.Title,
 			LogoURL:         s.Spec.Branding.LogoURL,
@@ -207,6 +208,7 @@ func renderClient(c Client, connections []string) config.Client {
 		PostLogoutRedirectURIs: sortedCopy(spec.PostLogoutRedirectURIs),
 		WebOrigins:             sortedCopy(spec.WebOrigins),
 		SingleSignOn:           spec.SSOEnabled(),
+		RequireMFA:             spec.RequireMFA,
 		RequirePKCE:            spec.PKCERequired(),
 		Connections:            sortedCopy(allowed),
 		AllowedScopes:          sortedCopy(spec.AllowedScopes),
@@ -232,4 +234,13 @@ func sortedCopy(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+func mfaFactors(kinds []hallpassv1.FactorKind) []string {
+	var out []string
+	for _, k := range kinds {
+		out = append(out, string(k))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -75,6 +75,32 @@ func TestRender(t *testing.T) {
 				expect(t, c.Signing.Algorithm == "RS256", "algorithm %q", c.Signing.Algorithm)
 			},
 		},
+		"the second-factor policy, a client's requireMFA and a connection's trust in the upstream's amr reach the config": {
+			in: func() Input {
+				srv := server()
+				srv.Spec.MFA = hallpassv1.MFA{Policy: hallpassv1.MFARequired, Factors: []hallpassv1.FactorKind{hallpassv1.FactorTOTP}}
+				strict := client("strict", "strict-id", hallpassv1.RegularWebApp, 1)
+				strict.Client.Spec.RequireMFA = true
+				corp := &hallpassv1.IdentityConnection{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "sso", Name: "corp"},
+					Spec: hallpassv1.IdentityConnectionSpec{Type: hallpassv1.ConnectionOIDC, TrustUpstreamMFA: true,
+						OIDC: &hallpassv1.OIDCConnection{Issuer: "https://idp.example.com",
+							ClientIDRef:     hallpassv1.SecretKeyReference{Name: "corp-oidc", Key: "id"},
+							ClientSecretRef: hallpassv1.SecretKeyReference{Name: "corp-oidc", Key: "secret"}}},
+				}
+				return Input{Server: srv, Clients: []Client{strict}, Connections: []*hallpassv1.IdentityConnection{corp},
+					Values: Values{
+						{Kind: KindSecret, Namespace: "sso", Name: "corp-oidc", Key: "id"}:     "hp",
+						{Kind: KindSecret, Namespace: "sso", Name: "corp-oidc", Key: "secret"}: "s3cret",
+					}}
+			},
+			check: func(t *testing.T, out *Output) {
+				c := out.Config
+				expect(t, c.MFA.Policy == config.MFARequired && len(c.MFA.Factors) == 1 && c.MFA.Allows(config.FactorTOTP), "mfa: %+v", c.MFA)
+				expect(t, len(c.Clients) == 1 && c.Clients[0].RequireMFA, "clients: %+v", c.Clients)
+				expect(t, len(c.Connections) == 1 && c.Connections[0].TrustUpstreamMFA, "connections: %+v", c.Connections)
+			},
+		},
 		"clients and connections come out sorted, whatever the input order": {
 			in: func() Input {
 				return Input{

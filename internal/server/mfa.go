@@ -78,6 +78,15 @@ func withMFA(amr []string, method string) []string {
 	return out
 }
 
+// upstreamMFAMethods are the amr values (RFC 8176) that show an upstream checked a second
+// factor: an explicit "mfa", or a method that is never a first factor alone in practice.
+var upstreamMFAMethods = []string{amrMFA, amrOTP, "hwk", "swk", "sms", "fpt"}
+
+// upstreamDidMFA reports whether an upstream's amr shows a second factor.
+func upstreamDidMFA(amr []string) bool {
+	return slices.ContainsFunc(amr, func(m string) bool { return slices.Contains(upstreamMFAMethods, m) })
+}
+
 // mfaDemanded reports whether this authorization needs a session with a second factor,
 // whoever the user is: by the server's policy, the client's requireMFA or the request's
 // acr_values.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector/conntest"
 )
 
 var (
@@ -253,4 +255,40 @@ func equalSets(got, want []string) bool {
 		}
 	}
 	return true
+}
+
+func TestTrustedUpstreamMFAIsNotAskedAgain(t *testing.T) {
+	e, _ := upstreamEnv(t)
+	cfg := *e.srv.Config()
+	cfg.Clients = slices.Clone(cfg.Clients)
+	cfg.Connections = slices.Clone(cfg.Connections)
+	for i := range cfg.Clients {
+		cfg.Clients[i].RequireMFA = cfg.Clients[i].ID == "app2"
+	}
+	for i := range cfg.Connections {
+		cfg.Connections[i].TrustUpstreamMFA = cfg.Connections[i].Name == "upstream"
+	}
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Apply(&cfg, keys); err != nil {
+		t.Fatal(err)
+	}
+	app2 := e.rp("app2", "app2-secret")
+
+	// bob's upstream sign-in reports otp in its amr: no second factor here.
+	b := e.browser()
+	l := newLogin()
+	_, idt := app2.exchange(t, l, app2.callback(t, l, b.signInUpstream(b.get(app2.authURL(l, oauthConnection("upstream"))), "bob", conntest.OIDCBobPass)))
+	if c := claimsOf(t, idt); !equalSets(c.AMR, []string{"fed", "mfa"}) || c.ACR != "urn:hallpass:acr:mfa" {
+		t.Fatalf("bob through an upstream that did MFA: amr %v acr %q, want fed and mfa", c.AMR, c.ACR)
+	}
+
+	// alice's reports the password only: she is asked to enrol.
+	b = e.browser()
+	p := b.signInUpstream(b.get(app2.authURL(newLogin(), oauthConnection("upstream"))), "alice", conntest.OIDCAlicePass)
+	if !manualKeyRe.MatchString(p.body) {
+		t.Fatalf("alice through an upstream without MFA was not asked to enrol a second factor (status %d)", p.status)
+	}
 }

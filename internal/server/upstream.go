@@ -284,7 +284,11 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		return
 	}
 	f := &loginFlow{st: st, tx: tx, sealed: pending.TX, client: client}
-	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: identityClaims(name, id), amr: []string{amrFederated}, upstream: upstream})
+	amr := []string{amrFederated}
+	if conn.TrustUpstreamMFA && upstreamDidMFA(id.AMR) {
+		amr = withMFA(amr, amrFederated)
+	}
+	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: identityClaims(name, id), amr: amr, upstream: upstream})
 }
 
 // amrFederated marks a login the upstream authenticated. RFC 8176 has no value for it;

@@ -162,6 +162,8 @@ func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, priv []
 	if err != nil {
 		return connector.Identity{}, nil, err
 	}
+	// The amr is taken from the signed ID token only, never from userinfo.
+	amr := upstreamAMR(claims["amr"])
 	if c.userinfo {
 		if err := c.mergeUserinfo(ctx, tok, claims); err != nil {
 			return connector.Identity{}, nil, err
@@ -171,8 +173,21 @@ func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, priv []
 	if err != nil {
 		return connector.Identity{}, nil, err
 	}
+	id.AMR = amr
 	up := connector.Upstream{EndSessionURL: c.endSession, IDTokenHint: raw, ClientID: c.cfg.ClientID}
 	return id, up.Marshal(), nil
+}
+
+// upstreamAMR reads an amr claim: a JSON array of strings, at most 16 of them.
+func upstreamAMR(v any) []string {
+	list, _ := v.([]any)
+	var out []string
+	for _, x := range list[:min(len(list), 16)] {
+		if s, ok := x.(string); ok && len(s) <= 64 {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // verify checks the ID token (OIDC Core §3.1.3.7) and returns its claims.

@@ -9,7 +9,9 @@
 //   REDIRECT_URIS  comma-separated redirect URIs of that client
 //   POST_LOGOUT_REDIRECT_URIS  comma-separated, optional
 //
-// Users (password = "<username>-password"): alice and bob. The login page is a plain form
+// Users (password = "<username>-password"): alice and bob. bob's sign-ins report a second
+// factor in the ID token's amr (["pwd", "otp"]), as a provider that did MFA would; alice's
+// report the password only. The login page is a plain form
 // (username, password) rather than oidc-provider's development pages, so that a wrong
 // password is refused as a real provider would.
 import http from 'node:http';
@@ -46,7 +48,8 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   }],
   claims: {
-    openid: ['sub'],
+    // amr with the openid scope: oidc-provider releases a session claim only through a scope.
+    openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username'],
     groups: ['groups'],
@@ -102,7 +105,7 @@ const server = http.createServer(async (req, res) => {
     if (!users[username] || form.get('password') !== `${username}-password`) {
       return page(res, 401, loginForm(details.uid, 'Wrong username or password.'));
     }
-    await provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(req, res, { login: { accountId: username, amr: username === 'bob' ? ['pwd', 'otp'] : ['pwd'] } }, { mergeWithLastSubmission: false });
   } catch (err) {
     console.error(err);
     page(res, 400, `<p id="error">${escape(err.message)}</p>`);
