@@ -163,6 +163,18 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			server(func(s *hallpassv1.SSOServer) { s.Spec.Branding.PrimaryColor = "blue" }),
 			"spec.branding.primaryColor",
 		},
+		"an MFA policy that is not Off, Optional or Required": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.MFA.Policy = "Sometimes" }),
+			"spec.mfa.policy",
+		},
+		"an unknown kind of second factor": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.MFA.Factors = []hallpassv1.FactorKind{"SMS"} }),
+			"spec.mfa.factors",
+		},
+		"trust in the upstream's amr on a Database connection": {
+			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.TrustUpstreamMFA = true }),
+			"spec.trustUpstreamMFA: only OIDC and Google connections report the upstream amr",
+		},
 		"a connection whose block does not match its type": {
 			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.Type = hallpassv1.ConnectionLDAP }),
 			"spec: the typed block must match spec.type",
