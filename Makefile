@@ -70,11 +70,15 @@ vet: ## Run go vet.
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 .PHONY: test
 test: ## Run every check and test suite (installs what it needs on a fresh machine).
 	hack/test.sh
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no installed service (no API server, browser, database or IdP peer); the fast loop.
+	HALLPASS_TEST_POSTGRES_DSN= HALLPASS_E2E= go test -short -count=1 ./...
 
 .PHONY: kustomize-build
 kustomize-build: $(KUSTOMIZE) ## Render config/default.

@@ -45,7 +45,7 @@ func (v ssoClientValidator) validate(ctx context.Context, c *hallpassv1.SSOClien
 			return admission.Warnings{fmt.Sprintf("SSOServer %s/%s does not exist yet; the client is served once it does", ns, name)}, nil
 		}
 		// Not the user's fault: admit, and let the controller decide when it can read.
-		return nil, nil //nolint:nilerr // fail open, as the webhook's failurePolicy does
+		return nil, nil // fail open, as the webhook's failurePolicy does
 	}
 	if !server.Spec.DevMode {
 		if path, uri := insecureURI(c); path != "" {

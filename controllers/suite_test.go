@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +52,11 @@ var (
 const testServerImage = "hallpass/hallpass:test"
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("skipping the controllers suite under -short: it starts a kube-apiserver")
+		os.Exit(0)
+	}
 	os.Exit(runSuite(m))
 }
 

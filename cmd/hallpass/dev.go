@@ -43,13 +43,9 @@ func runDev(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	mapping := map[string]string{}
-	for _, m := range mapURL {
-		from, to, ok := strings.Cut(m, "=")
-		if !ok || from == "" || to == "" {
-			return fmt.Errorf("--map-url %q is not FROM=TO", m)
-		}
-		mapping[strings.TrimSuffix(from, "/")] = strings.TrimSuffix(to, "/")
+	mapping, err := urlMappings(mapURL)
+	if err != nil {
+		return err
 	}
 	if *serverBinary == "" {
 		exe, err := os.Executable()
@@ -80,29 +76,15 @@ func runDev(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("read admin kubeconfig: %w", err)
 		}
-		if err := os.WriteFile(*kubeconfigOut, data, 0o600); err != nil {
+		if err := os.WriteFile(*kubeconfigOut, data, 0o600); err != nil { //nolint:gosec // G703: the path the user asked for with --kubeconfig-out
 			return fmt.Errorf("write --kubeconfig-out: %w", err)
 		}
 		defer os.Remove(*kubeconfigOut)
 	}
 	fmt.Fprintf(os.Stderr, "hallpass dev: API server at %s; kubeconfig %s\n", cluster.Config.Host, firstNonEmpty(*kubeconfigOut, cluster.Kubeconfig))
 
-	for _, dir := range apply {
-		objs, err := devcluster.ReadManifests(dir)
-		if err != nil {
-			return err
-		}
-		devcluster.MapURLs(objs, mapping)
-		if err := devcluster.Apply(ctx, cluster.Client, *namespace, objs); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "hallpass dev: applied %d objects from %s\n", len(objs), dir)
-	}
-	if len(apply) > 0 {
-		if err := cluster.WaitServersReady(ctx, *namespace, *readyTimeout); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "hallpass dev: every SSOServer is Ready")
+	if err := applyManifests(ctx, cluster, apply, *namespace, mapping, *readyTimeout); err != nil {
+		return err
 	}
 	if *readyFile != "" {
 		if err := os.WriteFile(*readyFile, []byte(cluster.Config.Host+"\n"), 0o600); err != nil {
@@ -112,6 +94,43 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "hallpass dev: stopping")
+	return nil
+}
+
+// urlMappings parses the --map-url values.
+func urlMappings(values []string) (map[string]string, error) {
+	mapping := map[string]string{}
+	for _, m := range values {
+		from, to, ok := strings.Cut(m, "=")
+		if !ok || from == "" || to == "" {
+			return nil, fmt.Errorf("--map-url %q is not FROM=TO", m)
+		}
+		mapping[strings.TrimSuffix(from, "/")] = strings.TrimSuffix(to, "/")
+	}
+	return mapping, nil
+}
+
+// applyManifests applies the manifests of each directory, with their URLs mapped, and
+// waits for the SSOServers to become Ready.
+func applyManifests(ctx context.Context, cluster *devcluster.Cluster, dirs []string, namespace string, mapping map[string]string, timeout time.Duration) error {
+	for _, dir := range dirs {
+		objs, err := devcluster.ReadManifests(dir)
+		if err != nil {
+			return err
+		}
+		devcluster.MapURLs(objs, mapping)
+		if err := devcluster.Apply(ctx, cluster.Client, namespace, objs); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "hallpass dev: applied %d objects from %s\n", len(objs), dir)
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	if err := cluster.WaitServersReady(ctx, namespace, timeout); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "hallpass dev: every SSOServer is Ready")
 	return nil
 }
 

@@ -60,29 +60,9 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 	}()
 	spec = podSpec{key: key, hash: templateHash(&tmpl), ports: map[string]int{}, cleanup: func() { _ = os.RemoveAll(dir) }}
 
-	byContainerPort := map[int]int{}
-	for _, p := range c.Ports {
-		hp, err := r.hostPort(ctx, d, p)
-		if err != nil {
-			return spec, err
-		}
-		byContainerPort[int(p.ContainerPort)] = hp
-		spec.ports[strconv.Itoa(int(p.ContainerPort))] = hp
-		if p.Name != "" {
-			spec.ports[p.Name] = hp
-		}
-	}
-	// A kubelet probes a port the container does not declare as well (the operator's health
-	// port is one), so such a port gets a loopback port too.
-	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil && probe.HTTPGet.Port.Type == intstr.Int {
-		if port := probe.HTTPGet.Port.IntValue(); byContainerPort[port] == 0 {
-			hp, err := FreePort()
-			if err != nil {
-				return spec, err
-			}
-			byContainerPort[port] = hp
-			spec.ports[strconv.Itoa(port)] = hp
-		}
+	byContainerPort, err := r.planPorts(ctx, d, c, &spec)
+	if err != nil {
+		return spec, err
 	}
 	args := rewriteListenArgs(c.Args, byContainerPort)
 
@@ -96,6 +76,57 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 	} else {
 		args = append(args, "--kubeconfig="+kubeconfig)
 	}
+	if env, err = appendPodEnv(env, d, c, spec); err != nil {
+		return spec, err
+	}
+	if args, env, err = r.planVolumes(d, c, dir, args, env); err != nil {
+		return spec, err
+	}
+	spec.path, spec.args, spec.env = r.opts.ServerBinary, args, env
+
+	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil {
+		port, ok := lookupPort(spec.ports, probe.HTTPGet.Port)
+		if !ok {
+			return spec, fmt.Errorf("plan pod of Deployment %s: readiness probe port %s is not a container port", key, probe.HTTPGet.Port.String())
+		}
+		spec.readinessURL = fmt.Sprintf("http://127.0.0.1:%d%s", port, probe.HTTPGet.Path)
+	}
+	return spec, nil
+}
+
+// planPorts gives every container port, and a readiness probe's undeclared port, a free
+// loopback port; it returns them by container port and records them in spec.ports.
+func (r *Runner) planPorts(ctx context.Context, d *appsv1.Deployment, c corev1.Container, spec *podSpec) (map[int]int, error) {
+	byContainerPort := map[int]int{}
+	for _, p := range c.Ports {
+		hp, err := r.hostPort(ctx, d, p)
+		if err != nil {
+			return nil, err
+		}
+		byContainerPort[int(p.ContainerPort)] = hp
+		spec.ports[strconv.Itoa(int(p.ContainerPort))] = hp
+		if p.Name != "" {
+			spec.ports[p.Name] = hp
+		}
+	}
+	// A kubelet probes a port the container does not declare as well (the operator's health
+	// port is one), so such a port gets a loopback port too.
+	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil && probe.HTTPGet.Port.Type == intstr.Int {
+		if port := probe.HTTPGet.Port.IntValue(); byContainerPort[port] == 0 {
+			hp, err := FreePort()
+			if err != nil {
+				return nil, err
+			}
+			byContainerPort[port] = hp
+			spec.ports[strconv.Itoa(port)] = hp
+		}
+	}
+	return byContainerPort, nil
+}
+
+// appendPodEnv adds the container's environment: plain values, and the downward API's pod
+// namespace and name.
+func appendPodEnv(env []string, d *appsv1.Deployment, c corev1.Container, spec podSpec) ([]string, error) {
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
@@ -107,14 +138,19 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 			// The downward API's pod name, under which a server reports its config.
 			env = append(env, e.Name+"="+podName(d.Name, spec.hash))
 		default:
-			return spec, fmt.Errorf("plan pod of Deployment %s: env %s: valueFrom other than the pod's namespace or name is %w", key, e.Name, errUnsupported)
+			return nil, fmt.Errorf("plan pod of Deployment %s: env %s: valueFrom other than the pod's namespace or name is %w", spec.key, e.Name, errUnsupported)
 		}
 	}
 
+	return env, nil
+}
+
+// planVolumes gives each volume mount a directory under dir.
+func (r *Runner) planVolumes(d *appsv1.Deployment, c corev1.Container, dir string, args, env []string) ([]string, []string, error) {
 	for _, m := range c.VolumeMounts {
 		src, err := r.volumeDir(d, dir, m)
 		if err != nil {
-			return spec, err
+			return nil, nil, err
 		}
 		// A local process cannot see a volume at the pod's path without a mount namespace
 		// (root only), so the server is told where each volume is instead.
@@ -124,20 +160,11 @@ func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, 
 		case render.DataDir:
 			args = append(args, "--data-dir="+src)
 		default:
-			return spec, fmt.Errorf("plan pod of Deployment %s: volume mount at %s is %w", key, m.MountPath, errUnsupported)
+			return nil, nil, fmt.Errorf("plan pod of Deployment %s: volume mount at %s is %w", types.NamespacedName{Namespace: d.Namespace, Name: d.Name}, m.MountPath, errUnsupported)
 		}
 	}
 
-	spec.path, spec.args, spec.env = r.opts.ServerBinary, args, env
-
-	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil {
-		port, ok := lookupPort(spec.ports, probe.HTTPGet.Port)
-		if !ok {
-			return spec, fmt.Errorf("plan pod of Deployment %s: readiness probe port %s is not a container port", key, probe.HTTPGet.Port.String())
-		}
-		spec.readinessURL = fmt.Sprintf("http://127.0.0.1:%d%s", port, probe.HTTPGet.Path)
-	}
-	return spec, nil
+	return args, env, nil
 }
 
 // podName names one local pod as a ReplicaSet would: the Deployment, its template's hash

@@ -297,7 +297,7 @@ func backoff(initial, maxBackoff time.Duration, attempt int) time.Duration {
 		b *= 2
 	}
 	b = min(b, maxBackoff)
-	return b/2 + rand.N(b/2+1)
+	return b/2 + rand.N(b/2+1) //nolint:gosec // G404: jitter of a retry, not a secret
 }
 
 // postLogoutToken sends one freshly minted logout token and returns the response status.

@@ -82,7 +82,7 @@ func (a *App) handleSSO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, ok := a.CurrentUser(r); ok {
-		http.Redirect(w, r, target, http.StatusFound)
+		http.Redirect(w, r, target, http.StatusFound) //nolint:gosec // G710: localTarget admits local paths only
 		return
 	}
 	a.startLogin(w, r, target, connection)
@@ -129,16 +129,13 @@ func (a *App) startLogin(w http.ResponseWriter, r *http.Request, target, connect
 		http.Error(w, msgUnavailable, http.StatusServiceUnavailable)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: a.loginCookieName(), Value: sealed, Path: "/", MaxAge: int(loginTimeout.Seconds()),
-		HttpOnly: true, Secure: a.secureCookies, SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, a.cookie(a.loginCookieName(), sealed, int(loginTimeout.Seconds())))
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(l.Verifier), oidc.Nonce(l.Nonce)}
 	if connection != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("connection", connection))
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, oc.AuthCodeURL(l.State, opts...), http.StatusFound)
+	http.Redirect(w, r, oc.AuthCodeURL(l.State, opts...), http.StatusFound) //nolint:gosec // G710: the provider's own authorization endpoint
 }
 
 // handleCallback finishes a sign-in: checks state against the browser's login cookie,
@@ -148,7 +145,7 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	c, err := r.Cookie(a.loginCookieName())
-	http.SetCookie(w, &http.Cookie{Name: a.loginCookieName(), Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.secureCookies, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, a.cookie(a.loginCookieName(), "", -1))
 	if err != nil || state == "" {
 		a.fail(w, r, msgLoginExpired)
 		return
@@ -179,46 +176,10 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), providerTimeout)
-	defer cancel()
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, a.cfg.HTTPClient)
-	oc, p, err := a.oauth2Config(ctx)
-	if err != nil {
-		a.cfg.Logger.Error("Cannot finish sign-in", "error", err)
-		a.fail(w, r, msgUnavailable)
+	user, msg := a.redeem(r.Context(), code, l)
+	if user == nil {
+		a.fail(w, r, msg)
 		return
-	}
-	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
-	if err != nil {
-		a.cfg.Logger.Warn("Exchange authorization code", "error", err)
-		a.fail(w, r, msgLoginFailed)
-		return
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		a.cfg.Logger.Warn("Token response has no ID token")
-		a.fail(w, r, msgLoginFailed)
-		return
-	}
-	idt, err := a.verifier(p).Verify(ctx, raw)
-	if err != nil {
-		a.cfg.Logger.Warn("Verify ID token", "error", err)
-		a.fail(w, r, msgLoginFailed)
-		return
-	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.Nonce)) != 1 {
-		a.cfg.Logger.Warn("ID token nonce does not match the login")
-		a.fail(w, r, msgLoginFailed)
-		return
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		a.fail(w, r, msgLoginFailed)
-		return
-	}
-	user := &User{
-		Subject: idt.Subject, Name: str(claims["name"]), Email: str(claims["email"]),
-		Claims: claims, IDToken: raw, SessionID: str(claims["sid"]), SignedInAt: a.cfg.Now(),
 	}
 	// A new ID on every sign-in: a session ID known before signing in is worth nothing.
 	if old, err := r.Cookie(a.cfg.CookieName); err == nil {
@@ -233,9 +194,56 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, l.Target, http.StatusFound)
 }
 
+// redeem exchanges the code with the login's PKCE verifier and verifies the ID token and
+// its nonce. It returns the signed-in user, or nil and the message to show.
+func (a *App) redeem(ctx context.Context, code string, l pendingLogin) (*User, string) {
+	ctx, cancel := context.WithTimeout(ctx, providerTimeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, a.cfg.HTTPClient)
+	oc, p, err := a.oauth2Config(ctx)
+	if err != nil {
+		a.cfg.Logger.Error("Cannot finish sign-in", "error", err)
+		return nil, msgUnavailable
+	}
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
+	if err != nil {
+		a.cfg.Logger.Warn("Exchange authorization code", "error", err)
+		return nil, msgLoginFailed
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		a.cfg.Logger.Warn("Token response has no ID token")
+		return nil, msgLoginFailed
+	}
+	idt, err := a.verifier(p).Verify(ctx, raw)
+	if err != nil {
+		a.cfg.Logger.Warn("Verify ID token", "error", err)
+		return nil, msgLoginFailed
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.Nonce)) != 1 {
+		a.cfg.Logger.Warn("ID token nonce does not match the login")
+		return nil, msgLoginFailed
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, msgLoginFailed
+	}
+	return &User{
+		Subject: idt.Subject, Name: str(claims["name"]), Email: str(claims["email"]),
+		Claims: claims, IDToken: raw, SessionID: str(claims["sid"]), SignedInAt: a.cfg.Now(),
+	}, ""
+}
+
 func (a *App) sessionCookie(value string, maxAge int) *http.Cookie {
-	return &http.Cookie{
-		Name: a.cfg.CookieName, Value: value, Path: "/", MaxAge: maxAge,
+	return a.cookie(a.cfg.CookieName, value, maxAge)
+}
+
+// cookie is every cookie the application sets: HttpOnly, SameSite=Lax, and Secure unless
+// the application itself is served over http (development), where browsers drop Secure
+// cookies.
+func (a *App) cookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{ //nolint:gosec // G124: Secure is off only for an http application, see above
+		Name: name, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: a.secureCookies, SameSite: http.SameSiteLaxMode,
 	}
 }

@@ -59,6 +59,7 @@ func RepoRoot(t testing.TB) string {
 // stops it when the test ends.
 func StartOIDCProvider(t testing.TB, o OIDCProviderOptions) *OIDCProvider {
 	t.Helper()
+	skipShort(t, "starts npm's oidc-provider")
 	dir := filepath.Join(RepoRoot(t), "test", "peers", "oidc-provider")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
 		t.Fatalf("oidc-provider is not installed in %s: run hack/install-deps.sh (npm ci of the committed lock file)", dir)

@@ -9,6 +9,15 @@ import (
 	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
 
+// skipShort skips t under -short (make test-unit), which runs only the tests that need no
+// installed service.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+}
+
 // startPeer starts a peer process that cancel stops. It ends with the test, which shows
 // the peer's output when it failed.
 func startPeer(t testing.TB, name string, cmd *exec.Cmd, cancel context.CancelFunc) {

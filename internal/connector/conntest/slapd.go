@@ -99,6 +99,7 @@ type Slapd struct {
 // and stops it when the test ends.
 func StartSlapd(t testing.TB) *Slapd {
 	t.Helper()
+	skipShort(t, "starts slapd")
 	if _, err := os.Stat(slapdBinary); err != nil {
 		t.Fatalf("slapd not found at %s (hack/install-deps.sh installs it): %v", slapdBinary, err)
 	}

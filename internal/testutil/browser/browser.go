@@ -65,9 +65,12 @@ type Browser struct {
 }
 
 // Start launches Chromium and waits until it answers, failing t (not skipping) when it
-// cannot. The browser ends when the test does.
+// cannot. The browser ends when the test does. Under -short (make test-unit) it skips t.
 func Start(t testing.TB, o Options) *Browser {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
 	if _, err := os.Stat(Path()); err != nil {
 		t.Fatalf("chromium not found at %s: run hack/install-deps.sh (make test does), or set HALLPASS_CHROMIUM: %v", Path(), err)
 	}
