@@ -34,6 +34,17 @@ type IdentityConnectionReconciler struct {
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections/status,verbs=get;patch
 
+// connectionScope is what the phases of one IdentityConnection reconcile share.
+type connectionScope struct {
+	conn  *hallpassv1.IdentityConnection
+	conds conditionSetter
+	// noServer, when set, is why the connection has no server to be served by.
+	noServer *refusal
+	// rendered is the connection as the server would serve it, once its credentials resolve.
+	rendered config.Connection
+	result   ctrl.Result
+}
+
 // Reconcile brings one IdentityConnection's status up to date.
 func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	conn := &hallpassv1.IdentityConnection{}
@@ -44,43 +55,44 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	before := conn.DeepCopy()
-	conds := conditionSetter{obj: conn, conditions: &conn.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}
-	var noServer *refusal
+	s := &connectionScope{conn: conn, conds: conditionSetter{obj: conn, conditions: &conn.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	defer func() {
-		if noServer != nil {
-			conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, noServer.reason, noServer.message)
+		if s.noServer != nil {
+			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.noServer.reason, s.noServer.message)
 		} else {
-			conds.readyFrom(hallpassv1.IdentityConnectionCredentialsResolved)
+			s.conds.readyFrom(hallpassv1.IdentityConnectionCredentialsResolved)
 		}
 		reterr = patchStatus(ctx, r.Client, conn, before, &conn.Status.ObservedGeneration, reterr)
 	}()
 
-	var err error
-	if noServer, err = r.reconcileServer(ctx, conn); err != nil {
-		return ctrl.Result{}, err
+	for _, phase := range []func(context.Context, *connectionScope) (bool, error){
+		r.reconcileServer,
+		r.reconcileSAMLServiceProvider,
+		r.reconcileCredentials,
+		r.reconcileReachability,
+	} {
+		if proceed, err := phase(ctx, s); err != nil || !proceed {
+			return s.result, err
+		}
 	}
-	if err := r.reconcileSAMLServiceProvider(ctx, conn); err != nil {
-		return ctrl.Result{}, err
-	}
-	rendered, ok, err := r.reconcileCredentials(ctx, conn, conds)
-	if err != nil || !ok {
-		return ctrl.Result{}, err
-	}
-	return r.reconcileReachability(ctx, conn, conds, rendered), nil
+	return s.result, nil
 }
 
 // reconcileServer checks the server exists and counts the accepted clients that may use
-// this connection.
-func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn *hallpassv1.IdentityConnection) (*refusal, error) {
+// this connection. Without a server the connection's credentials are still checked, so
+// that it is ready to serve when the server comes.
+func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, s *connectionScope) (bool, error) {
+	conn := s.conn
 	var server hallpassv1.SSOServer
 	err := r.Get(ctx, client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.ServerRef.Name}, &server)
 	if apierrors.IsNotFound(err) {
 		conn.Status.Clients = 0
-		return &refusal{hallpassv1.ReasonServerNotFound,
-			fmt.Sprintf("SSOServer %s/%s does not exist (spec.serverRef)", conn.Namespace, conn.Spec.ServerRef.Name)}, nil
+		s.noServer = &refusal{hallpassv1.ReasonServerNotFound,
+			fmt.Sprintf("SSOServer %s/%s does not exist (spec.serverRef)", conn.Namespace, conn.Spec.ServerRef.Name)}
+		return true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get SSOServer %s: %w", conn.Spec.ServerRef.Name, err)
+		return false, fmt.Errorf("get SSOServer %s: %w", conn.Spec.ServerRef.Name, err)
 	}
 	issuer := strings.TrimSuffix(server.Spec.Issuer, "/")
 	conn.Status.CallbackURL, conn.Status.ServiceProviderMetadataURL = "", ""
@@ -93,7 +105,7 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn
 
 	var clients hallpassv1.SSOClientList
 	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(server.Namespace, server.Name)}); err != nil {
-		return nil, fmt.Errorf("list SSOClients of SSOServer %s: %w", server.Name, err)
+		return false, fmt.Errorf("list SSOClients of SSOServer %s: %w", server.Name, err)
 	}
 	var n int32
 	for _, c := range clients.Items {
@@ -103,54 +115,58 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, conn
 		}
 	}
 	conn.Status.Clients = n
-	return nil, nil
+	return true, nil
 }
 
-// reconcileCredentials resolves every reference and checks the content is usable,
-// returning the connection as the server would serve it.
-func (r *IdentityConnectionReconciler) reconcileCredentials(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter) (config.Connection, bool, error) {
+// reconcileCredentials resolves every reference and checks the content is usable, keeping
+// the connection as the server would serve it.
+func (r *IdentityConnectionReconciler) reconcileCredentials(ctx context.Context, s *connectionScope) (bool, error) {
 	values := render.Values{}
-	if err := resolveConnection(ctx, r.APIReader, conn, values); err != nil {
-		return config.Connection{}, false, err
+	if err := resolveConnection(ctx, r.APIReader, s.conn, values); err != nil {
+		return false, err
 	}
-	rendered, err := render.Connection(conn, values)
+	rendered, err := render.Connection(s.conn, values)
 	var missing *render.MissingReferenceError
 	switch {
 	case err == nil:
-		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
-		return rendered, true, nil
+		s.conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+		s.rendered = rendered
+		return true, nil
 	case errors.As(err, &missing):
-		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound, err.Error())
+		s.conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound, err.Error())
 	default:
-		conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret, err.Error())
+		s.conds.set(hallpassv1.IdentityConnectionCredentialsResolved, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret, err.Error())
 	}
-	return config.Connection{}, false, nil
+	return false, nil
 }
 
 // reconcileReachability checks, on a schedule and after every spec change, that the
 // upstream answers, and warns ahead of certificate expiry. The result is only reported:
 // a connection that fails its check stays on the server, since the upstream may be back
 // before the next login.
-func (r *IdentityConnectionReconciler) reconcileReachability(ctx context.Context, conn *hallpassv1.IdentityConnection, conds conditionSetter, rendered config.Connection) ctrl.Result {
-	check := upstreamCheckers[rendered.Type]
+func (r *IdentityConnectionReconciler) reconcileReachability(ctx context.Context, s *connectionScope) (bool, error) {
+	conn := s.conn
+	check := upstreamCheckers[s.rendered.Type]
 	if check == nil {
-		return ctrl.Result{}
+		return true, nil
 	}
 	now := r.Now()
 	if last := conn.Status.LastCheckTime; last != nil && conn.Status.ObservedGeneration == conn.Generation {
 		if since := now.Sub(last.Time); since >= 0 && since < healthCheckInterval {
-			return ctrl.Result{RequeueAfter: healthCheckInterval - since}
+			s.result = ctrl.Result{RequeueAfter: healthCheckInterval - since}
+			return true, nil
 		}
 	}
+	s.result = ctrl.Result{RequeueAfter: healthCheckInterval}
 	checkCtx, cancel := context.WithTimeout(ctx, healthCheckTimeout)
 	defer cancel()
-	res := check(checkCtx, rendered)
+	res := check(checkCtx, s.rendered)
 	conn.Status.LastCheckTime = &metav1.Time{Time: now}
 	if res.err != nil {
-		conds.set(hallpassv1.IdentityConnectionReachable, metav1.ConditionFalse, hallpassv1.ReasonUnreachable, res.err.Error())
-		return ctrl.Result{RequeueAfter: healthCheckInterval}
+		s.conds.set(hallpassv1.IdentityConnectionReachable, metav1.ConditionFalse, hallpassv1.ReasonUnreachable, res.err.Error())
+		return true, nil
 	}
-	conds.set(hallpassv1.IdentityConnectionReachable, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+	s.conds.set(hallpassv1.IdentityConnectionReachable, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
 	if expiry := res.certificateExpiry; !expiry.IsZero() {
 		conn.Status.CertificateExpiry = &metav1.Time{Time: expiry}
 		if expiry.Sub(now) < certificateWarning {
@@ -158,5 +174,5 @@ func (r *IdentityConnectionReconciler) reconcileReachability(ctx context.Context
 				"a signing certificate of the identity provider expires on %s; update the IdP metadata before then", expiry.UTC().Format(time.RFC3339))
 		}
 	}
-	return ctrl.Result{RequeueAfter: healthCheckInterval}
+	return true, nil
 }

@@ -26,18 +26,19 @@ const samlCertificateLifetime = 5 * 365 * 24 * time.Hour
 
 // reconcileSAMLServiceProvider creates, once, the key pair a SAML connection signs its
 // requests with. It is never regenerated: IdPs have it registered.
-func (r *IdentityConnectionReconciler) reconcileSAMLServiceProvider(ctx context.Context, conn *hallpassv1.IdentityConnection) error {
+func (r *IdentityConnectionReconciler) reconcileSAMLServiceProvider(ctx context.Context, s *connectionScope) (bool, error) {
+	conn := s.conn
 	if conn.Spec.SAML == nil {
-		return nil
+		return true, nil
 	}
 	name := conn.SAMLServiceProviderSecretName()
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: conn.Namespace, Name: name}, &corev1.Secret{})
 	if !apierrors.IsNotFound(err) {
-		return err
+		return err == nil, err
 	}
 	keyPEM, certPEM, err := newServiceProviderKeyPair(fmt.Sprintf("hallpass %s/%s", conn.Namespace, conn.Name), time.Now())
 	if err != nil {
-		return err
+		return false, err
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -51,12 +52,12 @@ func (r *IdentityConnectionReconciler) reconcileSAMLServiceProvider(ctx context.
 		},
 	}
 	if err := ctrl.SetControllerReference(conn, secret, r.Scheme()); err != nil {
-		return fmt.Errorf("own SAML service provider Secret: %w", err)
+		return false, fmt.Errorf("own SAML service provider Secret: %w", err)
 	}
 	if err := r.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create SAML service provider Secret %s: %w", name, err)
+		return false, fmt.Errorf("create SAML service provider Secret %s: %w", name, err)
 	}
-	return nil
+	return true, nil
 }
 
 func newServiceProviderKeyPair(commonName string, now time.Time) (keyPEM, certPEM []byte, err error) {
