@@ -2,6 +2,8 @@ package connector
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/url"
 )
 
@@ -26,21 +28,30 @@ func (u Upstream) Marshal() []byte {
 	return b
 }
 
+// ErrNoUpstreamLogout means the upstream login left nothing to end: the connection has no
+// upstream session (Database, LDAP) or the upstream offers no end-session endpoint.
+var ErrNoUpstreamLogout = errors.New("the upstream offers no logout")
+
 // LogoutURL returns where to send the browser to end the upstream session of a login that
-// stored upstream, and false when the upstream offers no logout. postLogoutRedirect is
-// sent to the upstream only when non-empty; it must be registered there, so the caller
-// passes one the administrator has registered (Hallpass's own logout landing page).
-func LogoutURL(upstream []byte, postLogoutRedirect, state string) (string, bool) {
+// stored upstream: the upstream's end-session endpoint with its id_token_hint and client_id.
+// postLogoutRedirect and state are sent only when non-empty; postLogoutRedirect must be
+// registered at the upstream, so the caller passes one the administrator has registered
+// (Hallpass's own federated-logout return). It fails with ErrNoUpstreamLogout when there is
+// nothing to end.
+func LogoutURL(upstream []byte, postLogoutRedirect, state string) (*url.URL, error) {
 	if len(upstream) == 0 {
-		return "", false
+		return nil, ErrNoUpstreamLogout
 	}
 	var u Upstream
-	if err := json.Unmarshal(upstream, &u); err != nil || u.EndSessionURL == "" {
-		return "", false
+	if err := json.Unmarshal(upstream, &u); err != nil {
+		return nil, fmt.Errorf("read upstream logout information: %w", err)
+	}
+	if u.EndSessionURL == "" {
+		return nil, ErrNoUpstreamLogout
 	}
 	end, err := url.Parse(u.EndSessionURL)
 	if err != nil || (end.Scheme != "https" && end.Scheme != "http") {
-		return "", false
+		return nil, fmt.Errorf("upstream end-session URL %q is not an http(s) URL", u.EndSessionURL)
 	}
 	q := end.Query()
 	if u.IDTokenHint != "" {
@@ -51,10 +62,10 @@ func LogoutURL(upstream []byte, postLogoutRedirect, state string) (string, bool)
 	}
 	if postLogoutRedirect != "" {
 		q.Set("post_logout_redirect_uri", postLogoutRedirect)
-		if state != "" {
-			q.Set("state", state)
-		}
+	}
+	if state != "" {
+		q.Set("state", state)
 	}
 	end.RawQuery = q.Encode()
-	return end.String(), true
+	return end, nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -46,31 +45,22 @@ func (s *Server) upstreamLogoutURL(ctx context.Context, st *state, sess storage.
 	if len(sess.Upstream) == 0 {
 		return "", false
 	}
-	var up connector.Upstream
-	if err := json.Unmarshal(sess.Upstream, &up); err != nil || up.EndSessionURL == "" {
-		s.logger.WarnContext(ctx, "session has unreadable upstream logout information; skipping federated logout", "sid", sess.SID, "connection", sess.Connection)
-		return "", false
-	}
-	u, err := url.Parse(up.EndSessionURL)
-	if err != nil || !frameable(st.cfg, u) {
-		s.logger.WarnContext(ctx, "upstream end-session URL is not an https URL; skipping federated logout", "sid", sess.SID, "connection", sess.Connection)
-		return "", false
-	}
 	sealed, err := sealContinuation(st, federatedContinuation{ClientID: clientID, Next: next, Expires: s.now().Add(federatedContinuationLifetime).Unix()})
 	if err != nil {
 		s.logger.ErrorContext(ctx, "seal federated logout state; skipping federated logout", "err", err)
 		return "", false
 	}
-	q := u.Query()
-	q.Set("post_logout_redirect_uri", st.endpoint(pathFederatedReturn))
-	q.Set("state", sealed)
-	if up.IDTokenHint != "" {
-		q.Set("id_token_hint", up.IDTokenHint)
+	u, err := connector.LogoutURL(sess.Upstream, st.endpoint(pathFederatedReturn), sealed)
+	switch {
+	case errors.Is(err, connector.ErrNoUpstreamLogout):
+		return "", false
+	case err != nil:
+		s.logger.WarnContext(ctx, "session has unusable upstream logout information; skipping federated logout", "sid", sess.SID, "connection", sess.Connection, "err", err)
+		return "", false
+	case !frameable(st.cfg, u):
+		s.logger.WarnContext(ctx, "upstream end-session URL is not an https URL; skipping federated logout", "sid", sess.SID, "connection", sess.Connection)
+		return "", false
 	}
-	if up.ClientID != "" {
-		q.Set("client_id", up.ClientID)
-	}
-	u.RawQuery = q.Encode()
 	return u.String(), true
 }
 
