@@ -15,9 +15,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector"
-
-	// The connectors the operator checks through their own protocol.
-	_ "github.com/hallpass/hallpass/internal/connector/ldap"
+	"github.com/hallpass/hallpass/internal/connector/connectors"
 )
 
 const (
@@ -56,7 +54,7 @@ var upstreamCheckers = map[string]upstreamChecker{
 // checkByPing asks the connector itself, for upstreams only its protocol can reach (an
 // LDAP service bind).
 func checkByPing(ctx context.Context, c config.Connection) healthResult {
-	conn, err := connector.Open(ctx, c, connector.Options{})
+	conn, err := connectors.Open(ctx, c, connector.Options{})
 	if err != nil {
 		return healthResult{err: err}
 	}

@@ -2,8 +2,8 @@
 // interfaces, in the style of Dex: a connector that sends the browser to an upstream and
 // takes it back (OIDC, Google, GitHub, SAML) is a CallbackConnector; one that checks a
 // username and password itself (LDAP) is a PasswordConnector. The server depends only on
-// these interfaces; each type lives in its own subpackage and is built by Open from the
-// resolved config.
+// these interfaces; each type lives in its own subpackage, and package connectors lists
+// them and opens the connector of a connection.
 package connector
 
 import (
@@ -16,8 +16,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/hallpass/hallpass/internal/config"
 )
 
 // Identity is a user as the upstream asserted it, already mapped to Hallpass's claims.
@@ -137,41 +135,6 @@ type Options struct {
 
 // Timeout bounds every upstream call.
 const Timeout = 15 * time.Second
-
-// Opener builds a connector of one type. Subpackages register theirs with Register, so
-// this package does not import them (they import it).
-type Opener func(ctx context.Context, conn config.Connection, opts Options) (any, error)
-
-var openers = map[string]Opener{}
-
-// Register makes Open build connections of type typ with open. It is called from the
-// init functions of the connector packages and panics on a duplicate.
-func Register(typ string, open Opener) {
-	if _, dup := openers[typ]; dup {
-		panic("connector: type registered twice: " + typ)
-	}
-	openers[typ] = open
-}
-
-// Open builds the connector of a connection. The result implements CallbackConnector or
-// PasswordConnector (and optionally MetadataConnector and Origins).
-func Open(ctx context.Context, conn config.Connection, opts Options) (any, error) {
-	open, ok := openers[conn.Type]
-	if !ok {
-		return nil, fmt.Errorf("open connection %s: type %q has no connector", conn.Name, conn.Type)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	c, err := open(ctx, conn, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open connection %s: %w", conn.Name, err)
-	}
-	return c, nil
-}
 
 // HTTPClient returns opts.HTTPClient, or a client with Timeout that trusts the PEM roots
 // of rootCA (in addition to the system's) when given.

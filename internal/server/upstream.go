@@ -15,13 +15,8 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector"
+	"github.com/hallpass/hallpass/internal/connector/connectors"
 	"github.com/hallpass/hallpass/internal/storage"
-
-	// The connector types this server can open; each registers itself with connector.Open.
-	_ "github.com/hallpass/hallpass/internal/connector/github"
-	_ "github.com/hallpass/hallpass/internal/connector/ldap"
-	_ "github.com/hallpass/hallpass/internal/connector/oidc"
-	_ "github.com/hallpass/hallpass/internal/connector/saml"
 )
 
 // Upstream logins. A connection of another type than Database is served by a connector
@@ -102,7 +97,7 @@ func (s *Server) connector(ctx context.Context, st *state, conn config.Connectio
 	}
 	// Opened outside the lock, so a slow upstream delays only its own logins; two
 	// concurrent first logins may both open it, and the later one is kept.
-	opened, err := connector.Open(ctx, conn, connector.Options{
+	opened, err := connectors.Open(ctx, conn, connector.Options{
 		CallbackURL: st.endpoint(connectionCallbackPath(conn.Name)),
 		MetadataURL: st.endpoint(samlMetadataPath(conn.Name)),
 		HTTPClient:  c.httpClient,

@@ -22,15 +22,6 @@ import (
 	"github.com/hallpass/hallpass/internal/connector"
 )
 
-func init() {
-	connector.Register(config.ConnectionGitHub, func(_ context.Context, conn config.Connection, opts connector.Options) (any, error) {
-		if conn.GitHub == nil {
-			return nil, errors.New("no github block")
-		}
-		return Open(*conn.GitHub, opts)
-	})
-}
-
 // GitHub.com's web and API hosts; a GitHub Enterprise Server serves both from its base URL.
 const (
 	publicWebURL = "https://github.com"

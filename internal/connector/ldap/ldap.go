@@ -20,15 +20,6 @@ import (
 	"github.com/hallpass/hallpass/internal/connector"
 )
 
-func init() {
-	connector.Register(config.ConnectionLDAP, func(_ context.Context, conn config.Connection, opts connector.Options) (any, error) {
-		if conn.LDAP == nil {
-			return nil, errors.New("no ldap block")
-		}
-		return Open(*conn.LDAP, opts)
-	})
-}
-
 // Limits of one login: a username or password longer than maxInput is refused without
 // asking the directory, and searches return at most maxGroups groups.
 const (

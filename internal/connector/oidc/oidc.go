@@ -23,11 +23,6 @@ import (
 	"github.com/hallpass/hallpass/internal/connector"
 )
 
-func init() {
-	connector.Register(config.ConnectionOIDC, open)
-	connector.Register(config.ConnectionGoogle, open)
-}
-
 // clockSkew is how far past its exp an ID token is still accepted, for clocks that
 // disagree a little between the upstream and this server.
 const clockSkew = time.Minute
@@ -50,13 +45,6 @@ var (
 	_ connector.CallbackConnector = (*Connector)(nil)
 	_ connector.Origins           = (*Connector)(nil)
 )
-
-func open(ctx context.Context, conn config.Connection, opts connector.Options) (any, error) {
-	if conn.OIDC == nil {
-		return nil, errors.New("no oidc block")
-	}
-	return Open(ctx, *conn.OIDC, conn.Type == config.ConnectionGoogle, opts)
-}
 
 // Open reads the provider's discovery document and returns its connector. google turns on
 // the Google preset: the hd claim must name HostedDomain when one is set.

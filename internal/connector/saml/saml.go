@@ -39,15 +39,6 @@ import (
 	"github.com/hallpass/hallpass/internal/replay"
 )
 
-func init() {
-	connector.Register(config.ConnectionSAML, func(ctx context.Context, conn config.Connection, opts connector.Options) (any, error) {
-		if conn.SAML == nil {
-			return nil, errors.New("no saml block")
-		}
-		return Open(ctx, *conn.SAML, opts)
-	})
-}
-
 // Bounds: metadata documents are small; replayCacheSize assertion IDs are remembered
 // until their NotOnOrAfter, per connection and server process.
 //
