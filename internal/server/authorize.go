@@ -52,7 +52,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 	}
 	sess, found, err := s.currentSession(ctx, r, st)
 	if err != nil {
-		s.serverError(w, r, err)
+		s.failAuthorization(w, r, st, req, internalError("load the browser's session", err))
 		return
 	}
 	var current *storage.Session
@@ -73,7 +73,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 		if errors.Is(err, errSessionEnded) {
 			refusal = newError(ErrLoginRequired, "the session has ended")
 		} else if err != nil {
-			s.serverError(w, r, err)
+			s.failAuthorization(w, r, st, req, internalError("record the session's use", err))
 			return
 		}
 	}
@@ -124,7 +124,7 @@ func silentLoginRefusal(client config.Client, sess *storage.Session, req *author
 func (s *Server) completeAuthorization(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest, sess storage.Session) {
 	code, err := s.issueCode(st, req, sess)
 	if err != nil {
-		s.serverError(w, r, err)
+		s.failAuthorization(w, r, st, req, internalError("issue the authorization code", err))
 		return
 	}
 	s.sendAuthResponse(w, st, req, map[string]string{"code": code})
@@ -173,6 +173,16 @@ func (s *Server) issueCode(st *state, req *authorizeRequest, sess storage.Sessio
 		return "", fmt.Errorf("seal authorization code: %w", err)
 	}
 	return code, nil
+}
+
+// failAuthorization answers a valid authorization request that failed on the server's
+// side: the cause is logged, and the client gets server_error in the protocol (at its
+// redirect URI with state and iss, or by web_message), never a page that a silent renewal's
+// hidden iframe would wait on forever.
+func (s *Server) failAuthorization(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest, e *oauthError) {
+	s.logger.ErrorContext(r.Context(), "authorization request failed", "client", req.ClientID, "err", e)
+	s.metrics.authorization.WithLabelValues(string(e.Code)).Inc()
+	s.sendAuthError(w, st, req, e)
 }
 
 // serverError logs the cause and shows the user a page without details.

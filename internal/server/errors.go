@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 )
 
@@ -26,14 +28,49 @@ const (
 )
 
 // oauthError is a protocol error with its description and the HTTP status it is sent with
-// on direct (non-redirect) endpoints.
+// on direct (non-redirect) endpoints. Every endpoint answers failures with one: expected
+// refusals carry a description for the client; unexpected failures (internalError) carry
+// their cause, which is logged and never sent.
 type oauthError struct {
 	Code        ErrorCode `json:"error"`
 	Description string    `json:"error_description,omitempty"`
 	status      int
+	cause       error
 }
 
-func (e *oauthError) Error() string { return string(e.Code) + ": " + e.Description }
+func (e *oauthError) Error() string {
+	msg := string(e.Code)
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	if e.cause != nil {
+		msg += ": " + e.cause.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the failure behind a server_error.
+func (e *oauthError) Unwrap() error { return e.cause }
+
+// LogValue logs the error with its cause as structured fields.
+func (e *oauthError) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("code", string(e.Code))}
+	if e.Description != "" {
+		attrs = append(attrs, slog.String("description", e.Description))
+	}
+	if e.cause != nil {
+		attrs = append(attrs, slog.String("cause", e.cause.Error()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// internalError is an unexpected failure of action: a server_error whose cause is logged and
+// whose answer says nothing more.
+func internalError(action string, err error) *oauthError {
+	e := newError(ErrServerError, "")
+	e.cause = fmt.Errorf("%s: %w", action, err)
+	return e
+}
 
 func newError(code ErrorCode, description string) *oauthError {
 	status := http.StatusBadRequest

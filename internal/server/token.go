@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -70,7 +69,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if oerr != nil {
 		s.metrics.tokens.WithLabelValues(gt, string(oerr.Code)).Inc()
 		if oerr.Code == ErrServerError {
-			s.logger.ErrorContext(r.Context(), "token request failed", "client", client.ID, "err", oerr.Description)
+			s.logger.ErrorContext(r.Context(), "token request failed", "client", client.ID, "err", oerr)
 			oerr = newError(ErrServerError, "")
 		}
 		writeError(w, oerr)
@@ -78,12 +77,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.tokens.WithLabelValues(gt, "ok").Inc()
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// internalError turns an unexpected failure into a server_error whose description is only
-// logged (handleToken strips it before answering).
-func internalError(action string, err error) *oauthError {
-	return newError(ErrServerError, fmt.Sprintf("%s: %v", action, err))
 }
 
 // issueTokens mints an access token that no code or refresh family issues (client
