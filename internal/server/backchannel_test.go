@@ -369,6 +369,13 @@ func TestEveryWayASessionEndsSendsALogoutToken(t *testing.T) {
 		{"a new login in the same browser", func(t *testing.T, e *env, b *browser, _ string) {
 			e.rp("app2", "app2-secret").signIn(t, b, "bob", bobPassword, oauth2.SetAuthURLParam("prompt", "login"))
 		}},
+		{"the account page's sign-out of this session", func(t *testing.T, e *env, b *browser, _ string) {
+			p := b.get(e.issuer + "/account")
+			b.postAccountForm(p, "end-session", sessionSIDRe.FindStringSubmatch(p.body)[1])
+		}},
+		{"the account page's sign-out everywhere", func(t *testing.T, e *env, b *browser, _ string) {
+			b.postAccountForm(b.get(e.issuer+"/account"), "end-all-sessions", "")
+		}},
 		{"an administrator revoking the user's sessions", func(t *testing.T, e *env, _ *browser, _ string) {
 			n, err := e.srv.RevokeUserSessions(context.Background(), "people", "people|alice")
 			if err != nil || n != 1 {

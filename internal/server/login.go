@@ -60,7 +60,7 @@ func (s *Server) loginFlowOf(w http.ResponseWriter, r *http.Request, st *state, 
 		return nil, false
 	}
 	// The client may have been changed or removed by a reload since /authorize.
-	client, ok := st.cfg.Client(tx.Request.ClientID)
+	client, ok := st.client(tx.Request.ClientID)
 	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
 		s.renderError(w, r, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
 		return nil, false

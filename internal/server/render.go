@@ -18,7 +18,7 @@ var templateFS embed.FS
 // pages are parsed once; each is the layout plus one content template.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa"} {
+	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa", "account"} {
 		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -53,6 +53,10 @@ type pageData struct {
 	QRImage       template.URL
 	ManualKey     string
 	RecoveryCodes []string
+
+	// The account page.
+	Account     *accountView
+	TOTPAllowed bool
 
 	// Auto-submitted responses.
 	Fields       []formField
@@ -155,4 +159,9 @@ legend{font-weight:600;margin-bottom:.5rem}
 .qr{display:block;margin:0 auto}
 .key,.codes code{font-family:ui-monospace,monospace;font-size:1.05rem;letter-spacing:.05em}
 .codes{columns:2;padding-left:1.2rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+dt{font-weight:600}dd{margin:0 0 .5rem}
+.items{list-style:none;padding:0}.items li{border-top:1px solid #d0d3d9;padding:.75rem 0}
+button.secondary{background:#fff;color:#1d1f23;border:1px solid #5c6370;margin-top:.5rem}
+.notice{background:#e8f0fe;padding:.6rem;border-radius:.4rem}
 `

@@ -174,6 +174,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+pathSAMLMetadata, s.handleSAMLMetadata)
 	mux.HandleFunc(pathSignup, s.handleSignup)
 	mux.HandleFunc(pathMFA, s.handleMFA)
+	mux.HandleFunc(pathAccount, s.handleAccount)
 	mux.HandleFunc("GET "+pathLoginStylesCSS, s.handleStyles)
 	return mux
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
@@ -90,6 +91,19 @@ func (s *Server) useSession(ctx context.Context, st *state, sess storage.Session
 
 var errSessionEnded = errors.New("session ended")
 
+const maxUserAgentLen = 256
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // newSession is what a successful login produces.
 type newSession struct {
 	// client is the application the user signed in to: the session's first client.
@@ -122,19 +136,23 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		return storage.Session{}, err
 	}
 	sess := storage.Session{
-		IDHash:       storage.Hash(id),
-		SID:          sid,
-		Connection:   ns.connection,
-		Claims:       ns.claims,
-		AuthTime:     now,
-		AMR:          ns.amr,
-		MFAAt:        ns.mfaAt,
-		Reusable:     ns.reusable,
-		Upstream:     ns.upstream,
-		CreatedAt:    now,
-		LastActivity: now,
-		ExpiresAt:    sessionExpiry(now, now, st.cfg.Session),
-		Clients:      []string{ns.client},
+		IDHash:     storage.Hash(id),
+		SID:        sid,
+		Connection: ns.connection,
+		Claims:     ns.claims,
+		AuthTime:   now,
+		AMR:        ns.amr,
+		MFAAt:      ns.mfaAt,
+		// Kept to show the user where each of their sessions started; bounded, as it is
+		// whatever the browser sent.
+		UserAgent:     truncate(r.UserAgent(), maxUserAgentLen),
+		ClientAddress: s.clientIP(r),
+		Reusable:      ns.reusable,
+		Upstream:      ns.upstream,
+		CreatedAt:     now,
+		LastActivity:  now,
+		ExpiresAt:     sessionExpiry(now, now, st.cfg.Session),
+		Clients:       []string{ns.client},
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return storage.Session{}, fmt.Errorf("create session: %w", err)

@@ -253,7 +253,7 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		return
 	}
 	// The client or its connections may have changed in a reload since /authorize.
-	client, ok := st.cfg.Client(tx.Request.ClientID)
+	client, ok := st.client(tx.Request.ClientID)
 	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
 		s.renderError(w, r, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
 		return

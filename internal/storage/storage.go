@@ -62,6 +62,10 @@ type Session struct {
 	CreatedAt    time.Time
 	LastActivity time.Time
 	ExpiresAt    time.Time
+	// UserAgent and ClientAddress are the browser's User-Agent (truncated) and address when
+	// the session started, shown to the user in the list of their sessions.
+	UserAgent     string
+	ClientAddress string
 	// Clients lists the client IDs that received tokens in this session, sorted, unique.
 	Clients []string
 	// Upstream is connector-specific state needed to end the upstream session (federated

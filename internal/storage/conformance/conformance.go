@@ -69,6 +69,7 @@ func session(id string) storage.Session {
 		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd", "otp"}, MFAAt: t0.Add(-30 * time.Second), Reusable: true,
 		CreatedAt: t0.Add(-time.Minute), LastActivity: t0, ExpiresAt: t0.Add(72 * time.Hour),
 		Clients: []string{"app1", "app2"}, Upstream: []byte(`{"id_token_hint":"x"}`),
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0", ClientAddress: "2001:db8::1",
 	}
 }
 

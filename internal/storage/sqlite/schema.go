@@ -146,4 +146,10 @@ CREATE TABLE recovery_codes (
   PRIMARY KEY (connection, subject, code_hash)
 );
 `,
+	// Where a session was started, for the account page's list of sessions. Add-only: a
+	// replica of the previous version leaves them empty.
+	`
+ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN client_address TEXT NOT NULL DEFAULT '';
+`,
 }

@@ -115,7 +115,7 @@ func (t Table) keyMatch(p Placeholder) string {
 var (
 	Sessions = Table{Name: "sessions", Key: 1, Columns: []string{
 		"id_hash", "sid", "connection", "subject", "claims", "auth_time", "amr", "reusable",
-		"created_at", "last_activity", "expires_at", "clients", "upstream", "mfa_at",
+		"created_at", "last_activity", "expires_at", "clients", "upstream", "mfa_at", "user_agent", "client_address",
 	}}
 	AccessTokens = Table{Name: "access_tokens", Key: 1, Columns: []string{
 		"token_hash", "client_id", "scopes", "claims", "session_id_hash", "refresh_family_id",
@@ -150,7 +150,7 @@ func SessionValues(s storage.Session) ([]any, error) {
 	return []any{
 		s.IDHash, s.SID, s.Connection, s.Claims.Subject, string(claims), nanos(s.AuthTime),
 		jsonList(s.AMR), s.Reusable, nanos(s.CreatedAt), nanos(s.LastActivity), nanos(s.ExpiresAt),
-		jsonList(clients), bytes(s.Upstream), nanos(s.MFAAt),
+		jsonList(clients), bytes(s.Upstream), nanos(s.MFAAt), s.UserAgent, s.ClientAddress,
 	}, nil
 }
 
@@ -164,7 +164,7 @@ func ScanSession(row Scanner) (storage.Session, error) {
 		mfaAt                                sql.NullInt64
 	)
 	if err := row.Scan(&s.IDHash, &s.SID, &s.Connection, &subject, &claims, &authTime, &amr,
-		&s.Reusable, &created, &activity, &expires, &clients, &s.Upstream, &mfaAt); err != nil {
+		&s.Reusable, &created, &activity, &expires, &clients, &s.Upstream, &mfaAt, &s.UserAgent, &s.ClientAddress); err != nil {
 		return storage.Session{}, err
 	}
 	s.AuthTime, s.CreatedAt, s.LastActivity, s.ExpiresAt, s.MFAAt =
