@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-
 )
 
 var (
