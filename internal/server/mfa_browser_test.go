@@ -1,0 +1,150 @@
+package server_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/server"
+	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
+)
+
+// screenshots saves what the browser shows, numbered in order, under $HALLPASS_ARTIFACTS
+// (or the test's temporary directory) and logs where.
+type screenshots struct {
+	t   *testing.T
+	b   *chromium.Browser
+	dir string
+	n   int
+}
+
+func newScreenshots(t *testing.T, b *chromium.Browser) *screenshots {
+	dir := t.TempDir()
+	if root := os.Getenv("HALLPASS_ARTIFACTS"); root != "" {
+		dir = filepath.Join(root, t.Name())
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("screenshots of each page are written to %s", dir)
+	return &screenshots{t: t, b: b, dir: dir}
+}
+
+func (s *screenshots) take(name string) {
+	s.t.Helper()
+	png, err := chromium.Try(s.b, chromium.StepTimeout, chromedp.FullScreenshot(100))
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	s.n++
+	if err := os.WriteFile(filepath.Join(s.dir, strings.ReplaceAll(name, " ", "-")+".png"), png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage, in headless
+// Chromium: a password sign-in to App A; App B requires MFA, so the user is asked (without
+// the password) to set up an authenticator app from its QR code's key, sees the recovery
+// codes and reaches App B with mfa in amr; the account page lists the session with both
+// applications, and "Sign out everywhere" signs the user out of both.
+func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *testing.T) {
+	ssoLn := listenLoopback(t)
+	issuer := "http://" + hostPort(ssoHost, ssoLn)
+	apps := []*relyingApp{newRelyingApp(t, "app-a", "App A", appAHost), newRelyingApp(t, "app-b", "App B", appBHost)}
+	cfg := testConfig(t, issuer)
+	cfg.Clients = nil
+	for _, a := range apps {
+		cfg.Clients = append(cfg.Clients, config.Client{
+			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,
+			SecretSHA256: []string{config.SecretDigest(a.secret)},
+			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
+			SingleSignOn: true, Connections: []string{"people"}, RequireMFA: a.clientID == "app-b",
+		})
+	}
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	serveOn(t, ssoLn, srv)
+	for _, a := range apps {
+		a.connect(t, issuer)
+	}
+	appA, appB := apps[0], apps[1]
+	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost, appBHost}})
+	shots := newScreenshots(t, b)
+
+	b.Run("open App A", chromedp.Navigate(appA.url+"/login"))
+	assertLoginPage(t, b, issuer, "App A")
+	shots.take("1 login page")
+	b.Run("sign in as alice",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")),
+	)
+	first := assertSignedIn(t, b, appA)
+
+	b.Run("open App B", chromedp.Navigate(appB.url+"/login"))
+	b.Run("wait for the second-factor page", chromedp.WaitVisible(chromedp.CSS(`#manual-key, #signed-in, #error`)))
+	if b.Count(`input[name="password"]`) > 0 || b.Count("#manual-key") == 0 {
+		t.Fatalf("App B's step-up shows %q at %s, want the authenticator set-up without the password", b.Text("main"), b.Location())
+	}
+	if b.Count(`img.qr[src^="data:image/png;base64,"]`) != 1 {
+		t.Error("the set-up page shows no QR code")
+	}
+	shots.take("2 set up an authenticator app")
+	// The authenticator app: the key as typed from the page.
+	secret := strings.ReplaceAll(b.Text("#manual-key"), " ", "")
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Run("enter the code",
+		chromedp.SendKeys(chromedp.CSS(`input[name="code"]`), code),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`ul.codes, #form-error`)),
+	)
+	if n := b.Count("ul.codes li"); n != 10 {
+		t.Fatalf("%d recovery codes shown, want 10 (%s)", n, b.Text("main"))
+	}
+	shots.take("3 recovery codes")
+	b.Run("continue to App B", chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`#signed-in, #error`)))
+	if got := b.Text("#amr"); !regexp.MustCompile(`\bmfa\b`).MatchString(got) || !strings.Contains(got, "otp") {
+		t.Fatalf("App B's ID token has amr %q, want otp and mfa", got)
+	}
+	if got := b.Text("#sid"); got != first.sid {
+		t.Errorf("App B is in session %q, want App A's %q (a step-up raises the session)", got, first.sid)
+	}
+	shots.take("4 App B signed in")
+
+	b.Run("open the account page", chromedp.Navigate(issuer+"/account"),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions-heading, #manual-key, input[name="code"]`)))
+	if b.Count("#sessions-heading") == 0 {
+		t.Fatalf("the account page shows %q", b.Text("main"))
+	}
+	if main := b.Text("main"); !strings.Contains(main, "App A, App B") || !strings.Contains(main, "(this browser)") || !strings.Contains(main, "Authenticator app") {
+		t.Fatalf("the account page does not list the session with both applications and the authenticator:\n%s", main)
+	}
+	shots.take("5 account page")
+	b.Run("sign out everywhere", chromedp.Click(chromedp.CSS(`input[value="end-all-sessions"] ~ button`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`main`)))
+	if !strings.Contains(b.Text("main"), "You are signed out") {
+		t.Fatalf("after signing out everywhere: %q", b.Text("main"))
+	}
+	shots.take("6 signed out")
+	b.Run("open App A again", chromedp.Navigate(appA.url+"/login"))
+	assertLoginPage(t, b, issuer, "App A")
+}
