@@ -91,6 +91,7 @@ cat >&2 <<MSG
     Single sign-on link  http://localhost:$APP2_PORT/auth/sso?connection=username-password&target_url=/dashboard
 
     Demo user            demo / correct-horse-battery
+    Account page         http://127.0.0.1:$SSO_PORT/account
 
     kubectl              export KUBECONFIG=$KUBECONFIG_OUT
                          kubectl get ssoservers,ssoclients,identityconnections
