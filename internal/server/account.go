@@ -68,6 +68,14 @@ type accountView struct {
 	Sessions      []sessionView
 	// NewRecoveryCodes are shown once, right after they were made.
 	NewRecoveryCodes []string
+	// CanChangePassword is set for users who signed up into a Database connection.
+	CanChangePassword bool
+	Notice            accountNotice
+}
+
+// accountNotice is the outcome of a form, shown beside it.
+type accountNotice struct {
+	Password, PasswordError string
 }
 
 type factorView struct {
@@ -127,7 +135,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		s.showAccount(w, r, st, sess, factors, nil)
+		s.showAccountWith(w, r, st, http.StatusOK, sess, factors, accountNotice{})
 		return
 	}
 	if !s.checkAccountForm(r, st, sess) {
@@ -179,7 +187,9 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 			s.serverError(w, r, err)
 			return
 		}
-		s.showAccount(w, r, st, sess, factors, codes)
+		s.showAccountWith(w, r, st, http.StatusOK, sess, factors, accountNotice{}, codes...)
+	case "change-password":
+		s.changePassword(w, r, st, sess, factors)
 	case "end-session", "end-all-sessions":
 		s.endSessionsFromAccount(w, r, st, sess)
 	default:
@@ -249,8 +259,9 @@ func (s *Server) endSessionsFromAccount(w http.ResponseWriter, r *http.Request, 
 	seeOther(w, st.endpoint(pathAccount))
 }
 
-// showAccount renders the account page.
-func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, st *state, sess storage.Session, factors []storage.Factor, newCodes []string) {
+// showAccountWith renders the account page with a form's outcome and, right after they
+// were made, new recovery codes.
+func (s *Server) showAccountWith(w http.ResponseWriter, r *http.Request, st *state, status int, sess storage.Session, factors []storage.Factor, notice accountNotice, newCodes ...string) {
 	ctx := r.Context()
 	csrf, err := sealJSON(st, accountFormAAD, accountForm{SessionIDHash: sess.IDHash, Expires: s.now().Add(accountFormLifetime).Unix()})
 	if err != nil {
@@ -268,7 +279,8 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, st *state, 
 		return
 	}
 	conn, _ := st.cfg.Connection(sess.Connection)
-	v := &accountView{Claims: sess.Claims, Connection: displayName(conn), RecoveryCodes: codes, NewRecoveryCodes: newCodes}
+	v := &accountView{Claims: sess.Claims, Connection: displayName(conn), RecoveryCodes: codes, NewRecoveryCodes: newCodes,
+		CanChangePassword: passwordChangeable(st, sess), Notice: notice}
 	for _, f := range factors {
 		fv := factorView{ID: f.ID, Name: f.Name, Created: formatTime(f.CreatedAt), LastUsed: formatTime(f.LastUsedAt)}
 		v.Factors = append(v.Factors, fv)
@@ -298,7 +310,7 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, st *state, 
 		}
 		return strings.Compare(b.LastActivity, a.LastActivity)
 	})
-	s.render(w, st, http.StatusOK, "account", &pageData{Heading: "Your account", CSRF: csrf,
+	s.render(w, st, status, "account", &pageData{Heading: "Your account", CSRF: csrf,
 		FormURL: st.endpoint(pathAccount), Account: v, TOTPAllowed: st.cfg.MFA.Allows(config.FactorTOTP)}, pageCSP(st, ""))
 }
 

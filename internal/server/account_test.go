@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/rand"
 	"net/url"
 	"regexp"
 	"strings"
@@ -152,5 +153,52 @@ func TestTheAccountPageAsksForTheSecondFactorOfAUserWhoHasOne(t *testing.T) {
 	p = fresh.submitCode(p, currentCode(t, e, secret))
 	if !strings.Contains(p.body, "Where you are signed in") {
 		t.Fatalf("the account page after the code (status %d):\n%s", p.status, p.body)
+	}
+}
+
+func TestASignedUpUserChangesTheirPasswordOnTheAccountPage(t *testing.T) {
+	e := newEnv(t)
+	rp := e.rp("app2", "app2-secret")
+	b := e.browser()
+	// A fresh name on every run: a shared PostgreSQL database keeps users between runs.
+	dora := "dora-" + rand.Text()[:8]
+	l := newLogin()
+	action, form := formFields(t, b.get(unescapeHTML(signupLinkRe.FindStringSubmatch(b.get(rp.authURL(l)).body)[1])))
+	form.Set("username", dora)
+	form.Set("password", "a long enough password")
+	rp.callback(t, l, b.post(action, form))
+
+	change := func(current, next, confirm string) page {
+		p := b.get(e.issuer + "/account")
+		csrf := unescapeHTML(accountCSRFRe.FindStringSubmatch(p.body)[1])
+		return b.post(e.issuer+"/account", url.Values{"csrf": {csrf}, "action": {"change-password"},
+			"current-password": {current}, "new-password": {next}, "confirm-password": {confirm}})
+	}
+	for _, tc := range []struct {
+		name, current, next, confirm string
+		status                       int
+		message                      string
+	}{
+		{"a wrong current password is refused", "not my password", "a new long password", "a new long password", 401, "Your current password is not right."},
+		{"a short new password is refused", "a long enough password", "short", "short", 400, "Choose a new password of at least 8 characters."},
+		{"a confirmation that differs is refused", "a long enough password", "a new long password", "a new long passwore", 400, "The new password and its confirmation differ."},
+		{"the right current password changes it", "a long enough password", "a new long password", "a new long password", 200, "Your password was changed."},
+	} {
+		p := change(tc.current, tc.next, tc.confirm)
+		if p.status != tc.status || !strings.Contains(p.body, tc.message) {
+			t.Fatalf("%s: status %d, want %d with %q", tc.name, p.status, tc.status, tc.message)
+		}
+	}
+	// The old password no longer signs in; the new one does.
+	if p := rp.passwordStep(t, e.browser(), newLogin(), dora, "a long enough password"); p.status != 401 {
+		t.Fatalf("the old password: status %d, want 401", p.status)
+	}
+	rp.signIn(t, e.browser(), dora, "a new long password")
+
+	// A user imported from the connection's users Secret has no password form.
+	alice := e.browser()
+	rp.signIn(t, alice, "alice", alicePassword)
+	if p := alice.get(e.issuer + "/account"); strings.Contains(p.body, "change-password") {
+		t.Fatal("the account page offers a password change to a user of the administrator's users Secret")
 	}
 }

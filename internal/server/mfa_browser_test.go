@@ -140,7 +140,7 @@ func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *te
 	}
 	shots.take("5 account page")
 	b.Run("sign out everywhere", chromedp.Click(chromedp.CSS(`input[value="end-all-sessions"] ~ button`), chromedp.NodeVisible),
-		chromedp.WaitVisible(chromedp.CSS(`main`)))
+		chromedp.WaitNotPresent(chromedp.CSS(`#sessions-heading`)))
 	if !strings.Contains(b.Text("main"), "You are signed out") {
 		t.Fatalf("after signing out everywhere: %q", b.Text("main"))
 	}

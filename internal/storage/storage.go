@@ -221,6 +221,9 @@ type Storage interface {
 
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, connection, username string) (User, error)
+	// SetUserPassword replaces the password hash of a signed-up user (ErrNotFound when there
+	// is no such user).
+	SetUserPassword(ctx context.Context, connection, username, passwordHash string) error
 
 	// CreateFactor stores an enrolled factor; ErrAlreadyExists when its ID is taken.
 	CreateFactor(ctx context.Context, f Factor) error

@@ -720,6 +720,20 @@ var userTests = []test{
 		must(t, err)
 		equal(t, "first user", user("alice"), got)
 	}},
+	{"a user's new password replaces the old one and changes nothing else", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateUser(t.Context(), user("alice")))
+		must(t, s.CreateUser(t.Context(), user("bob")))
+		must(t, s.SetUserPassword(t.Context(), "db", "alice", "$argon2id$new"))
+		got, err := s.GetUser(t.Context(), "db", "alice")
+		must(t, err)
+		want := user("alice")
+		want.PasswordHash = "$argon2id$new"
+		equal(t, "alice", want, got)
+		bob, err := s.GetUser(t.Context(), "db", "bob")
+		must(t, err)
+		equal(t, "bob", user("bob"), bob)
+		notFound(t, "a user who did not sign up", s.SetUserPassword(t.Context(), "db", "carol", "x"))
+	}},
 	{"a missing user is not found", func(t *testing.T, s storage.Storage) {
 		must(t, s.CreateUser(t.Context(), user("alice")))
 		_, err := s.GetUser(t.Context(), "db", "bob")

@@ -101,7 +101,7 @@ type queries struct {
 	insertFamily, selectFamily, lockFamily, updateFamily, selectFamilyByHash string
 	revokeFamiliesOfSession, deleteTokensOfSession                           string
 	revokeFamily, deleteTokensOfFamily                                       string
-	insertUser, selectUser                                                   string
+	insertUser, selectUser, setUserPassword                                  string
 	recordFailure, selectThrottle, deleteThrottle                            string
 	useOnce                                                                  string
 	insertFactor, factorsOfUser, deleteFactor, useFactorStep                 string
@@ -156,6 +156,8 @@ func New(db DB, d Dialect) *Store {
 
 		insertUser: Users.Insert(p),
 		selectUser: Users.Select(p),
+		setUserPassword: fmt.Sprintf("UPDATE users SET password_hash = %s WHERE connection = %s AND username = %s",
+			p(1), p(2), p(3)),
 
 		// One statement, so concurrent failures of one key cannot lose a count even where the
 		// row does not exist yet.
@@ -576,6 +578,17 @@ func (s *Store) GetUser(ctx context.Context, connection, username string) (stora
 		return storage.User{}, fmt.Errorf("get user: %w", err)
 	}
 	return u, nil
+}
+
+func (s *Store) SetUserPassword(ctx context.Context, connection, username, passwordHash string) error {
+	n, err := s.db.Exec(ctx, s.q.setUserPassword, passwordHash, connection, username)
+	if err == nil && n == 0 {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("set user password: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
