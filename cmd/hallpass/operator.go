@@ -43,6 +43,7 @@ func runOperator(ctx context.Context, args []string) error {
 	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables it)")
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader, so that only one of several operator replicas acts")
+	leaderElectionNamespace := fs.String("leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own; required with --leader-elect outside a cluster)")
 	serverImage := fs.String("server-image", envOr("HALLPASS_SERVER_IMAGE", version.ServerImage()), "default image of SSO server pods")
 	var serverLogLevel slog.Level
 	fs.TextVar(&serverLogLevel, "server-log-level", slog.LevelInfo, "--log-level of SSO server pods: debug, info, warn or error")
@@ -57,6 +58,9 @@ func runOperator(ctx context.Context, args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if *leaderElect && *leaderElectionNamespace == "" && !inCluster() {
+		return errors.New("--leader-elect outside a cluster needs --leader-election-namespace, the namespace of the Lease the replicas share")
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -68,13 +72,14 @@ func runOperator(ctx context.Context, args []string) error {
 		}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 newScheme(),
-		WebhookServer:          webhook.NewServer(webhook.Options{Port: *webhookPort, CertDir: *webhookCertDir}),
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
-		HealthProbeBindAddress: *probeAddr,
-		LeaderElection:         *leaderElect,
-		LeaderElectionID:       "operator.sso.hallpass.dev",
+		Scheme:                  newScheme(),
+		WebhookServer:           webhook.NewServer(webhook.Options{Port: *webhookPort, CertDir: *webhookCertDir}),
+		Cache:                   controllers.CacheOptions(),
+		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress:  *probeAddr,
+		LeaderElection:          *leaderElect,
+		LeaderElectionID:        leaderElectionID,
+		LeaderElectionNamespace: *leaderElectionNamespace,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -117,4 +122,14 @@ func envOr(name, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// leaderElectionID names the Lease the operator's replicas elect their leader with.
+const leaderElectionID = "operator.sso.hallpass.dev"
+
+// inCluster reports whether the operator runs in a pod, where the namespace of the leader
+// election Lease defaults to the pod's own.
+func inCluster() bool {
+	_, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	return err == nil
 }
