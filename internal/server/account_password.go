@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 
@@ -44,50 +43,31 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, st *stat
 		retry(http.StatusBadRequest, "The new password and its confirmation differ.")
 		return
 	}
-	keys := loginThrottleKeys(conn.Name, sess.Claims.Username, s.clientIP(r))
-	wait, before, err := s.throttleWait(ctx, keys)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	ok := wait == 0
-	if ok {
-		if ok, err = s.reserveAttempt(ctx, keys, before); err != nil {
-			s.serverError(w, r, err)
-			return
-		}
-	}
-	if !ok {
-		retry(http.StatusTooManyRequests, fmt.Sprintf("Too many wrong passwords. Try again in %d seconds.", max(1, int(math.Ceil(wait.Seconds())))))
-		return
-	}
 	release, ok := s.acquireVerification(ctx)
 	if !ok {
 		w.Header().Set("Retry-After", busyRetryAfter)
 		retry(http.StatusServiceUnavailable, msgBusy)
 		return
 	}
-	_, ok, err = s.checkPassword(ctx, conn, sess.Claims.Username, current)
 	var hash string
-	if err == nil && ok {
-		hash, err = passhash.Hash(next)
-	}
+	passed, throttled, wait, err := s.throttledCheck(ctx, loginThrottleKeys(conn.Name, sess.Claims.Username, s.clientIP(r)), func() (bool, error) {
+		_, ok, err := s.checkPassword(ctx, conn, sess.Claims.Username, current)
+		if err == nil && ok {
+			hash, err = passhash.Hash(next)
+		}
+		return ok, err
+	})
 	release()
-	if err != nil {
+	switch {
+	case err != nil:
 		s.serverError(w, r, err)
 		return
-	}
-	if !ok {
-		if err := s.recordLoginFailure(ctx, keys); err != nil {
-			s.serverError(w, r, err)
-			return
-		}
+	case throttled:
+		retry(http.StatusTooManyRequests, fmt.Sprintf("Too many wrong passwords. Try again in %d seconds.", waitSeconds(wait)))
+		return
+	case !passed:
 		s.logger.InfoContext(ctx, "password change refused: wrong current password", "audit", "password_change_failed", "connection", conn.Name, "subject", sess.Claims.Subject)
 		retry(http.StatusUnauthorized, "Your current password is not right.")
-		return
-	}
-	if err := s.resetThrottle(ctx, keys); err != nil {
-		s.serverError(w, r, err)
 		return
 	}
 	if err := s.store.SetUserPassword(ctx, conn.Name, sess.Claims.Username, hash); err != nil {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -246,43 +245,17 @@ func (s *Server) secondFactorKeys(r *http.Request, mt mfaTransaction) []throttle
 // throttledAttempt runs check under the login throttle of keys. It shows the page itself
 // and returns false when the attempt was throttled or failed.
 func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, keys []throttleKey, check func() (bool, error)) bool {
-	ctx := r.Context()
-	wait, before, err := s.throttleWait(ctx, keys)
-	if err != nil {
+	passed, throttled, wait, err := s.throttledCheck(r.Context(), keys, check)
+	switch {
+	case err != nil:
 		s.serverError(w, r, err)
-		return false
-	}
-	reserved := wait == 0
-	if reserved {
-		if reserved, err = s.reserveAttempt(ctx, keys, before); err != nil {
-			s.serverError(w, r, err)
-			return false
-		}
-	}
-	if !reserved {
-		s.auditFactor(ctx, "throttled", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
-		secs := max(1, int(math.Ceil(wait.Seconds())))
-		s.showMFAPage(w, r, f, http.StatusTooManyRequests, mt, fmt.Sprintf("Too many wrong codes. Try again in %d seconds.", secs), nil)
-		return false
-	}
-	ok, err := check()
-	if err != nil {
-		s.serverError(w, r, err)
-		return false
-	}
-	if !ok {
-		if err := s.recordLoginFailure(ctx, keys); err != nil {
-			s.serverError(w, r, err)
-			return false
-		}
+	case throttled:
+		s.auditFactor(r.Context(), "throttled", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
+		s.showMFAPage(w, r, f, http.StatusTooManyRequests, mt, fmt.Sprintf("Too many wrong codes. Try again in %d seconds.", waitSeconds(wait)), nil)
+	case !passed:
 		s.showMFAPage(w, r, f, http.StatusUnauthorized, mt, msgBadCode, nil)
-		return false
 	}
-	if err := s.resetThrottle(ctx, keys); err != nil {
-		s.serverError(w, r, err)
-		return false
-	}
-	return true
+	return passed && err == nil
 }
 
 // verifySecondFactor checks a code against the user's TOTP factors, then as a recovery

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -141,6 +142,32 @@ func (s *Server) resetThrottle(ctx context.Context, keys []throttleKey) error {
 		}
 	}
 	return nil
+}
+
+// waitSeconds is a wait as the user reads it: whole seconds, at least one.
+func waitSeconds(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
+
+// throttledCheck runs check as one attempt under the login throttle of keys: it waits for
+// no one (a throttled attempt is not checked and gets throttled true with the wait), counts
+// the attempt before the check, and records a failure or resets the keys after it.
+func (s *Server) throttledCheck(ctx context.Context, keys []throttleKey, check func() (bool, error)) (passed, throttled bool, wait time.Duration, err error) {
+	wait, before, err := s.throttleWait(ctx, keys)
+	if err != nil {
+		return false, false, 0, err
+	}
+	if wait > 0 {
+		return false, true, wait, nil
+	}
+	if ok, err := s.reserveAttempt(ctx, keys, before); err != nil || !ok {
+		return false, err == nil, time.Second, err
+	}
+	if passed, err = check(); err != nil {
+		return false, false, 0, err
+	}
+	if !passed {
+		return false, false, 0, s.recordLoginFailure(ctx, keys)
+	}
+	return true, false, 0, s.resetThrottle(ctx, keys)
 }
 
 // Password hashing (argon2id, 19 MiB each) is bounded server-wide: at most
