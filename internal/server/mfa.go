@@ -263,7 +263,6 @@ func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *log
 func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction) {
 	ctx := r.Context()
 	code := strings.TrimSpace(r.PostForm.Get("code"))
-	method := amrOTP
 	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (bool, error) {
 		if code == "" || len(code) > maxCredentialBytes {
 			return false, nil
@@ -301,7 +300,7 @@ func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *l
 		return false, nil
 	})
 	if ok {
-		s.secondFactorDone(w, r, f, mt, method, nil)
+		s.secondFactorDone(w, r, f, mt, amrOTP, nil)
 	}
 }
 
@@ -399,7 +398,8 @@ func (s *Server) secondFactorDone(w http.ResponseWriter, r *http.Request, f *log
 // continueAfterMFA answers the application once the user has seen the recovery codes.
 func (s *Server) continueAfterMFA(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction) {
 	sess, err := s.store.GetSession(r.Context(), mt.SessionIDHash)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && (!sessionValid(sess, f.st.cfg.Session, s.now()) || !hasMFA(sess.AMR)) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && (!sessionValid(sess, f.st.cfg.Session, s.now()) ||
+		!hasMFA(sess.AMR) || sess.Claims.Subject != mt.Claims.Subject) {
 		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
 		return
 	}
