@@ -226,6 +226,20 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		s.renderError(w, r, http.StatusNotFound, "This sign-in method is not configured on this server.")
 		return
 	}
+	// A SAML response is checked by this server's CPU: XML parsing, signature checks and
+	// RSA decryption. That work is bounded like password hashing, so a burst of forged
+	// responses (anyone can start a login) cannot take every core. The slot is taken before
+	// the pending login is, so a user who is told to retry still has it.
+	if conn.Type == config.ConnectionSAML {
+		release, ok := s.acquireVerification(r.Context())
+		if !ok {
+			s.metrics.logins.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", busyRetryAfter)
+			s.renderError(w, r, http.StatusServiceUnavailable, msgBusy)
+			return
+		}
+		defer release()
+	}
 	state := r.Form.Get("state")
 	if state == "" {
 		state = r.Form.Get("RelayState")

@@ -34,50 +34,7 @@ var samlInputRe = regexp.MustCompile(`<input type="hidden" name="(\w+)" value="(
 // publishes its SP metadata at the connection's stable URL, the IdP imports it, and the
 // IdP's POSTed response creates the central session like any other login.
 func TestSignInThroughSAML(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	// The IdP and the SP share one key pair: generating RSA keys is slow under -race.
-	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-
-	ready := make(chan struct{})
-	var idpHandler http.Handler
-	idpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-ready; idpHandler.ServeHTTP(w, r) }))
-	t.Cleanup(idpSrv.Close)
-	idpURL, _ := url.Parse(idpSrv.URL)
-	idp, err := samlidp.New(samlidp.Options{URL: *idpURL, Key: key, Signer: key, Certificate: cert, Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpHandler = idp
-	close(ready)
-	samlPut(t, idpSrv.URL+"/users/alice", `{"name":"alice","password":"alice-pass","email":"alice@corp.example","common_name":"Alice Corp","groups":["staff"]}`)
-	idpMetadata := samlGet(t, http.DefaultClient, idpSrv.URL+"/metadata")
-
-	e := newEnv(t, func(c *config.Config) {
-		c.Connections = append(c.Connections, config.Connection{Name: "corp", Type: config.ConnectionSAML, DisplayName: "Corp SSO",
-			SAML: &config.SAMLConnection{MetadataXML: idpMetadata, SPKeyPEM: keyPEM, SPCertificatePEM: certPEM}})
-		slices.SortFunc(c.Connections, func(a, b config.Connection) int { return strings.Compare(a.Name, b.Name) })
-		for i := range c.Clients {
-			if c.Clients[i].ID == "app1" {
-				c.Clients[i].Connections = []string{"corp", "people", "staff"}
-			}
-		}
-	})
-	spMetadata := samlGet(t, http.DefaultClient, e.issuer+"/connections/corp/saml/metadata")
-	if !strings.Contains(spMetadata, `entityID="`+e.issuer+`/connections/corp/saml/metadata"`) || !strings.Contains(spMetadata, e.issuer+"/connections/corp/callback") {
-		t.Fatalf("SP metadata does not name its entity ID and assertion consumer service:\n%s", spMetadata)
-	}
-	samlPut(t, idpSrv.URL+"/services/hallpass", spMetadata)
-
+	e, idpSrv := samlEnv(t)
 	app1 := e.rp("app1", "app1-secret")
 	b := e.browser()
 	l := newLogin()
@@ -151,6 +108,57 @@ func TestSignInThroughSAML(t *testing.T) {
 			t.Fatalf("status %d, location %q:\n%s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
 		}
 	})
+}
+
+// samlEnv starts crewjam/saml's samlidp as the IdP of connection "corp" (app1 may use it)
+// and a server that trusts it; the IdP knows the server's SP metadata and user alice.
+func samlEnv(t *testing.T) (*env, *httptest.Server) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	// The IdP and the SP share one key pair: generating RSA keys is slow under -race.
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+
+	ready := make(chan struct{})
+	var idpHandler http.Handler
+	idpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-ready; idpHandler.ServeHTTP(w, r) }))
+	t.Cleanup(idpSrv.Close)
+	idpURL, _ := url.Parse(idpSrv.URL)
+	idp, err := samlidp.New(samlidp.Options{URL: *idpURL, Key: key, Signer: key, Certificate: cert, Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpHandler = idp
+	close(ready)
+	samlPut(t, idpSrv.URL+"/users/alice", `{"name":"alice","password":"alice-pass","email":"alice@corp.example","common_name":"Alice Corp","groups":["staff"]}`)
+	idpMetadata := samlGet(t, http.DefaultClient, idpSrv.URL+"/metadata")
+
+	e := newEnv(t, func(c *config.Config) {
+		c.Connections = append(c.Connections, config.Connection{Name: "corp", Type: config.ConnectionSAML, DisplayName: "Corp SSO",
+			SAML: &config.SAMLConnection{MetadataXML: idpMetadata, SPKeyPEM: keyPEM, SPCertificatePEM: certPEM}})
+		slices.SortFunc(c.Connections, func(a, b config.Connection) int { return strings.Compare(a.Name, b.Name) })
+		for i := range c.Clients {
+			if c.Clients[i].ID == "app1" {
+				c.Clients[i].Connections = []string{"corp", "people", "staff"}
+			}
+		}
+	})
+	spMetadata := samlGet(t, http.DefaultClient, e.issuer+"/connections/corp/saml/metadata")
+	if !strings.Contains(spMetadata, `entityID="`+e.issuer+`/connections/corp/saml/metadata"`) || !strings.Contains(spMetadata, e.issuer+"/connections/corp/callback") {
+		t.Fatalf("SP metadata does not name its entity ID and assertion consumer service:\n%s", spMetadata)
+	}
+	samlPut(t, idpSrv.URL+"/services/hallpass", spMetadata)
+
+	return e, idpSrv
 }
 
 func samlPut(t *testing.T, u, body string) {

@@ -360,6 +360,13 @@ func (c *Connector) requireSignedAssertions(encoded string) error {
 	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
 		return unreadable(err)
 	}
+	// A response answers one AuthnRequest with one assertion. Counted before anything is
+	// decrypted, anywhere in the document: each EncryptedAssertion costs an RSA decryption,
+	// so a response of many copies would be work an unauthenticated sender makes the
+	// server do for nothing.
+	if n := len(doc.FindElements("//Assertion")) + len(doc.FindElements("//EncryptedAssertion")); n > 1 {
+		return connector.Errorf(nil, "The identity provider's SAML response holds %d assertions; exactly one is accepted.", n)
+	}
 	assertions := doc.Root().SelectElements("Assertion")
 	for _, enc := range doc.Root().SelectElements("EncryptedAssertion") {
 		a, err := c.decrypt(enc)
