@@ -66,6 +66,15 @@ type PasswordConnector interface {
 	Login(ctx context.Context, username, password string) (id Identity, ok bool, err error)
 }
 
+// UsernameResolver is a PasswordConnector that can tell, before any password is checked,
+// which account a typed username names. Login throttling counts attempts per account, so
+// the spellings an upstream matches as one user ("ALICE", "ａlice") share one budget.
+type UsernameResolver interface {
+	// ResolveUsername returns the upstream's canonical username; found is false when the
+	// typed name matches no single account.
+	ResolveUsername(ctx context.Context, username string) (canonical string, found bool, err error)
+}
+
 // MetadataConnector publishes metadata the upstream needs (SAML SP metadata).
 type MetadataConnector interface {
 	Metadata() (contentType string, body []byte, err error)

@@ -165,7 +165,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// Normalized once, so the throttle and the lookup see the same name.
 	username, password := normalizeUsername(conn, r.PostForm.Get("username")), r.PostForm.Get("password")
 	ctx := r.Context()
-	keys := loginThrottleKeys(conn.Name, username, s.clientIP(r))
+	keys := loginThrottleKeys(conn.Name, s.throttleUsername(ctx, f.st, conn, username), s.clientIP(r))
 	throttled := func(wait time.Duration) {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
 		secs := max(1, int(math.Ceil(wait.Seconds())))

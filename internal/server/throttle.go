@@ -10,6 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -58,6 +63,31 @@ func loginThrottleKeys(connection, username, ip string) []throttleKey {
 		{key: "user:" + user, free: freeUserFailures, reserve: true},
 		{key: "ip:" + ip, free: freeIPFailures},
 	}
+}
+
+// throttleUsername is the name a login attempt is throttled on: the account the connection
+// resolves the typed name to, when it can tell (a directory matches "ＡＬＩＣＥ", "ALİCE"
+// and "alice" as one entry, which no local folding reproduces exactly), and otherwise the
+// typed name in NFKC, case-folded for a directory. Every spelling of one account then
+// spends one budget. A directory that cannot be asked leaves the typed name; the login
+// fails on the same error a moment later.
+func (s *Server) throttleUsername(ctx context.Context, st *state, conn config.Connection, username string) string {
+	if conn.Type != config.ConnectionLDAP {
+		return username
+	}
+	fold := func(name string) string { return cases.Fold().String(norm.NFKC.String(name)) }
+	c, err := s.connector(ctx, st, conn)
+	if err != nil {
+		return fold(username)
+	}
+	resolver, ok := c.(connector.UsernameResolver)
+	if !ok {
+		return fold(username)
+	}
+	if canonical, found, err := resolver.ResolveUsername(ctx, username); err == nil && found {
+		return fold(canonical)
+	}
+	return fold(username)
 }
 
 func signupThrottleKeys(ip string) []throttleKey {

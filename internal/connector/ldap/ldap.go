@@ -37,7 +37,10 @@ type Connector struct {
 	timeout    time.Duration
 }
 
-var _ connector.PasswordConnector = (*Connector)(nil)
+var (
+	_ connector.PasswordConnector = (*Connector)(nil)
+	_ connector.UsernameResolver  = (*Connector)(nil)
+)
 
 // Open checks the settings; it does not connect (the operator's health check does).
 func Open(cfg config.LDAPConnection, _ connector.Options) (*Connector, error) {
@@ -119,6 +122,48 @@ func (c *Connector) Ping(ctx context.Context) error {
 	return conn.Close()
 }
 
+// ResolveUsername returns the directory's own value of the username attribute of the one
+// entry username matches, as the service account sees it. A directory matches by its
+// attribute's rules (case, width and compatibility forms folded), so "ALICE" and "ａlice"
+// can name alice's entry: the server throttles on what this returns. found is false when
+// no single entry matches.
+func (c *Connector) ResolveUsername(ctx context.Context, username string) (canonical string, found bool, err error) {
+	if username == "" || len(username) > maxInput {
+		return "", false, nil
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer conn.Close()
+	entry, err := c.findUser(conn, username)
+	if err != nil || entry == nil {
+		return "", false, err
+	}
+	uid := entry.GetAttributeValue(c.cfg.UsernameAttr)
+	return uid, uid != "", nil
+}
+
+// findUser searches for the one entry whose username attribute matches username; nil when
+// there is none, or more than one (never pick one of several entries).
+func (c *Connector) findUser(conn *goldap.Conn, username string) (*goldap.Entry, error) {
+	// The username is escaped, so `*`, `)(uid=*` or `\` match nothing but themselves.
+	filter := fmt.Sprintf("(%s=%s)", c.cfg.UsernameAttr, goldap.EscapeFilter(username))
+	if c.filter != "" {
+		filter = "(&" + filter + c.filter + ")"
+	}
+	attrs := []string{c.cfg.UsernameAttr, "mail", "displayName", "cn"}
+	res, err := conn.Search(goldap.NewSearchRequest(c.cfg.UserBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
+		2, int(c.timeout/time.Second), false, filter, attrs, nil))
+	if err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) {
+		return nil, fmt.Errorf("search for the user: %w", err)
+	}
+	if res == nil || len(res.Entries) != 1 {
+		return nil, nil
+	}
+	return res.Entries[0], nil
+}
+
 // Login finds the user's entry, binds as it with password and reads its groups.
 func (c *Connector) Login(ctx context.Context, username, password string) (connector.Identity, bool, error) {
 	// An empty password would make the user bind anonymous and succeed on most servers.
@@ -130,23 +175,10 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 		return connector.Identity{}, false, err
 	}
 	defer conn.Close()
-
-	// The username is escaped, so `*`, `)(uid=*` or `\` match nothing but themselves.
-	filter := fmt.Sprintf("(%s=%s)", c.cfg.UsernameAttr, goldap.EscapeFilter(username))
-	if c.filter != "" {
-		filter = "(&" + filter + c.filter + ")"
+	entry, err := c.findUser(conn, username)
+	if err != nil || entry == nil {
+		return connector.Identity{}, false, err
 	}
-	attrs := []string{c.cfg.UsernameAttr, "mail", "displayName", "cn"}
-	res, err := conn.Search(goldap.NewSearchRequest(c.cfg.UserBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
-		2, int(c.timeout/time.Second), false, filter, attrs, nil))
-	if err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) {
-		return connector.Identity{}, false, fmt.Errorf("search for the user: %w", err)
-	}
-	if res == nil || len(res.Entries) != 1 {
-		// Unknown, or ambiguous: never pick one of several entries.
-		return connector.Identity{}, false, nil
-	}
-	entry := res.Entries[0]
 	if err := conn.Bind(entry.DN, password); err != nil {
 		if goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidCredentials) {
 			return connector.Identity{}, false, nil
