@@ -158,7 +158,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.showPage(w, f, http.StatusOK, false, conn, pageData{})
 		return
 	}
-	if !checkCSRF(r, f.tx) {
+	if !checkCSRF(r, f.st, f.tx) {
 		s.showPage(w, f, http.StatusForbidden, false, conn, pageData{Error: msgFormExpired})
 		return
 	}
@@ -341,7 +341,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	retry := func(status int, msg string) {
 		s.showPage(w, f, status, true, conn, pageData{Username: username, Email: email, Error: msg})
 	}
-	if !checkCSRF(r, f.tx) {
+	if !checkCSRF(r, f.st, f.tx) {
 		retry(http.StatusForbidden, msgFormExpired)
 		return
 	}

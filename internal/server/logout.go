@@ -46,7 +46,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			clientID = hint.Audience[0]
 		}
 	}
-	if !logoutConfirmed(r) {
+	if !logoutConfirmed(r, st) {
 		sess, found, err := s.browserSession(r.Context(), r)
 		if err != nil {
 			s.serverError(w, r, err)
@@ -130,11 +130,11 @@ func (s *Server) readLogoutForm(w http.ResponseWriter, r *http.Request) (*state,
 // browserSession returns the session the browser's cookie names, valid or not: an expired
 // session that the sweeper has not reached yet still has to be ended and announced.
 func (s *Server) browserSession(ctx context.Context, r *http.Request) (storage.Session, bool, error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return storage.Session{}, false, nil //nolint:nilerr // no cookie: there is no session
+	id := s.state.Load().cookies.value(r, sessionCookie)
+	if id == "" {
+		return storage.Session{}, false, nil
 	}
-	sess, err := s.store.GetSession(ctx, storage.Hash(c.Value))
+	sess, err := s.store.GetSession(ctx, storage.Hash(id))
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Session{}, false, nil
 	}
@@ -148,7 +148,7 @@ func (s *Server) browserSession(ctx context.Context, r *http.Request) (storage.S
 // its cookie. It returns the ended session (nil when there was none) for the front-channel
 // and federated steps of the signed-out page.
 func (s *Server) endBrowserSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state) (*storage.Session, error) {
-	s.clearSessionCookie(w, st)
+	st.cookies.clear(w, sessionCookie)
 	sess, found, err := s.browserSession(ctx, r)
 	if err != nil || !found {
 		return nil, err
@@ -251,13 +251,12 @@ func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, s
 	}, pageCSP(st, "", r.Form.Get("post_logout_redirect_uri")))
 }
 
-func logoutConfirmed(r *http.Request) bool {
+func logoutConfirmed(r *http.Request, st *state) bool {
 	if r.Method != http.MethodPost || r.PostForm.Get("confirm") != "yes" {
 		return false
 	}
-	c, err := r.Cookie(csrfCookie)
 	form := []byte(r.PostForm.Get("csrf"))
-	return err == nil && len(form) > 0 && subtle.ConstantTimeCompare(form, []byte(c.Value)) == 1
+	return len(form) > 0 && subtle.ConstantTimeCompare(form, []byte(st.cookies.value(r, csrfCookie))) == 1
 }
 
 func redirectAfterLogout(w http.ResponseWriter, target string) {

@@ -59,6 +59,8 @@ type state struct {
 	// secureCookies is false only for an http issuer in dev mode, where browsers would drop
 	// a Secure cookie.
 	secureCookies bool
+	// cookies names and scopes the browser-wide cookies for this issuer (cookies.go).
+	cookies cookieJar
 	// corsOrigins is the union of every client's web origins, used to answer CORS
 	// preflights that carry no client identity.
 	corsOrigins map[string]bool
@@ -123,6 +125,7 @@ func newState(cfg *config.Config, keys *config.SigningKeys) (*state, error) {
 		secureCookies: !(cfg.DevMode && u.Scheme == "http"),
 		corsOrigins:   map[string]bool{},
 	}
+	st.cookies = newCookieJar(u, st.secureCookies)
 	for _, c := range cfg.Clients {
 		for _, o := range c.WebOrigins {
 			st.corsOrigins[o] = true

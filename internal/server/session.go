@@ -13,10 +13,6 @@ import (
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
-// sessionCookie holds the opaque ID of the central SSO session. Its value is 256 random bits;
-// storage only ever sees its SHA-256.
-const sessionCookie = "hallpass_session"
-
 // sessionValid applies the two lifetimes (docs/architecture.md, "Lifetimes") with the policy
 // of the config being served now, so shortening a lifetime takes effect on live sessions at
 // their next use.
@@ -38,11 +34,11 @@ func sessionExpiry(created, lastActivity time.Time, pol config.Session) time.Tim
 // currentSession returns the browser's session if its cookie names one that is still
 // valid. ok is false (with a nil error) when there is none.
 func (s *Server) currentSession(ctx context.Context, r *http.Request, st *state) (sess storage.Session, ok bool, err error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return storage.Session{}, false, nil //nolint:nilerr // no cookie: no session
+	id := st.cookies.value(r, sessionCookie)
+	if id == "" {
+		return storage.Session{}, false, nil
 	}
-	sess, err = s.store.GetSession(ctx, storage.Hash(c.Value))
+	sess, err = s.store.GetSession(ctx, storage.Hash(id))
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Session{}, false, nil
 	}
@@ -164,37 +160,13 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	if !ns.reusable && hasOld {
 		return sess, nil
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+	if old := st.cookies.value(r, sessionCookie); old != "" {
 		// The replaced session ends like any other: its tokens are revoked and its clients
 		// get a logout token, so no application keeps a user the central session lost.
-		if err := s.endReplacedSession(ctx, st, storage.Hash(c.Value)); err != nil {
+		if err := s.endReplacedSession(ctx, st, storage.Hash(old)); err != nil {
 			return storage.Session{}, err
 		}
 	}
-	s.setSessionCookie(w, st, id, sess.CreatedAt.Add(st.cfg.Session.AbsoluteLifetime.Duration))
+	st.cookies.set(w, sessionCookie, id, sess.CreatedAt.Add(st.cfg.Session.AbsoluteLifetime.Duration))
 	return sess, nil
-}
-
-func (s *Server) setSessionCookie(w http.ResponseWriter, st *state, value string, expires time.Time) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     sessionCookie,
-		Value:    value,
-		Path:     "/",
-		Expires:  expires,
-		HttpOnly: true,
-		Secure:   st.secureCookies,
-		SameSite: http.SameSiteLaxMode,
-	})
-}
-
-func (s *Server) clearSessionCookie(w http.ResponseWriter, st *state) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     sessionCookie,
-		Value:    "",
-		Path:     "/",
-		MaxAge:   -1,
-		HttpOnly: true,
-		Secure:   st.secureCookies,
-		SameSite: http.SameSiteLaxMode,
-	})
 }

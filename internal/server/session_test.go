@@ -236,7 +236,7 @@ func TestCookiesAreSecureOnHTTPSIssuers(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	csrf := cookieNamed(resp.Cookies(), "hallpass_csrf")
+	csrf := cookieNamed(resp.Cookies(), "__Host-hallpass_csrf")
 	if csrf == nil || !csrf.Secure || !csrf.HttpOnly {
 		t.Fatalf("CSRF cookie = %+v, want Secure and HttpOnly", csrf)
 	}
@@ -258,7 +258,7 @@ func TestCookiesAreSecureOnHTTPSIssuers(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	sess := cookieNamed(resp.Cookies(), "hallpass_session")
+	sess := cookieNamed(resp.Cookies(), "__Host-hallpass_session")
 	if sess == nil || !sess.Secure || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("session cookie = %+v, want Secure, HttpOnly, SameSite=Lax", sess)
 	}

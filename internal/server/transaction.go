@@ -19,10 +19,6 @@ import (
 // /authorize request and the browser can neither read nor alter it.
 const loginTransactionLifetime = 30 * time.Minute
 
-// csrfCookie is the double-submit CSRF token. The same value is sealed into the login
-// transaction, so a form post must come from the browser that started that transaction.
-const csrfCookie = "hallpass_csrf"
-
 var transactionAAD = []byte("hallpass login transaction")
 
 type loginTransaction struct {
@@ -61,26 +57,22 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // csrfToken returns the browser's CSRF token, minting and setting one if it has none, so
 // that several tabs signing in at once share one token.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, st *state) (string, error) {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
-		return c.Value, nil
+	if v := st.cookies.value(r, csrfCookie); len(v) == 43 {
+		return v, nil
 	}
 	v, err := config.RandomToken(32)
 	if err != nil {
 		return "", err
 	}
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: st.secureCookies, SameSite: http.SameSiteLaxMode})
+	st.cookies.set(w, csrfCookie, v, time.Time{})
 	return v, nil
 }
 
 // checkCSRF verifies the double submit: form field, cookie and transaction must agree.
-func checkCSRF(r *http.Request, tx loginTransaction) bool {
-	c, err := r.Cookie(csrfCookie)
-	if err != nil {
-		return false
-	}
+func checkCSRF(r *http.Request, st *state, tx loginTransaction) bool {
 	form := []byte(r.PostFormValue("csrf"))
 	return len(form) > 0 &&
-		subtle.ConstantTimeCompare(form, []byte(c.Value)) == 1 &&
+		subtle.ConstantTimeCompare(form, []byte(st.cookies.value(r, csrfCookie))) == 1 &&
 		subtle.ConstantTimeCompare(form, []byte(tx.CSRF)) == 1
 }
 

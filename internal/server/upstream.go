@@ -154,7 +154,7 @@ func (s *Server) startUpstreamLogin(w http.ResponseWriter, r *http.Request, f *l
 	// The chooser is a GET form, so the double-submit check of the password form does not
 	// apply; the CSRF cookie set at /authorize must still be the transaction's, so a link
 	// with someone else's transaction does not start a login in this browser.
-	if ck, err := r.Cookie(csrfCookie); err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(f.tx.CSRF)) != 1 {
+	if v := f.st.cookies.value(r, csrfCookie); v == "" || subtle.ConstantTimeCompare([]byte(v), []byte(f.tx.CSRF)) != 1 {
 		s.renderError(w, r, http.StatusForbidden, msgExpiredLogin)
 		return
 	}
