@@ -275,7 +275,7 @@ func TestADeadBackChannelReceiverDoesNotHoldUpTheLogoutPage(t *testing.T) {
 
 	// The receiver never answers (until the test ends), and the request timeout is an hour:
 	// the logout page can only arrive if it does not wait for the delivery.
-	p := b.get(e.issuer + "/v2/logout?client_id=app1")
+	p := b.signOut(e.issuer + "/v2/logout?client_id=app1")
 	if p.location == nil || p.location.String() != "https://app1.example/bye" {
 		t.Fatalf("logout answered status %d location %v, want the redirect to returnTo", p.status, p.location)
 	}
@@ -287,7 +287,7 @@ func TestADeadBackChannelReceiverDoesNotHoldUpTheLogoutPage(t *testing.T) {
 	// The delivery is still stuck, and other users' logouts are not held up either.
 	b2 := e.browser()
 	e.rp("app1", "app1-secret").signIn(t, b2, "bob", bobPassword, oauthConnection("people"))
-	if p := b2.get(e.issuer + "/v2/logout?client_id=app1"); p.location == nil {
+	if p := b2.signOut(e.issuer + "/v2/logout?client_id=app1"); p.location == nil {
 		t.Fatalf("a second logout answered status %d without a redirect", p.status)
 	}
 	if _, _, err := e.rp("app2", "app2-secret").silent(t, b); err != "login_required" {
@@ -322,7 +322,7 @@ func TestBackChannelDeliveryRetriesAndRecordsTheOutcome(t *testing.T) {
 				withBackchannel(map[string]string{"app1": rec.url}))
 			b := e.browser()
 			e.rp("app1", "app1-secret").signIn(t, b, "alice", alicePassword, oauthConnection("people"))
-			b.get(e.issuer + "/oidc/logout")
+			b.signOut(e.issuer + "/oidc/logout")
 			e.drain(t)
 			n := int(rec.count.Load())
 			if tc.wantTokens > 0 && n != tc.wantTokens || tc.wantTokens < 0 && n < 2 {
@@ -350,7 +350,7 @@ func TestEveryWayASessionEndsSendsALogoutToken(t *testing.T) {
 			b.get(e.issuer + "/oidc/logout?id_token_hint=" + url.QueryEscape(idToken))
 		}},
 		{"Auth0-style /v2/logout", func(t *testing.T, e *env, b *browser, _ string) {
-			b.get(e.issuer + "/v2/logout")
+			b.signOut(e.issuer + "/v2/logout")
 		}},
 		{"the idle timeout, found by the sweeper", func(t *testing.T, e *env, _ *browser, _ string) {
 			e.clock.Advance(72*time.Hour + time.Second)

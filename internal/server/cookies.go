@@ -15,6 +15,10 @@ const (
 	// csrfCookie is the double-submit CSRF token. The same value is sealed into the login
 	// transaction, so a form post must come from the browser that started that transaction.
 	csrfCookie = "hallpass_csrf"
+	// tiedSessionsCookie holds the IDs of the sessions of clients with single sign-on off
+	// that signed in in this browser, dot-separated: they are never reused, but signing out
+	// in this browser ends them with its SSO session.
+	tiedSessionsCookie = "hallpass_tied"
 )
 
 // cookieJar names and scopes the cookies of one issuer. Several issuers may share a host

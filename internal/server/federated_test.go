@@ -76,15 +76,17 @@ func TestFederatedLogout(t *testing.T) {
 		wantFinal    string // "" means the signed-out page
 	}{
 		{"/v2/logout with federated goes through the upstream logout and back to returnTo",
-			func(e *env, _ string) string {
-				return e.issuer + "/v2/logout?client_id=app1&returnTo=" + url.QueryEscape("https://app1.example/bye") + "&federated"
+			func(e *env, idt string) string {
+				return e.issuer + "/v2/logout?client_id=app1&returnTo=" + url.QueryEscape("https://app1.example/bye") + "&federated&id_token_hint=" + url.QueryEscape(idt)
 			}, true, "https://app1.example/bye"},
 		{"/oidc/logout with federated comes back to the registered URI with state",
 			func(e *env, idt string) string {
 				return e.issuer + "/oidc/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app1.example/bye"}, "state": {"s1"}, "federated": {""}}.Encode()
 			}, true, "https://app1.example/bye?state=s1"},
-		{"federated without a returnTo comes back to the signed-out page",
-			func(e *env, _ string) string { return e.issuer + "/v2/logout?federated" }, true, ""},
+		{"federated without a returnTo comes back to the hint's client's first logout URL",
+			func(e *env, idt string) string {
+				return e.issuer + "/v2/logout?federated&id_token_hint=" + url.QueryEscape(idt)
+			}, true, "https://app1.example/bye"},
 		{"without federated the upstream session is left alone",
 			func(e *env, _ string) string { return e.issuer + "/v2/logout?client_id=app1" }, false, "https://app1.example/bye"},
 	}
@@ -95,7 +97,7 @@ func TestFederatedLogout(t *testing.T) {
 			b := e.browser()
 			idt := signInUpstream(t, e, b, up)
 
-			p := b.get(tc.logout(e, idt))
+			p := b.signOut(tc.logout(e, idt))
 			if tc.wantUpstream {
 				if p.location == nil || !strings.HasPrefix(p.location.String(), up.url) {
 					t.Fatalf("status %d location %v, want the upstream end-session endpoint", p.status, p.location)

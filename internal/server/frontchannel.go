@@ -33,19 +33,25 @@ type signedOutData struct {
 	ContinueURL template.URL
 }
 
-// finishLogout sends the user on once their central session has ended (ended is nil when
-// the browser had none): through the upstream IdP's logout when federated logout applies,
-// then to next (already validated against the client's registered URIs), or to the
-// signed-out page. With front-channel frames to load, the page is shown first and
-// continues by itself.
-func (s *Server) finishLogout(w http.ResponseWriter, r *http.Request, st *state, ended *storage.Session, clientID, next string, federated bool) {
+// finishLogout sends the user on once their sessions have ended (ended, the browser's SSO
+// session first): through the upstream IdP's logout when federated logout applies, then
+// to next (already validated against the client's registered URIs), or to the signed-out
+// page. With front-channel frames to load, the page is shown first and continues by
+// itself.
+func (s *Server) finishLogout(w http.ResponseWriter, r *http.Request, st *state, ended []storage.Session, clientID, next string, federated bool) {
 	viaUpstream := false
-	if federated && ended != nil {
-		if u, ok := s.upstreamLogoutURL(r.Context(), st, *ended, clientID, next); ok {
+	for _, sess := range ended {
+		if !federated || viaUpstream {
+			break
+		}
+		if u, ok := s.upstreamLogoutURL(r.Context(), st, sess, clientID, next); ok {
 			next, viaUpstream = u, true
 		}
 	}
-	frames := frontchannelFrames(st, ended)
+	var frames []string
+	for i := range ended {
+		frames = append(frames, frontchannelFrames(st, &ended[i])...)
+	}
 	// A redirect that answers a form post is subject to the form's CSP form-action, which
 	// does not list the upstream IdP: the page continues there by script and link instead.
 	if len(frames) == 0 && next != "" && (!viaUpstream || r.Method != http.MethodPost) {

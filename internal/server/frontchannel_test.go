@@ -57,7 +57,7 @@ func TestTheSignedOutPageRunsFrontChannelLogoutThenContinues(t *testing.T) {
 			}
 			raw, _ := tok.Extra("id_token").(string)
 
-			p := b.get(tc.logout(e, raw))
+			p := b.signOut(tc.logout(e, raw))
 			if p.location != nil || p.status != 200 || !strings.Contains(p.body, "You are signed out") {
 				t.Fatalf("status %d location %v, want the signed-out page", p.status, p.location)
 			}
@@ -110,7 +110,7 @@ func TestWithoutFrontChannelClientsLogoutRedirectsAtOnce(t *testing.T) {
 	} else {
 		b.submitLogin(p, "alice", alicePassword)
 	}
-	p := b.get(e.issuer + "/v2/logout?client_id=app1")
+	p := b.signOut(e.issuer + "/v2/logout?client_id=app1")
 	if p.location == nil || p.location.String() != "https://app1.example/bye" {
 		t.Fatalf("status %d location %v, want a redirect to returnTo", p.status, p.location)
 	}

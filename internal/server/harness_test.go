@@ -239,7 +239,7 @@ func (b *browser) post(u string, form url.Values) page {
 }
 
 var (
-	hiddenRe = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+	hiddenRe = regexp.MustCompile(`<input type="hidden" name="([A-Za-z_]+)" value="([^"]*)">`)
 	actionRe = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
 )
 
@@ -451,4 +451,16 @@ func revokeToken(t *testing.T, e *env, user, pass, token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// signOut opens a logout URL and, when the server asks the user to confirm (a logout
+// without an id_token_hint for the browser's session), confirms as the user would.
+func (b *browser) signOut(u string) page {
+	b.e.t.Helper()
+	p := b.get(u)
+	if p.location == nil && strings.Contains(p.body, "Sign out?") {
+		action, form := formFields(b.e.t, p)
+		p = b.post(action, form)
+	}
+	return p
 }

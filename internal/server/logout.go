@@ -8,68 +8,36 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
-// handleEndSession is the end_session_endpoint (OIDC RP-Initiated Logout 1.0), over GET and
-// POST. It ends the browser's central session and returns to post_logout_redirect_uri only
-// when the client is identified (client_id or a valid id_token_hint) and the URI is
-// registered for it exactly; otherwise the user sees the signed-out page.
+// Both logout endpoints end the same sessions: every session this browser holds (its SSO
+// session and the sessions of clients with single sign-on off tied to it, session.go) and
+// the session a valid id_token_hint's sid names, wherever it is. Each ended session's
+// refresh and access tokens are revoked and its clients get back-channel logout tokens.
 //
-// The user confirms first (RP-Initiated Logout §2 requires asking) when the request could
-// come from anyone: a redirect target without an id_token_hint, a hint this server did not
-// sign (tampered or foreign: after confirmation the user is signed out but never sent to
-// the request's target), or a hint for another user or session than the browser's.
+// A request that would end a session asks the user first (RP-Initiated Logout §2 allows
+// logging out without asking only when the request is known to come from the RP) unless it
+// carries an id_token_hint this server signed for the browser's user and one of the
+// browser's sessions: a bare cross-site link or image must not sign anyone out (logout
+// CSRF). The confirmation is a form posted back with the browser's CSRF token.
+
+// handleEndSession is the end_session_endpoint (OIDC RP-Initiated Logout 1.0), over GET and
+// POST. It returns to post_logout_redirect_uri only when the client is identified
+// (client_id or a valid id_token_hint) and the URI is registered for it exactly; otherwise
+// the user sees the signed-out page. A hint this server did not sign (tampered or foreign)
+// is dropped: after confirmation the user is signed out but never sent to the request's
+// target.
 func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.readLogoutForm(w, r)
+	req, ok := s.readLogoutRequest(w, r, "post_logout_redirect_uri")
 	if !ok {
 		return
 	}
-	clientID := r.Form.Get("client_id")
-	target := r.Form.Get("post_logout_redirect_uri")
-	var hint *idTokenClaims
-	untrusted := false
-	if raw := r.Form.Get("id_token_hint"); raw != "" {
-		hint = new(idTokenClaims)
-		if err := st.keys.verify(raw, st.cfg.Issuer, hint); err != nil {
-			s.logger.InfoContext(r.Context(), "logout request with an id_token_hint this server did not sign", "err", err)
-			hint, untrusted = nil, true
-		}
-	}
-	if hint != nil {
-		if clientID != "" && !slices.Contains(hint.Audience, clientID) {
-			s.renderError(w, r, http.StatusBadRequest, "This sign-out request names two different applications. You are still signed in.")
-			return
-		}
-		if clientID == "" && len(hint.Audience) > 0 {
-			clientID = hint.Audience[0]
-		}
-	}
-	if !logoutConfirmed(r, st) {
-		sess, found, err := s.browserSession(r.Context(), r)
-		if err != nil {
-			s.serverError(w, r, err)
-			return
-		}
-		mismatch := hint != nil && found && (hint.Subject != sess.Claims.Subject || hint.SID != "" && hint.SID != sess.SID)
-		if untrusted || target != "" && hint == nil || mismatch {
-			fields := []formField{}
-			if !untrusted {
-				fields = formFields(r, clientID, "post_logout_redirect_uri", "state")
-			}
-			s.askLogoutConfirmation(w, r, st, fields)
-			return
-		}
-	}
-	ended, err := s.endBrowserSession(r.Context(), w, r, st)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
 	next := ""
-	if client, ok := st.cfg.Client(clientID); ok && target != "" && slices.Contains(client.PostLogoutRedirectURIs, target) {
-		u, _ := url.Parse(target)
+	if client, ok := req.st.cfg.Client(req.clientID); ok && req.target != "" && slices.Contains(client.PostLogoutRedirectURIs, req.target) {
+		u, _ := url.Parse(req.target)
 		if state := r.Form.Get("state"); state != "" {
 			q := u.Query()
 			q.Set("state", state)
@@ -77,25 +45,24 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		}
 		next = u.String()
 	}
-	s.finishLogout(w, r, st, ended, clientID, next, isFederated(r))
+	// A target without a trusted hint could be anyone's: the user confirms even when there
+	// is nothing to end, and is then not sent there unless it is registered.
+	s.logout(w, r, req, pathEndSession, next, req.target != "" && req.hint == nil, "post_logout_redirect_uri", "state")
 }
 
 // handleAuth0Logout is Auth0's /v2/logout: returnTo must be one of the client's registered
 // logout URLs; with a client and no returnTo the first of them is used. With federated the
 // user also goes through the upstream IdP's logout (federated.go) when the session has one.
+// It takes an id_token_hint like the end-session endpoint, which spares the user the
+// confirmation.
 func (s *Server) handleAuth0Logout(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.readLogoutForm(w, r)
+	req, ok := s.readLogoutRequest(w, r, "returnTo")
 	if !ok {
 		return
 	}
-	ended, err := s.endBrowserSession(r.Context(), w, r, st)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	clientID, next := r.Form.Get("client_id"), ""
-	if client, ok := st.cfg.Client(clientID); ok {
-		returnTo := r.Form.Get("returnTo")
+	next := ""
+	if client, ok := req.st.cfg.Client(req.clientID); ok {
+		returnTo := req.target
 		if returnTo == "" && len(client.PostLogoutRedirectURIs) > 0 {
 			returnTo = client.PostLogoutRedirectURIs[0]
 		}
@@ -103,7 +70,105 @@ func (s *Server) handleAuth0Logout(w http.ResponseWriter, r *http.Request) {
 			next = returnTo
 		}
 	}
-	s.finishLogout(w, r, st, ended, clientID, next, isFederated(r))
+	s.logout(w, r, req, pathAuth0Logout, next, false, "returnTo")
+}
+
+// logoutRequest is what both logout endpoints read from a request.
+type logoutRequest struct {
+	st *state
+	// hint is the id_token_hint when this server signed it; untrusted reports a hint it
+	// did not sign.
+	hint      *idTokenClaims
+	untrusted bool
+	// clientID is the client_id parameter, or else the hint's audience.
+	clientID string
+	target   string
+}
+
+// readLogoutRequest reads the parameters of a logout request, with the name of its redirect
+// parameter; when the request is refused it has answered it and ok is false.
+func (s *Server) readLogoutRequest(w http.ResponseWriter, r *http.Request, targetParam string) (logoutRequest, bool) {
+	noStore(w)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, r, http.StatusMethodNotAllowed, "Sign-out accepts GET and POST only.")
+		return logoutRequest{}, false
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		return logoutRequest{}, false
+	}
+	req := logoutRequest{st: s.state.Load(), clientID: r.Form.Get("client_id"), target: r.Form.Get(targetParam)}
+	if raw := r.Form.Get("id_token_hint"); raw != "" {
+		req.hint = new(idTokenClaims)
+		if err := req.st.keys.verify(raw, req.st.cfg.Issuer, req.hint); err != nil {
+			s.logger.InfoContext(r.Context(), "logout request with an id_token_hint this server did not sign", "err", err)
+			req.hint, req.untrusted = nil, true
+		}
+	}
+	if req.hint != nil {
+		if req.clientID != "" && !slices.Contains(req.hint.Audience, req.clientID) {
+			s.renderError(w, r, http.StatusBadRequest, "This sign-out request names two different applications. You are still signed in.")
+			return logoutRequest{}, false
+		}
+		if req.clientID == "" && len(req.hint.Audience) > 0 {
+			req.clientID = req.hint.Audience[0]
+		}
+	}
+	return req, true
+}
+
+// logout ends the sessions of a logout request and sends the user on to next, after the
+// user's confirmation unless the request carries a hint for the browser's user and session
+// (see above). askAnyway asks even when the browser holds no session. fields names the
+// request parameters the confirmation form carries back to path.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, req logoutRequest, path, next string, askAnyway bool, fields ...string) {
+	ctx := r.Context()
+	sessions, err := s.browserSessions(ctx, r, req.st)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if !logoutConfirmed(r, req.st) && (req.untrusted || askAnyway || len(sessions) > 0 && !req.hint.namesOneOf(sessions)) {
+		carried := []formField{}
+		if !req.untrusted {
+			carried = formFields(r, req.clientID, append(fields, "id_token_hint")...)
+		}
+		s.askLogoutConfirmation(w, r, req.st, path, next, carried)
+		return
+	}
+	if req.hint != nil && !req.hint.namesOneOf(sessions) {
+		hinted, found, err := s.hintedSession(ctx, req.hint)
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		if found {
+			sessions = append(sessions, hinted)
+		}
+	}
+	req.st.cookies.clear(w, sessionCookie)
+	req.st.cookies.clear(w, tiedSessionsCookie)
+	var ended []storage.Session
+	for _, sess := range sessions {
+		ok, err := s.terminateSession(ctx, req.st, sess, endLogout)
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		if ok {
+			ended = append(ended, sess)
+		}
+	}
+	s.finishLogout(w, r, req.st, ended, req.clientID, next, isFederated(r))
+}
+
+// namesOneOf reports whether the hint is for the user of one of sessions and, when it has
+// a sid, for that very session. A nil hint names none.
+func (h *idTokenClaims) namesOneOf(sessions []storage.Session) bool {
+	return h != nil && slices.ContainsFunc(sessions, func(sess storage.Session) bool {
+		return h.Subject == sess.Claims.Subject && (h.SID == "" || h.SID == sess.SID)
+	})
 }
 
 // isFederated reports Auth0's federated flag, which is meaningful by its presence alone
@@ -113,51 +178,46 @@ func isFederated(r *http.Request) bool {
 	return ok
 }
 
-func (s *Server) readLogoutForm(w http.ResponseWriter, r *http.Request) (*state, bool) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "Sign-out accepts GET and POST only.")
-		return nil, false
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
-		return nil, false
-	}
-	return s.state.Load(), true
-}
-
-// browserSession returns the session the browser's cookie names, valid or not: an expired
+// browserSessions returns the sessions the browser's cookies name, valid or not: its SSO
+// session first, then the tied sessions of clients with single sign-on off. An expired
 // session that the sweeper has not reached yet still has to be ended and announced.
-func (s *Server) browserSession(ctx context.Context, r *http.Request) (storage.Session, bool, error) {
-	id := s.state.Load().cookies.value(r, sessionCookie)
-	if id == "" {
-		return storage.Session{}, false, nil
+func (s *Server) browserSessions(ctx context.Context, r *http.Request, st *state) ([]storage.Session, error) {
+	ids := tiedSessionIDs(r, st)
+	if id := st.cookies.value(r, sessionCookie); id != "" {
+		ids = append([]string{id}, ids...)
 	}
-	sess, err := s.store.GetSession(ctx, storage.Hash(id))
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Session{}, false, nil
+	var out []storage.Session
+	for _, id := range ids {
+		sess, err := s.store.GetSession(ctx, storage.Hash(id))
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load session to end: %w", err)
+		}
+		out = append(out, sess)
 	}
-	if err != nil {
-		return storage.Session{}, false, fmt.Errorf("load session to end: %w", err)
-	}
-	return sess, true, nil
+	return out, nil
 }
 
-// endBrowserSession ends the browser's central session on the user's request and clears
-// its cookie. It returns the ended session (nil when there was none) for the front-channel
-// and federated steps of the signed-out page.
-func (s *Server) endBrowserSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state) (*storage.Session, error) {
-	st.cookies.clear(w, sessionCookie)
-	sess, found, err := s.browserSession(ctx, r)
-	if err != nil || !found {
-		return nil, err
+// hintedSession finds the session a hint's sid names among its user's sessions. A subject
+// is "<connection>|<user>" (connection names hold no "|"), which names the connection to
+// look in.
+func (s *Server) hintedSession(ctx context.Context, hint *idTokenClaims) (storage.Session, bool, error) {
+	connection, _, ok := strings.Cut(hint.Subject, "|")
+	if !ok || hint.SID == "" {
+		return storage.Session{}, false, nil
 	}
-	ended, err := s.terminateSession(ctx, st, sess, endLogout)
-	if err != nil || !ended {
-		return nil, err
+	sessions, err := s.store.ListSessionsBySubject(ctx, connection, hint.Subject)
+	if err != nil {
+		return storage.Session{}, false, fmt.Errorf("find the id_token_hint's session: %w", err)
 	}
-	return &sess, nil
+	for _, sess := range sessions {
+		if sess.SID == hint.SID {
+			return sess, true, nil
+		}
+	}
+	return storage.Session{}, false, nil
 }
 
 // terminateSession is where every session ends, whatever the reason: storage deletes it,
@@ -234,9 +294,9 @@ func formFields(r *http.Request, clientID string, names ...string) []formField {
 	return out
 }
 
-// askLogoutConfirmation shows a form that posts the request back with the user's
-// confirmation and the browser's CSRF token.
-func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, st *state, fields []formField) {
+// askLogoutConfirmation shows a form that posts the request back to path with the user's
+// confirmation and the browser's CSRF token; next is where the post may be redirected.
+func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, st *state, path, next string, fields []formField) {
 	csrf, err := s.csrfToken(w, r, st)
 	if err != nil {
 		s.serverError(w, r, err)
@@ -246,9 +306,9 @@ func (s *Server) askLogoutConfirmation(w http.ResponseWriter, r *http.Request, s
 	s.render(w, st, http.StatusOK, "confirm", &pageData{
 		Heading: "Sign out?",
 		Message: "An application asks to sign you out of every application that uses this sign-in.",
-		FormURL: st.endpoint(pathEndSession),
+		FormURL: st.endpoint(path),
 		Fields:  fields,
-	}, pageCSP(st, "", r.Form.Get("post_logout_redirect_uri")))
+	}, pageCSP(st, "", next))
 }
 
 func logoutConfirmed(r *http.Request, st *state) bool {

@@ -215,7 +215,7 @@ func TestAuth0Logout(t *testing.T) {
 			b := e.browser()
 			app1 := e.rp("app1", "app1-secret")
 			tok, _ := app1.signIn(t, b, "alice", alicePassword, oauthConnection("people"))
-			p := b.get(e.issuer + "/v2/logout?" + tc.query.Encode())
+			p := b.signOut(e.issuer + "/v2/logout?" + tc.query.Encode())
 			if tc.wantRedirect != "" && (p.location == nil || p.location.String() != tc.wantRedirect) {
 				t.Fatalf("redirected to %v, want %s (status %d)", p.location, tc.wantRedirect, p.status)
 			}
@@ -309,7 +309,7 @@ func TestACodeIssuedBeforeALogoutIsRefusedAfterIt(t *testing.T) {
 	if errCode != "" {
 		t.Fatalf("silent login: %s", errCode)
 	}
-	if p := b.get(e.issuer + "/v2/logout"); !strings.Contains(p.body, "You are signed out") {
+	if p := b.signOut(e.issuer + "/v2/logout"); !strings.Contains(p.body, "You are signed out") {
 		t.Fatalf("logout: status %d, no signed-out page", p.status)
 	}
 	_, err := app2.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -118,9 +119,10 @@ type newSession struct {
 // ending the session the browser had before, so a login never keeps an ID that someone
 // else may have planted (session fixation).
 //
-// A login through a client with singleSignOn off creates a non-reusable session. It only
-// takes the cookie when the browser has no valid session: it must not replace the SSO
-// session that the user's other applications rely on.
+// A login through a client with singleSignOn off creates a non-reusable session. It never
+// takes the session cookie, which names the SSO session the user's other applications rely
+// on; it is tied to the browser in a cookie of its own (tieSession), so that signing out
+// in this browser ends it too.
 func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state, ns newSession) (storage.Session, error) {
 	now := s.now()
 	id, err := config.RandomToken(32)
@@ -153,12 +155,8 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return storage.Session{}, fmt.Errorf("create session: %w", err)
 	}
-	_, hasOld, err := s.currentSession(ctx, r, st)
-	if err != nil {
-		return storage.Session{}, err
-	}
-	if !ns.reusable && hasOld {
-		return sess, nil
+	if !ns.reusable {
+		return sess, s.tieSession(ctx, w, r, st, id, sess)
 	}
 	if old := st.cookies.value(r, sessionCookie); old != "" {
 		// The replaced session ends like any other: its tokens are revoked and its clients
@@ -169,4 +167,34 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	st.cookies.set(w, sessionCookie, id, sess.CreatedAt.Add(st.cfg.Session.AbsoluteLifetime.Duration))
 	return sess, nil
+}
+
+// A browser holds at most maxTiedSessions sessions of clients with single sign-on off; a
+// login beyond that ends the oldest, so none outlives the browser's reach.
+const maxTiedSessions = 8
+
+// tiedSessionIDs returns the IDs of the non-reusable sessions the browser holds, oldest
+// first. Only well-formed IDs count, at most maxTiedSessions of them.
+func tiedSessionIDs(r *http.Request, st *state) []string {
+	var ids []string
+	for id := range strings.SplitSeq(st.cookies.value(r, tiedSessionsCookie), ".") {
+		if len(id) == 43 && len(ids) < maxTiedSessions {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// tieSession adds the session id (of a client with single sign-on off) to the browser's
+// tied sessions, ending the oldest one when the browser already holds the most it may.
+func (s *Server) tieSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state, id string, sess storage.Session) error {
+	ids := append(tiedSessionIDs(r, st), id)
+	for len(ids) > maxTiedSessions {
+		if err := s.endReplacedSession(ctx, st, storage.Hash(ids[0])); err != nil {
+			return err
+		}
+		ids = ids[1:]
+	}
+	st.cookies.set(w, tiedSessionsCookie, strings.Join(ids, "."), sess.CreatedAt.Add(st.cfg.Session.AbsoluteLifetime.Duration))
+	return nil
 }

@@ -93,7 +93,9 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	// 4. Federated logout: the central session ends, the browser is sent to the upstream's
 	// end-session endpoint (which asks the user to confirm, as oidc-provider does), then
 	// back through Hallpass to App A's registered post-logout URI.
+	// Without an id_token_hint Hallpass asks first (logout CSRF), then the upstream asks.
 	b.Run("sign out of Hallpass and the upstream", chromedp.Navigate(issuer+"/v2/logout?federated&client_id="+appA.clientID+"&returnTo="+appA.url+"/signed-out"),
+		chromedp.Click(chromedp.CSS(`form[action$="/v2/logout"] button[type="submit"]`), chromedp.NodeVisible),
 		chromedp.Click(chromedp.CSS(`button[name="logout"][value="yes"]`), chromedp.NodeVisible))
 	b.WaitLocation(appA.url + "/signed-out")
 
