@@ -251,7 +251,7 @@ func (s *Server) endSessionsFromAccount(w http.ResponseWriter, r *http.Request, 
 	}
 	s.logger.InfoContext(ctx, "sessions ended from the account page", "connection", current.Connection, "all", all)
 	if endedCurrent {
-		s.clearSessionCookie(w, st)
+		st.cookies.clear(w, sessionCookie)
 		s.render(w, st, http.StatusOK, "message", &pageData{Heading: "Signed out",
 			Message: "You are signed out. Applications that were using the ended sessions have been told."}, pageCSP(st, ""))
 		return

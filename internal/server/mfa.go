@@ -223,7 +223,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !checkCSRF(r, f.tx) {
+	if !checkCSRF(r, f.st, f.tx) {
 		s.renderError(w, r, http.StatusForbidden, msgFormExpired)
 		return
 	}
