@@ -10,6 +10,7 @@ import (
 )
 
 func TestHashPassword(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		input string
 		args  []string
@@ -22,6 +23,7 @@ func TestHashPassword(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			var out bytes.Buffer
 			err := hashPassword(strings.NewReader(tc.input), &out, tc.args)
 			if tc.err != "" {

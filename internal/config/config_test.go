@@ -19,6 +19,7 @@ connections:
 `
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		edit func(string) string
 		err  string
@@ -46,6 +47,7 @@ func TestParse(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			_, err := Parse([]byte(tc.edit(validYAML)))
 			if tc.err == "" && err != nil {
 				t.Fatalf("unexpected error: %v", err)
@@ -62,8 +64,10 @@ func replace(old, new string) func(string) string {
 }
 
 func TestSigningKeys(t *testing.T) {
+	t.Parallel()
 	for _, alg := range []string{"RS256", "ES256"} {
 		t.Run(alg+" keys survive the Secret and rotate through the slots", func(t *testing.T) {
+			t.Parallel()
 			keys, err := NewSigningKeys(alg)
 			if err != nil {
 				t.Fatal(err)
@@ -97,6 +101,7 @@ func TestSigningKeys(t *testing.T) {
 		})
 	}
 	t.Run("a keys document holding only public keys is refused", func(t *testing.T) {
+		t.Parallel()
 		keys, _ := NewSigningKeys("ES256")
 		pub := keys.Current.Public()
 		keys.Current = &pub

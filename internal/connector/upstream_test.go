@@ -6,6 +6,7 @@ import (
 )
 
 func TestLogoutURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		upstream []byte
@@ -22,6 +23,7 @@ func TestLogoutURL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := LogoutURL(tc.upstream, "https://sso.example/return", "s")
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -32,6 +34,7 @@ func TestLogoutURL(t *testing.T) {
 		})
 	}
 	t.Run("an end-session endpoint that is not http(s) is refused", func(t *testing.T) {
+		t.Parallel()
 		if _, err := LogoutURL([]byte(`{"endSessionURL":"javascript:alert(1)"}`), "", ""); err == nil || errors.Is(err, ErrNoUpstreamLogout) {
 			t.Errorf("err = %v, want a refusal of the URL", err)
 		}

@@ -7,6 +7,7 @@ import (
 )
 
 func TestVerifyPassword(t *testing.T) {
+	t.Parallel()
 	// The demo user of config/samples/demo-users.yaml, as the operator imports it.
 	const demoHash = "$argon2id$v=19$m=19456,t=2,p=1$aGFsbHBhc3MtZGVtby1zYQ$jdYK97oOgib4lBTl/s+JFaRwPQYPEl6Yn1+HpnmStUI"
 	created, err := Hash("sign-up password")
@@ -29,6 +30,7 @@ func TestVerifyPassword(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := Verify(tc.hash, tc.password)
 			if got != tc.want || (err != nil) != tc.wantErr {
 				t.Fatalf("Verify = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestCache(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	c := New(2)
 	steps := []struct {
