@@ -45,7 +45,7 @@ func TestOperatorLeaderElectionOutsideACluster(t *testing.T) {
 			done <- runOperator(ctx, []string{"--leader-elect", "--leader-election-namespace=default",
 				"--metrics-bind-address=0", "--health-probe-bind-address=0", "--webhook-port=0"})
 		}()
-		t.Cleanup(func() { cancel(); <-done })
+		t.Cleanup(func() { cancel(); _ = <-done }) // the operator ends with a cancelled context
 
 		c, err := client.New(rc, client.Options{})
 		if err != nil {

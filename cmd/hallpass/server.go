@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -81,6 +82,19 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+
+	// The ports are bound before anything starts, so that a port in use is one clear error
+	// and "serving" is logged only once requests can arrive.
+	listeners, err := listen(f.listen, f.metricsListen)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close() // already closed by Shutdown once serving
+		}
+	}()
+
 	configData, keysData, err := source.read(ctx)
 	if err != nil {
 		return err
@@ -123,33 +137,16 @@ func runServer(ctx context.Context, args []string) error {
 		go reporter.Run(ctx)
 	}
 
-	health := http.NewServeMux()
-	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	health.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-
-	// Timeouts bound what a slow or idle client can hold: the whole request read (bodies are
-	// at most 1 MiB), the whole answer (a login that waits on an upstream IdP included) and
-	// an idle keep-alive connection.
-	servers := []*http.Server{
-		{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout},
-		{Addr: f.metricsListen, Handler: health, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout},
-	}
-	for _, hs := range servers {
+	servers := []*http.Server{newHTTPServer(srv), newHTTPServer(healthHandler(&ready, reg))}
+	for i, l := range listeners {
 		go func() {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("serve %s: %w", hs.Addr, err)
+			if err := servers[i].Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("serve %s: %w", l.Addr(), err)
 			}
 		}()
 	}
 	ready.Store(true)
-	logger.Info("serving", "issuer", cfg.Issuer, "listen", f.listen, "metrics", f.metricsListen)
+	logger.Info("serving", "issuer", cfg.Issuer, "listen", listeners[0].Addr().String(), "metrics", listeners[1].Addr().String())
 
 	select {
 	case <-ctx.Done():
@@ -166,6 +163,45 @@ func runServer(ctx context.Context, args []string) error {
 		logger.Warn("back-channel logout deliveries abandoned at shutdown", "err", derr)
 	}
 	return err
+}
+
+// listen binds each address, or fails naming the first that cannot be bound.
+func listen(addrs ...string) ([]net.Listener, error) {
+	var listeners []net.Listener
+	for _, addr := range addrs {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, bound := range listeners {
+				_ = bound.Close()
+			}
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		listeners = append(listeners, l)
+	}
+	return listeners, nil
+}
+
+// newHTTPServer bounds what a slow or idle client can hold: the whole request read (bodies
+// are at most 1 MiB), the whole answer (a login that waits on an upstream IdP included) and
+// an idle keep-alive connection.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+}
+
+// healthHandler serves /healthz, /readyz (ready once the server serves, until it stops)
+// and the metrics of reg.
+func healthHandler(ready *atomic.Bool, reg *prometheus.Registry) http.Handler {
+	health := http.NewServeMux()
+	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	health.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return health
 }
 
 // openStorage opens the configured backend. dataDir, when set, replaces the directory of

@@ -209,3 +209,25 @@ func waitReady(t *testing.T, u string) {
 	}
 	t.Fatalf("%s was not ready within 10s", u)
 }
+
+func TestServerCommandRefusesAPortInUseInOneLine(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	logs := &logbuf.Buffer{}
+	serverLogOutput = logs
+	t.Cleanup(func() { serverLogOutput = os.Stderr })
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfgPath, keysPath := writeConfigFiles(t, dir, minimalConfig("http://"+addr, dir))
+
+	err = runServer(context.Background(), []string{"--config", cfgPath, "--keys", keysPath, "--listen", addr, "--metrics-listen", taken.Addr().String()})
+	if err == nil || !strings.Contains(err.Error(), "listen on "+taken.Addr().String()) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("err = %v, want one line naming the address in use", err)
+	}
+	if strings.Contains(logs.String(), `"msg":"serving"`) {
+		t.Errorf("the server logged that it serves although it could not bind:\n%s", logs.String())
+	}
+}
