@@ -45,7 +45,12 @@ func TestOperatorLeaderElectionOutsideACluster(t *testing.T) {
 			done <- runOperator(ctx, []string{"--leader-elect", "--leader-election-namespace=default",
 				"--metrics-bind-address=0", "--health-probe-bind-address=0", "--webhook-port=0"})
 		}()
-		t.Cleanup(func() { cancel(); _ = <-done }) // the operator ends with a cancelled context
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Logf("the operator stopped with %v", err)
+			}
+		})
 
 		c, err := client.New(rc, client.Options{})
 		if err != nil {
