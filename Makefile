@@ -1,7 +1,13 @@
 # Hallpass: SSO for Kubernetes. `make help` lists the targets.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# IMG is the reference of the image that `make image` and `make docker-build` build. The
+# operator deploys SSO servers from hallpass/hallpass:$(VERSION) unless told otherwise (the
+# chart's serverImage), so keep the repository or set serverImage when you change it.
 IMG ?= hallpass/hallpass:$(VERSION)
+# The archive `make image` writes: an OCI image layout with Docker's manifest.json beside it.
+IMAGE_ARCHIVE ?= $(LOCALBIN)/hallpass-image.tar
+GOARCH ?= $(shell go env GOARCH)
 
 # Tool versions, pinned. Tools are installed into ./bin by `go install`, one binary per version.
 CONTROLLER_TOOLS_VERSION ?= v0.20.1
@@ -97,6 +103,16 @@ helm-lint: $(HELM) ## Lint the Helm chart.
 .PHONY: build
 build: ## Build bin/hallpass.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(GO_LDFLAGS)" -o bin/hallpass ./cmd/hallpass
+
+.PHONY: image
+image: ## Build the image $(IMG) without Docker into $(IMAGE_ARCHIVE) (for docker load, ctr images import, kind, k3d).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/linux-$(GOARCH)/hallpass ./cmd/hallpass
+	go run ./hack/image -binary $(LOCALBIN)/linux-$(GOARCH)/hallpass -arch $(GOARCH) -ref $(IMG) -output $(IMAGE_ARCHIVE)
+	@echo "built $(IMG) into $(IMAGE_ARCHIVE)"
+
+.PHONY: docker-build
+docker-build: ## Build the image $(IMG) with Docker from the Dockerfile (the same image as make image).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of the current kubeconfig.

@@ -23,34 +23,8 @@ work="$(mktemp -d)"
 BUILD="$(mktemp -d "$OUT.partial.XXXXXX")"
 trap 'rm -rf "$work" "$BUILD"' EXIT
 export GOFLAGS=-mod=mod CGO_ENABLED=0
-
-build_apiserver() {
-  local dir="$work/apiserver"
-  mkdir -p "$dir"
-  cd "$dir"
-  go mod init hallpass.local/envtest-apiserver >/dev/null 2>&1
-  # k8s.io/kubernetes replaces its staging modules with ./staging paths, which do not exist in
-  # the module zip; point each one at the published v0.x release of the same minor instead.
-  local kmod
-  kmod="$(go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-  local staging="v0.${K8S_VERSION#1.}"
-  grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$kmod" | awk '{print $1}' | sort -u |
-    while read -r m; do go mod edit -replace "$m=$m@$staging"; done
-  go mod edit -require "k8s.io/kubernetes@v${K8S_VERSION}"
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
-  go mod tidy >/dev/null 2>&1 || true
-  local minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
-  local v=k8s.io/component-base/version
-  go build -trimpath -o "$BUILD/kube-apiserver" \
-    -ldflags "-s -w -X $v.gitVersion=v${K8S_VERSION} -X $v.gitMajor=1 -X $v.gitMinor=${minor} -X $v.gitTreeState=clean" \
-    k8s.io/kubernetes/cmd/kube-apiserver
-}
+# shellcheck source=lib/kubernetes-module.sh
+source "$(dirname "$0")/lib/kubernetes-module.sh"
 
 build_etcd() {
   local dir="$work/etcd"
@@ -72,7 +46,7 @@ GO
 
 echo "building etcd v${ETCD_VERSION} and kube-apiserver v${K8S_VERSION} into $OUT (first run only, ~10 min)" >&2
 build_etcd >&2
-build_apiserver >&2
+k8s_build "$K8S_VERSION" "$BUILD" "$work/apiserver" kube-apiserver >&2
 "$BUILD/etcd" --version >&2
 "$BUILD/kube-apiserver" --version >&2
 rm -rf "$OUT"

@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# make image copies Debian's CA bundle into the image.
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
 
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}" >&2
