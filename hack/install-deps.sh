@@ -13,6 +13,14 @@ command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # make image copies Debian's CA bundle into the image.
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+if [[ "${1:-}" == --node ]]; then
+  command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+fi
 
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}" >&2

@@ -9,7 +9,7 @@ step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
 step "Installing test dependencies (Debian packages)"
-hack/install-deps.sh
+hack/install-deps.sh --node
 
 step "Checking generated files are up to date (make verify)"
 make --no-print-directory verify
@@ -44,5 +44,14 @@ export HALLPASS_TEST_POSTGRES_DSN
 step "Running the tests (go test -race), the end-to-end scenarios included"
 export HALLPASS_E2E=1
 go test -race -count=1 -timeout 30m ./...
+
+step "Building the real node's binaries: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl (cached after the first run)"
+HALLPASS_NODE_BIN="$(hack/node-binaries.sh)"
+export HALLPASS_NODE_BIN
+
+# Its own step, after the others, so that the node's pods do not compete with the suites
+# for the CPU. Not under -race: the code under test runs in containers, from the image.
+step "Running the real-node test: the image on a kubelet with containerd and runc, helm install, a sign-in"
+HALLPASS_NODE=1 go test -count=1 -timeout 30m ./test/node/
 
 step "All checks passed in $((SECONDS - started))s"
