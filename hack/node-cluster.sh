@@ -122,7 +122,7 @@ network() {
   "cniVersion": "0.4.0",
   "name": "hallpass-node",
   "plugins": [{
-    "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    "type": "bridge", "bridge": "$BRIDGE", "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
     "ipam": {"type": "host-local", "dataDir": "$DIR/cni/ipam", "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]]}
   }]
 }

@@ -23,7 +23,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
@@ -56,7 +55,7 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 	var s scenario
 	t.Cleanup(s.stop)
 
-	step("namespaces that enforce the restricted Pod Security Standard refuse a privileged pod", func(t *testing.T) {
+	step("namespaces that enforce the restricted Pod Security Standard refuse a pod that runs as root with its capabilities", func(t *testing.T) {
 		for _, ns := range []string{operatorNamespace, serverNamespace} {
 			err := env.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
 				"pod-security.kubernetes.io/enforce": "restricted",
@@ -65,15 +64,21 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 				t.Fatalf("create namespace %s: %v", ns, err)
 			}
 		}
-		privileged := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "privileged", Namespace: serverNamespace},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{
-				Name: "c", Image: imageRef, SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
-			}}},
+		// The controller manager's ServiceAccount controller gives each new namespace its
+		// "default" ServiceAccount, which pods need before admission looks further.
+		waitFor(ctx, t, time.Minute, "the default ServiceAccount in "+serverNamespace, func() (bool, string) {
+			err := env.k8s.Get(ctx, client.ObjectKey{Namespace: serverNamespace, Name: "default"}, &corev1.ServiceAccount{})
+			return err == nil, fmt.Sprint(err)
+		})
+		// Baseline allows this pod; restricted does not (no runAsNonRoot, capabilities kept,
+		// privilege escalation allowed, no seccomp profile).
+		unconfined := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "unconfined", Namespace: serverNamespace},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: imageRef}}},
 		}
-		err := env.k8s.Create(ctx, privileged)
-		if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted`) {
-			t.Fatalf("a privileged pod in %s: got %v, want the PodSecurity admission's refusal", serverNamespace, err)
+		err := env.k8s.Create(ctx, unconfined, client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {
+			t.Fatalf("a pod without a security context in %s: got %v, want the PodSecurity admission's refusal", serverNamespace, err)
 		}
 	})
 
@@ -196,11 +201,11 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 		}
 	})
 
-	var b *testbrowser.Browser
-	step("a user signs in on App 2 through the server's Service", func(t *testing.T) {
+	// One step, so that one browser (its cookies are the user's sessions) sees all of it.
+	step("a user signs in through the Service, then silently, also after the server pod is replaced", func(t *testing.T) {
 		s.portForward(t)
 		s.startApp2(t)
-		b = testbrowser.Start(t, testbrowser.Options{Hosts: []string{app2Host}})
+		b := testbrowser.Start(t, testbrowser.Options{Hosts: []string{app2Host}})
 		b.Run("open App 2's sign-in", chromedp.Navigate(s.ssoLink()))
 		b.WaitLocation(s.issuer() + "/")
 		b.Run("sign in on the SSO server",
@@ -211,15 +216,13 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 		)
 		b.WaitLocation(s.app2URL() + "/dashboard")
 		if got := b.Text("#welcome"); !strings.Contains(got, "Welcome, Demo User") {
-			t.Errorf("App 2's dashboard shows %q", got)
+			t.Fatalf("App 2's dashboard shows %q after the sign-in", got)
 		}
-	})
 
-	step("a silent sign-in uses the central session", func(t *testing.T) {
+		t.Log("a silent sign-in uses the central session")
 		s.signInSilently(t, b)
-	})
 
-	step("the pod that replaces a deleted server pod keeps the sessions on the SQLite volume", func(t *testing.T) {
+		t.Log("the pod that replaces a deleted server pod keeps the sessions on the SQLite volume")
 		old := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: serverNamespace, Name: s.serverPod}}
 		if err := env.k8s.Delete(ctx, old); err != nil {
 			t.Fatal(err)
