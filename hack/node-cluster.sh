@@ -299,6 +299,17 @@ down() {
   if [[ -n "${NODE_BIN:-}" && -x "$NODE_BIN/kube-proxy" ]]; then
     "$NODE_BIN/kube-proxy" --cleanup --proxy-mode iptables >/dev/null 2>&1 || true
   fi
+  # The kubelet's own chains: its canaries, the hint kube-proxy reads the iptables mode from,
+  # and the firewall that drops non-loopback packets to 127.0.0.0/8.
+  local ipt chain table
+  for ipt in iptables ip6tables; do
+    for chain in INPUT OUTPUT; do
+      while "$ipt" -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
+    "$ipt" -F KUBE-FIREWALL 2>/dev/null && "$ipt" -X KUBE-FIREWALL 2>/dev/null || true
+    for table in filter nat mangle; do "$ipt" -t "$table" -X KUBE-KUBELET-CANARY 2>/dev/null || true; done
+    "$ipt" -t mangle -X KUBE-IPTABLES-HINT 2>/dev/null || true
+  done
   # Mounts under DIR (volumes, container root filesystems, network namespaces), deepest first.
   awk -v dir="$DIR/" 'index($2, dir) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
