@@ -84,7 +84,7 @@ test: ## Run every check and test suite (installs what it needs on a fresh machi
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no installed service (no API server, browser, database or IdP peer); the fast loop.
-	HALLPASS_TEST_POSTGRES_DSN= HALLPASS_E2E= go test -short -count=1 ./...
+	HALLPASS_TEST_POSTGRES_DSN= HALLPASS_E2E= HALLPASS_NODE= go test -short -count=1 ./...
 
 .PHONY: kustomize-build
 kustomize-build: $(KUSTOMIZE) ## Render config/default.
