@@ -185,12 +185,12 @@ func (l *layerBuilder) header(h *tar.Header) {
 	}
 }
 
-func (l *layerBuilder) dir(path string, uid, gid int) {
-	l.header(&tar.Header{Typeflag: tar.TypeDir, Name: path + "/", Mode: 0o755, Uid: uid, Gid: gid})
+func (l *layerBuilder) dir(target string, uid, gid int) {
+	l.header(&tar.Header{Typeflag: tar.TypeDir, Name: target + "/", Mode: 0o755, Uid: uid, Gid: gid})
 }
 
-func (l *layerBuilder) file(path string, data []byte, mode int64) {
-	l.header(&tar.Header{Typeflag: tar.TypeReg, Name: path, Mode: mode, Size: int64(len(data))})
+func (l *layerBuilder) file(target string, data []byte, mode int64) {
+	l.header(&tar.Header{Typeflag: tar.TypeReg, Name: target, Mode: mode, Size: int64(len(data))})
 	if l.err == nil {
 		_, l.err = l.tw.Write(data)
 	}
