@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
@@ -130,9 +133,19 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 			"https://app1.example.com": "http://app1.test",
 			"https://app2.example.com": s.app2URL(),
 		})
-		if err := devcluster.Apply(ctx, env.k8s, serverNamespace, samples); err != nil {
-			t.Fatal(err)
+		// The server first: the webhook admits http redirect URIs only once the server it
+		// reads (from the operator's cache, so retried) is in devMode.
+		serverFirst := func(o *unstructured.Unstructured) int {
+			if o.GetKind() == "SSOServer" {
+				return 0
+			}
+			return 1
 		}
+		slices.SortStableFunc(samples, func(a, b *unstructured.Unstructured) int { return cmp.Compare(serverFirst(a), serverFirst(b)) })
+		waitFor(ctx, t, time.Minute, "the samples pointed at loopback to be admitted", func() (bool, string) {
+			err := devcluster.Apply(ctx, env.k8s, serverNamespace, samples)
+			return err == nil, fmt.Sprint(err)
+		})
 		waitServerReady(ctx, t)
 		pod := readyPod(ctx, t, serverNamespace, "app.kubernetes.io/name=hallpass-server", 3*time.Minute)
 		s.serverPod = pod.Name
