@@ -26,7 +26,7 @@ API_PORT=16443
 ETCD_PORT=12379
 PAUSE_IMAGE=hallpass.local/pause:node
 
-usage() { sed -n '9,12p' "$0" >&2; exit 2; }
+usage() { sed -n '9,11p' "$0" >&2; exit 2; }
 (($# >= 2)) || usage
 cmd="$1" DIR="$2"
 shift 2
