@@ -39,13 +39,14 @@ type keySet struct {
 	public                          jose.JSONWebKeySet
 	// secrets[0] derives from Current, secrets[1] (if any) from Previous.
 	secrets []derivedSecrets
+	// sealer seals what the browser carries (seal.go) under the same keys. It is made once
+	// per key set, not per request: a sealed code is on every silent login's path.
+	sealer sealer
 }
 
 type derivedSecrets struct {
-	// sealer seals the documents the browser carries (login transactions, codes). It is made
-	// once per key set, not per request: a sealed code is on every silent login's path.
-	sealer  cipher.AEAD
-	refresh []byte // HMAC-SHA256 key deriving rotated refresh tokens
+	aead    cipher.AEAD // of sealed documents
+	refresh []byte      // HMAC-SHA256 key deriving rotated refresh tokens
 }
 
 func newKeySet(keys *config.SigningKeys) (*keySet, error) {
@@ -82,6 +83,7 @@ func newKeySet(keys *config.SigningKeys) (*keySet, error) {
 			return nil, err
 		}
 		ks.secrets = append(ks.secrets, d)
+		ks.sealer.aeads = append(ks.sealer.aeads, d.aead)
 	}
 	return ks, nil
 }
@@ -116,11 +118,11 @@ func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {
 	if err != nil {
 		return derivedSecrets{}, fmt.Errorf("derive refresh key: %w", err)
 	}
-	sealer, err := newAEAD(tx)
+	aead, err := newAEAD(tx)
 	if err != nil {
 		return derivedSecrets{}, err
 	}
-	return derivedSecrets{sealer: sealer, refresh: rt}, nil
+	return derivedSecrets{aead: aead, refresh: rt}, nil
 }
 
 // sign serialises claims as a compact JWS with the current key (its kid in the header).
