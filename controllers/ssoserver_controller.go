@@ -356,10 +356,8 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverScope) (*render.Input, error) {
 	srv := s.server
 	in := &render.Input{Server: srv, Values: render.Values{}}
-	if srv.Spec.Storage.Postgres != nil {
-		if err := resolveReferences(ctx, r.APIReader, srv.Namespace, []hallpassv1.SecretKeyReference{srv.Spec.Storage.Postgres.DSNSecretRef}, nil, in.Values); err != nil {
-			return nil, err
-		}
+	if err := resolveReferences(ctx, r.APIReader, srv.Namespace, srv.SecretReferences(), nil, in.Values); err != nil {
+		return nil, err
 	}
 
 	var conns hallpassv1.IdentityConnectionList

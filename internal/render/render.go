@@ -92,6 +92,9 @@ func Render(in Input) (*Output, error) {
 	if cfg.Storage, err = renderStorage(s, in.Values); err != nil {
 		return nil, err
 	}
+	if cfg.Email, err = renderEmail(s, in.Values); err != nil {
+		return nil, err
+	}
 
 	var skipped []string
 	for _, c := range in.Connections {
@@ -164,6 +167,28 @@ func renderStorage(s *hallpassv1.SSOServer, values Values) (config.Storage, erro
 		return config.Storage{}, fmt.Errorf("spec.storage.postgres.dsnSecretRef: %w", err)
 	}
 	return config.Storage{Type: config.StoragePostgres, PostgresDSN: dsn}, nil
+}
+
+func renderEmail(s *hallpassv1.SSOServer, values Values) (*config.Email, error) {
+	e := s.Spec.Email
+	if e == nil {
+		return nil, nil
+	}
+	out := &config.Email{
+		Host:     e.Host,
+		Port:     int(cmp.Or(e.Port, 587)),
+		Security: string(cmp.Or(e.Security, hallpassv1.EmailSTARTTLS)),
+		From:     e.From,
+		Username: e.Username,
+	}
+	if e.PasswordSecretRef != nil {
+		password, err := values.Secret(s.Namespace, *e.PasswordSecretRef)
+		if err != nil {
+			return nil, fmt.Errorf("spec.email.passwordSecretRef: %w", err)
+		}
+		out.Password = password
+	}
+	return out, nil
 }
 
 // uniqueClients keeps, for each client ID, the oldest client, and names the others.
