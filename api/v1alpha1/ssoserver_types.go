@@ -185,8 +185,10 @@ type PostgresStorage struct {
 
 // SigningKeyPolicy configures ID token signing keys.
 type SigningKeyPolicy struct {
-	// algorithm of the signing keys: RS256 or ES256. Defaults to RS256. Changing it takes
-	// effect at the next rotation.
+	// algorithm signs ID tokens (of clients that pick no idTokenSigningAlgorithm), JWT
+	// access tokens and logout tokens: RS256 or ES256. Defaults to RS256. The keys Secret
+	// holds keys of both algorithms, rotated together, and the JWKS publishes both, so a
+	// change takes effect at once.
 	// +optional
 	// +kubebuilder:default=RS256
 	// +kubebuilder:validation:Enum=RS256;ES256

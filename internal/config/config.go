@@ -199,6 +199,9 @@ type Client struct {
 	// this aud (the API they are for), which an API can verify with the JWKS alone. Each
 	// then costs a second signature; without it access tokens are opaque.
 	AccessTokenAudience string `json:"accessTokenAudience,omitempty"`
+	// IDTokenSigningAlgorithm is the algorithm of the client's ID tokens and logout tokens,
+	// RS256 or ES256; empty means the server's signing.algorithm.
+	IDTokenSigningAlgorithm string `json:"idTokenSigningAlgorithm,omitempty"`
 }
 
 // Public reports whether the client cannot keep a secret (and so must use PKCE).
@@ -381,6 +384,8 @@ func (c *Config) Validate() error {
 	for i, cl := range c.Clients {
 		check(cl.ID == "", "clients[%d].id is empty", i)
 		check(i > 0 && c.Clients[i-1].ID == cl.ID, "clients[%d].id %q is not unique", i, cl.ID)
+		check(cl.IDTokenSigningAlgorithm != "" && !slices.Contains(Algorithms, cl.IDTokenSigningAlgorithm),
+			"clients[%d].idTokenSigningAlgorithm %q is not RS256 or ES256", i, cl.IDTokenSigningAlgorithm)
 		check(!slices.Contains([]string{ClientSinglePageApp, ClientRegularWebApp, ClientNative, ClientMachineToMachine}, cl.Type), "clients[%d].type %q is unknown", i, cl.Type)
 		check(cl.Public() && len(cl.SecretSHA256) > 0, "clients[%d] is a public client but has a secret", i)
 		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)

@@ -225,21 +225,22 @@ func renderClient(c Client, connections []string) config.Client {
 		}
 	}
 	return config.Client{
-		ID:                     c.ID,
-		Name:                   cmp.Or(spec.DisplayName, c.Client.Name),
-		Type:                   string(spec.Type),
-		SecretSHA256:           sortedCopy(c.SecretDigests),
-		RedirectURIs:           sortedCopy(spec.RedirectURIs),
-		PostLogoutRedirectURIs: sortedCopy(spec.PostLogoutRedirectURIs),
-		WebOrigins:             sortedCopy(spec.WebOrigins),
-		SingleSignOn:           spec.SSOEnabled(),
-		RequireMFA:             spec.RequireMFA,
-		RequirePKCE:            spec.PKCERequired(),
-		Connections:            sortedCopy(allowed),
-		AllowedScopes:          sortedCopy(spec.AllowedScopes),
-		BackchannelLogoutURI:   spec.BackchannelLogoutURI,
-		FrontchannelLogoutURI:  spec.FrontchannelLogoutURI,
-		AccessTokenAudience:    spec.AccessTokenAudience,
+		ID:                      c.ID,
+		Name:                    cmp.Or(spec.DisplayName, c.Client.Name),
+		Type:                    string(spec.Type),
+		SecretSHA256:            sortedCopy(c.SecretDigests),
+		RedirectURIs:            sortedCopy(spec.RedirectURIs),
+		PostLogoutRedirectURIs:  sortedCopy(spec.PostLogoutRedirectURIs),
+		WebOrigins:              sortedCopy(spec.WebOrigins),
+		SingleSignOn:            spec.SSOEnabled(),
+		RequireMFA:              spec.RequireMFA,
+		RequirePKCE:             spec.PKCERequired(),
+		Connections:             sortedCopy(allowed),
+		AllowedScopes:           sortedCopy(spec.AllowedScopes),
+		BackchannelLogoutURI:    spec.BackchannelLogoutURI,
+		FrontchannelLogoutURI:   spec.FrontchannelLogoutURI,
+		AccessTokenAudience:     spec.AccessTokenAudience,
+		IDTokenSigningAlgorithm: spec.IDTokenSigningAlgorithm,
 	}
 }
 
