@@ -89,7 +89,7 @@ func runOpenIDPlans(t *testing.T, alg string) {
 		}
 	})
 	t.Run("oidcc-idtoken-signature: signed with the default algorithm and a published kid", func(t *testing.T) {
-		jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+		jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 		if err != nil {
 			t.Fatalf("ID token is not signed with %s: %v", alg, err)
 		}
