@@ -12,3 +12,8 @@ const ThrottleRetention = 24 * time.Hour
 // again, so it must outlive the code on every replica's clock: a replica whose clock runs
 // ahead would otherwise collect it while another still accepts the code.
 const CodeRedemptionRetention = 10 * time.Minute
+
+// DeviceCodeRetention is how long GarbageCollect keeps a device code after it expired, so
+// that a device still polling is told expired_token (RFC 8628 §3.5) rather than that its
+// code is unknown.
+const DeviceCodeRetention = 10 * time.Minute

@@ -1,5 +1,5 @@
 // Package storage is the SSO server's durable state: central sessions, authorization codes,
-// access tokens, refresh token families, signed-up users and login throttling.
+// device codes, access tokens, refresh token families, signed-up users and login throttling.
 //
 // Every backend (sqlite, postgres) implements Storage and runs the same conformance suite
 // (internal/storage/conformance). Secrets that a browser or client presents (session cookie,
@@ -129,6 +129,39 @@ type RefreshFamily struct {
 	Revoked       bool
 }
 
+// DeviceCodeStatus is where a device authorization (RFC 8628) stands.
+type DeviceCodeStatus string
+
+// Device code statuses. A code starts pending; the user approves or denies it once.
+const (
+	DeviceCodePending  DeviceCodeStatus = "pending"
+	DeviceCodeApproved DeviceCodeStatus = "approved"
+	DeviceCodeDenied   DeviceCodeStatus = "denied"
+)
+
+// DeviceCode is one device authorization request (RFC 8628 §3.1): the device polls with the
+// device code while the user enters the user code at the issuer and approves it from a
+// central session. The approved code is redeemed like an authorization code (RedeemCode with
+// DeviceCodeHash as the code hash), which keeps it single use.
+type DeviceCode struct {
+	// DeviceCodeHash is Hash(device code), the key.
+	DeviceCodeHash string
+	// UserCodeHash is Hash(normalized user code); unique among stored codes, so creating a
+	// code whose user code is taken fails with ErrAlreadyExists.
+	UserCodeHash string
+	ClientID     string
+	Scopes       []string
+	Status       DeviceCodeStatus
+	// SessionIDHash is the central session that approved the code (empty until then).
+	SessionIDHash string
+	// Interval is the minimum time between two polls; it grows with every slow_down.
+	Interval time.Duration
+	// LastPolledAt is the time of the last poll (zero before the first).
+	LastPolledAt time.Time
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
 // User is a user who signed up into a Database connection.
 type User struct {
 	Connection   string
@@ -189,10 +222,11 @@ type Throttle struct {
 }
 
 // Storage is implemented by every backend. All methods are safe for concurrent use by many
-// server replicas sharing the backend. UpdateSession, RedeemCode and RotateRefreshFamily run
-// the function inside a transaction that locks the row, so read-modify-write cycles (session
-// activity, code redemption, refresh token rotation) are atomic across replicas; if the
-// function returns an error, nothing is written and the error is returned unchanged.
+// server replicas sharing the backend. UpdateSession, UpdateDeviceCode, RedeemCode and
+// RotateRefreshFamily run the function inside a transaction that locks the row, so
+// read-modify-write cycles (session activity, device approval and polling, code redemption,
+// refresh token rotation) are atomic across replicas; if the function returns an error,
+// nothing is written and the error is returned unchanged.
 type Storage interface {
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, idHash string) (Session, error)
@@ -237,6 +271,15 @@ type Storage interface {
 	// its refresh family with the access tokens of that family. ErrNotFound when no
 	// redemption of the code is recorded.
 	RevokeByCode(ctx context.Context, codeHash string) error
+
+	// CreateDeviceCode stores a new device code; ErrAlreadyExists when its device code or
+	// its user code is taken.
+	CreateDeviceCode(ctx context.Context, d DeviceCode) error
+	// GetDeviceCodeByUserCode finds the device code of a user code.
+	GetDeviceCodeByUserCode(ctx context.Context, userCodeHash string) (DeviceCode, error)
+	// UpdateDeviceCode runs update on the device code with its row locked (see UpdateSession):
+	// approval and polling are read-modify-write cycles that must not interleave.
+	UpdateDeviceCode(ctx context.Context, deviceCodeHash string, update func(DeviceCode) (DeviceCode, error)) (DeviceCode, error)
 
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, connection, username string) (User, error)
@@ -294,7 +337,8 @@ type Storage interface {
 
 	// GarbageCollect deletes expired access tokens, refresh families and single-use records,
 	// sessions with ExpiresAt <= now, code redemptions CodeRedemptionRetention after their
-	// code expired, and stale throttle rows, returning how many rows went.
+	// code expired, device codes DeviceCodeRetention after they expired, and stale throttle
+	// rows, returning how many rows went.
 	GarbageCollect(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error

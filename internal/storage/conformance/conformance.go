@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"access tokens", accessTokenTests},
 		{"refresh families", refreshFamilyTests},
 		{"revocation", revocationTests},
+		{"device codes", deviceCodeTests},
 		{"users", userTests},
 		{"factors", factorTests},
 		{"recovery codes", recoveryCodeTests},
@@ -97,6 +98,14 @@ func family(id string) storage.RefreshFamily {
 		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"}, CurrentHash: storage.Hash(id + "-1"),
 		PreviousHash: storage.Hash(id + "-0"), RotatedAt: t0, CreatedAt: t0.Add(-time.Hour),
 		ExpiresAt: t0.Add(30 * 24 * time.Hour), Revoked: false,
+	}
+}
+
+func deviceCode(name string) storage.DeviceCode {
+	return storage.DeviceCode{
+		DeviceCodeHash: storage.Hash("device-" + name), UserCodeHash: storage.Hash("USER" + name),
+		ClientID: "cli", Scopes: []string{"openid", "groups", "offline_access"}, Status: storage.DeviceCodePending,
+		Interval: 5 * time.Second, CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
 	}
 }
 
@@ -801,6 +810,106 @@ var throttleTests = []test{
 	{"a key without failures is not found", func(t *testing.T, s storage.Storage) {
 		_, err := s.GetThrottle(t.Context(), "nobody")
 		notFound(t, "get", err)
+	}},
+}
+
+var deviceCodeTests = []test{
+	{"a created device code reads back by its user code with every field", func(t *testing.T, s storage.Storage) {
+		want := deviceCode("a")
+		want.LastPolledAt = t0.Add(time.Second)
+		must(t, s.CreateDeviceCode(t.Context(), want))
+		must(t, s.CreateDeviceCode(t.Context(), deviceCode("b")))
+		got, err := s.GetDeviceCodeByUserCode(t.Context(), want.UserCodeHash)
+		must(t, err)
+		equal(t, "device code", want, got)
+		_, err = s.GetDeviceCodeByUserCode(t.Context(), storage.Hash("USERnope"))
+		notFound(t, "unknown user code", err)
+	}},
+	{"a taken user code or device code refuses the new device code", func(t *testing.T, s storage.Storage) {
+		first := deviceCode("a")
+		must(t, s.CreateDeviceCode(t.Context(), first))
+		sameUserCode := deviceCode("b")
+		sameUserCode.UserCodeHash = first.UserCodeHash
+		alreadyExists(t, "same user code", s.CreateDeviceCode(t.Context(), sameUserCode))
+		sameDeviceCode := deviceCode("c")
+		sameDeviceCode.DeviceCodeHash = first.DeviceCodeHash
+		alreadyExists(t, "same device code", s.CreateDeviceCode(t.Context(), sameDeviceCode))
+		got, err := s.GetDeviceCodeByUserCode(t.Context(), first.UserCodeHash)
+		must(t, err)
+		equal(t, "first device code", first, got)
+	}},
+	{"an approval is stored and returned", func(t *testing.T, s storage.Storage) {
+		in := deviceCode("a")
+		must(t, s.CreateDeviceCode(t.Context(), in))
+		out, err := s.UpdateDeviceCode(t.Context(), in.DeviceCodeHash, func(d storage.DeviceCode) (storage.DeviceCode, error) {
+			d.Status, d.SessionIDHash, d.Interval, d.LastPolledAt = storage.DeviceCodeApproved, storage.Hash("session"), 10*time.Second, t0.Add(time.Minute)
+			return d, nil
+		})
+		must(t, err)
+		want := in
+		want.Status, want.SessionIDHash, want.Interval, want.LastPolledAt = storage.DeviceCodeApproved, storage.Hash("session"), 10*time.Second, t0.Add(time.Minute)
+		equal(t, "returned device code", want, out)
+		got, err := s.GetDeviceCodeByUserCode(t.Context(), in.UserCodeHash)
+		must(t, err)
+		equal(t, "stored device code", want, got)
+	}},
+	{"an update function error leaves the device code unchanged", func(t *testing.T, s storage.Storage) {
+		in := deviceCode("a")
+		must(t, s.CreateDeviceCode(t.Context(), in))
+		_, err := s.UpdateDeviceCode(t.Context(), in.DeviceCodeHash, func(d storage.DeviceCode) (storage.DeviceCode, error) {
+			d.Status = storage.DeviceCodeDenied
+			return d, errRefused
+		})
+		refused(t, err)
+		got, err := s.GetDeviceCodeByUserCode(t.Context(), in.UserCodeHash)
+		must(t, err)
+		equal(t, "device code", in, got)
+	}},
+	{"an update of a missing device code is not found", func(t *testing.T, s storage.Storage) {
+		_, err := s.UpdateDeviceCode(t.Context(), storage.Hash("device-nope"), func(d storage.DeviceCode) (storage.DeviceCode, error) {
+			t.Error("the update function was called for a missing device code")
+			return d, nil
+		})
+		notFound(t, "update", err)
+	}},
+	{"concurrent approvals of one device code see each other", func(t *testing.T, s storage.Storage) {
+		in := deviceCode("a")
+		must(t, s.CreateDeviceCode(t.Context(), in))
+		var approved atomic.Int32
+		concurrently(8, func(i int) {
+			_, err := s.UpdateDeviceCode(t.Context(), in.DeviceCodeHash, func(d storage.DeviceCode) (storage.DeviceCode, error) {
+				if d.Status != storage.DeviceCodePending {
+					return d, errRefused
+				}
+				d.Status, d.SessionIDHash = storage.DeviceCodeApproved, storage.Hash(fmt.Sprint("session-", i))
+				return d, nil
+			})
+			if err == nil {
+				approved.Add(1)
+			} else if err != errRefused { //nolint:errorlint // the interface promises the error unchanged
+				t.Errorf("approval %d: %v", i, err)
+			}
+		})
+		if n := approved.Load(); n != 1 {
+			t.Fatalf("%d concurrent approvals succeeded, want exactly 1", n)
+		}
+	}},
+	{"garbage collection deletes device codes DeviceCodeRetention after they expired", func(t *testing.T, s storage.Storage) {
+		now := t0.Add(time.Hour)
+		old, live := deviceCode("old"), deviceCode("live")
+		old.ExpiresAt = now.Add(-storage.DeviceCodeRetention)
+		live.ExpiresAt = now.Add(-storage.DeviceCodeRetention + time.Nanosecond)
+		must(t, s.CreateDeviceCode(t.Context(), old))
+		must(t, s.CreateDeviceCode(t.Context(), live))
+		n, err := s.GarbageCollect(t.Context(), now)
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("garbage collection reported %d rows, want 1", n)
+		}
+		_, err = s.GetDeviceCodeByUserCode(t.Context(), old.UserCodeHash)
+		notFound(t, "collected device code", err)
+		_, err = s.GetDeviceCodeByUserCode(t.Context(), live.UserCodeHash)
+		must(t, err)
 	}},
 }
 

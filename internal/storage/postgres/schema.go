@@ -170,4 +170,20 @@ CREATE TABLE email_tokens (
 CREATE INDEX email_tokens_by_user ON email_tokens (connection, username, purpose);
 CREATE INDEX email_tokens_by_expiry ON email_tokens (expires_at);
 `,
+	// Device codes of the device authorization grant (RFC 8628, ADR 0017).
+	`
+CREATE TABLE device_codes (
+  device_code_hash TEXT PRIMARY KEY,
+  user_code_hash   TEXT NOT NULL UNIQUE,
+  client_id        TEXT NOT NULL,
+  scopes           JSONB NOT NULL,
+  status           TEXT NOT NULL,
+  session_id_hash  TEXT NOT NULL,
+  poll_interval    BIGINT NOT NULL,
+  last_polled_at   BIGINT,
+  created_at       BIGINT,
+  expires_at       BIGINT
+);
+CREATE INDEX device_codes_by_expiry ON device_codes (expires_at);
+`,
 }

@@ -136,6 +136,10 @@ var (
 	EmailTokens = Table{Name: "email_tokens", Key: 1, Columns: []string{
 		"token_hash", "purpose", "connection", "username", "email", "expires_at",
 	}}
+	DeviceCodes = Table{Name: "device_codes", Key: 1, Columns: []string{
+		"device_code_hash", "user_code_hash", "client_id", "scopes", "status", "session_id_hash",
+		"poll_interval", "last_polled_at", "created_at", "expires_at",
+	}}
 	Throttles = Table{Name: "throttles", Key: 1, Columns: []string{
 		"throttle_key", "failures", "last_failure",
 	}}
@@ -297,6 +301,31 @@ func ScanFactor(row Scanner) (storage.Factor, error) {
 	}
 	f.CreatedAt, f.LastUsedAt = fromNanos(created), fromNanos(used)
 	return f, nil
+}
+
+// DeviceCodeValues returns the column values of d; the poll interval is in nanoseconds.
+func DeviceCodeValues(d storage.DeviceCode) ([]any, error) {
+	return []any{
+		d.DeviceCodeHash, d.UserCodeHash, d.ClientID, jsonList(d.Scopes), string(d.Status), d.SessionIDHash,
+		int64(d.Interval), nanos(d.LastPolledAt), nanos(d.CreatedAt), nanos(d.ExpiresAt),
+	}, nil
+}
+
+// ScanDeviceCode reads a row selected with DeviceCodes.List().
+func ScanDeviceCode(row Scanner) (storage.DeviceCode, error) {
+	var (
+		d                                 storage.DeviceCode
+		status                            string
+		scopes                            []byte
+		interval, polled, created, expiry sql.NullInt64
+	)
+	if err := row.Scan(&d.DeviceCodeHash, &d.UserCodeHash, &d.ClientID, &scopes, &status, &d.SessionIDHash,
+		&interval, &polled, &created, &expiry); err != nil {
+		return storage.DeviceCode{}, err
+	}
+	d.Status, d.Interval = storage.DeviceCodeStatus(status), time.Duration(interval.Int64)
+	d.LastPolledAt, d.CreatedAt, d.ExpiresAt = fromNanos(polled), fromNanos(created), fromNanos(expiry)
+	return d, decodeList(&d.Scopes, scopes)
 }
 
 // ScanThrottle reads a row selected with Throttles.List().

@@ -108,6 +108,7 @@ type queries struct {
 	insertUser, selectUser, setUserPassword                                  string
 	usersByEmail, lockUser, setUserClaims                                    string
 	insertEmailToken, selectEmailToken, deleteEmailTokensOfUser              string
+	insertDeviceCode, deviceCodeByUserCode, lockDeviceCode, updateDeviceCode string
 	recordFailure, selectThrottle, deleteThrottle                            string
 	useOnce                                                                  string
 	insertFactor, factorsOfUser, deleteFactor, useFactorStep                 string
@@ -159,6 +160,11 @@ func New(db DB, d Dialect) *Store {
 		deleteTokensOfSession:   "DELETE FROM access_tokens WHERE session_id_hash = " + p(1),
 		revokeFamily:            "UPDATE refresh_families SET revoked = TRUE WHERE id = " + p(1),
 		deleteTokensOfFamily:    "DELETE FROM access_tokens WHERE refresh_family_id = " + p(1),
+
+		insertDeviceCode:     DeviceCodes.Insert(p),
+		deviceCodeByUserCode: fmt.Sprintf("SELECT %s FROM device_codes WHERE user_code_hash = %s", DeviceCodes.List(), p(1)),
+		lockDeviceCode:       DeviceCodes.Select(p) + d.Lock,
+		updateDeviceCode:     DeviceCodes.Update(p),
 
 		insertUser: Users.Insert(p),
 		selectUser: Users.Select(p),
@@ -212,6 +218,7 @@ ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE singl
 			{query: expired("throttles", "last_failure"), age: storage.ThrottleRetention},
 			{query: expired("single_use", "expires_at")},
 			{query: expired("email_tokens", "expires_at")},
+			{query: expired("device_codes", "expires_at"), age: storage.DeviceCodeRetention},
 		},
 	}}
 }
@@ -580,6 +587,33 @@ func (s *Store) RevokeByCode(ctx context.Context, codeHash string) error {
 	return nil
 }
 
+func (s *Store) CreateDeviceCode(ctx context.Context, d storage.DeviceCode) error {
+	vals, err := DeviceCodeValues(d)
+	if err := create(ctx, s.db, s.q.insertDeviceCode, vals, err); err != nil {
+		return fmt.Errorf("create device code: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCodeHash string) (storage.DeviceCode, error) {
+	d, err := get(s.db.QueryRow(ctx, s.q.deviceCodeByUserCode, userCodeHash), ScanDeviceCode)
+	if err != nil {
+		return storage.DeviceCode{}, fmt.Errorf("get device code by user code: %w", err)
+	}
+	return d, nil
+}
+
+func (s *Store) UpdateDeviceCode(ctx context.Context, deviceCodeHash string, fn func(storage.DeviceCode) (storage.DeviceCode, error)) (storage.DeviceCode, error) {
+	out, fnErr, err := update(ctx, s.db, s.q.lockDeviceCode, s.q.updateDeviceCode, []any{deviceCodeHash}, ScanDeviceCode, DeviceCodeValues, fn, nil)
+	if fnErr != nil {
+		return storage.DeviceCode{}, fnErr
+	}
+	if err != nil {
+		return storage.DeviceCode{}, fmt.Errorf("update device code: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	vals, err := UserValues(u)
 	if err := create(ctx, s.db, s.q.insertUser, vals, err); err != nil {
@@ -787,7 +821,8 @@ func (s *Store) UseOnce(ctx context.Context, key string, now, expires time.Time)
 }
 
 // GarbageCollect deletes throttle rows whose last failure is storage.ThrottleRetention old,
-// and code redemptions storage.CodeRedemptionRetention after their code expired.
+// code redemptions storage.CodeRedemptionRetention after their code expired and device codes
+// storage.DeviceCodeRetention after they expired.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for _, c := range s.q.gc {
