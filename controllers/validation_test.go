@@ -96,6 +96,41 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.redirectURIs: only Native clients may use custom URI schemes",
 		},
+		"the device code grant on a single-page app": {
+			sso(hallpassv1.SinglePageApp, func(c *hallpassv1.SSOClient) {
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantAuthorizationCode, hallpassv1.GrantDeviceCode}
+			}),
+			"spec.grantTypes: the device code grant is for Native clients only",
+		},
+		"client credentials on a native app": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) {
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantClientCredentials}
+			}),
+			"spec.grantTypes: client_credentials is the one grant of MachineToMachine clients",
+		},
+		"a machine-to-machine client with the authorization code grant": {
+			sso(hallpassv1.MachineToMachine, func(c *hallpassv1.SSOClient) {
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantClientCredentials, hallpassv1.GrantAuthorizationCode}
+			}),
+			"spec.grantTypes: client_credentials is the one grant of MachineToMachine clients",
+		},
+		"refresh tokens without a grant that signs a user in": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) {
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantRefreshToken}
+			}),
+			"spec.grantTypes: refresh_token needs a grant that signs a user in",
+		},
+		"an unknown grant type": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.GrantTypes = []hallpassv1.GrantType{"password"} }),
+			"spec.grantTypes[0]: Unsupported value",
+		},
+		"a native client without redirect URIs that uses the authorization code grant": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) {
+				c.Spec.RedirectURIs = nil
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantAuthorizationCode, hallpassv1.GrantDeviceCode}
+			}),
+			"every other type needs at least one, unless its grantTypes leave out authorization_code",
+		},
 		"a machine-to-machine client with redirect URIs": {
 			sso(hallpassv1.MachineToMachine, func(c *hallpassv1.SSOClient) {
 				c.Spec.RedirectURIs = []string{"https://m2m.example.com/callback"}
@@ -327,6 +362,12 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	g.Expect(c.Spec.SingleSignOn).To(HaveValue(BeTrue()))
 	g.Expect(c.Spec.RequirePKCE).To(HaveValue(BeTrue()))
 	g.Expect(c.Spec.DeletionPolicy).To(Equal(hallpassv1.DeletionPolicyDelete))
+
+	// A kubectl login client: Native, device code grant, no redirect URIs needed.
+	cli := newClient(ns, "kubectl", ns, "defaults", hallpassv1.Native)
+	cli.Spec.RedirectURIs = nil
+	cli.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantDeviceCode, hallpassv1.GrantRefreshToken}
+	create(t, cli)
 
 	web := newClient(ns, "web", ns, "defaults", hallpassv1.RegularWebApp)
 	web.Spec.Credentials = &hallpassv1.ClientCredentials{Keys: &hallpassv1.CredentialKeys{}, Rotation: &hallpassv1.SecretRotation{}}

@@ -23,6 +23,20 @@ const (
 // Public reports whether clients of this type cannot keep a secret.
 func (t ClientType) Public() bool { return t == SinglePageApp || t == Native }
 
+// GrantType is an OAuth 2.0 grant a client may use.
+// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code"
+type GrantType string
+
+// Grant types.
+const (
+	GrantAuthorizationCode GrantType = "authorization_code"
+	GrantRefreshToken      GrantType = "refresh_token"
+	GrantClientCredentials GrantType = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628): a command-line tool or
+	// a device without a browser shows a code that the user confirms at the issuer.
+	GrantDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
 // DeletionPolicy decides what happens to the credentials Secret when the SSOClient goes.
 // +kubebuilder:validation:Enum=Delete;Orphan
 type DeletionPolicy string
@@ -40,7 +54,10 @@ const (
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.credentials) || !has(self.credentials.clientSecretRef)",message="spec.credentials.clientSecretRef: SinglePageApp and Native clients are public clients and must not have a client secret"
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.credentials) || !has(self.credentials.rotation)",message="spec.credentials.rotation: SinglePageApp and Native clients are public clients and have no client secret to rotate"
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['SinglePageApp', 'Native']) || !has(self.requirePKCE) || self.requirePKCE",message="spec.requirePKCE: SinglePageApp and Native clients must use PKCE"
-// +kubebuilder:validation:XValidation:rule="self.type == 'MachineToMachine' ? !has(self.redirectURIs) || size(self.redirectURIs) == 0 : has(self.redirectURIs) && size(self.redirectURIs) > 0",message="spec.redirectURIs: MachineToMachine clients have no redirect URIs; every other type needs at least one"
+// +kubebuilder:validation:XValidation:rule="self.type == 'MachineToMachine' ? !has(self.redirectURIs) || size(self.redirectURIs) == 0 : (has(self.redirectURIs) && size(self.redirectURIs) > 0) || (has(self.grantTypes) && !('authorization_code' in self.grantTypes))",message="spec.redirectURIs: MachineToMachine clients have no redirect URIs; every other type needs at least one, unless its grantTypes leave out authorization_code"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes) || self.type == 'Native'",message="spec.grantTypes: the device code grant is for Native clients only"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || (self.type == 'MachineToMachine' ? self.grantTypes.all(g, g == 'client_credentials') : !('client_credentials' in self.grantTypes))",message="spec.grantTypes: client_credentials is the one grant of MachineToMachine clients, and only theirs"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes || 'urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes",message="spec.grantTypes: refresh_token needs a grant that signs a user in (authorization_code or the device code grant)"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Native' || !has(self.redirectURIs) || self.redirectURIs.all(u, u.startsWith('https://') || u.startsWith('http://'))",message="spec.redirectURIs: only Native clients may use custom URI schemes"
 type SSOClientSpec struct {
 	// serverRef is the SSOServer this client registers with. The server's
@@ -131,6 +148,19 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=128
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
+
+	// grantTypes are the OAuth 2.0 grants the client may use. When unset, those of its type:
+	// authorization_code and refresh_token for SinglePageApp, RegularWebApp and Native;
+	// client_credentials for MachineToMachine. The device code grant
+	// (urn:ietf:params:oauth:grant-type:device_code, RFC 8628), with which a command-line
+	// tool such as kubectl signs in on a machine without a browser, is for Native clients
+	// and only when listed. Leaving out refresh_token gives no refresh tokens;
+	// leaving out authorization_code lets a Native client have no redirect URIs.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	GrantTypes []GrantType `json:"grantTypes,omitempty"`
 
 	// accessTokenAudience names the API the client's access tokens are for, such as
 	// https://api.example.com/orders. With it, access tokens are RFC 9068 JWTs (typ

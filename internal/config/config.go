@@ -57,6 +57,15 @@ const (
 	FactorTOTP = "TOTP"
 )
 
+// Grant types a client may be allowed (Client.GrantTypes), as named at the token endpoint.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628), for Native clients.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
 // Storage types.
 const (
 	StorageSQLite   = "SQLite"
@@ -195,6 +204,9 @@ type Client struct {
 	// RequireMFA: a user signing in to this client must have presented a second factor in
 	// the session; a session without one is stepped up.
 	RequireMFA bool `json:"requireMFA,omitempty"`
+	// GrantTypes are the grants the client may use, sorted; when empty, those of its type
+	// (DefaultGrantTypes).
+	GrantTypes []string `json:"grantTypes,omitempty"`
 	// AccessTokenAudience, when set, makes the client's access tokens RFC 9068 JWTs with
 	// this aud (the API they are for), which an API can verify with the JWKS alone. Each
 	// then costs a second signature; without it access tokens are opaque.
@@ -207,6 +219,24 @@ type Client struct {
 // Public reports whether the client cannot keep a secret (and so must use PKCE).
 func (c Client) Public() bool {
 	return c.Type == ClientSinglePageApp || c.Type == ClientNative
+}
+
+// DefaultGrantTypes are the grants of a client of type t that lists none: a user's
+// authorization code and its refresh tokens, or client credentials for a machine. The device
+// authorization grant is never a default: a client has to ask for it.
+func DefaultGrantTypes(t string) []string {
+	if t == ClientMachineToMachine {
+		return []string{GrantClientCredentials}
+	}
+	return []string{GrantAuthorizationCode, GrantRefreshToken}
+}
+
+// AllowsGrant reports whether the client may use grant type g.
+func (c Client) AllowsGrant(g string) bool {
+	if len(c.GrantTypes) == 0 {
+		return slices.Contains(DefaultGrantTypes(c.Type), g)
+	}
+	return slices.Contains(c.GrantTypes, g)
 }
 
 // Connection is one identity source, with its credentials resolved.
@@ -391,6 +421,13 @@ func (c *Config) Validate() error {
 		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)
 		check(len(cl.AccessTokenAudience) > 2048 || strings.ContainsFunc(cl.AccessTokenAudience, unicode.IsSpace),
 			"clients[%d].accessTokenAudience must be at most 2048 characters without spaces", i)
+		for _, g := range cl.GrantTypes {
+			check(!slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}, g),
+				"clients[%d].grantTypes: %q is unknown", i, g)
+			check((g == GrantClientCredentials) != (cl.Type == ClientMachineToMachine),
+				"clients[%d].grantTypes: %s is for MachineToMachine clients only, and the only grant they have", i, GrantClientCredentials)
+			check(g == GrantDeviceCode && cl.Type != ClientNative, "clients[%d].grantTypes: the device code grant is for Native clients only", i)
+		}
 		for _, n := range cl.Connections {
 			_, ok := c.Connection(n)
 			check(!ok, "clients[%d].connections names unknown connection %q", i, n)

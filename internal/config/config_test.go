@@ -24,20 +24,24 @@ func TestParse(t *testing.T) {
 		edit func(string) string
 		err  string
 	}{
-		"a valid config is accepted":                 {edit: func(s string) string { return s }},
-		"a misspelt field is refused":                {edit: func(s string) string { return s + "isuer: x\n" }, err: "isuer"},
-		"an http issuer is refused outside dev mode": {edit: replace("https://sso", "http://sso"), err: "must use https"},
-		"an http issuer is fine in dev mode":         {edit: func(s string) string { return replace("https://sso", "http://sso")(s) + "devMode: true\n" }},
-		"an idle timeout over the lifetime":          {edit: replace("idleTimeout: 72h", "idleTimeout: 200h"), err: "idleTimeout must not exceed"},
-		"a duration that does not parse":             {edit: replace("idToken: 1h", "idToken: soon"), err: "parse duration"},
-		"clients out of order":                       {edit: replace("id: a, name: A", "id: c, name: A"), err: "clients must be sorted"},
-		"a public client with a secret":              {edit: replace("type: SinglePageApp,", "type: SinglePageApp, secretSHA256: [x],"), err: "public client but has a secret"},
-		"a confidential client without a secret":     {edit: replace(", secretSHA256: [abc]", ""), err: "confidential client without a secret"},
-		"a client naming an unknown connection":      {edit: replace("connections: [db]", "connections: [ldap]"), err: `unknown connection "ldap"`},
-		"a Database connection without its block":    {edit: replace(", database: {}", ""), err: "has no database block"},
-		"an API audience is accepted":                {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'https://api.example/orders'")},
-		"an API audience with a space":               {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'orders api'"), err: "accessTokenAudience must be"},
-		"an unknown storage type":                    {edit: replace("type: SQLite", "type: Redis"), err: `storage.type "Redis"`},
+		"a valid config is accepted":                             {edit: func(s string) string { return s }},
+		"a misspelt field is refused":                            {edit: func(s string) string { return s + "isuer: x\n" }, err: "isuer"},
+		"an http issuer is refused outside dev mode":             {edit: replace("https://sso", "http://sso"), err: "must use https"},
+		"an http issuer is fine in dev mode":                     {edit: func(s string) string { return replace("https://sso", "http://sso")(s) + "devMode: true\n" }},
+		"an idle timeout over the lifetime":                      {edit: replace("idleTimeout: 72h", "idleTimeout: 200h"), err: "idleTimeout must not exceed"},
+		"a duration that does not parse":                         {edit: replace("idToken: 1h", "idToken: soon"), err: "parse duration"},
+		"clients out of order":                                   {edit: replace("id: a, name: A", "id: c, name: A"), err: "clients must be sorted"},
+		"a public client with a secret":                          {edit: replace("type: SinglePageApp,", "type: SinglePageApp, secretSHA256: [x],"), err: "public client but has a secret"},
+		"a confidential client without a secret":                 {edit: replace(", secretSHA256: [abc]", ""), err: "confidential client without a secret"},
+		"a client naming an unknown connection":                  {edit: replace("connections: [db]", "connections: [ldap]"), err: `unknown connection "ldap"`},
+		"a Database connection without its block":                {edit: replace(", database: {}", ""), err: "has no database block"},
+		"an API audience is accepted":                            {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'https://api.example/orders'")},
+		"an API audience with a space":                           {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'orders api'"), err: "accessTokenAudience must be"},
+		"a Native client with the device code grant is accepted": {edit: replace("type: SinglePageApp,", "type: Native, grantTypes: [authorization_code, 'urn:ietf:params:oauth:grant-type:device_code'],")},
+		"a single-page app with the device code grant":           {edit: replace("type: SinglePageApp,", "type: SinglePageApp, grantTypes: ['urn:ietf:params:oauth:grant-type:device_code'],"), err: "device code grant is for Native clients only"},
+		"a web app with client credentials":                      {edit: replace("type: RegularWebApp,", "type: RegularWebApp, grantTypes: [client_credentials],"), err: "client_credentials is for MachineToMachine clients only"},
+		"an unknown grant type":                                  {edit: replace("type: RegularWebApp,", "type: RegularWebApp, grantTypes: [password],"), err: `"password" is unknown`},
+		"an unknown storage type":                                {edit: replace("type: SQLite", "type: Redis"), err: `storage.type "Redis"`},
 		"every problem is reported at once": {
 			edit: func(s string) string {
 				return replace("algorithm: RS256", "algorithm: HS256")(replace("idToken: 1h", "idToken: 0s")(s))

@@ -241,7 +241,18 @@ func renderClient(c Client, connections []string) config.Client {
 		FrontchannelLogoutURI:   spec.FrontchannelLogoutURI,
 		AccessTokenAudience:     spec.AccessTokenAudience,
 		IDTokenSigningAlgorithm: spec.IDTokenSigningAlgorithm,
+		GrantTypes:              grantTypes(spec.GrantTypes),
 	}
+}
+
+// grantTypes are the client's declared grants, sorted; none declared renders as none, which
+// the server reads as the defaults of the client's type.
+func grantTypes(declared []hallpassv1.GrantType) []string {
+	out := make([]string, 0, len(declared))
+	for _, g := range declared {
+		out = append(out, string(g))
+	}
+	return sortedCopy(out)
 }
 
 func duplicateConnection(cs []config.Connection) int {

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,22 @@ func TestRender(t *testing.T) {
 				other, _ := out.Config.Client("other")
 				expect(t, web.AccessTokenAudience == "https://api.example.com/orders", "audience %q", web.AccessTokenAudience)
 				expect(t, other.AccessTokenAudience == "", "a client naming no API: audience %q", other.AccessTokenAudience)
+			},
+		},
+		"a client's grant types are served sorted, and none declared stays none (its type's defaults)": {
+			in: func() Input {
+				c := client("cli", "cli", hallpassv1.Native, 1)
+				c.Client.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantDeviceCode, hallpassv1.GrantAuthorizationCode, hallpassv1.GrantRefreshToken}
+				return Input{Server: server(), Clients: []Client{c, client("web", "web", hallpassv1.RegularWebApp, 2)}}
+			},
+			check: func(t *testing.T, out *Output) {
+				cli, _ := out.Config.Client("cli")
+				web, _ := out.Config.Client("web")
+				want := []string{config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantDeviceCode}
+				expect(t, slices.Equal(cli.GrantTypes, want), "grant types %v, want %v", cli.GrantTypes, want)
+				expect(t, cli.AllowsGrant(config.GrantDeviceCode), "the device grant is not allowed")
+				expect(t, web.GrantTypes == nil && web.AllowsGrant(config.GrantAuthorizationCode) && !web.AllowsGrant(config.GrantDeviceCode),
+					"a client declaring none: grant types %v", web.GrantTypes)
 			},
 		},
 		"a client in a secret rotation overlap accepts both secrets, in a stable order": {

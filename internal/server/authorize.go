@@ -120,8 +120,13 @@ func silentLoginRefusal(client config.Client, sess *storage.Session, req *author
 	return nil
 }
 
-// completeAuthorization issues a code in the session and sends it to the client.
+// completeAuthorization issues a code in the session and sends it to the client, or, for a
+// sign-in on the device page, approves the device code.
 func (s *Server) completeAuthorization(w http.ResponseWriter, r *http.Request, st *state, req *authorizeRequest, sess storage.Session) {
+	if req.Device != "" {
+		s.approveDevice(w, r, st, req.Device, sess)
+		return
+	}
 	code, err := s.issueCode(st, req, sess)
 	if err != nil {
 		s.failAuthorization(w, r, st, req, internalError("issue the authorization code", err))

@@ -63,6 +63,20 @@ type authorizeRequest struct {
 	ACRValues           []string `json:"acr_values,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+	// Device is the hash of the device code a sign-in on the device page approves
+	// (device.go); such a request has no redirect URI and ends on the issuer's own page.
+	// An authorization request never sets it.
+	Device string `json:"device,omitempty"`
+}
+
+// acceptedBy reports whether the client, as the config being served declares it, still
+// accepts the request: its redirect URI, or for a device sign-in the device grant. A reload
+// may have changed the client since the request was made.
+func (req *authorizeRequest) acceptedBy(client config.Client) bool {
+	if req.Device != "" {
+		return client.AllowsGrant(config.GrantDeviceCode)
+	}
+	return matchRedirectURI(client.RedirectURIs, req.RedirectURI, client.Type == config.ClientNative)
 }
 
 // pageError is an authorization request error that must not be sent to the redirect URI,
@@ -152,6 +166,9 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 	if client.Type == config.ClientMachineToMachine {
 		return fail(ErrUnauthorizedClient, "a machine-to-machine application cannot use the authorization endpoint")
 	}
+	if !client.AllowsGrant(config.GrantAuthorizationCode) {
+		return fail(ErrUnauthorizedClient, "the application may not use the authorization code grant")
+	}
 	switch rt := form.Get("response_type"); rt {
 	case "code":
 	case "":
@@ -160,15 +177,7 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		return fail(ErrUnsupportedResponseType, "only response_type=code is supported")
 	}
 
-	// Scopes the server does not know and the client was not allowed are dropped, not
-	// refused (RFC 6749 §3.3 lets the server grant fewer scopes than requested; the token
-	// response's scope then says which were granted).
-	for _, sc := range strings.Fields(form.Get("scope")) {
-		known := slices.Contains(supportedScopes, sc) || slices.Contains(client.AllowedScopes, sc)
-		if known && !slices.Contains(req.Scopes, sc) {
-			req.Scopes = append(req.Scopes, sc)
-		}
-	}
+	req.Scopes = grantedScopes(client, form.Get("scope"))
 	req.Nonce = form.Get("nonce")
 	req.LoginHint = form.Get("login_hint")
 	req.IDTokenHint = form.Get("id_token_hint")
@@ -208,6 +217,24 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		return fail(ErrInvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
 	}
 	return req, client, nil
+}
+
+// grantedScopes are the scopes of a request that the client gets. Scopes the server does not
+// know and the client was not allowed are dropped, not refused (RFC 6749 §3.3 lets the server
+// grant fewer scopes than requested; the token response's scope then says which were
+// granted); so is offline_access for a client without refresh tokens.
+func grantedScopes(client config.Client, requested string) []string {
+	var out []string
+	for _, sc := range strings.Fields(requested) {
+		known := slices.Contains(supportedScopes, sc) || slices.Contains(client.AllowedScopes, sc)
+		if sc == scopeOfflineAccess && !client.AllowsGrant(config.GrantRefreshToken) {
+			known = false
+		}
+		if known && !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // validChallenge reports whether c looks like BASE64URL(SHA256(verifier)) without padding.

@@ -23,6 +23,7 @@ type discovery struct {
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
@@ -63,10 +64,11 @@ func (s *Server) discoveryDocument(st *state) discovery {
 		RevocationEndpoint:                st.endpoint(pathRevoke),
 		IntrospectionEndpoint:             st.endpoint(pathIntrospect),
 		EndSessionEndpoint:                st.endpoint(pathEndSession),
+		DeviceAuthorizationEndpoint:       st.endpoint(pathDeviceAuthorization),
 		ScopesSupported:                   supportedScopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{modeQuery, modeFragment, modeFormPost, modeWebMessage},
-		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials},
+		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantDeviceCode},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  st.keys.algs,
 		TokenEndpointAuthMethodsSupported: auth,

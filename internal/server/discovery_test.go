@@ -29,7 +29,7 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 	for key, method := range map[string]string{
 		"authorization_endpoint": http.MethodGet, "token_endpoint": http.MethodPost, "userinfo_endpoint": http.MethodGet,
 		"jwks_uri": http.MethodGet, "revocation_endpoint": http.MethodPost, "introspection_endpoint": http.MethodPost,
-		"end_session_endpoint": http.MethodGet,
+		"end_session_endpoint": http.MethodGet, "device_authorization_endpoint": http.MethodPost,
 	} {
 		u, _ := doc[key].(string)
 		if !strings.HasPrefix(u, e.issuer+"/") {
@@ -49,7 +49,7 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 
 	want := map[string][]string{
 		"response_types_supported":              {"code"},
-		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials"},
+		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
 		"code_challenge_methods_supported":      {"S256"},
 		"id_token_signing_alg_values_supported": {"RS256", "ES256"},
 		"response_modes_supported":              {"query", "fragment", "form_post", "web_message"},

@@ -25,6 +25,11 @@ const (
 	ErrInteractionRequired     ErrorCode = "interaction_required"
 	ErrInvalidToken            ErrorCode = "invalid_token"
 	ErrInsufficientScope       ErrorCode = "insufficient_scope"
+	// Errors of the device authorization grant's token requests (RFC 8628 §3.5).
+	ErrAuthorizationPending ErrorCode = "authorization_pending"
+	ErrSlowDown             ErrorCode = "slow_down"
+	ErrAccessDenied         ErrorCode = "access_denied"
+	ErrExpiredToken         ErrorCode = "expired_token"
 )
 
 // oauthError is a protocol error with its description and the HTTP status it is sent with

@@ -5,25 +5,20 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
-// grantAuthorizationCode redeems a code (RFC 6749 §4.1.3) with PKCE (RFC 7636). A code is
-// single use: a second redemption is refused and revokes everything the first one issued,
-// since one of the two presenters is an attacker and we cannot tell which. The redemption is
-// recorded and its tokens are stored in one transaction, so a second redemption, however
-// close behind, finds them all. A presentation that fails the checks below revokes nothing:
-// it does not redeem the code, and whoever saw a code in a log could otherwise sign its user
-// out of the application.
+// grantAuthorizationCode redeems a code (RFC 6749 §4.1.3) with PKCE (RFC 7636), single use
+// (redeemInSession). A presentation that fails the checks below revokes nothing: it does not
+// redeem the code, and whoever saw a code in a log could otherwise sign its user out of the
+// application.
 func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if client.Type == config.ClientMachineToMachine {
-		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
+	if !client.AllowsGrant(config.GrantAuthorizationCode) {
+		return nil, newError(ErrUnauthorizedClient, "the application may not use the authorization code grant")
 	}
 	sealed := r.PostForm.Get("code")
 	if sealed == "" {
@@ -37,67 +32,8 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		return nil, refused
 	}
 
-	var g grant
-	var accessToken, refreshToken string
-	var jwtAccessToken *storage.AccessToken
-	if client.AccessTokenAudience != "" {
-		// A JWT access token is signed before the transaction, with the session as read
-		// here: on SQLite the transaction runs on the single writer, which must not wait for
-		// an RSA signature. The transaction still refuses the code if the session has ended.
-		sess, err := s.store.GetSession(ctx, c.SessionIDHash)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-		}
-		if err != nil {
-			return nil, internalError("load the code's session", err)
-		}
-		g = codeGrant(c, sess, client)
-		var record storage.AccessToken
-		if accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
-			return nil, internalError("mint access token", err)
-		}
-		jwtAccessToken = &record
-	}
 	redemption := storage.CodeRedemption{CodeHash: codeHash, SessionIDHash: c.SessionIDHash, ExpiresAt: time.Unix(0, c.Expires)}
-	err = s.store.RedeemCode(ctx, redemption, func(sess storage.Session) (storage.Issued, error) {
-		var issued storage.Issued
-		var err error
-		if jwtAccessToken == nil {
-			g = codeGrant(c, sess, client)
-			if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
-				return issued, err
-			}
-		} else {
-			issued.AccessToken = *jwtAccessToken
-		}
-		if slices.Contains(c.Scopes, scopeOfflineAccess) {
-			if refreshToken, issued.RefreshFamily, err = s.newRefreshFamily(st, g, sess.Connection); err != nil {
-				return issued, err
-			}
-			issued.AccessToken.RefreshFamilyID = issued.RefreshFamily.ID
-		}
-		return issued, nil
-	})
-	switch {
-	// A code whose session ended answers like an unknown one: it must not tell another
-	// client that the user signed out.
-	case errors.Is(err, storage.ErrSessionEnded):
-		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	case errors.Is(err, storage.ErrAlreadyExists):
-		s.logger.WarnContext(ctx, "authorization code reused; revoking what it issued", "client", client.ID)
-		if err := s.store.RevokeByCode(ctx, codeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, internalError("revoke tokens of reused code", err)
-		}
-		return nil, newError(ErrInvalidGrant, "the authorization code was already used")
-	case err != nil:
-		return nil, internalError("redeem authorization code", err)
-	}
-	resp, oerr := s.tokenResponse(st, g, accessToken)
-	if oerr != nil {
-		return nil, oerr
-	}
-	resp.RefreshToken = refreshToken
-	return resp, nil
+	return s.redeemInSession(ctx, st, client, redemption, c.Scopes, c.Nonce, "authorization code")
 }
 
 // openCode unseals a code and returns it with its hash, the key of its redemption. The hash
@@ -113,21 +49,6 @@ func openCode(st *state, sealed string) (authorizationCode, string, error) {
 		return c, "", err
 	}
 	return c, storage.Hash(base64.RawURLEncoding.EncodeToString(raw)), nil
-}
-
-// codeGrant is the authorization a redeemed code carries, with the user of its session.
-func codeGrant(c authorizationCode, sess storage.Session, client config.Client) grant {
-	return grant{
-		clientID:      c.ClientID,
-		apiAudience:   client.AccessTokenAudience,
-		scopes:        c.Scopes,
-		claims:        sess.Claims,
-		sessionIDHash: sess.IDHash,
-		sid:           sess.SID,
-		authTime:      sess.AuthTime,
-		amr:           sess.AMR,
-		nonce:         c.Nonce,
-	}
 }
 
 // checkCodeRedemption applies the checks of RFC 6749 §4.1.3 and RFC 7636 §4.6, including

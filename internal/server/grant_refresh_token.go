@@ -29,8 +29,8 @@ import (
 var errRefreshReplayed = errors.New("refresh token replayed")
 
 func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if client.Type == config.ClientMachineToMachine {
-		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
+	if !client.AllowsGrant(config.GrantRefreshToken) {
+		return nil, newError(ErrUnauthorizedClient, "the application may not use refresh tokens")
 	}
 	presented := r.PostForm.Get("refresh_token")
 	if presented == "" {

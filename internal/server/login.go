@@ -61,7 +61,7 @@ func (s *Server) loginFlowOf(w http.ResponseWriter, r *http.Request, st *state, 
 	}
 	// The client may have been changed or removed by a reload since /authorize.
 	client, ok := st.client(tx.Request.ClientID)
-	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
+	if !ok || !tx.Request.acceptedBy(client) {
 		s.renderError(w, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
 		return nil, false
 	}

@@ -18,7 +18,7 @@ var templateFS embed.FS
 // pages are parsed once; each is the layout plus one content template.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa", "account"} {
+	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa", "account", "device"} {
 		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -57,6 +57,12 @@ type pageData struct {
 	// The account page.
 	Account     *accountView
 	TOTPAllowed bool
+
+	// The device page: the user code typed or confirmed, and on the confirmation the user
+	// the device will be signed in as, when the browser's session can answer.
+	UserCode   string
+	SignedInAs string
+	Confirm    bool
 
 	// Auto-submitted responses.
 	Fields       []formField

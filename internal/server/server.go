@@ -157,6 +157,9 @@ const (
 	pathLogin          = "/login"
 	pathSignup         = "/signup"
 	pathLoginStylesCSS = "/assets/login.css"
+	// The device authorization grant's endpoints have Auth0's paths.
+	pathDeviceAuthorization = "/oauth/device/code"
+	pathDevice              = "/activate"
 )
 
 func (s *Server) routes() *http.ServeMux {
@@ -178,6 +181,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathSignup, s.handleSignup)
 	mux.HandleFunc(pathMFA, s.handleMFA)
 	mux.HandleFunc(pathAccount, s.handleAccount)
+	mux.HandleFunc(pathDeviceAuthorization, s.handleDeviceAuthorization)
+	mux.HandleFunc(pathDevice, s.handleDevice)
 	mux.HandleFunc("GET "+pathLoginStylesCSS, s.handleStyles)
 	return mux
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ const (
 	grantAuthorizationCode = "authorization_code"
 	grantRefreshToken      = "refresh_token"
 	grantClientCredentials = "client_credentials"
+	grantDeviceCode        = config.GrantDeviceCode
 )
 
 // tokenResponse is the successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -58,12 +60,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, oerr = s.grantRefreshToken(r.Context(), st, client, r)
 	case grantClientCredentials:
 		resp, oerr = s.grantClientCredentials(r.Context(), st, client, r)
+	case grantDeviceCode:
+		resp, oerr = s.grantDeviceCode(r.Context(), st, client, r)
 	case "":
 		oerr = newError(ErrInvalidRequest, "grant_type is missing")
 	default:
 		oerr = newError(ErrUnsupportedGrantType, "grant_type is not supported")
 	}
-	if gt != grantAuthorizationCode && gt != grantRefreshToken && gt != grantClientCredentials {
+	switch gt {
+	case grantAuthorizationCode, grantRefreshToken, grantClientCredentials:
+	case grantDeviceCode:
+		gt = "device_code"
+	default:
 		gt = "other"
 	}
 	if oerr != nil {
@@ -77,6 +85,95 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.tokens.WithLabelValues(gt, "ok").Inc()
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// redeemInSession issues the tokens of a single-use authorization granted in a central
+// session: an authorization code, or an approved device code. A second redemption is refused
+// and revokes everything the first one issued, since one of the two presenters is an attacker
+// and we cannot tell which. The redemption is recorded and its tokens are stored in one
+// transaction, so a second redemption, however close behind, finds them all. what names the
+// authorization in error descriptions.
+func (s *Server) redeemInSession(ctx context.Context, st *state, client config.Client, redemption storage.CodeRedemption,
+	scopes []string, nonce, what string,
+) (*tokenResponse, *oauthError) {
+	invalid := newError(ErrInvalidGrant, "the "+what+" is invalid or expired")
+	var g grant
+	var accessToken, refreshToken string
+	var jwtAccessToken *storage.AccessToken
+	if client.AccessTokenAudience != "" {
+		// A JWT access token is signed before the transaction, with the session as read
+		// here: on SQLite the transaction runs on the single writer, which must not wait for
+		// an RSA signature. The transaction still refuses the redemption if the session has
+		// ended.
+		sess, err := s.store.GetSession(ctx, redemption.SessionIDHash)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, invalid
+		}
+		if err != nil {
+			return nil, internalError("load the session of the "+what, err)
+		}
+		g = sessionGrant(client, scopes, nonce, sess)
+		var record storage.AccessToken
+		if accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
+			return nil, internalError("mint access token", err)
+		}
+		jwtAccessToken = &record
+	}
+	err := s.store.RedeemCode(ctx, redemption, func(sess storage.Session) (storage.Issued, error) {
+		var issued storage.Issued
+		var err error
+		if jwtAccessToken == nil {
+			g = sessionGrant(client, scopes, nonce, sess)
+			if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
+				return issued, err
+			}
+		} else {
+			issued.AccessToken = *jwtAccessToken
+		}
+		if slices.Contains(scopes, scopeOfflineAccess) && client.AllowsGrant(config.GrantRefreshToken) {
+			if refreshToken, issued.RefreshFamily, err = s.newRefreshFamily(st, g, sess.Connection); err != nil {
+				return issued, err
+			}
+			issued.AccessToken.RefreshFamilyID = issued.RefreshFamily.ID
+		}
+		return issued, nil
+	})
+	switch {
+	// An authorization whose session ended answers like an unknown one: it must not tell
+	// another client that the user signed out.
+	case errors.Is(err, storage.ErrSessionEnded):
+		return nil, invalid
+	case errors.Is(err, storage.ErrAlreadyExists):
+		s.logger.WarnContext(ctx, what+" reused; revoking what it issued", "client", client.ID)
+		if err := s.store.RevokeByCode(ctx, redemption.CodeHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, internalError("revoke tokens of reused "+what, err)
+		}
+		return nil, newError(ErrInvalidGrant, "the "+what+" was already used")
+	case err != nil:
+		return nil, internalError("redeem "+what, err)
+	}
+	resp, oerr := s.tokenResponse(st, g, accessToken)
+	if oerr != nil {
+		return nil, oerr
+	}
+	resp.RefreshToken = refreshToken
+	return resp, nil
+}
+
+// sessionGrant is the authorization a redeemed code or device code carries, with the user of
+// its session.
+func sessionGrant(client config.Client, scopes []string, nonce string, sess storage.Session) grant {
+	return grant{
+		clientID:      client.ID,
+		apiAudience:   client.AccessTokenAudience,
+		scopes:        scopes,
+		claims:        sess.Claims,
+		sessionIDHash: sess.IDHash,
+		sid:           sess.SID,
+		authTime:      sess.AuthTime,
+		amr:           sess.AMR,
+		nonce:         nonce,
+	}
 }
 
 // issueTokens mints an access token that no code or refresh family issues (client

@@ -263,7 +263,7 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 	}
 	// The client or its connections may have changed in a reload since /authorize.
 	client, ok := st.client(tx.Request.ClientID)
-	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
+	if !ok || !tx.Request.acceptedBy(client) {
 		s.renderError(w, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
 		return
 	}
