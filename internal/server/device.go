@@ -346,13 +346,11 @@ func (s *Server) lookUpUserCode(r *http.Request, st *state, typed string) (d fou
 // factor the client needs is asked for afterwards, as for a silent login.
 func (s *Server) deviceSession(r *http.Request, st *state, client config.Client) (storage.Session, bool, error) {
 	sess, found, err := s.currentSession(r.Context(), r, st)
-	if err != nil || !found {
+	if err != nil {
 		return storage.Session{}, false, err
 	}
-	if silentLoginRefusal(client, &sess, &authorizeRequest{MaxAge: -1}, nil, s.now()) != nil {
-		return storage.Session{}, false, nil
-	}
-	return sess, true, nil
+	usable := found && silentLoginRefusal(client, &sess, &authorizeRequest{MaxAge: -1}, nil, s.now()) == nil
+	return sess, usable, nil
 }
 
 var (
