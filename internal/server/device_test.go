@@ -366,3 +366,24 @@ func TestAClientWithoutTheRefreshGrantGetsNoRefreshToken(t *testing.T) {
 		t.Errorf("a client without refresh_token got %v", body)
 	}
 }
+
+func TestADeviceOfAClientThatRequiresMFAStepsTheSessionUpFirst(t *testing.T) {
+	e := newEnv(t, withDeviceClient(func(c *config.Client) { c.RequireMFA = true }))
+	b := e.browser()
+	e.rp("app2", "app2-secret").signIn(t, b, "alice", alicePassword)
+	d := e.startDevice(t, cliClient)
+
+	// Allow leads to the second factor, not to the password and not to the approval.
+	p := answer(t, b, d.confirmation(t, b), "allow")
+	if strings.Contains(p.body, `name="password"`) || strings.Contains(p.body, "Your device is signed in") {
+		t.Fatalf("allowing from a session without a second factor: status %d:\n%s", p.status, p.body)
+	}
+	d.pollError(t, "authorization_pending")
+	_, _, done := enrolTOTP(t, e, b, p)
+	if !strings.Contains(done.body, "Your device is signed in") {
+		t.Fatalf("after the second factor: status %d:\n%s", done.status, done.body)
+	}
+	if _, idt := d.tokens(t); !equalSets(claimsOf(t, idt).AMR, []string{"pwd", "otp", "mfa"}) {
+		t.Errorf("the device's ID token has amr %v, want the stepped-up session's", claimsOf(t, idt).AMR)
+	}
+}
