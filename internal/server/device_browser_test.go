@@ -77,6 +77,8 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
 		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		// The login page has a heading too: wait for the page after it.
+		chromedp.WaitNotPresent(chromedp.CSS(`input[name="password"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`h1`)),
 	)
 	if h := b.Text("h1"); h != "Your device is signed in" {
@@ -95,7 +97,10 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	if allow := b.Text("#allow"); allow != "Allow" || b.Count(`input[name="password"]`) != 0 {
 		t.Fatalf("the signed-in browser is asked %q (password fields: %d), want Allow alone", allow, b.Count(`input[name="password"]`))
 	}
-	b.Run("allow", chromedp.Click(chromedp.CSS(`#allow`), chromedp.NodeVisible), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	b.Run("allow", chromedp.Click(chromedp.CSS(`#allow`), chromedp.NodeVisible), chromedp.WaitNotPresent(chromedp.CSS(`#allow`)))
+	if h := b.Text("h1"); h != "Your device is signed in" {
+		t.Fatalf("after allowing the page says %q", h)
+	}
 	secondToken := collect(second)
 
 	var a, c struct {
