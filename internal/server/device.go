@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
@@ -232,7 +231,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	// of this browser may (CSRF), and only a bounded number from one address (throttle).
 	// A link with the code (verification_uri_complete) shows the confirmation with a GET,
 	// which changes nothing.
-	if r.Method == http.MethodPost && !sameCSRF(r, csrf) {
+	if r.Method == http.MethodPost && !formCSRF(r, st) {
 		page.Error = msgFormExpired
 		show(http.StatusForbidden, page)
 		return
@@ -404,12 +403,4 @@ func displayUser(c storage.Claims) string {
 		}
 	}
 	return c.Subject
-}
-
-// sameCSRF checks the double submit of a form that carries no login transaction: the form's
-// token must be the browser's CSRF cookie.
-func sameCSRF(r *http.Request, cookie string) bool {
-	form := []byte(r.PostFormValue("csrf"))
-	c, err := r.Cookie(csrfCookie)
-	return err == nil && c.Value == cookie && len(form) > 0 && subtle.ConstantTimeCompare(form, []byte(cookie)) == 1
 }

@@ -268,7 +268,7 @@ func TestDevicePollingAnswers(t *testing.T) {
 			b := e.browser()
 			e.rp("app2", "app2-secret").signIn(t, b, "alice", alicePassword)
 			answer(t, b, d.confirmation(t, b), "allow")
-			b.get(e.issuer + "/v2/logout")
+			b.signOut(e.issuer + "/v2/logout")
 			e.clock.Advance(5 * time.Second)
 			d.pollError(t, "invalid_grant")
 		}},

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -314,8 +313,7 @@ func logoutConfirmed(r *http.Request, st *state) bool {
 	if r.Method != http.MethodPost || r.PostForm.Get("confirm") != "yes" {
 		return false
 	}
-	form := []byte(r.PostForm.Get("csrf"))
-	return len(form) > 0 && subtle.ConstantTimeCompare(form, []byte(st.cookies.value(r, csrfCookie))) == 1
+	return formCSRF(r, st)
 }
 
 func redirectAfterLogout(w http.ResponseWriter, target string) {
