@@ -115,7 +115,7 @@ func TestRevokeSessionsRefusesIncompleteRequests(t *testing.T) {
 		{"a missing connection is refused", []string{"--config", "c.yaml", "--keys", "k.json", "--subject", "people|alice"}, "--connection"},
 		{"two config sources are refused", []string{"--config", "c.yaml", "--keys", "k.json", "--config-secret", "ns/c", "--keys-secret", "ns/k",
 			"--connection", "people", "--subject", "people|alice"}, "either"},
-		{"a config file without keys is refused", []string{"--config", "c.yaml", "--connection", "people", "--subject", "people|alice"}, "either"},
+		{"a keys file without a config is refused", []string{"--keys", "k.json", "--connection", "people", "--subject", "people|alice"}, "either"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := runRevokeSessions(context.Background(), tc.args, io.Discard, io.Discard)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -30,7 +31,7 @@ type configSourceFlags struct {
 
 func (f *configSourceFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.configPath, "config", "", "config file (standalone mode); the server re-reads it every second")
-	fs.StringVar(&f.keysPath, "keys", "", "signing keys file (standalone mode)")
+	fs.StringVar(&f.keysPath, "keys", "", "signing keys file (standalone mode); default: "+defaultKeysFile+" beside the config file, which `hallpass server` creates when it is missing")
 	fs.StringVar(&f.configSecret, "config-secret", "", "namespace/name of the config Secret (in a cluster); the server watches it")
 	fs.StringVar(&f.keysSecret, "keys-secret", "", "namespace/name of the signing keys Secret (in a cluster); the server watches it")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config")
@@ -48,8 +49,11 @@ type configOrigin struct {
 func (f configSourceFlags) open() (*configOrigin, error) {
 	fromFiles := f.configPath != "" || f.keysPath != ""
 	fromSecrets := f.configSecret != "" || f.keysSecret != ""
-	if fromFiles == fromSecrets || fromFiles && (f.configPath == "" || f.keysPath == "") || fromSecrets && (f.configSecret == "" || f.keysSecret == "") {
-		return nil, errors.New("give either --config and --keys, or --config-secret and --keys-secret")
+	if fromFiles == fromSecrets || fromFiles && f.configPath == "" || fromSecrets && (f.configSecret == "" || f.keysSecret == "") {
+		return nil, errors.New("give either --config (and --keys), or --config-secret and --keys-secret")
+	}
+	if fromFiles && f.keysPath == "" {
+		f.keysPath = filepath.Join(filepath.Dir(f.configPath), defaultKeysFile)
 	}
 	s := &configOrigin{f: f}
 	if fromFiles {

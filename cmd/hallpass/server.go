@@ -96,6 +96,16 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	defer closeAll(listeners) // already closed by Shutdown once serving
 
+	if source.client == nil {
+		// A standalone server without keys makes its own, once, and keeps them.
+		created, err := ensureKeysFile(source.f.configPath, source.f.keysPath)
+		if err != nil {
+			return err
+		}
+		if created {
+			logger.Info("generated signing keys", "file", source.f.keysPath)
+		}
+	}
 	configData, keysData, err := source.read(ctx)
 	if err != nil {
 		return err

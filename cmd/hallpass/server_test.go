@@ -120,7 +120,7 @@ func TestServerCommandServesFromFilesWithHealthAndMetrics(t *testing.T) {
 func TestServerCommandNeedsOneConfigSource(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{"--config", "a.yaml"},
+		{"--keys", "k.json"},
 		{"--config", "a.yaml", "--keys", "k.json", "--config-secret", "ns/c", "--keys-secret", "ns/k"},
 	} {
 		if err := runServer(context.Background(), args); err == nil || !strings.Contains(err.Error(), "either") {
