@@ -280,7 +280,7 @@ func TestAdmissionRejectsInvalidSSOAPIs(t *testing.T) {
 		} {
 			changed := a.DeepCopy()
 			mutate(changed)
-			err := k8s.Update(context.Background(), changed)
+			err := k8s.Patch(context.Background(), changed, client.MergeFrom(a))
 			NewWithT(t).Expect(err).To(MatchError(ContainSubstring(field)))
 		}
 	})

@@ -254,8 +254,8 @@ type SecretRotation struct {
 
 // SSOClientStatus is the observed state of an SSOClient.
 type SSOClientStatus struct {
-	// conditions: Ready, Accepted (the server admits the client), ConnectionsResolved and
-	// CredentialsReady.
+	// conditions: Ready, Accepted (the server admits the client), ConnectionsResolved,
+	// CredentialsReady, and Deprecated while the spec sets fields that have no effect.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
