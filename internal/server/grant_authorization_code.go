@@ -44,10 +44,10 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		return nil, newError(ErrInvalidGrant, "the application is no longer granted the API this code was issued for")
 	}
 
-	g := grant{api: api, scopes: scopes}
+	var g grant
 	var accessToken, refreshToken string
 	var jwtAccessToken *storage.AccessToken
-	if g.jwtAccessToken() {
+	if jwtAccessTokens(api) {
 		// A JWT access token is signed before the transaction, with the session as read
 		// here: on SQLite the transaction runs on the single writer, which must not wait for
 		// an RSA signature. The transaction still refuses the code if the session has ended.
@@ -58,7 +58,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		if err != nil {
 			return nil, internalError("load the code's session", err)
 		}
-		g = codeGrant(c, sess, g)
+		g = codeGrant(c, sess, api, scopes)
 		var record storage.AccessToken
 		if accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
 			return nil, internalError("mint access token", err)
@@ -70,7 +70,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		var issued storage.Issued
 		var err error
 		if jwtAccessToken == nil {
-			g = codeGrant(c, sess, g)
+			g = codeGrant(c, sess, api, scopes)
 			if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
 				return issued, err
 			}
@@ -123,12 +123,12 @@ func openCode(st *state, sealed string) (authorizationCode, string, error) {
 }
 
 // codeGrant is the authorization a redeemed code carries, with the user of its session and
-// the API and scopes of g, which the config grants now.
-func codeGrant(c authorizationCode, sess storage.Session, g grant) grant {
+// the API and scopes that the config grants now (regrant).
+func codeGrant(c authorizationCode, sess storage.Session, api *config.API, scopes []string) grant {
 	return grant{
 		clientID:      c.ClientID,
-		api:           g.api,
-		scopes:        g.scopes,
+		api:           api,
+		scopes:        scopes,
 		claims:        sess.Claims,
 		sessionIDHash: sess.IDHash,
 		sid:           sess.SID,

@@ -106,8 +106,9 @@ func (g grant) accessTokenLifetime(cfg *config.Config) time.Duration {
 	return g.api.TokenLifetime.Duration
 }
 
-// jwtAccessToken reports whether the access token of g is an RFC 9068 JWT.
-func (g grant) jwtAccessToken() bool { return g.api != nil && g.api.TokenFormat == config.TokenJWT }
+// jwtAccessTokens reports whether access tokens for api are RFC 9068 JWTs; for no API they
+// are opaque.
+func jwtAccessTokens(api *config.API) bool { return api != nil && api.TokenFormat == config.TokenJWT }
 
 func (s *Server) mintIDToken(st *state, g grant, accessToken string) (string, error) {
 	now := s.now()

@@ -101,7 +101,7 @@ func (s *Server) newAccessToken(st *state, g grant, link storage.AccessToken) (s
 	expires := now.Add(g.accessTokenLifetime(st.cfg))
 	var token string
 	var err error
-	if g.jwtAccessToken() {
+	if jwtAccessTokens(g.api) {
 		token, err = mintJWTAccessToken(st, g, now, expires)
 	} else {
 		token, err = config.RandomToken(32)
