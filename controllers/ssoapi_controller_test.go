@@ -221,7 +221,9 @@ func TestAdmissionRejectsInvalidSSOAPIs(t *testing.T) {
 			"spec.scopes[].name must not be an OpenID scope",
 		},
 		"a scope with a space": {
-			api(func(a *hallpassv1.SSOAPI) { a.Spec.Scopes = append(a.Spec.Scopes, hallpassv1.APIScope{Name: "orders read"}) }),
+			api(func(a *hallpassv1.SSOAPI) {
+				a.Spec.Scopes = append(a.Spec.Scopes, hallpassv1.APIScope{Name: "orders read"})
+			}),
 			"spec.scopes[2].name",
 		},
 		"a grant of a scope the API does not declare": {
@@ -229,7 +231,9 @@ func TestAdmissionRejectsInvalidSSOAPIs(t *testing.T) {
 			"spec.grants[].clientCredentials.scopes: every granted scope must be declared in spec.scopes",
 		},
 		"a user-flow grant of a scope the API does not declare": {
-			api(func(a *hallpassv1.SSOAPI) { a.Spec.Grants[0].UserFlows = &hallpassv1.GrantedScopes{Scopes: []string{"orders:delete"}} }),
+			api(func(a *hallpassv1.SSOAPI) {
+				a.Spec.Grants[0].UserFlows = &hallpassv1.GrantedScopes{Scopes: []string{"orders:delete"}}
+			}),
 			"spec.grants[].userFlows.scopes: every granted scope must be declared in spec.scopes",
 		},
 		"a grant of neither flow": {
