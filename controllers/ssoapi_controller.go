@@ -24,8 +24,10 @@ type SSOAPIReconciler struct {
 	Recorder events.EventRecorder
 }
 
+// apiScope is what the phases of one SSOAPI reconcile share.
 type apiScope struct {
 	api    *hallpassv1.SSOAPI
+	conds  conditionSetter
 	server *hallpassv1.SSOServer
 	// clients are the server's clients that have a client ID.
 	clients []render.Client
@@ -46,24 +48,23 @@ func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		return ctrl.Result{}, nil
 	}
 	before := api.DeepCopy()
-	conds := conditionSetter{obj: api, conditions: &api.Status.Conditions, recorder: r.Recorder}
-	s := &apiScope{api: api}
+	s := &apiScope{api: api, conds: conditionSetter{obj: api, conditions: &api.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	defer func() {
 		if s.refusal != nil {
-			conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.refusal.reason, s.refusal.message)
+			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.refusal.reason, s.refusal.message)
 		} else if reterr == nil {
-			conds.set(hallpassv1.ConditionReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
+			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
 				fmt.Sprintf("served by SSOServer %s to %d clients", api.Spec.ServerRef.Name, api.Status.Clients))
 		}
 		reterr = patchStatus(ctx, r.Client, api, before, &api.Status.ObservedGeneration, reterr)
 	}()
 
-	for _, phase := range []func(context.Context, *apiScope) error{
+	for _, phase := range []func(context.Context, *apiScope) (bool, error){
 		r.reconcileServer,
 		r.reconcileIdentifier,
 		r.reconcileGrants,
 	} {
-		if err := phase(ctx, s); err != nil || s.refusal != nil {
+		if proceed, err := phase(ctx, s); err != nil || !proceed {
 			return ctrl.Result{}, err
 		}
 	}
@@ -71,7 +72,7 @@ func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 }
 
 // reconcileServer finds the server and its clients that have a client ID.
-func (r *SSOAPIReconciler) reconcileServer(ctx context.Context, s *apiScope) error {
+func (r *SSOAPIReconciler) reconcileServer(ctx context.Context, s *apiScope) (bool, error) {
 	api := s.api
 	s.server = &hallpassv1.SSOServer{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: api.Namespace, Name: api.Spec.ServerRef.Name}, s.server)
@@ -79,29 +80,29 @@ func (r *SSOAPIReconciler) reconcileServer(ctx context.Context, s *apiScope) err
 		api.Status.Clients = 0
 		s.refusal = &refusal{hallpassv1.ReasonServerNotFound,
 			fmt.Sprintf("SSOServer %s/%s does not exist (spec.serverRef)", api.Namespace, api.Spec.ServerRef.Name)}
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get SSOServer %s: %w", api.Spec.ServerRef.Name, err)
+		return false, fmt.Errorf("get SSOServer %s: %w", api.Spec.ServerRef.Name, err)
 	}
 	var clients hallpassv1.SSOClientList
 	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(api.Namespace, api.Spec.ServerRef.Name)}); err != nil {
-		return fmt.Errorf("list SSOClients of SSOServer %s: %w", api.Spec.ServerRef.Name, err)
+		return false, fmt.Errorf("list SSOClients of SSOServer %s: %w", api.Spec.ServerRef.Name, err)
 	}
 	for i := range clients.Items {
 		if c := &clients.Items[i]; c.Status.ClientID != "" && c.DeletionTimestamp.IsZero() {
 			s.clients = append(s.clients, render.Client{Client: c, ID: c.Status.ClientID})
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // reconcileIdentifier refuses an identifier that is the issuer, a client ID, or already an
 // older SSOAPI's, as the render does.
-func (r *SSOAPIReconciler) reconcileIdentifier(ctx context.Context, s *apiScope) error {
+func (r *SSOAPIReconciler) reconcileIdentifier(ctx context.Context, s *apiScope) (bool, error) {
 	var list hallpassv1.SSOAPIList
 	if err := r.List(ctx, &list, client.MatchingFields{indexServer: key(s.api.Namespace, s.api.Spec.ServerRef.Name)}); err != nil {
-		return fmt.Errorf("list SSOAPIs of SSOServer %s: %w", s.api.Spec.ServerRef.Name, err)
+		return false, fmt.Errorf("list SSOAPIs of SSOServer %s: %w", s.api.Spec.ServerRef.Name, err)
 	}
 	apis := []*hallpassv1.SSOAPI{s.api}
 	for i := range list.Items {
@@ -116,12 +117,13 @@ func (r *SSOAPIReconciler) reconcileIdentifier(ctx context.Context, s *apiScope)
 	if refused, ok := render.RefuseAPIs(s.server.Spec.Issuer, apis, ids)[s.api.Name]; ok {
 		s.api.Status.Clients = 0
 		s.refusal = &refusal{refused.Reason, refused.Message}
+		return false, nil
 	}
-	return nil
+	return true, nil
 }
 
 // reconcileGrants counts the accepted clients the grants select.
-func (r *SSOAPIReconciler) reconcileGrants(ctx context.Context, s *apiScope) error {
+func (r *SSOAPIReconciler) reconcileGrants(ctx context.Context, s *apiScope) (bool, error) {
 	var accepted []render.Client
 	for _, c := range s.clients {
 		if !meta.IsStatusConditionFalse(c.Client.Status.Conditions, hallpassv1.SSOClientAccepted) {
@@ -130,10 +132,10 @@ func (r *SSOAPIReconciler) reconcileGrants(ctx context.Context, s *apiScope) err
 	}
 	labels, err := namespaceLabels(ctx, r.Client, accepted)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.api.Status.Clients = int32(len(render.Grants(s.api, accepted, labels)))
-	return nil
+	return true, nil
 }
 
 // namespaceLabels returns the labels of the clients' namespaces, for the namespace
