@@ -99,6 +99,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	before := sc.DeepCopy()
 	s := &clientScope{client: sc, conds: conditionSetter{obj: sc, conditions: &sc.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	defer func() {
+		reportDeprecatedFields(s.conds, sc)
 		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved)
 		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
 	}()

@@ -32,6 +32,11 @@ type Input struct {
 	Connections []*hallpassv1.IdentityConnection
 	// Clients are the server's accepted clients.
 	Clients []Client
+	// APIs are the server's SSOAPIs; RefuseAPIs decides which are served.
+	APIs []*hallpassv1.SSOAPI
+	// NamespaceLabels holds the labels of the clients' namespaces, for the grants'
+	// namespace selectors.
+	NamespaceLabels map[string]map[string]string
 	// Values holds every Secret and ConfigMap key the server and its connections reference.
 	Values Values
 }
@@ -56,6 +61,8 @@ type Output struct {
 	// SkippedConnections names connections left out because their credentials do not
 	// resolve; the IdentityConnection controller reports why.
 	SkippedConnections []string
+	// RefusedAPIs names SSOAPIs left out (RefuseAPIs); the SSOAPI controller reports why.
+	RefusedAPIs []string
 }
 
 // Render builds the server config.
@@ -120,6 +127,8 @@ func Render(in Input) (*Output, error) {
 		cfg.Clients = append(cfg.Clients, renderClient(c, connectionNames))
 	}
 	slices.SortFunc(cfg.Clients, func(a, b config.Client) int { return cmp.Compare(a.ID, b.ID) })
+	var refusedAPIs []string
+	cfg.APIs, refusedAPIs = renderAPIs(in, clients, cfg.Tokens.AccessToken.Duration)
 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("render config: %w", err)
@@ -128,7 +137,7 @@ func Render(in Input) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Output{Config: cfg, Bytes: b, Dropped: dropped, SkippedConnections: skipped}, nil
+	return &Output{Config: cfg, Bytes: b, Dropped: dropped, SkippedConnections: skipped, RefusedAPIs: refusedAPIs}, nil
 }
 
 func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error) {
@@ -236,10 +245,8 @@ func renderClient(c Client, connections []string) config.Client {
 		RequireMFA:              spec.RequireMFA,
 		RequirePKCE:             spec.PKCERequired(),
 		Connections:             sortedCopy(allowed),
-		AllowedScopes:           sortedCopy(spec.AllowedScopes),
 		BackchannelLogoutURI:    spec.BackchannelLogoutURI,
 		FrontchannelLogoutURI:   spec.FrontchannelLogoutURI,
-		AccessTokenAudience:     spec.AccessTokenAudience,
 		IDTokenSigningAlgorithm: spec.IDTokenSigningAlgorithm,
 		GrantTypes:              grantTypes(spec.GrantTypes),
 	}

@@ -80,6 +80,15 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, newError(ErrInvalidRequest, "scope is repeated or too long"))
 		return
 	}
+	// The tokens of this grant are for no API: a device code records no audience, and
+	// refusing the parameter is plainer than ignoring it.
+	if t, oerr := parseTarget(r.PostForm); oerr != nil || t.identifier != "" {
+		if oerr == nil {
+			oerr = t.refuse("the device authorization grant gives no tokens for an API; leave out " + t.param)
+		}
+		writeError(w, oerr)
+		return
+	}
 	ctx := r.Context()
 	// Every device code is a row in storage, so one address may not start them without end.
 	keys := []throttleKey{{key: "device-start-ip:" + s.clientIP(r), free: freeDeviceAuthorizations, reserve: true}}
@@ -100,7 +109,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, &oauthError{Code: ErrSlowDown, Description: "too many device authorizations from this address", status: http.StatusTooManyRequests})
 		return
 	}
-	resp, err := s.startDeviceAuthorization(ctx, st, client, grantedScopes(client, r.PostForm.Get("scope")))
+	resp, err := s.startDeviceAuthorization(ctx, st, client, userScopes(client, r.PostForm.Get("scope")))
 	if err != nil {
 		s.logger.ErrorContext(ctx, "device authorization failed", "client", client.ID, "err", err)
 		writeError(w, newError(ErrServerError, ""))

@@ -25,10 +25,14 @@ const (
 	ErrInteractionRequired     ErrorCode = "interaction_required"
 	ErrInvalidToken            ErrorCode = "invalid_token"
 	ErrInsufficientScope       ErrorCode = "insufficient_scope"
+	// ErrInvalidTarget answers a resource parameter (RFC 8707 §2) that names no API the
+	// client may get; ErrAccessDenied answers Auth0's audience parameter the same way, and a
+	// device authorization the user denied (RFC 8628 §3.5).
+	ErrInvalidTarget ErrorCode = "invalid_target"
+	ErrAccessDenied  ErrorCode = "access_denied"
 	// Errors of the device authorization grant's token requests (RFC 8628 §3.5).
 	ErrAuthorizationPending ErrorCode = "authorization_pending"
 	ErrSlowDown             ErrorCode = "slow_down"
-	ErrAccessDenied         ErrorCode = "access_denied"
 	ErrExpiredToken         ErrorCode = "expired_token"
 )
 

@@ -6,11 +6,32 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
 )
+
+// presentedCode opens the code of a token request and checks that client may redeem it
+// there: its redirect URI, PKCE verifier, expiry and API. It returns the code and its hash.
+func (s *Server) presentedCode(st *state, client config.Client, form url.Values) (authorizationCode, string, *oauthError) {
+	sealed := form.Get("code")
+	if sealed == "" {
+		return authorizationCode{}, "", newError(ErrInvalidRequest, "code is missing")
+	}
+	c, codeHash, err := openCode(st, sealed)
+	if err != nil {
+		return authorizationCode{}, "", newError(ErrInvalidGrant, "the authorization code is invalid or expired")
+	}
+	if refused := checkCodeRedemption(c, client, form.Get("redirect_uri"), form.Get("code_verifier"), s.now().UnixNano() >= c.Expires); refused != nil {
+		return authorizationCode{}, "", refused
+	}
+	if refused := checkSameTarget(form, c.Audience); refused != nil {
+		return authorizationCode{}, "", refused
+	}
+	return c, codeHash, nil
+}
 
 // grantAuthorizationCode redeems a code (RFC 6749 §4.1.3) with PKCE (RFC 7636), single use
 // (redeemInSession). A presentation that fails the checks below revokes nothing: it does not
@@ -20,20 +41,17 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	if !client.AllowsGrant(config.GrantAuthorizationCode) {
 		return nil, newError(ErrUnauthorizedClient, "the application may not use the authorization code grant")
 	}
-	sealed := r.PostForm.Get("code")
-	if sealed == "" {
-		return nil, newError(ErrInvalidRequest, "code is missing")
-	}
-	c, codeHash, err := openCode(st, sealed)
-	if err != nil {
-		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	}
-	if refused := checkCodeRedemption(c, client, r.PostForm.Get("redirect_uri"), r.PostForm.Get("code_verifier"), s.now().UnixNano() >= c.Expires); refused != nil {
+	c, codeHash, refused := s.presentedCode(st, client, r.PostForm)
+	if refused != nil {
 		return nil, refused
+	}
+	api, scopes, granted := regrant(st.cfg, client, c.Audience, c.Scopes)
+	if !granted {
+		return nil, newError(ErrInvalidGrant, "the application is no longer granted the API this code was issued for")
 	}
 
 	redemption := storage.CodeRedemption{CodeHash: codeHash, SessionIDHash: c.SessionIDHash, ExpiresAt: time.Unix(0, c.Expires)}
-	return s.redeemInSession(ctx, st, client, redemption, c.Scopes, c.Nonce, "authorization code")
+	return s.redeemInSession(ctx, st, client, redemption, api, scopes, c.Nonce, "authorization code")
 }
 
 // openCode unseals a code and returns it with its hash, the key of its redemption. The hash

@@ -18,6 +18,10 @@ func (s *Server) grantDeviceCode(ctx context.Context, st *state, client config.C
 	if !client.AllowsGrant(config.GrantDeviceCode) {
 		return nil, newError(ErrUnauthorizedClient, "the application may not use the device authorization grant")
 	}
+	// Device codes are for no API (the device authorization request may not name one).
+	if refused := checkSameTarget(r.PostForm, ""); refused != nil {
+		return nil, refused
+	}
 	deviceCode := r.PostForm.Get("device_code")
 	if deviceCode == "" {
 		return nil, newError(ErrInvalidRequest, "device_code is missing")
@@ -57,5 +61,5 @@ func (s *Server) grantDeviceCode(ctx context.Context, st *state, client config.C
 		return nil, answer
 	}
 	redemption := storage.CodeRedemption{CodeHash: hash, SessionIDHash: d.SessionIDHash, ExpiresAt: d.ExpiresAt}
-	return s.redeemInSession(ctx, st, client, redemption, d.Scopes, "", "device code")
+	return s.redeemInSession(ctx, st, client, redemption, nil, d.Scopes, "", "device code")
 }

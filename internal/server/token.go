@@ -94,13 +94,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // transaction, so a second redemption, however close behind, finds them all. what names the
 // authorization in error descriptions.
 func (s *Server) redeemInSession(ctx context.Context, st *state, client config.Client, redemption storage.CodeRedemption,
-	scopes []string, nonce, what string,
+	api *config.API, scopes []string, nonce, what string,
 ) (*tokenResponse, *oauthError) {
 	invalid := newError(ErrInvalidGrant, "the "+what+" is invalid or expired")
 	var g grant
 	var accessToken, refreshToken string
 	var jwtAccessToken *storage.AccessToken
-	if client.AccessTokenAudience != "" {
+	if jwtAccessTokens(api) {
 		// A JWT access token is signed before the transaction, with the session as read
 		// here: on SQLite the transaction runs on the single writer, which must not wait for
 		// an RSA signature. The transaction still refuses the redemption if the session has
@@ -112,7 +112,7 @@ func (s *Server) redeemInSession(ctx context.Context, st *state, client config.C
 		if err != nil {
 			return nil, internalError("load the session of the "+what, err)
 		}
-		g = sessionGrant(client, scopes, nonce, sess)
+		g = sessionGrant(client, api, scopes, nonce, sess)
 		var record storage.AccessToken
 		if accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
 			return nil, internalError("mint access token", err)
@@ -123,7 +123,7 @@ func (s *Server) redeemInSession(ctx context.Context, st *state, client config.C
 		var issued storage.Issued
 		var err error
 		if jwtAccessToken == nil {
-			g = sessionGrant(client, scopes, nonce, sess)
+			g = sessionGrant(client, api, scopes, nonce, sess)
 			if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
 				return issued, err
 			}
@@ -161,11 +161,11 @@ func (s *Server) redeemInSession(ctx context.Context, st *state, client config.C
 }
 
 // sessionGrant is the authorization a redeemed code or device code carries, with the user of
-// its session.
-func sessionGrant(client config.Client, scopes []string, nonce string, sess storage.Session) grant {
+// its session and the API and scopes that the config grants now (regrant).
+func sessionGrant(client config.Client, api *config.API, scopes []string, nonce string, sess storage.Session) grant {
 	return grant{
 		clientID:      client.ID,
-		apiAudience:   client.AccessTokenAudience,
+		api:           api,
 		scopes:        scopes,
 		claims:        sess.Claims,
 		sessionIDHash: sess.IDHash,
@@ -195,19 +195,20 @@ func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link stora
 // revocation treat both alike.
 func (s *Server) newAccessToken(st *state, g grant, link storage.AccessToken) (string, storage.AccessToken, error) {
 	now := s.now()
-	expires := now.Add(st.cfg.Tokens.AccessToken.Duration)
+	expires := now.Add(g.accessTokenLifetime(st.cfg))
 	var token string
 	var err error
-	if g.apiAudience == "" {
-		token, err = config.RandomToken(32)
-	} else {
+	if jwtAccessTokens(g.api) {
 		token, err = mintJWTAccessToken(st, g, now, expires)
+	} else {
+		token, err = config.RandomToken(32)
 	}
 	if err != nil {
 		return "", storage.AccessToken{}, err
 	}
 	link.TokenHash = storage.Hash(token)
 	link.ClientID = g.clientID
+	link.Audience = g.audience()
 	link.Scopes = g.scopes
 	link.Claims = g.claims
 	link.SessionIDHash = g.sessionIDHash
@@ -241,7 +242,7 @@ func mintJWTAccessToken(st *state, g grant, now, expires time.Time) (string, err
 	c := jwtAccessTokenClaims{
 		Issuer:   st.cfg.Issuer,
 		Subject:  g.claims.Subject,
-		Audience: g.apiAudience,
+		Audience: g.api.Identifier,
 		ClientID: g.clientID,
 		Expiry:   expires.Unix(),
 		IssuedAt: now.Unix(),
@@ -261,7 +262,7 @@ func (s *Server) tokenResponse(st *state, g grant, accessToken string) (*tokenRe
 	resp := &tokenResponse{
 		AccessToken: accessToken,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(st.cfg.Tokens.AccessToken.Seconds()),
+		ExpiresIn:   int64(g.accessTokenLifetime(st.cfg).Seconds()),
 		Scope:       strings.Join(g.scopes, " "),
 	}
 	if slices.Contains(g.scopes, scopeOpenID) {
