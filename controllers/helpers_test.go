@@ -151,3 +151,8 @@ func eventReasons(g Gomega, ns, name string) []string {
 	}
 	return reasons
 }
+
+// clientRecordOf reads the operator's record of SSOClient clientNS/name on its server.
+func clientRecordOf(g Gomega, serverNS, server, clientNS, name string) *corev1.Secret {
+	return get(g, serverNS, clientRecordName(server, clientNS, name), &corev1.Secret{})
+}

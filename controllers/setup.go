@@ -213,6 +213,11 @@ func (m mapper) clientsOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 	if name := o.Labels[hallpassv1.LabelClient]; name != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.Namespace, Name: name}})
 	}
+	// A client record names its SSOClient; the server's verdict on it is news to the client.
+	if o.Labels[labelRecord] == recordClient && o.Labels[hallpassv1.LabelManagedBy] == hallpassv1.ManagedByValue {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{
+			Namespace: o.Annotations[annotationRecordNamespace], Name: o.Annotations[annotationRecordName]}})
+	}
 	return reqs
 }
 

@@ -49,14 +49,27 @@ type Output struct {
 	Config *config.Config
 	// Bytes is the config as written to the config Secret.
 	Bytes []byte
-	// Dropped names ("namespace/name") clients left out because an older client has the same
-	// client ID. The SSOClient controller reports these; dropping here keeps one bad client
-	// from breaking the whole server.
-	Dropped []string
+	// LeftOut are the clients left out of the config, each with the reason, so that one bad
+	// or oversized client never breaks the whole server. The operator reports each on its
+	// SSOClient.
+	LeftOut []LeftOut
 	// SkippedConnections names connections left out because their credentials do not
 	// resolve; the IdentityConnection controller reports why.
 	SkippedConnections []string
 }
+
+// LeftOut is a client the config does not serve, and why.
+type LeftOut struct {
+	Client *hallpassv1.SSOClient
+	// Reason is a condition reason (CamelCase); Message says what to do about it.
+	Reason, Message string
+}
+
+// Reasons a client is left out.
+const (
+	// ReasonDuplicateClientID: another client holds the same client ID.
+	ReasonDuplicateClientID = "DuplicateClientID"
+)
 
 // Render builds the server config.
 func Render(in Input) (*Output, error) {
@@ -112,7 +125,7 @@ func Render(in Input) (*Output, error) {
 		connectionNames[i] = c.Name
 	}
 
-	clients, dropped := uniqueClients(in.Clients)
+	clients, leftOut := uniqueClients(in.Clients)
 	for _, c := range clients {
 		cfg.Clients = append(cfg.Clients, renderClient(c, connectionNames))
 	}
@@ -125,7 +138,7 @@ func Render(in Input) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Output{Config: cfg, Bytes: b, Dropped: dropped, SkippedConnections: skipped}, nil
+	return &Output{Config: cfg, Bytes: b, LeftOut: leftOut, SkippedConnections: skipped}, nil
 }
 
 func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error) {
@@ -166,26 +179,29 @@ func renderStorage(s *hallpassv1.SSOServer, values Values) (config.Storage, erro
 	return config.Storage{Type: config.StoragePostgres, PostgresDSN: dsn}, nil
 }
 
-// uniqueClients keeps, for each client ID, the oldest client, and names the others.
-func uniqueClients(clients []Client) (kept []Client, dropped []string) {
-	sorted := slices.Clone(clients)
-	slices.SortFunc(sorted, func(a, b Client) int {
-		return cmp.Or(
-			cmp.Compare(a.ID, b.ID),
-			a.Client.CreationTimestamp.Compare(b.Client.CreationTimestamp.Time),
-			cmp.Compare(a.Client.Namespace, b.Client.Namespace),
-			cmp.Compare(a.Client.Name, b.Client.Name),
-		)
-	})
-	for i, c := range sorted {
-		if i > 0 && sorted[i-1].ID == c.ID {
-			dropped = append(dropped, c.Client.Namespace+"/"+c.Client.Name)
+// uniqueClients leaves out every client whose ID another client holds too. Client IDs come
+// only from the operator's own records, so a duplicate means a record edited or restored by
+// hand, and no client of it can be trusted with the ID.
+func uniqueClients(clients []Client) (kept []Client, leftOut []LeftOut) {
+	holders := map[string][]*hallpassv1.SSOClient{}
+	for _, c := range clients {
+		holders[c.ID] = append(holders[c.ID], c.Client)
+	}
+	for _, c := range clients {
+		if len(holders[c.ID]) == 1 {
+			kept = append(kept, c)
 			continue
 		}
-		kept = append(kept, c)
+		var others []string
+		for _, o := range holders[c.ID] {
+			if o != c.Client {
+				others = append(others, o.Namespace+"/"+o.Name)
+			}
+		}
+		leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonDuplicateClientID,
+			Message: fmt.Sprintf("SSOClient %v holds the same client ID; the server serves neither until the platform team removes the wrong client record", others)})
 	}
-	slices.Sort(dropped)
-	return kept, dropped
+	return kept, leftOut
 }
 
 func renderClient(c Client, connections []string) config.Client {
