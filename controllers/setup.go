@@ -30,6 +30,9 @@ type Options struct {
 	ServerImage string
 	// ServerLogLevel is the --log-level of SSO server pods (debug, info, warn, error).
 	ServerLogLevel string
+	// AllowedServerImages are the image repositories an SSOServer's spec.image may name
+	// (a tag or digest in an entry is ignored). Defaults to the repository of ServerImage.
+	AllowedServerImages []string
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 	// Webhooks registers the admission webhooks with the manager's webhook server.
@@ -55,6 +58,9 @@ func CacheOptions() cache.Options {
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if len(opts.AllowedServerImages) == 0 {
+		opts.AllowedServerImages = []string{imageRepository(opts.ServerImage)}
 	}
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return err
@@ -91,7 +97,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
-			ServerImage: opts.ServerImage, ServerLogLevel: opts.ServerLogLevel, Now: opts.Now,
+			ServerImage: opts.ServerImage, ServerLogLevel: opts.ServerLogLevel, AllowedImages: opts.AllowedServerImages, Now: opts.Now,
 		}); err != nil {
 		return fmt.Errorf("set up SSOServer controller: %w", err)
 	}

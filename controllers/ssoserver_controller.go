@@ -45,6 +45,9 @@ type SSOServerReconciler struct {
 	ServerImage string
 	// ServerLogLevel is the --log-level of `hallpass server`; empty leaves the server's default.
 	ServerLogLevel string
+	// AllowedImages are the image repositories a server may run; an SSOServer whose image
+	// is in none of them is not deployed.
+	AllowedImages []string
 	// Now is the clock for key rotation; tests move it.
 	Now func() time.Time
 }
@@ -54,7 +57,11 @@ type serverScope struct {
 	conds  conditionSetter
 	// records are the client records of the clients offered to render, by SSOClient UID.
 	records map[types.UID]namedRecord
-	result  ctrl.Result
+	// conflicts name the objects of the server's names that belong to something else;
+	// noWorkload is set when the server's pods must not be deployed.
+	conflicts  []string
+	noWorkload bool
+	result     ctrl.Result
 }
 
 type namedRecord struct {
@@ -89,7 +96,11 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	server.Status.Issuer = server.Spec.Issuer
 	server.Status.DiscoveryURL = discoveryURL(server.Spec.Issuer)
 	defer func() {
-		s.conds.readyFrom(hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
+		if reterr == nil {
+			reportConflicts(s)
+		}
+		s.conds.readyFrom(hallpassv1.SSOServerObjectsOwned, hallpassv1.SSOServerImageAllowed,
+			hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
 		reterr = patchStatus(ctx, r.Client, server, before, &server.Status.ObservedGeneration, reterr)
 	}()
 
@@ -156,9 +167,11 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 	if err != nil {
 		return fmt.Errorf("get signing keys Secret %s: %w", name, err)
 	}
-	if secret.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue {
+	if owner := metav1.GetControllerOf(secret); owner == nil || owner.UID != srv.UID {
 		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
-			fmt.Sprintf("Secret %s exists and is not managed by Hallpass; delete or rename it", name))
+			fmt.Sprintf("Secret %s exists and is not controlled by this SSOServer; delete or rename it", name))
+		s.conflicts = append(s.conflicts, "Secret "+name)
+		s.noWorkload = true
 		return nil
 	}
 	keys, err := config.ParseSigningKeys(secret.Data[config.KeysSecretKey])
@@ -347,7 +360,14 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 		s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionFalse, "RenderFailed", err.Error())
 		return nil
 	}
-	if err := r.applySecret(ctx, s.server, configSecretName(s.server.Name), map[string][]byte{config.ConfigSecretKey: out.Bytes}); err != nil {
+	name := configSecretName(s.server.Name)
+	if ok, err := r.claim(ctx, s, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.server.Namespace, Name: name}}); err != nil || !ok {
+		s.noWorkload = true
+		s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
+			fmt.Sprintf("Secret %s exists and is not controlled by this SSOServer", name))
+		return err
+	}
+	if err := r.applySecret(ctx, s.server, name, map[string][]byte{config.ConfigSecretKey: out.Bytes}); err != nil {
 		return err
 	}
 	if err := r.reportLeftOut(ctx, s, out.LeftOut); err != nil {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -244,5 +247,73 @@ func TestClientsIssuedBeforeRecordsAreMigratedOnce(t *testing.T) {
 		g.Expect(ok).To(BeTrue())
 		g.Expect(served.SecretSHA256).To(Equal([]string{config.SecretDigest(secret)}))
 		g.Expect(string(clientRecordOf(g, serverNS, "sso", teamNS, "app").Data[recordClientIDKey])).To(Equal(id))
+	})
+}
+
+// TestAServerNeverTakesOverObjectsItDoesNotOwn names an SSOServer like an existing
+// ServiceAccount and gives it an existing Secret's name for its config: the operator
+// reports both, changes neither, and deploys nothing that would run as that ServiceAccount
+// or read that Secret.
+func TestAServerNeverTakesOverObjectsItDoesNotOwn(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci-runner"}}
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci-runner-config"}, StringData: map[string]string{"token": "ci"}}
+	create(t, sa, foreign, newServer(ns, "ci-runner"))
+
+	eventually(t, func(g Gomega) {
+		s := get(g, ns, "ci-runner", &hallpassv1.SSOServer{})
+		owned := condition(s.Status.Conditions, hallpassv1.SSOServerObjectsOwned)
+		g.Expect(owned).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonObjectConflict))
+		g.Expect(owned.Message).To(And(ContainSubstring("ServiceAccount ci-runner"), ContainSubstring("Secret ci-runner-config")))
+		ready := condition(s.Status.Conditions, hallpassv1.ConditionReady)
+		g.Expect(ready).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonObjectConflict))
+	})
+	g.Expect(get(g, ns, "ci-runner", &corev1.ServiceAccount{}).OwnerReferences).To(BeEmpty())
+	kept := get(g, ns, "ci-runner-config", &corev1.Secret{})
+	g.Expect(kept.OwnerReferences).To(BeEmpty())
+	g.Expect(kept.Data).To(Equal(map[string][]byte{"token": []byte("ci")}))
+	for _, obj := range []client.Object{&rbacv1.Role{}, &rbacv1.RoleBinding{}, &appsv1.Deployment{}} {
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ci-runner"}, obj)
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T was created: %v", obj, err)
+	}
+
+	// Once the objects are out of the way, the server is deployed.
+	g.Expect(k8s.Delete(ctx, sa)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, kept)).To(Succeed())
+	touch(t, get(g, ns, "ci-runner", &hallpassv1.SSOServer{}))
+	eventually(t, func(g Gomega) {
+		s := get(g, ns, "ci-runner", &hallpassv1.SSOServer{})
+		g.Expect(condition(s.Status.Conditions, hallpassv1.SSOServerObjectsOwned)).To(haveCondition(metav1.ConditionTrue, hallpassv1.ReasonReconciled))
+		g.Expect(get(g, ns, "ci-runner", &appsv1.Deployment{}).Spec.Template.Spec.ServiceAccountName).To(Equal("ci-runner"))
+	})
+}
+
+// TestAServerRunsOnlyAllowedImages checks the operator's image allow-list: by default only
+// the repository of its own server image, whatever tag.
+func TestAServerRunsOnlyAllowedImages(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	s := newServer(ns, "sso")
+	s.Spec.Image = "registry.example.net/miner:latest"
+	create(t, s)
+	eventually(t, func(g Gomega) {
+		s := get(g, ns, "sso", &hallpassv1.SSOServer{})
+		allowed := condition(s.Status.Conditions, hallpassv1.SSOServerImageAllowed)
+		g.Expect(allowed).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonImageNotAllowed))
+		g.Expect(allowed.Message).To(ContainSubstring(`spec.image "registry.example.net/miner:latest" is not in a repository the operator may run (hallpass/hallpass)`))
+		g.Expect(condition(s.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+	})
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sso"}, &appsv1.Deployment{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no Deployment runs the image: %v", err)
+
+	s = get(g, ns, "sso", &hallpassv1.SSOServer{})
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Spec.Image = "hallpass/hallpass:v2@sha256:" + strings.Repeat("0", 64)
+	g.Expect(k8s.Patch(ctx, s, patch)).To(Succeed())
+	eventually(t, func(g Gomega) {
+		g.Expect(get(g, ns, "sso", &appsv1.Deployment{}).Spec.Template.Spec.Containers[0].Image).To(Equal(s.Spec.Image))
 	})
 }

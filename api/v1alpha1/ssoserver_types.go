@@ -79,6 +79,9 @@ type SSOServerSpec struct {
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
 	// image overrides the server image. Defaults to the image of the operator's own version.
+	// It must be in a repository the operator allows (its --allowed-server-images, by
+	// default only the repository of its own server image); otherwise nothing is deployed
+	// and the ImageAllowed condition says why.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
@@ -361,6 +364,19 @@ const (
 	// SSOServerConfigApplied is True when every ready server pod reports serving the config
 	// of status.configHash. It is not part of Ready: see docs/adr/0011.
 	SSOServerConfigApplied = "ConfigApplied"
+
+	// SSOServerObjectsOwned is True when every object the server needs (ServiceAccount,
+	// Role, RoleBinding, Secrets, ConfigMap, PersistentVolumeClaim, Deployment, Service) is
+	// absent or controlled by this SSOServer. The operator never takes over another's.
+	SSOServerObjectsOwned = "ObjectsOwned"
+	// SSOServerImageAllowed is True when the server's image is in a repository the operator
+	// is allowed to run (its --allowed-server-images).
+	SSOServerImageAllowed = "ImageAllowed"
+
+	// ReasonObjectConflict: an object with one of the server's names belongs to something else.
+	ReasonObjectConflict = "ObjectConflict"
+	// ReasonImageNotAllowed: spec.image is outside the operator's allowed server images.
+	ReasonImageNotAllowed = "ImageNotAllowed"
 
 	// ReasonConfigApplied: every ready pod serves the current config.
 	ReasonConfigApplied = "Applied"
