@@ -65,7 +65,10 @@ func TestClientsGetCredentialsTheServerCanCheck(t *testing.T) {
 		g.Expect(served.RequirePKCE).To(BeTrue())
 		g.Expect(cfg.Clients).To(HaveLen(3))
 	})
-	g.Expect(string(get(g, ns, "sso-config", &corev1.Secret{}).Data[config.ConfigSecretKey])).NotTo(ContainSubstring(string(creds.Data[CredentialsClientSecret])))
+	served, err := config.FromSecretData(get(g, ns, "sso-config", &corev1.Secret{}).Data)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(served).To(ContainSubstring(web.Status.ClientID))
+	g.Expect(string(served)).NotTo(ContainSubstring(string(creds.Data[CredentialsClientSecret])))
 }
 
 // TestClientFromANamespaceTheServerDoesNotAllow checks that nothing of a refused client

@@ -367,7 +367,7 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 			fmt.Sprintf("Secret %s exists and is not controlled by this SSOServer", name))
 		return err
 	}
-	if err := r.applySecret(ctx, s.server, name, map[string][]byte{config.ConfigSecretKey: out.Bytes}); err != nil {
+	if err := r.applySecret(ctx, s.server, name, map[string][]byte{config.CompressedConfigSecretKey: out.Compressed}); err != nil {
 		return err
 	}
 	if err := r.reportLeftOut(ctx, s, out.LeftOut); err != nil {

@@ -108,6 +108,10 @@ func TestATenantCannotTakeOverAnotherTenantsClientID(t *testing.T) {
 	g.Expect(victimTeam.Create(ctx, newClient(victimNS, "shop", serverNS, "sso", hallpassv1.RegularWebApp))).To(Succeed())
 	victim := readyClient(t, victimNS, "shop")
 	victimSecret := string(get(g, victimNS, "shop-sso-credentials", &corev1.Secret{}).Data[CredentialsClientSecret])
+	eventually(t, func(g Gomega) {
+		_, served := renderedConfig(g, serverNS, "sso").Client(victim.Status.ClientID)
+		g.Expect(served).To(BeTrue())
+	})
 
 	evil := newClient(attackerNS, "evil", serverNS, "sso", hallpassv1.RegularWebApp)
 	evil.Spec.RedirectURIs = []string{"https://attacker.example.net/callback"}

@@ -58,6 +58,16 @@ type SSOServerSpec struct {
 	// +optional
 	AllowedClientNamespaces *NamespaceSelection `json:"allowedClientNamespaces,omitempty"`
 
+	// budgets limit what the SSOClients of one namespace may take of this server, so that no
+	// application team can crowd out the others or grow the config past what the server can
+	// load. A client over its namespace's budget, or whose addition would overflow it, is
+	// left out of the config and reported on that client (Accepted False, reason
+	// OverBudget); the others keep being served. Clients are counted oldest first, so a new
+	// client never pushes out one already served.
+	// +optional
+	// +kubebuilder:default={}
+	Budgets NamespaceBudgets `json:"budgets,omitzero"`
+
 	// branding customises the login page.
 	// +optional
 	Branding Branding `json:"branding,omitzero"`
@@ -259,6 +269,26 @@ type MFA struct {
 	Factors []FactorKind `json:"factors,omitempty"`
 }
 
+// NamespaceBudgets are the per-namespace limits of a server's clients.
+type NamespaceBudgets struct {
+	// clientsPerNamespace is how many SSOClients of one namespace the server serves. At
+	// least 1, at most 10000. Defaults to 100.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	ClientsPerNamespace int32 `json:"clientsPerNamespace,omitempty"`
+	// configBytesPerNamespace is how many bytes of the server's config the SSOClients of one
+	// namespace may take together, counted as each client's rendered entry. A typical client
+	// takes 300 to 500 bytes; one with every list at its bound about 150 KiB. At least 4096,
+	// at most 8388608 (8 MiB). Defaults to 131072 (128 KiB).
+	// +optional
+	// +kubebuilder:default=131072
+	// +kubebuilder:validation:Minimum=4096
+	// +kubebuilder:validation:Maximum=8388608
+	ConfigBytesPerNamespace int32 `json:"configBytesPerNamespace,omitempty"`
+}
+
 // Branding customises the login page.
 type Branding struct {
 	// title shown on the login page. Defaults to "Sign in".
@@ -372,6 +402,10 @@ const (
 	// SSOServerImageAllowed is True when the server's image is in a repository the operator
 	// is allowed to run (its --allowed-server-images).
 	SSOServerImageAllowed = "ImageAllowed"
+
+	// ReasonOverBudget: a client was left out of the config because its namespace is over
+	// spec.budgets, or the config is at its size limit.
+	ReasonOverBudget = "OverBudget"
 
 	// ReasonObjectConflict: an object with one of the server's names belongs to something else.
 	ReasonObjectConflict = "ObjectConflict"

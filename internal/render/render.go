@@ -8,6 +8,7 @@ package render
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -34,7 +35,13 @@ type Input struct {
 	Clients []Client
 	// Values holds every Secret and ConfigMap key the server and its connections reference.
 	Values Values
+	// MaxCompressedBytes bounds the compressed config; 0 means DefaultMaxCompressedBytes.
+	MaxCompressedBytes int
 }
+
+// DefaultMaxCompressedBytes is the most the compressed config may take: a Secret holds at
+// most 1 MiB, and the rest is left for its metadata and for growth between renders.
+const DefaultMaxCompressedBytes = 900 << 10
 
 // Client is an accepted SSOClient with the credentials the operator gave it.
 type Client struct {
@@ -47,8 +54,10 @@ type Client struct {
 // Output is the rendered config and what had to be left out of it.
 type Output struct {
 	Config *config.Config
-	// Bytes is the config as written to the config Secret.
+	// Bytes is the serialized config, whose config.Hash the server pods report.
 	Bytes []byte
+	// Compressed is Bytes gzip-compressed, as written to the config Secret.
+	Compressed []byte
 	// LeftOut are the clients left out of the config, each with the reason, so that one bad
 	// or oversized client never breaks the whole server. The operator reports each on its
 	// SSOClient.
@@ -69,6 +78,8 @@ type LeftOut struct {
 const (
 	// ReasonDuplicateClientID: another client holds the same client ID.
 	ReasonDuplicateClientID = "DuplicateClientID"
+	// ReasonOverBudget: the client's namespace is over spec.budgets, or the config is full.
+	ReasonOverBudget = hallpassv1.ReasonOverBudget
 )
 
 // Render builds the server config.
@@ -126,19 +137,94 @@ func Render(in Input) (*Output, error) {
 	}
 
 	clients, leftOut := uniqueClients(in.Clients)
-	for _, c := range clients {
-		cfg.Clients = append(cfg.Clients, renderClient(c, connectionNames))
-	}
-	slices.SortFunc(cfg.Clients, func(a, b config.Client) int { return cmp.Compare(a.ID, b.ID) })
-
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("render config: %w", err)
-	}
-	b, err := config.Marshal(cfg)
+	served, overBudget, err := withinBudgets(s, clients, connectionNames)
 	if err != nil {
 		return nil, err
 	}
-	return &Output{Config: cfg, Bytes: b, LeftOut: leftOut, SkippedConnections: skipped}, nil
+	leftOut = append(leftOut, overBudget...)
+	out := &Output{Config: cfg, SkippedConnections: skipped}
+	maxBytes := cmp.Or(in.MaxCompressedBytes, DefaultMaxCompressedBytes)
+	// The budgets bound each namespace; this bounds them all together. When the config does
+	// not fit, the newest clients are left out, as many as the excess suggests, until it does.
+	for attempt := 0; ; attempt++ {
+		cfg.Clients = make([]config.Client, len(served))
+		for i, c := range served {
+			cfg.Clients[i] = c.rendered
+		}
+		slices.SortFunc(cfg.Clients, func(a, b config.Client) int { return cmp.Compare(a.ID, b.ID) })
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("render config: %w", err)
+		}
+		if out.Bytes, err = config.Marshal(cfg); err != nil {
+			return nil, err
+		}
+		if out.Compressed, err = config.Compress(out.Bytes); err != nil {
+			return nil, err
+		}
+		excess := len(out.Compressed) - maxBytes
+		if excess <= 0 {
+			break
+		}
+		if len(served) == 0 || attempt == 8 {
+			return nil, fmt.Errorf("render config: %d bytes compressed, over the limit of %d even without %d clients", len(out.Compressed), maxBytes, len(leftOut))
+		}
+		perClient := max(1, len(out.Compressed)/len(served))
+		drop := min(len(served), excess/perClient+1)
+		for _, c := range served[len(served)-drop:] {
+			leftOut = append(leftOut, LeftOut{Client: c.Client.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
+				"the server's config is full (%d bytes compressed at most); the newest clients are left out. The platform team can lower spec.budgets or run another SSOServer", maxBytes)})
+		}
+		served = served[:len(served)-drop]
+	}
+	out.LeftOut = leftOut
+	return out, nil
+}
+
+// budgeted is a client that fits its namespace's budget, rendered.
+type budgeted struct {
+	Client
+	rendered config.Client
+}
+
+// withinBudgets renders the clients oldest first and leaves out those over their
+// namespace's spec.budgets, so that a new client never pushes out one already served. The
+// result is in that order.
+func withinBudgets(s *hallpassv1.SSOServer, clients []Client, connections []string) ([]budgeted, []LeftOut, error) {
+	maxClients := int(cmp.Or(s.Spec.Budgets.ClientsPerNamespace, 100))
+	maxBytes := int(cmp.Or(s.Spec.Budgets.ConfigBytesPerNamespace, 128<<10))
+	sorted := slices.Clone(clients)
+	slices.SortFunc(sorted, func(a, b Client) int {
+		return cmp.Or(
+			a.Client.CreationTimestamp.Compare(b.Client.CreationTimestamp.Time),
+			cmp.Compare(a.Client.Namespace, b.Client.Namespace),
+			cmp.Compare(a.Client.Name, b.Client.Name),
+		)
+	})
+	type usage struct{ clients, bytes int }
+	used := map[string]usage{}
+	var served []budgeted
+	var leftOut []LeftOut
+	for _, c := range sorted {
+		rc := renderClient(c, connections)
+		entry, err := json.Marshal(rc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("render client %s/%s: %w", c.Client.Namespace, c.Client.Name, err)
+		}
+		u := used[c.Client.Namespace]
+		switch {
+		case u.clients+1 > maxClients:
+			leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
+				"namespace %s already has %d clients served by SSOServer %s/%s, its spec.budgets.clientsPerNamespace", c.Client.Namespace, u.clients, s.Namespace, s.Name)})
+		case u.bytes+len(entry) > maxBytes:
+			leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
+				"the client takes %d bytes of config and namespace %s already uses %d of the %d bytes of spec.budgets.configBytesPerNamespace of SSOServer %s/%s; shorten its URI lists or ask the platform team for a larger budget",
+				len(entry), c.Client.Namespace, u.bytes, maxBytes, s.Namespace, s.Name)})
+		default:
+			used[c.Client.Namespace] = usage{u.clients + 1, u.bytes + len(entry)}
+			served = append(served, budgeted{c, rc})
+		}
+	}
+	return served, leftOut, nil
 }
 
 func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error) {
