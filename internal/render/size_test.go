@@ -24,7 +24,7 @@ func realisticClients(n int) []Client {
 		typ := types[i%len(types)]
 		c := &hallpassv1.SSOClient{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.Unix(int64(i), 0)},
-			Spec: hallpassv1.SSOClientSpec{Type: typ, DisplayName: "Application " + name, Connections: []string{"corp-ldap"}},
+			Spec:       hallpassv1.SSOClientSpec{Type: typ, DisplayName: "Application " + name, Connections: []string{"corp-ldap"}},
 		}
 		if typ != hallpassv1.MachineToMachine {
 			c.Spec.RedirectURIs = []string{host + "/auth/callback", host + "/oauth2/callback"}
