@@ -39,10 +39,11 @@ const (
 	// created for this client: any other Secret of that name is someone else's.
 	annotationRecordCredentialsUID = "sso.hallpass.dev/credentials-secret-uid"
 
-	// Written by the SSOServer controller under its own field manager: why the last render
-	// left the client out, empty when it is served.
-	annotationLeftOutReason  = "sso.hallpass.dev/left-out-reason"
-	annotationLeftOutMessage = "sso.hallpass.dev/left-out-message"
+	// Written by the SSOServer controller under its own field manager: the generation of the
+	// SSOClient the last config serves, or why the last render left the client out.
+	annotationServedGeneration = "sso.hallpass.dev/served-generation"
+	annotationLeftOutReason    = "sso.hallpass.dev/left-out-reason"
+	annotationLeftOutMessage   = "sso.hallpass.dev/left-out-message"
 
 	recordClientIDKey     = "client_id"
 	recordClientSecretKey = "client_secret"
@@ -71,8 +72,21 @@ type clientRecord struct {
 	clientID, secret string
 	// annotations holds the rotation record and the request values acted on.
 	annotations map[string]string
-	leftOutReason,
-	leftOutMessage string
+	// verdict is the SSOServer controller's: what the last config did with the client.
+	verdict verdict
+}
+
+// verdict is what a render did with a client: served at a generation, or left out.
+type verdict struct {
+	servedGeneration              string
+	leftOutReason, leftOutMessage string
+}
+
+func (v verdict) annotations() map[string]string {
+	if v.leftOutReason != "" {
+		return map[string]string{annotationLeftOutReason: v.leftOutReason, annotationLeftOutMessage: v.leftOutMessage}
+	}
+	return map[string]string{annotationServedGeneration: v.servedGeneration}
 }
 
 func readClientRecord(s *corev1.Secret) *clientRecord {
@@ -89,8 +103,7 @@ func readClientRecord(s *corev1.Secret) *clientRecord {
 		clientID:       string(s.Data[recordClientIDKey]),
 		secret:         string(s.Data[recordClientSecretKey]),
 		annotations:    a,
-		leftOutReason:  a[annotationLeftOutReason],
-		leftOutMessage: a[annotationLeftOutMessage],
+		verdict:        verdict{a[annotationServedGeneration], a[annotationLeftOutReason], a[annotationLeftOutMessage]},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,7 +106,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	before := sc.DeepCopy()
 	s := &clientScope{client: sc, conds: conditionSetter{obj: sc, conditions: &sc.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	defer func() {
-		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved)
+		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved, hallpassv1.SSOClientServed)
 		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
 	}()
 
@@ -482,12 +483,25 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 }
 
 // reconcileServed reports what the server's last render did with the client: a client it
-// left out (over its namespace's budget, say) is not Accepted, never Ready.
+// left out (over its namespace's budget, say) is not Accepted, and a client is Served, and so
+// Ready, only once the server's config holds its current generation.
 func (r *SSOClientReconciler) reconcileServed(_ context.Context, s *clientScope) (bool, error) {
-	if s.record == nil || s.record.uid != s.client.UID || s.record.leftOutReason == "" {
-		return true, nil
+	sc := s.client
+	var v verdict
+	if s.record != nil && s.record.uid == sc.UID {
+		v = s.record.verdict
 	}
-	s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, s.record.leftOutReason, s.record.leftOutMessage)
+	switch {
+	case v.leftOutReason != "":
+		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
+	case v.servedGeneration != strconv.FormatInt(sc.Generation, 10):
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionUnknown, hallpassv1.ReasonPending,
+			fmt.Sprintf("waiting for SSOServer %s/%s to serve generation %d of this client", s.server.Namespace, s.server.Name, sc.Generation))
+	default:
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
+			fmt.Sprintf("SSOServer %s/%s serves this client", s.server.Namespace, s.server.Name))
+	}
 	return true, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -67,6 +68,8 @@ type serverScope struct {
 type namedRecord struct {
 	name string
 	rec  *clientRecord
+	// generation is that of the SSOClient offered to render.
+	generation int64
 }
 
 // Names of the objects of a server.
@@ -388,7 +391,7 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 }
 
 // reportLeftOut writes render's verdict into the record of each client offered to it: why
-// it was left out, or nothing when it is served. The SSOClient controller turns that into the
+// it was left out, or the generation of the client the config now serves. The SSOClient controller turns that into the
 // client's Accepted condition and an Event. Only changed verdicts are written.
 func (r *SSOServerReconciler) reportLeftOut(ctx context.Context, s *serverScope, leftOut []render.LeftOut) error {
 	verdicts := make(map[types.UID]render.LeftOut, len(leftOut))
@@ -396,14 +399,14 @@ func (r *SSOServerReconciler) reportLeftOut(ctx context.Context, s *serverScope,
 		verdicts[l.Client.UID] = l
 	}
 	for uid, nr := range s.records {
-		v := verdicts[uid]
-		if nr.rec.leftOutReason == v.Reason && nr.rec.leftOutMessage == v.Message {
+		want := verdict{servedGeneration: strconv.FormatInt(nr.generation, 10)}
+		if l, ok := verdicts[uid]; ok {
+			want = verdict{leftOutReason: l.Reason, leftOutMessage: l.Message}
+		}
+		if nr.rec.verdict == want {
 			continue
 		}
-		ac := corev1ac.Secret(nr.name, s.server.Namespace)
-		if v.Reason != "" {
-			ac.WithAnnotations(map[string]string{annotationLeftOutReason: v.Reason, annotationLeftOutMessage: v.Message})
-		}
+		ac := corev1ac.Secret(nr.name, s.server.Namespace).WithAnnotations(want.annotations())
 		if err := r.Apply(ctx, ac, renderFieldOwner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("report render verdict in client record %s: %w", nr.name, err)
 		}
@@ -476,7 +479,7 @@ func (r *SSOServerReconciler) servedClient(ctx context.Context, s *serverScope, 
 	if rec.uid != sc.UID || !rec.isRecordOf(sc) || rec.credentialsUID == "" || !config.ValidClientID(rec.clientID) {
 		return render.Client{}, false, nil
 	}
-	s.records[sc.UID] = namedRecord{secret.Name, rec}
+	s.records[sc.UID] = namedRecord{secret.Name, rec, sc.Generation}
 	c := render.Client{Client: sc, ID: rec.clientID}
 	if !sc.Spec.Type.Public() {
 		if rec.secret == "" {

@@ -45,7 +45,7 @@ func asTenant(t *testing.T, ns string) client.Client {
 	user := "team-of-" + ns
 	create(t, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hallpass-application-team"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hallpass-application-team"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "application-team"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
 	})
 	cfg := rest.CopyConfig(restConfig)
@@ -319,5 +319,52 @@ func TestAServerRunsOnlyAllowedImages(t *testing.T) {
 	g.Expect(k8s.Patch(ctx, s, patch)).To(Succeed())
 	eventually(t, func(g Gomega) {
 		g.Expect(get(g, ns, "sso", &appsv1.Deployment{}).Spec.Template.Spec.Containers[0].Image).To(Equal(s.Spec.Image))
+	})
+}
+
+// TestAClientOverItsNamespacesBudgetIsReported fills a namespace's budget as its tenant:
+// the client over it is left out of the config and says so (Accepted=False, OverBudget, an
+// Event), never Ready, while the others are served; it is served by itself once there is
+// room.
+func TestAClientOverItsNamespacesBudgetIsReported(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	teamNS, otherNS := newNamespace(t, nil), newNamespace(t, nil)
+	serverNS := newNamespace(t, nil)
+	s := newServer(serverNS, "sso")
+	s.Spec.AllowedClientNamespaces = &hallpassv1.NamespaceSelection{Names: []string{teamNS, otherNS}}
+	s.Spec.Budgets = hallpassv1.NamespaceBudgets{ClientsPerNamespace: 1}
+	create(t, s)
+	team, other := asTenant(t, teamNS), asTenant(t, otherNS)
+
+	g.Expect(team.Create(ctx, newClient(teamNS, "first", serverNS, "sso", hallpassv1.SinglePageApp))).To(Succeed())
+	first := readyClient(t, teamNS, "first")
+	eventually(t, func(g Gomega) {
+		_, served := renderedConfig(g, serverNS, "sso").Client(first.Status.ClientID)
+		g.Expect(served).To(BeTrue())
+	})
+	g.Expect(team.Create(ctx, newClient(teamNS, "second", serverNS, "sso", hallpassv1.SinglePageApp))).To(Succeed())
+	g.Expect(other.Create(ctx, newClient(otherNS, "neighbour", serverNS, "sso", hallpassv1.SinglePageApp))).To(Succeed())
+	neighbour := readyClient(t, otherNS, "neighbour")
+
+	eventually(t, func(g Gomega) {
+		c := get(g, teamNS, "second", &hallpassv1.SSOClient{})
+		accepted := condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)
+		g.Expect(accepted).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
+		g.Expect(accepted.Message).To(ContainSubstring("spec.budgets.clientsPerNamespace"))
+		g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(eventReasons(g, teamNS, "second")).To(ContainElement(hallpassv1.ReasonOverBudget))
+		cfg := renderedConfig(g, serverNS, "sso")
+		_, servedFirst := cfg.Client(first.Status.ClientID)
+		_, servedNeighbour := cfg.Client(neighbour.Status.ClientID)
+		g.Expect(servedFirst && servedNeighbour).To(BeTrue(), "the clients within their budgets are served")
+		g.Expect(cfg.Clients).To(HaveLen(2))
+	})
+
+	g.Expect(team.Delete(ctx, first)).To(Succeed())
+	second := readyClient(t, teamNS, "second")
+	eventually(t, func(g Gomega) {
+		_, served := renderedConfig(g, serverNS, "sso").Client(second.Status.ClientID)
+		g.Expect(served).To(BeTrue())
 	})
 }

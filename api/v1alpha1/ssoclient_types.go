@@ -253,8 +253,9 @@ type SecretRotation struct {
 
 // SSOClientStatus is the observed state of an SSOClient.
 type SSOClientStatus struct {
-	// conditions: Ready, Accepted (the server admits the client), ConnectionsResolved and
-	// CredentialsReady.
+	// conditions: Ready, Accepted (the server admits the client and its namespace's budget
+	// has room), ConnectionsResolved, CredentialsReady and Served (the server's config
+	// serves the client's current generation).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -302,6 +303,9 @@ const (
 	SSOClientConnectionsResolved = "ConnectionsResolved"
 	// SSOClientCredentialsReady is True when the credentials Secret is written.
 	SSOClientCredentialsReady = "CredentialsReady"
+	// SSOClientServed is True when the server's config serves the client's current
+	// generation; False when the server left the client out (the reason says why).
+	SSOClientServed = "Served"
 
 	// ReasonNamespaceNotAllowed: the server's allowedClientNamespaces excludes the namespace.
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
@@ -315,6 +319,8 @@ const (
 	ReasonConnectionNotFound = "ConnectionNotFound"
 	// ReasonConnectionNotReady: a named connection exists but is not ready.
 	ReasonConnectionNotReady = "ConnectionNotReady"
+	// ReasonPending: the server has not yet rendered the client's current generation.
+	ReasonPending = "Pending"
 	// ReasonNotAccepted: Ready is False because Accepted is False.
 	ReasonNotAccepted = "NotAccepted"
 	// ReasonClientSecretRotated: a new client secret was written; the previous one is
