@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -197,8 +198,12 @@ func TestAClientDeletedWithDeleteComesBackAsANewClient(t *testing.T) {
 	g.Expect(team.Create(ctx, newClient(teamNS, "app", serverNS, "sso", hallpassv1.SinglePageApp))).To(Succeed())
 	id := readyClient(t, teamNS, "app").Status.ClientID
 	g.Expect(team.Delete(ctx, get(g, teamNS, "app", &hallpassv1.SSOClient{}))).To(Succeed())
-	// envtest runs no garbage collector: delete the owned Secret as it would.
-	g.Expect(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "app-sso-credentials"}})).To(Succeed())
+	// envtest runs no garbage collector: delete the owned Secret as it would, also when a
+	// reconcile still in flight for the deleted client writes it once more.
+	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "app-sso-credentials"}}
+	g.Consistently(func(g Gomega) {
+		g.Expect(client.IgnoreNotFound(k8s.Delete(ctx, creds))).To(Succeed())
+	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 	g.Expect(team.Create(ctx, newClient(teamNS, "app", serverNS, "sso", hallpassv1.SinglePageApp))).To(Succeed())
 	g.Expect(readyClient(t, teamNS, "app").Status.ClientID).NotTo(Equal(id))
 }
