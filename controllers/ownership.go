@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -35,11 +36,11 @@ func (r *SSOServerReconciler) claim(ctx context.Context, s *serverScope, obj cli
 	} else if err = r.Get(ctx, key, obj); client.IgnoreNotFound(err) == nil && err != nil {
 		err = r.APIReader.Get(ctx, key, obj)
 	}
-	if client.IgnoreNotFound(err) != nil {
-		return false, fmt.Errorf("get %s %s: %w", gvk.Kind, key.Name, err)
-	}
-	if err != nil {
+	switch {
+	case apierrors.IsNotFound(err):
 		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("get %s %s: %w", gvk.Kind, key.Name, err)
 	}
 	if owner := metav1.GetControllerOf(obj); owner != nil && owner.UID == s.server.UID {
 		return true, nil
