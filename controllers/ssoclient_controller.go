@@ -73,8 +73,18 @@ type clientScope struct {
 	// client, as recorded.
 	credentialsUID types.UID
 	// event, if set, is recorded once the record is written.
-	event  *clientEvent
-	result ctrl.Result
+	event *clientEvent
+	// admitted is set when the server admits the client; Accepted becomes True at the end
+	// of the reconcile unless a later phase refused it, so that one reconcile never flips
+	// the condition (and records an Event) twice.
+	admitted, refused bool
+	result            ctrl.Result
+}
+
+// refuse sets Accepted to False for this reconcile.
+func (s *clientScope) refuse(reason, message string) {
+	s.refused = true
+	s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, reason, message)
 }
 
 type clientEvent struct{ eventType, reason, note string }
@@ -106,6 +116,9 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	before := sc.DeepCopy()
 	s := &clientScope{client: sc, conds: conditionSetter{obj: sc, conditions: &sc.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	defer func() {
+		if s.admitted && !s.refused {
+			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+		}
 		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved, hallpassv1.SSOClientServed)
 		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
 	}()
@@ -134,7 +147,7 @@ func (r *SSOClientReconciler) reconcileAcceptance(ctx context.Context, s *client
 		if !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("get SSOServer %s/%s: %w", ns, name, err)
 		}
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonServerNotFound,
+		s.refuse(hallpassv1.ReasonServerNotFound,
 			fmt.Sprintf("SSOServer %s/%s does not exist (spec.serverRef)", ns, name))
 		return false, nil
 	}
@@ -143,10 +156,10 @@ func (r *SSOClientReconciler) reconcileAcceptance(ctx context.Context, s *client
 		return false, err
 	}
 	if refused != nil {
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, refused.reason, refused.message)
+		s.refuse(refused.reason, refused.message)
 		return false, nil
 	}
-	s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+	s.admitted = true
 	return true, nil
 }
 
@@ -167,7 +180,7 @@ func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientSc
 	switch rec := s.record; {
 	case rec != nil && !rec.isRecordOf(sc):
 		// Two names with the same 80-bit hash prefix, or a record edited by hand.
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID,
+		s.refuse(hallpassv1.ReasonDuplicateClientID,
 			fmt.Sprintf("the record Secret %s/%s holds SSOClient %s/%s; ask the platform team to remove it", existing.Namespace, existing.Name, rec.namespace, rec.name))
 		return false, nil
 	case rec != nil && (rec.uid == sc.UID || rec.deletionPolicy == hallpassv1.DeletionPolicyOrphan):
@@ -183,7 +196,7 @@ func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientSc
 		return true, nil
 	}
 	if !config.ValidClientID(s.clientID) {
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID,
+		s.refuse(hallpassv1.ReasonDuplicateClientID,
 			fmt.Sprintf("the record Secret %s/%s holds a client_id Hallpass does not issue; ask the platform team to remove it", existing.Namespace, existing.Name))
 		return false, nil
 	}
@@ -205,7 +218,7 @@ func (r *SSOClientReconciler) migrate(ctx context.Context, s *clientScope) (bool
 	}
 	for i := range same.Items {
 		if other := &same.Items[i]; other.UID != sc.UID {
-			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID,
+			s.refuse(hallpassv1.ReasonDuplicateClientID,
 				fmt.Sprintf("SSOClient %s/%s claims the same client ID; neither gets it until the platform team deletes the wrong one", other.Namespace, other.Name))
 			return false, nil
 		}
@@ -251,7 +264,7 @@ func (r *SSOClientReconciler) uniqueClientID(ctx context.Context, s *clientScope
 	for i := range records.Items {
 		other := readClientRecord(&records.Items[i])
 		if !other.isRecordOf(s.client) {
-			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID,
+			s.refuse(hallpassv1.ReasonDuplicateClientID,
 				fmt.Sprintf("SSOClient %s/%s already has this client ID", other.namespace, other.name))
 			return false, nil
 		}
@@ -493,7 +506,7 @@ func (r *SSOClientReconciler) reconcileServed(_ context.Context, s *clientScope)
 	}
 	switch {
 	case v.leftOutReason != "":
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
+		s.refuse(v.leftOutReason, v.leftOutMessage)
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
 	case v.servedGeneration != strconv.FormatInt(sc.Generation, 10):
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionUnknown, hallpassv1.ReasonPending,
