@@ -433,7 +433,7 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 		}
 		existing = nil
 	}
-	if existing != nil && (s.credentialsUID == "" || existing.UID != s.credentialsUID) {
+	if existing != nil && !s.isCredentialsSecret(existing) {
 		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
 			fmt.Sprintf("Secret %s exists and was not written by Hallpass for this SSOClient; delete it, or choose another spec.credentials.secretName", name))
 		return false, nil
@@ -441,8 +441,9 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	if err := r.applyCredentials(ctx, s, name); err != nil {
 		return false, err
 	}
-	if existing == nil {
-		// Created now: record it as this client's, so a Secret put in its place later is not.
+	if existing == nil || existing.UID != s.credentialsUID {
+		// Created now, or recognised: record it as this client's, so that a Secret put in
+		// its place later is not.
 		created := &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, created); err != nil {
 			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
@@ -463,6 +464,22 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	}
 	s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, message)
 	return true, nil
+}
+
+// isCredentialsSecret reports whether an existing Secret is this client's credentials
+// Secret: the one the operator recorded creating, or one that already holds exactly this
+// client's ID under Hallpass's labels (what a reconcile still in flight for a deleted
+// SSOClient of the same name may have written). Neither lets a Secret decide an ID: the
+// second only recognises the ID the record already holds.
+func (s *clientScope) isCredentialsSecret(existing *corev1.Secret) bool {
+	if s.credentialsUID != "" && existing.UID == s.credentialsUID {
+		return true
+	}
+	if existing.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue || existing.Labels[hallpassv1.LabelClient] != s.client.Name {
+		return false
+	}
+	id, _ := storedCredentials(existing, s.client)
+	return id == s.clientID
 }
 
 func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientScope, name string) error {
