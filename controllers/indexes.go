@@ -62,10 +62,11 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		}},
 		{&hallpassv1.SSOServer{}, indexSecretRefs, func(o client.Object) []string {
 			s := o.(*hallpassv1.SSOServer)
-			if s.Spec.Storage.Postgres == nil {
-				return nil
+			var keys []string
+			for _, ref := range s.SecretReferences() {
+				keys = append(keys, key(s.Namespace, ref.Name))
 			}
-			return []string{key(s.Namespace, s.Spec.Storage.Postgres.DSNSecretRef.Name)}
+			return keys
 		}},
 		{&hallpassv1.SSOClient{}, indexSecretRefs, func(o client.Object) []string {
 			c := o.(*hallpassv1.SSOClient)

@@ -89,7 +89,11 @@ func TestSigningKeysRotateOnDemand(t *testing.T) {
 			g.Expect(rotated.Current.KeyID).To(Equal(before.Next.KeyID))
 			g.Expect(rotated.Previous.KeyID).To(Equal(before.Current.KeyID))
 			g.Expect(rotated.Next.KeyID).NotTo(BeElementOf(before.Current.KeyID, before.Next.KeyID))
-			g.Expect(publishedKeyIDs(rotated)).To(ConsistOf(before.Current.KeyID, before.Next.KeyID, rotated.Next.KeyID))
+			g.Expect(publishedKeyIDs(rotated)).To(ContainElements(before.Current.KeyID, before.Next.KeyID, rotated.Next.KeyID))
+			// The ES256 keys served beside RS256 rotate with them.
+			g.Expect(rotated.Other.Current.KeyID).To(Equal(before.Other.Next.KeyID))
+			g.Expect(rotated.Other.Previous.KeyID).To(Equal(before.Other.Current.KeyID))
+			g.Expect(publishedKeyIDs(rotated)).To(HaveLen(6))
 			st := get(g, ns, "sso", &hallpassv1.SSOServer{}).Status.SigningKeys
 			g.Expect(st.CurrentKeyID).To(Equal(before.Next.KeyID))
 			g.Expect(st.NextKeyID).To(Equal(rotated.Next.KeyID))
@@ -182,7 +186,8 @@ func TestRevokedSigningKeysLeaveTheJWKSAtOnce(t *testing.T) {
 		g.Expect(revoked.Previous).To(BeNil())
 		g.Expect(publishedKeyIDs(revoked)).NotTo(ContainElements(before.Current.KeyID))
 		g.Expect(publishedKeyIDs(revoked)).NotTo(ContainElement(rotated.Current.KeyID))
-		g.Expect(publishedKeyIDs(revoked)).To(HaveLen(2))
+		g.Expect(publishedKeyIDs(revoked)).NotTo(ContainElement(rotated.Other.Current.KeyID))
+		g.Expect(publishedKeyIDs(revoked)).To(HaveLen(4), "the current and next key of each algorithm")
 	})
 	// The KeysRevoked reason of KeysReady lasts only until the next reconcile; the Event is
 	// what an administrator finds afterwards, and it names the revoked key.
@@ -430,4 +435,40 @@ func TestCredentialKeysCanBeRenamed(t *testing.T) {
 		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(secret)))
 	})
 	g.Expect(readyClient(t, ns, "web").Status.ClientID).To(Equal(id))
+}
+
+// TestAnES256ServerServesRS256KeysToo checks the keys Secret of a server whose algorithm is
+// ES256: it holds an RS256 chain beside the ES256 one, since OpenID Connect requires RS256
+// always be offered, and a Secret written with one algorithm's keys only (before both were
+// served) is completed without touching the keys it had.
+func TestAnES256ServerServesRS256KeysToo(t *testing.T) {
+	ns := newNamespace(t, nil)
+	s := newServer(ns, "sso")
+	s.Spec.SigningKeys.Algorithm = "ES256"
+	create(t, s)
+	var keys *config.SigningKeys
+	eventually(t, func(g Gomega) { keys = signingKeys(g, ns, "sso") })
+	g := NewWithT(t)
+	g.Expect(config.KeyAlgorithm(keys.Current)).To(Equal("ES256"))
+	g.Expect(keys.Chain("RS256")).NotTo(BeNil(), "RS256 keys beside the ES256 ones")
+	g.Expect(config.KeyAlgorithm(keys.Chain("RS256").Next)).To(Equal("RS256"))
+
+	// What an older operator wrote: the ES256 chain alone.
+	secret := get(g, ns, keysSecretName("sso"), &corev1.Secret{})
+	keys.Other = nil
+	data, err := config.MarshalSigningKeys(keys)
+	g.Expect(err).NotTo(HaveOccurred())
+	secret.Data[config.KeysSecretKey] = data
+	g.Expect(k8s.Update(context.Background(), secret)).To(Succeed())
+	poke(t, s)
+	eventually(t, func(g Gomega) {
+		completed := signingKeys(g, ns, "sso")
+		g.Expect(completed.Current.KeyID).To(Equal(keys.Current.KeyID))
+		g.Expect(completed.Next.KeyID).To(Equal(keys.Next.KeyID))
+		g.Expect(completed.Chain("RS256")).NotTo(BeNil())
+	})
+	eventually(t, func(g Gomega) {
+		g.Expect(get(g, ns, "sso", &hallpassv1.SSOServer{}).Status.SigningKeys.CurrentKeyID).To(Equal(keys.Current.KeyID),
+			"the status reports the keys of the server's algorithm")
+	})
 }

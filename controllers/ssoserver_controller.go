@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -162,7 +163,7 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 		if err := r.Create(ctx, secret); err != nil {
 			return fmt.Errorf("create signing keys Secret %s: %w", name, err)
 		}
-		srv.Status.SigningKeys = signingKeysStatus(secret, keys)
+		srv.Status.SigningKeys = signingKeysStatus(secret, keys, alg)
 		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, "KeysGenerated", fmt.Sprintf("generated %s signing keys in Secret %s", alg, name))
 		s.requeueAfter(rotationInterval(srv))
 		return nil
@@ -183,6 +184,24 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 			fmt.Sprintf("Secret %s: %v; delete it to generate new keys (every issued token becomes invalid)", name, err))
 		return nil
 	}
+	// A Secret from before RS256 and ES256 were served side by side holds one algorithm's
+	// keys: the other's are added, published at once (relying parties fetch the JWKS again
+	// for an unknown kid) and used only by clients that pick that algorithm until
+	// signingKeys.algorithm names it.
+	added, err := keys.Complete()
+	if err != nil {
+		return fmt.Errorf("complete signing keys: %w", err)
+	}
+	if added {
+		data, err := config.MarshalSigningKeys(keys)
+		if err != nil {
+			return err
+		}
+		secret.Data[config.KeysSecretKey] = data
+		if err := r.Update(ctx, secret); err != nil {
+			return fmt.Errorf("add %s signing keys to Secret %s: %w", config.KeyAlgorithm(keys.Other.Current), name, err)
+		}
+	}
 	return r.rotateIfDue(ctx, s, secret, keys, alg)
 }
 
@@ -197,7 +216,7 @@ func (r *SSOServerReconciler) rotateIfDue(ctx context.Context, s *serverScope, s
 	if err != nil {
 		rotatedAt = secret.CreationTimestamp.Time
 	}
-	defer func() { srv.Status.SigningKeys = signingKeysStatus(secret, keys) }()
+	defer func() { srv.Status.SigningKeys = signingKeysStatus(secret, keys, alg) }()
 
 	revokeReq, revoke := pendingRequest(srv, hallpassv1.AnnotationRevokeSigningKeys, secret.Annotations, annotationRevocationRequest)
 	rotateReq, rotate := pendingRequest(srv, hallpassv1.AnnotationRotateSigningKeys, secret.Annotations, annotationRotationRequest)
@@ -205,39 +224,34 @@ func (r *SSOServerReconciler) rotateIfDue(ctx context.Context, s *serverScope, s
 	var reason, message string
 	switch {
 	case revoke:
-		// The emergency: nothing that has signed stays published. The next key was never
-		// used, so it is the one key known not to be compromised through a token.
-		next, err := config.NewSigningKey(alg)
+		// The emergency: nothing that has signed stays published. The next keys were never
+		// used, so they are the keys known not to be compromised through a token.
+		revoked, err := keys.Revoke()
 		if err != nil {
 			return fmt.Errorf("revoke signing keys: %w", err)
 		}
-		revoked := []string{keys.Current.KeyID}
-		if keys.Previous != nil {
-			revoked = append(revoked, keys.Previous.KeyID)
-		}
-		keys.Current, keys.Next, keys.Previous = keys.Next, next, nil
 		reason = hallpassv1.ReasonKeysRevoked
-		message = fmt.Sprintf("revoked signing keys %v on request %q (annotation %s): signing key %s is now current; tokens signed by the revoked keys no longer verify",
-			revoked, revokeReq, hallpassv1.AnnotationRevokeSigningKeys, keys.Current.KeyID)
+		message = fmt.Sprintf("revoked signing keys %v on request %q (annotation %s): signing keys %v are now current; tokens signed by the revoked keys no longer verify",
+			revoked, revokeReq, hallpassv1.AnnotationRevokeSigningKeys, currentKeyIDs(keys))
 	case rotate:
 		if earliest := rotatedAt.Add(safeRotationDelay(srv, keys)); now.Before(earliest) {
 			s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, hallpassv1.ReasonRotationWaiting,
-				fmt.Sprintf("rotation requested by annotation %s=%q waits until %s, so that relying parties have fetched next key %s and tokens signed by the previous key have expired",
-					hallpassv1.AnnotationRotateSigningKeys, rotateReq, earliest.UTC().Format(time.RFC3339), keys.Next.KeyID))
+				fmt.Sprintf("rotation requested by annotation %s=%q waits until %s, so that relying parties have fetched next keys %v and tokens signed by the previous keys have expired",
+					hallpassv1.AnnotationRotateSigningKeys, rotateReq, earliest.UTC().Format(time.RFC3339), keyIDs(keys, func(c *config.KeyChain) *jose.JSONWebKey { return c.Next })))
 			s.requeueAfter(earliest.Sub(now))
 			return nil
 		}
-		if err := keys.Rotate(alg); err != nil {
+		if err := keys.Rotate(); err != nil {
 			return fmt.Errorf("rotate signing keys: %w", err)
 		}
 		reason = hallpassv1.ReasonKeysRotated
-		message = fmt.Sprintf("signing key %s is now current, on request %q (annotation %s)", keys.Current.KeyID, rotateReq, hallpassv1.AnnotationRotateSigningKeys)
+		message = fmt.Sprintf("signing keys %v are now current, on request %q (annotation %s)", currentKeyIDs(keys), rotateReq, hallpassv1.AnnotationRotateSigningKeys)
 	case !now.Before(due):
-		if err := keys.Rotate(alg); err != nil {
+		if err := keys.Rotate(); err != nil {
 			return fmt.Errorf("rotate signing keys: %w", err)
 		}
 		reason = hallpassv1.ReasonKeysRotated
-		message = fmt.Sprintf("signing key %s is now current (spec.signingKeys.rotationInterval)", keys.Current.KeyID)
+		message = fmt.Sprintf("signing keys %v are now current (spec.signingKeys.rotationInterval)", currentKeyIDs(keys))
 	default:
 		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
 		s.requeueAfter(due.Sub(now))
@@ -321,15 +335,33 @@ func requestsOf(obj client.Object, pairs ...string) map[string]string {
 	return out
 }
 
-func signingKeysStatus(secret *corev1.Secret, keys *config.SigningKeys) hallpassv1.SigningKeysStatus {
+// keyIDs lists the key ID of one slot of each chain.
+func keyIDs(keys *config.SigningKeys, slot func(*config.KeyChain) *jose.JSONWebKey) []string {
+	var ids []string
+	for _, c := range keys.Chains() {
+		ids = append(ids, slot(c).KeyID)
+	}
+	return ids
+}
+
+func currentKeyIDs(keys *config.SigningKeys) []string {
+	return keyIDs(keys, func(c *config.KeyChain) *jose.JSONWebKey { return c.Current })
+}
+
+// signingKeysStatus reports the keys of the chain of alg, the server's signing algorithm.
+func signingKeysStatus(secret *corev1.Secret, keys *config.SigningKeys, alg string) hallpassv1.SigningKeysStatus {
+	chain := keys.Chain(alg)
+	if chain == nil {
+		chain = &keys.KeyChain
+	}
 	st := hallpassv1.SigningKeysStatus{
-		CurrentKeyID:      keys.Current.KeyID,
-		NextKeyID:         keys.Next.KeyID,
+		CurrentKeyID:      chain.Current.KeyID,
+		NextKeyID:         chain.Next.KeyID,
 		RotationRequest:   secret.Annotations[annotationRotationRequest],
 		RevocationRequest: secret.Annotations[annotationRevocationRequest],
 	}
-	if keys.Previous != nil {
-		st.PreviousKeyID = keys.Previous.KeyID
+	if chain.Previous != nil {
+		st.PreviousKeyID = chain.Previous.KeyID
 	}
 	if t, err := time.Parse(time.RFC3339, secret.Annotations[annotationRotatedAt]); err == nil {
 		st.RotatedAt = &metav1.Time{Time: t}
@@ -418,10 +450,8 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 	srv := s.server
 	in := &render.Input{Server: srv, Values: render.Values{}}
 	s.records = map[types.UID]namedRecord{}
-	if srv.Spec.Storage.Postgres != nil {
-		if err := resolveReferences(ctx, r.APIReader, srv.Namespace, []hallpassv1.SecretKeyReference{srv.Spec.Storage.Postgres.DSNSecretRef}, nil, in.Values); err != nil {
-			return nil, err
-		}
+	if err := resolveReferences(ctx, r.APIReader, srv.Namespace, srv.SecretReferences(), nil, in.Values); err != nil {
+		return nil, err
 	}
 
 	var conns hallpassv1.IdentityConnectionList

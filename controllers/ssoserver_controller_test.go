@@ -135,6 +135,28 @@ func TestPostgresServerKeepsLastGoodConfig(t *testing.T) {
 	g.Expect(renderedConfig(g, ns, "pg").Storage.PostgresDSN).To(Equal("postgres://hallpass@db:5432/sso"))
 }
 
+// TestTheSMTPPasswordFollowsItsSecret checks that the SMTP password reaches the config from
+// the referenced Secret, and that changing the Secret alone re-renders it.
+func TestTheSMTPPasswordFollowsItsSecret(t *testing.T) {
+	ns := newNamespace(t, nil)
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "smtp"}, StringData: map[string]string{"password": "first"}})
+	s := newServer(ns, "mail")
+	s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", Port: 465, Security: hallpassv1.EmailTLS, From: "sso@example.com",
+		Username: "sso", PasswordSecretRef: &hallpassv1.SecretKeyReference{Name: "smtp", Key: "password"}}
+	create(t, s)
+	eventually(t, func(g Gomega) {
+		g.Expect(renderedConfig(g, ns, "mail").Email).To(HaveValue(Equal(config.Email{Host: "smtp.example.com", Port: 465,
+			Security: config.EmailTLS, From: "sso@example.com", Username: "sso", Password: "first"})))
+	})
+	g := NewWithT(t)
+	secret := get(g, ns, "smtp", &corev1.Secret{})
+	secret.Data["password"] = []byte("second")
+	g.Expect(k8s.Update(context.Background(), secret)).To(Succeed())
+	eventually(t, func(g Gomega) {
+		g.Expect(renderedConfig(g, ns, "mail").Email.Password).To(Equal("second"))
+	})
+}
+
 // TestSigningKeysRotateOnSchedule crosses the rotation interval with the operator's clock:
 // the pre-published next key becomes current and the old current stays as previous.
 func TestSigningKeysRotateOnSchedule(t *testing.T) {

@@ -167,6 +167,24 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			server(func(s *hallpassv1.SSOServer) { s.Spec.MFA.Policy = "Sometimes" }),
 			"spec.mfa.policy",
 		},
+		"mail in clear text to a host that is not loopback": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", Security: hallpassv1.EmailNone, From: "sso@example.com"}
+			}),
+			"spec.email.security None is only allowed for a loopback host",
+		},
+		"an SMTP username without its password": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", From: "sso@example.com", Username: "sso"}
+			}),
+			"spec.email.username and spec.email.passwordSecretRef must be set together",
+		},
+		"a sender that is not an address": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", From: "Hallpass"}
+			}),
+			"spec.email.from",
+		},
 		"an unknown kind of second factor": {
 			server(func(s *hallpassv1.SSOServer) { s.Spec.MFA.Factors = []hallpassv1.FactorKind{"SMS"} }),
 			"spec.mfa.factors",

@@ -146,6 +146,13 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:Pattern=`^[\x21-\x7E]+$`
 	AccessTokenAudience string `json:"accessTokenAudience,omitempty"`
 
+	// idTokenSigningAlgorithm is the algorithm of this client's ID tokens and back-channel
+	// logout tokens: RS256 or ES256. Defaults to the server's spec.signingKeys.algorithm.
+	// The server always serves keys of both algorithms, so any client may pick either.
+	// +optional
+	// +kubebuilder:validation:Enum=RS256;ES256
+	IDTokenSigningAlgorithm string `json:"idTokenSigningAlgorithm,omitempty"`
+
 	// backchannelLogoutURI receives OIDC Back-Channel Logout tokens when a session this
 	// client took part in ends.
 	// +optional

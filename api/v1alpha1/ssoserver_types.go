@@ -77,6 +77,13 @@ type SSOServerSpec struct {
 	// +optional
 	MFA MFA `json:"mfa,omitzero"`
 
+	// email is the SMTP server through which the server sends password reset links and
+	// email address verification links to users who signed up into a Database connection.
+	// When unset, no mail is sent: the login page offers no password reset and sign-up
+	// sends no verification link.
+	// +optional
+	Email *Email `json:"email,omitempty"`
+
 	// trustedProxies are the CIDRs of the proxies in front of the server (ingress
 	// controllers, load balancers). Only requests from these peers may name the client's
 	// address in X-Forwarded-For, which login throttling keys on. When unset, throttling uses
@@ -202,8 +209,10 @@ type PostgresStorage struct {
 
 // SigningKeyPolicy configures ID token signing keys.
 type SigningKeyPolicy struct {
-	// algorithm of the signing keys: RS256 or ES256. Defaults to RS256. Changing it takes
-	// effect at the next rotation.
+	// algorithm signs ID tokens (of clients that pick no idTokenSigningAlgorithm), JWT
+	// access tokens and logout tokens: RS256 or ES256. Defaults to RS256. The keys Secret
+	// holds keys of both algorithms, rotated together, and the JWKS publishes both, so a
+	// change takes effect at once.
 	// +optional
 	// +kubebuilder:default=RS256
 	// +kubebuilder:validation:Enum=RS256;ES256
@@ -287,6 +296,60 @@ type NamespaceBudgets struct {
 	// +kubebuilder:validation:Minimum=4096
 	// +kubebuilder:validation:Maximum=8388608
 	ConfigBytesPerNamespace int32 `json:"configBytesPerNamespace,omitempty"`
+}
+
+// EmailSecurity is how the connection to the SMTP server is protected.
+// +kubebuilder:validation:Enum=STARTTLS;TLS;None
+type EmailSecurity string
+
+const (
+	// EmailSTARTTLS upgrades a plain connection (usually port 587) with STARTTLS, and fails
+	// when the server does not offer it.
+	EmailSTARTTLS EmailSecurity = "STARTTLS"
+	// EmailTLS speaks TLS from the first byte (implicit TLS, usually port 465).
+	EmailTLS EmailSecurity = "TLS"
+	// EmailNone sends in clear text: only to a loopback host (a relay in the same pod or on
+	// the same machine in development), since reset links are credentials.
+	EmailNone EmailSecurity = "None"
+)
+
+// Email is the SMTP server that delivers the server's mail.
+// +kubebuilder:validation:XValidation:rule="!has(self.security) || self.security != 'None' || self.host == 'localhost' || (isIP(self.host) && ip(self.host).isLoopback())",message="spec.email.security None is only allowed for a loopback host (localhost, 127.0.0.0/8 or ::1): reset links are credentials"
+// +kubebuilder:validation:XValidation:rule="has(self.username) == has(self.passwordSecretRef)",message="spec.email.username and spec.email.passwordSecretRef must be set together"
+type Email struct {
+	// host name or IP address of the SMTP server. The server's TLS certificate must be
+	// valid for it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$`
+	Host string `json:"host"`
+	// port of the SMTP server. Defaults to 587 (submission with STARTTLS).
+	// +optional
+	// +kubebuilder:default=587
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+	// security of the connection: STARTTLS (default), TLS (implicit TLS, usually port 465)
+	// or None, which is only allowed for a loopback host.
+	// +optional
+	// +kubebuilder:default=STARTTLS
+	Security EmailSecurity `json:"security,omitempty"`
+	// from is the sender address of every message, such as no-reply@example.com.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@ <>]+@[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`
+	From string `json:"from"`
+	// username for SMTP authentication (PLAIN, only over TLS or to a loopback host). When
+	// unset, the server sends without authenticating.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Username string `json:"username,omitempty"`
+	// passwordSecretRef is the Secret key holding the SMTP password of username.
+	// +optional
+	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
 }
 
 // Branding customises the login page.
@@ -463,4 +526,17 @@ type SSOServerList struct {
 
 func init() {
 	SchemeBuilder.Register(&SSOServer{}, &SSOServerList{})
+}
+
+// SecretReferences returns every Secret key the server reads: the PostgreSQL DSN and the
+// SMTP password.
+func (s *SSOServer) SecretReferences() []SecretKeyReference {
+	var refs []SecretKeyReference
+	if s.Spec.Storage.Postgres != nil {
+		refs = append(refs, s.Spec.Storage.Postgres.DSNSecretRef)
+	}
+	if s.Spec.Email != nil && s.Spec.Email.PasswordSecretRef != nil {
+		refs = append(refs, *s.Spec.Email.PasswordSecretRef)
+	}
+	return refs
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -75,6 +76,8 @@ type Config struct {
 	Signing  Signing  `json:"signing"`
 	Branding Branding `json:"branding,omitzero"`
 	MFA      MFA      `json:"mfa,omitzero"`
+	// Email is the SMTP server of password reset and verification mail; nil sends none.
+	Email *Email `json:"email,omitempty"`
 	// TrustedProxies are CIDRs whose requests may name the client address in
 	// X-Forwarded-For (login throttling keys on the client address).
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
@@ -99,6 +102,33 @@ type MFA struct {
 	Policy string `json:"policy,omitempty"`
 	// Factors are the kinds users may enrol and use; empty allows every kind.
 	Factors []string `json:"factors,omitempty"`
+}
+
+// Email security modes, as in SSOServer.spec.email.security.
+const (
+	EmailSTARTTLS = "STARTTLS"
+	EmailTLS      = "TLS"
+	EmailNone     = "None"
+)
+
+// Email is an SMTP server (ADR 0020).
+type Email struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Security string `json:"security"`
+	From     string `json:"from"`
+	Username string `json:"username,omitempty"`
+	// Password is the resolved SMTP password of Username.
+	Password string `json:"password,omitempty"`
+}
+
+// Loopback reports whether host names this machine: the only place mail may go in clear text.
+func Loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Allows reports whether users may enrol and use factors of this kind.
@@ -169,6 +199,9 @@ type Client struct {
 	// this aud (the API they are for), which an API can verify with the JWKS alone. Each
 	// then costs a second signature; without it access tokens are opaque.
 	AccessTokenAudience string `json:"accessTokenAudience,omitempty"`
+	// IDTokenSigningAlgorithm is the algorithm of the client's ID tokens and logout tokens,
+	// RS256 or ES256; empty means the server's signing.algorithm.
+	IDTokenSigningAlgorithm string `json:"idTokenSigningAlgorithm,omitempty"`
 }
 
 // Public reports whether the client cannot keep a secret (and so must use PKCE).
@@ -337,6 +370,12 @@ func (c *Config) Validate() error {
 	}
 	check(c.Signing.Algorithm != "RS256" && c.Signing.Algorithm != "ES256", "signing.algorithm %q is not RS256 or ES256", c.Signing.Algorithm)
 	check(!slices.Contains([]string{"", MFAOff, MFAOptional, MFARequired}, c.MFA.Policy), "mfa.policy %q is not Off, Optional or Required", c.MFA.Policy)
+	if e := c.Email; e != nil {
+		check(e.Host == "" || e.Port < 1 || e.Port > 65535, "email.host and email.port (1-65535) are required")
+		check(!strings.Contains(e.From, "@"), "email.from %q is not an address", e.From)
+		check(!slices.Contains([]string{EmailSTARTTLS, EmailTLS, EmailNone}, e.Security), "email.security %q is not STARTTLS, TLS or None", e.Security)
+		check(e.Security == EmailNone && !Loopback(e.Host), "email.security None is only allowed for a loopback host, not %q", e.Host)
+	}
 	for i, f := range c.MFA.Factors {
 		check(f != FactorTOTP, "mfa.factors[%d] %q is not a known factor (TOTP)", i, f)
 	}
@@ -345,6 +384,8 @@ func (c *Config) Validate() error {
 	for i, cl := range c.Clients {
 		check(cl.ID == "", "clients[%d].id is empty", i)
 		check(i > 0 && c.Clients[i-1].ID == cl.ID, "clients[%d].id %q is not unique", i, cl.ID)
+		check(cl.IDTokenSigningAlgorithm != "" && !slices.Contains(Algorithms, cl.IDTokenSigningAlgorithm),
+			"clients[%d].idTokenSigningAlgorithm %q is not RS256 or ES256", i, cl.IDTokenSigningAlgorithm)
 		check(!slices.Contains([]string{ClientSinglePageApp, ClientRegularWebApp, ClientNative, ClientMachineToMachine}, cl.Type), "clients[%d].type %q is unknown", i, cl.Type)
 		check(cl.Public() && len(cl.SecretSHA256) > 0, "clients[%d] is a public client but has a secret", i)
 		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)

@@ -83,23 +83,51 @@ func TestSigningKeys(t *testing.T) {
 			if parsed.Current.KeyID != keys.Current.KeyID || parsed.Next.KeyID != keys.Next.KeyID || parsed.Previous != nil {
 				t.Fatalf("round trip changed the keys")
 			}
-			cur, next := parsed.Current.KeyID, parsed.Next.KeyID
-			if err := parsed.Rotate(alg); err != nil {
-				t.Fatal(err)
+			other := map[string]string{"RS256": "ES256", "ES256": "RS256"}[alg]
+			if parsed.Chain(alg) != &parsed.KeyChain || parsed.Chain(other) == nil || parsed.Chain(other) != parsed.Other {
+				t.Fatalf("want a chain of %s first and one of %s beside it", alg, other)
 			}
-			if parsed.Current.KeyID != next || parsed.Previous.KeyID != cur || parsed.Next.KeyID == next {
-				t.Fatalf("rotation did not move the slots: %s %s %s", parsed.Previous.KeyID, parsed.Current.KeyID, parsed.Next.KeyID)
+			for _, c := range parsed.Chains() {
+				a := KeyAlgorithm(c.Current)
+				cur, next := c.Current.KeyID, c.Next.KeyID
+				if err := parsed.Copy().Rotate(); err != nil {
+					t.Fatal(err)
+				}
+				if c.Current.KeyID != cur {
+					t.Fatalf("rotating a copy moved the %s chain", a)
+				}
+				if err := parsed.Rotate(); err != nil {
+					t.Fatal(err)
+				}
+				if c.Current.KeyID != next || c.Previous.KeyID != cur || c.Next.KeyID == next || KeyAlgorithm(c.Next) != a {
+					t.Fatalf("rotation did not move the %s slots: %s %s %s", a, c.Previous.KeyID, c.Current.KeyID, c.Next.KeyID)
+				}
 			}
 			for _, k := range parsed.Public() {
 				if !k.IsPublic() {
 					t.Fatalf("Public returned private key %s", k.KeyID)
 				}
 			}
-			if len(parsed.Public()) != 3 {
-				t.Fatalf("want current, next and previous published")
+			if len(parsed.Public()) != 6 {
+				t.Fatalf("want current, next and previous of both algorithms published, got %d keys", len(parsed.Public()))
 			}
 		})
 	}
+	t.Run("a Secret of one algorithm's keys is completed with the other's", func(t *testing.T) {
+		keys, _ := NewSigningKeys("ES256")
+		keys.Other = nil
+		data, _ := MarshalSigningKeys(keys)
+		parsed, err := ParseSigningKeys(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added, err := parsed.Complete(); err != nil || !added || parsed.Chain("RS256") == nil || parsed.Chain("ES256").Current.KeyID != keys.Current.KeyID {
+			t.Fatalf("Complete = %v, %v: want an RS256 chain added beside the ES256 keys", added, err)
+		}
+		if added, _ := parsed.Complete(); added {
+			t.Fatal("a complete key set was completed again")
+		}
+	})
 	t.Run("a keys document holding only public keys is refused", func(t *testing.T) {
 		t.Parallel()
 		keys, _ := NewSigningKeys("ES256")

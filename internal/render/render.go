@@ -116,6 +116,9 @@ func Render(in Input) (*Output, error) {
 	if cfg.Storage, err = renderStorage(s, in.Values); err != nil {
 		return nil, err
 	}
+	if cfg.Email, err = renderEmail(s, in.Values); err != nil {
+		return nil, err
+	}
 
 	var skipped []string
 	for _, c := range in.Connections {
@@ -265,6 +268,28 @@ func renderStorage(s *hallpassv1.SSOServer, values Values) (config.Storage, erro
 	return config.Storage{Type: config.StoragePostgres, PostgresDSN: dsn}, nil
 }
 
+func renderEmail(s *hallpassv1.SSOServer, values Values) (*config.Email, error) {
+	e := s.Spec.Email
+	if e == nil {
+		return nil, nil
+	}
+	out := &config.Email{
+		Host:     e.Host,
+		Port:     int(cmp.Or(e.Port, 587)),
+		Security: string(cmp.Or(e.Security, hallpassv1.EmailSTARTTLS)),
+		From:     e.From,
+		Username: e.Username,
+	}
+	if e.PasswordSecretRef != nil {
+		password, err := values.Secret(s.Namespace, *e.PasswordSecretRef)
+		if err != nil {
+			return nil, fmt.Errorf("spec.email.passwordSecretRef: %w", err)
+		}
+		out.Password = password
+	}
+	return out, nil
+}
+
 // uniqueClients leaves out every client whose ID another client holds too. Client IDs come
 // only from the operator's own records, so a duplicate means a record edited or restored by
 // hand, and no client of it can be trusted with the ID.
@@ -302,21 +327,22 @@ func renderClient(c Client, connections []string) config.Client {
 		}
 	}
 	return config.Client{
-		ID:                     c.ID,
-		Name:                   cmp.Or(spec.DisplayName, c.Client.Name),
-		Type:                   string(spec.Type),
-		SecretSHA256:           sortedCopy(c.SecretDigests),
-		RedirectURIs:           sortedCopy(spec.RedirectURIs),
-		PostLogoutRedirectURIs: sortedCopy(spec.PostLogoutRedirectURIs),
-		WebOrigins:             sortedCopy(spec.WebOrigins),
-		SingleSignOn:           spec.SSOEnabled(),
-		RequireMFA:             spec.RequireMFA,
-		RequirePKCE:            spec.PKCERequired(),
-		Connections:            sortedCopy(allowed),
-		AllowedScopes:          sortedCopy(spec.AllowedScopes),
-		BackchannelLogoutURI:   spec.BackchannelLogoutURI,
-		FrontchannelLogoutURI:  spec.FrontchannelLogoutURI,
-		AccessTokenAudience:    spec.AccessTokenAudience,
+		ID:                      c.ID,
+		Name:                    cmp.Or(spec.DisplayName, c.Client.Name),
+		Type:                    string(spec.Type),
+		SecretSHA256:            sortedCopy(c.SecretDigests),
+		RedirectURIs:            sortedCopy(spec.RedirectURIs),
+		PostLogoutRedirectURIs:  sortedCopy(spec.PostLogoutRedirectURIs),
+		WebOrigins:              sortedCopy(spec.WebOrigins),
+		SingleSignOn:            spec.SSOEnabled(),
+		RequireMFA:              spec.RequireMFA,
+		RequirePKCE:             spec.PKCERequired(),
+		Connections:             sortedCopy(allowed),
+		AllowedScopes:           sortedCopy(spec.AllowedScopes),
+		BackchannelLogoutURI:    spec.BackchannelLogoutURI,
+		FrontchannelLogoutURI:   spec.FrontchannelLogoutURI,
+		AccessTokenAudience:     spec.AccessTokenAudience,
+		IDTokenSigningAlgorithm: spec.IDTokenSigningAlgorithm,
 	}
 }
 

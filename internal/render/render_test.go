@@ -59,6 +59,7 @@ func TestRender(t *testing.T) {
 		{Kind: KindSecret, Namespace: "sso", Name: "staff-users", Key: "users.yaml"}:    users("zoe", "adam"),
 		{Kind: KindSecret, Namespace: "sso", Name: "customer-users", Key: "users.yaml"}: users("carol"),
 		{Kind: KindSecret, Namespace: "sso", Name: "pg", Key: "dsn"}:                    "postgres://db/sso",
+		{Kind: KindSecret, Namespace: "sso", Name: "smtp", Key: "password"}:             "mail-secret",
 	}
 	cases := map[string]struct {
 		in    func() Input
@@ -224,6 +225,27 @@ func TestRender(t *testing.T) {
 				return Input{Server: s, Values: values}
 			},
 			err: `spec.storage.postgres.dsnSecretRef: Secret "nope" has no key "dsn"`,
+		},
+		"email takes its SMTP password from the referenced Secret and defaults to STARTTLS on 587": {
+			in: func() Input {
+				s := server()
+				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", From: "no-reply@example.com", Username: "sso",
+					PasswordSecretRef: &hallpassv1.SecretKeyReference{Name: "smtp", Key: "password"}}
+				return Input{Server: s, Values: values}
+			},
+			check: func(t *testing.T, out *Output) {
+				want := config.Email{Host: "smtp.example.com", Port: 587, Security: config.EmailSTARTTLS, From: "no-reply@example.com", Username: "sso", Password: "mail-secret"}
+				expect(t, out.Config.Email != nil && *out.Config.Email == want, "email %+v", out.Config.Email)
+			},
+		},
+		"email without its password Secret is an error naming the field": {
+			in: func() Input {
+				s := server()
+				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", From: "no-reply@example.com", Username: "sso",
+					PasswordSecretRef: &hallpassv1.SecretKeyReference{Name: "nope", Key: "password"}}
+				return Input{Server: s, Values: values}
+			},
+			err: `spec.email.passwordSecretRef: Secret "nope" has no key "password"`,
 		},
 		"session and token lifetimes come from the server": {
 			in: func() Input {

@@ -49,8 +49,6 @@ func accountClient(st *state) config.Client {
 		RedirectURIs: []string{st.endpoint(pathAccount)}, SingleSignOn: true, Connections: names}
 }
 
-var accountFormAAD = []byte("hallpass account form")
-
 // accountForm is the CSRF token of the account page's forms: sealed, so it cannot be
 // forged, and bound to the session that rendered the page, so a token from another
 // session (or a stolen page after sign-out) does not work.
@@ -147,7 +145,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) checkAccountForm(r *http.Request, st *state, sess storage.Session) bool {
 	var f accountForm
-	if err := openJSON(st, accountFormAAD, r.PostForm.Get("csrf"), &f); err != nil {
+	if err := st.keys.sealer.open(purposeAccountForm, r.PostForm.Get("csrf"), &f); err != nil {
 		return false
 	}
 	return s.now().Unix() <= f.Expires && subtle.ConstantTimeCompare([]byte(f.SessionIDHash), []byte(sess.IDHash)) == 1
@@ -263,7 +261,7 @@ func (s *Server) endSessionsFromAccount(w http.ResponseWriter, r *http.Request, 
 // were made, new recovery codes.
 func (s *Server) showAccountWith(w http.ResponseWriter, r *http.Request, st *state, status int, sess storage.Session, factors []storage.Factor, notice accountNotice, newCodes ...string) {
 	ctx := r.Context()
-	csrf, err := sealJSON(st, accountFormAAD, accountForm{SessionIDHash: sess.IDHash, Expires: s.now().Add(accountFormLifetime).Unix()})
+	csrf, err := st.keys.sealer.seal(purposeAccountForm, accountForm{SessionIDHash: sess.IDHash, Expires: s.now().Add(accountFormLifetime).Unix()})
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -156,11 +156,8 @@ type authorizationCode struct {
 	Expires int64 `json:"e"`
 }
 
-// codeAAD keeps a sealed code from being accepted as any other sealed document.
-var codeAAD = []byte("hallpass authorization code")
-
 func (s *Server) issueCode(st *state, req *authorizeRequest, sess storage.Session) (string, error) {
-	code, err := sealJSON(st, codeAAD, authorizationCode{
+	code, err := st.keys.sealer.seal(purposeAuthorizationCode, authorizationCode{
 		ClientID:      req.ClientID,
 		RedirectURI:   codeRedirectURI(req),
 		Scopes:        req.Scopes,

@@ -347,7 +347,9 @@ func (s *Server) mintLogoutToken(st *state, clientID, sid, subject string) (stri
 		return "", fmt.Errorf("mint logout token: %w", err)
 	}
 	now := s.now()
-	tok, err := signJWT(st.keys.logoutSigner, logoutTokenClaims{
+	// Signed like the client's ID tokens, the algorithm its verifier is set up for.
+	client, _ := st.cfg.Client(clientID)
+	tok, err := signJWT(st.keys.forClient(client).logout, logoutTokenClaims{
 		Issuer:   st.cfg.Issuer,
 		Subject:  subject,
 		Audience: clientID,

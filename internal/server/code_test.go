@@ -117,11 +117,11 @@ func TestACodeIssuedBeforeAKeyRotationIsRedeemedAfterIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotated := *current
-	if err := rotated.Rotate("RS256"); err != nil {
+	rotated := current.Copy()
+	if err := rotated.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.Apply(e.srv.Config(), &rotated); err != nil {
+	if err := e.srv.Apply(e.srv.Config(), rotated); err != nil {
 		t.Fatalf("apply rotated keys: %v", err)
 	}
 	rp = e.rp("app2", "app2-secret") // discovers the rotated JWKS

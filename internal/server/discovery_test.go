@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 		"response_types_supported":              {"code"},
 		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials"},
 		"code_challenge_methods_supported":      {"S256"},
-		"id_token_signing_alg_values_supported": {"RS256"},
+		"id_token_signing_alg_values_supported": {"RS256", "ES256"},
 		"response_modes_supported":              {"query", "fragment", "form_post", "web_message"},
 	}
 	for key, values := range want {
@@ -71,8 +72,8 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 		}
 	}
 
-	// The JWKS holds current, next and previous public keys with distinct kids, and nothing
-	// private.
+	// The JWKS holds current, next and previous public keys of both algorithms with
+	// distinct kids, and nothing private.
 	var jwks struct {
 		Keys []map[string]any `json:"keys"`
 	}
@@ -85,7 +86,11 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 			t.Error("JWKS publishes a private key")
 		}
 	}
-	if !slices.Equal(kids, []string{keys.Current.KeyID, keys.Next.KeyID, keys.Previous.KeyID}) {
+	var published []string
+	for _, k := range keys.Public() {
+		published = append(published, k.KeyID)
+	}
+	if len(published) < 5 || !slices.Equal(kids, published) {
 		t.Errorf("JWKS kids = %v", kids)
 	}
 
@@ -94,53 +99,44 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 	}
 }
 
-func TestES256SignedIDTokensVerify(t *testing.T) {
-	keys, err := config.NewSigningKeys("ES256")
-	if err != nil {
-		t.Fatal(err)
+// TestEachClientPicksItsIDTokenAlgorithm serves RS256 and ES256 side by side: the
+// server's signing.algorithm is the default and a client's idTokenSigningAlgorithm picks
+// its own, for its ID tokens and its logout tokens, both verifiable with the JWKS.
+func TestEachClientPicksItsIDTokenAlgorithm(t *testing.T) {
+	tests := []struct {
+		name, server, client, want string
+	}{
+		{"an ES256 server signs a client's ID tokens ES256 by default", "ES256", "", "ES256"},
+		{"an ES256 server signs RS256 for a client that picks RS256", "ES256", "RS256", "RS256"},
+		{"an RS256 server signs ES256 for a client that picks ES256", "RS256", "ES256", "ES256"},
+		{"an RS256 server signs a client's ID tokens RS256 by default", "RS256", "", "RS256"},
 	}
-	e := newEnv(t)
-	if err := e.srv.Apply(withAlg(e.srv.Config(), "ES256"), keys); err != nil {
-		t.Fatalf("apply ES256 keys: %v", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newLogoutReceiver(t, nil)
+			e := newLogoutEnv(t, nil, withBackchannel(map[string]string{"app2": rec.url}), func(c *config.Config) {
+				c.Signing.Algorithm = tc.server
+				for i := range c.Clients {
+					if c.Clients[i].ID == "app2" {
+						c.Clients[i].IDTokenSigningAlgorithm = tc.client
+					}
+				}
+			})
+			rp := e.rp("app2", "app2-secret")
+			rp.verifier = rp.provider.Verifier(&oidc.Config{ClientID: "app2", Now: e.clock.Now, SupportedSigningAlgs: []string{tc.want}})
+			b := e.browser()
+			tok, _ := rp.signIn(t, b, "alice", alicePassword)
+			raw, _ := tok.Extra("id_token").(string)
+			header, _, _ := strings.Cut(raw, ".")
+			if h := decodeSegment(t, header); !strings.Contains(h, `"alg":"`+tc.want+`"`) {
+				t.Errorf("ID token header = %s, want alg %s", h, tc.want)
+			}
+			b.get(e.issuer + "/oidc/logout?id_token_hint=" + url.QueryEscape(raw))
+			if lt := verifyLogoutToken(t, e, rec.next(t).token); lt.header.Algorithm != tc.want {
+				t.Errorf("logout token alg = %s, want %s", lt.header.Algorithm, tc.want)
+			}
+		})
 	}
-	tok, _ := e.rp("app2", "app2-secret").signIn(t, e.browser(), "alice", alicePassword)
-	raw, _ := tok.Extra("id_token").(string)
-	header, _, _ := strings.Cut(raw, ".")
-	if !strings.Contains(decodeSegment(t, header), `"alg":"ES256"`) || !strings.Contains(decodeSegment(t, header), keys.Current.KeyID) {
-		t.Errorf("ID token header = %s", decodeSegment(t, header))
-	}
-}
-
-func TestAnAlgorithmChangeSignsWithTheCurrentKeyAndAdvertisesBoth(t *testing.T) {
-	e := newEnv(t)
-	rsaKeys, _ := testKeys()
-	keys := *rsaKeys
-	// The operator switched signing.algorithm to ES256: the new key waits in Next.
-	if err := keys.Rotate("ES256"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.srv.Apply(withAlg(e.srv.Config(), "ES256"), &keys); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	var doc struct {
-		Algs []string `json:"id_token_signing_alg_values_supported"`
-	}
-	getJSON(t, e.issuer+"/.well-known/openid-configuration", &doc)
-	if !slices.Equal(doc.Algs, []string{"RS256", "ES256"}) {
-		t.Errorf("advertised algorithms = %v", doc.Algs)
-	}
-	tok, _ := e.rp("app2", "app2-secret").signIn(t, e.browser(), "alice", alicePassword)
-	raw, _ := tok.Extra("id_token").(string)
-	header, _, _ := strings.Cut(raw, ".")
-	if h := decodeSegment(t, header); !strings.Contains(h, `"alg":"RS256"`) || !strings.Contains(h, keys.Current.KeyID) {
-		t.Errorf("ID token header = %s, want RS256 with the current key", h)
-	}
-}
-
-func withAlg(c *config.Config, alg string) *config.Config {
-	cp := *c
-	cp.Signing.Algorithm = alg
-	return &cp
 }
 
 func getJSON(t *testing.T, u string, v any) {

@@ -37,8 +37,6 @@ type federatedContinuation struct {
 	Expires  int64  `json:"e"`
 }
 
-var federatedAAD = []byte("hallpass federated logout")
-
 // upstreamLogoutURL builds the request to the upstream IdP's logout for an ended session,
 // or reports false when the session has no usable upstream logout information.
 func (s *Server) upstreamLogoutURL(ctx context.Context, st *state, sess storage.Session, clientID, next string) (string, bool) {
@@ -102,14 +100,14 @@ func registeredLogoutTarget(registered []string, next string) bool {
 var errBadContinuation = errors.New("federated logout state is invalid or expired")
 
 func sealContinuation(st *state, c federatedContinuation) (string, error) {
-	return sealJSON(st, federatedAAD, c)
+	return st.keys.sealer.seal(purposeFederatedLogout, c)
 }
 
-// openContinuation accepts the previous key's secret too (openJSON tries every key), so a
+// openContinuation accepts the previous key's secret too (the sealer tries every key), so a
 // key rotation during the round trip does not strand the user at the upstream IdP.
 func openContinuation(st *state, sealed string, now time.Time) (federatedContinuation, error) {
 	var c federatedContinuation
-	if sealed == "" || openJSON(st, federatedAAD, sealed, &c) != nil || now.Unix() > c.Expires {
+	if sealed == "" || st.keys.sealer.open(purposeFederatedLogout, sealed, &c) != nil || now.Unix() > c.Expires {
 		return federatedContinuation{}, errBadContinuation
 	}
 	return c, nil

@@ -109,7 +109,7 @@ func openCode(st *state, sealed string) (authorizationCode, string, error) {
 	if err != nil {
 		return c, "", errBadSealed
 	}
-	if err := openRaw(st, codeAAD, raw, &c); err != nil {
+	if err := st.keys.sealer.openRaw(purposeAuthorizationCode, raw, &c); err != nil {
 		return c, "", err
 	}
 	return c, storage.Hash(base64.RawURLEncoding.EncodeToString(raw)), nil

@@ -106,5 +106,6 @@ func (s *Server) mintIDToken(st *state, g grant, accessToken string) (string, er
 		AtHash:      base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]),
 		scopeClaims: claimsForScopes(g.claims, g.scopes),
 	}
-	return st.keys.sign(c)
+	client, _ := st.cfg.Client(g.clientID)
+	return signJWT(st.keys.forClient(client).idToken, c)
 }

@@ -2,10 +2,7 @@ package server
 
 import (
 	"crypto/cipher"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hkdf"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
@@ -20,59 +17,76 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 )
 
-// keySet is what the server does with the signing-keys Secret: sign with Current, publish
-// all three public keys, and verify its own ID tokens (id_token_hint) with any of them.
+// keySet is what the server does with the signing-keys Secret: sign with the current key
+// of each algorithm's chain, publish every public key, and verify its own ID tokens
+// (id_token_hint) with any of them.
 //
 // It also derives the server's symmetric secrets from the private keys with HKDF, because
 // every replica already shares that Secret and nothing else: the AEAD that seals login
-// transactions and codes, and the refresh-token derivation key. The current key's secrets are used to create;
-// the previous key's are still accepted, so a rotation does not break a login in progress.
+// transactions and codes, and the refresh-token derivation key. The first chain's current
+// key's secrets are used to create; its previous key's are still accepted, so a rotation
+// does not break a login in progress.
 type keySet struct {
-	// algs are the algorithms ID tokens may be signed with: the current key's, and the next
-	// key's when an algorithm change is under way.
-	algs   []string
-	signer jose.Signer
-	// logoutSigner signs logout tokens with the same key, typed logout+jwt (Back-Channel
-	// Logout §2.4), and accessTokenSigner JWT access tokens, typed at+jwt (RFC 9068 §2.1),
-	// so that no receiver can mistake one kind of JWT for another.
-	logoutSigner, accessTokenSigner jose.Signer
-	public                          jose.JSONWebKeySet
-	// secrets[0] derives from Current, secrets[1] (if any) from Previous.
+	// algs are the algorithms ID tokens may be signed with, the default first.
+	algs []string
+	// signers holds each algorithm's signers; def is the default algorithm's, for JWT access
+	// tokens and the clients that pick no algorithm of their own.
+	signers map[string]*signers
+	def     *signers
+	public  jose.JSONWebKeySet
+	// secrets[0] derives from the first chain's Current, secrets[1] (if any) from its
+	// Previous.
 	secrets []derivedSecrets
+	// sealer seals what the browser carries (seal.go) under the same keys. It is made once
+	// per key set, not per request: a sealed code is on every silent login's path.
+	sealer sealer
+}
+
+// signers sign with one current key: ID tokens typed JWT, logout tokens typed logout+jwt
+// (Back-Channel Logout §2.4) and JWT access tokens typed at+jwt (RFC 9068 §2.1), so that no
+// receiver can mistake one kind of JWT for another.
+type signers struct {
+	idToken, logout, accessToken jose.Signer
 }
 
 type derivedSecrets struct {
-	// sealer seals the documents the browser carries (login transactions, codes). It is made
-	// once per key set, not per request: a sealed code is on every silent login's path.
-	sealer  cipher.AEAD
-	refresh []byte // HMAC-SHA256 key deriving rotated refresh tokens
+	aead    cipher.AEAD // of sealed documents
+	refresh []byte      // HMAC-SHA256 key deriving rotated refresh tokens
 }
 
-func newKeySet(keys *config.SigningKeys) (*keySet, error) {
-	if keys.Current == nil || keys.Next == nil {
-		return nil, errors.New("load signing keys: current and next keys are required")
-	}
-	// The current key's own algorithm signs. signing.algorithm in the config is where the
-	// operator is heading: after an algorithm change the new kind of key waits in the Next
-	// slot for one rotation, so relying parties see it in the JWKS before it signs.
-	alg := keyAlgorithm(keys.Current)
-	if alg == "" {
-		return nil, fmt.Errorf("load signing keys: current key %q is neither RSA nor P-256", keys.Current.KeyID)
-	}
-	signers := make(map[jose.ContentType]jose.Signer, 3)
-	for _, typ := range []jose.ContentType{"JWT", "logout+jwt", "at+jwt"} {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys.Current}, (&jose.SignerOptions{}).WithType(typ))
-		if err != nil {
-			return nil, fmt.Errorf("load signing keys: create %s signer: %w", typ, err)
+// newKeySet loads the keys; preferred is the config's signing.algorithm. It is the default
+// when a chain of that algorithm has a current key; otherwise (a Secret from before both
+// algorithms were served, until the operator completes it) the first chain's is.
+func newKeySet(keys *config.SigningKeys, preferred string) (*keySet, error) {
+	ks := &keySet{signers: map[string]*signers{}, public: jose.JSONWebKeySet{Keys: keys.Public()}}
+	for _, c := range keys.Chains() {
+		if c.Current == nil || c.Next == nil {
+			return nil, errors.New("load signing keys: current and next keys are required")
 		}
-		signers[typ] = s
+		alg := config.KeyAlgorithm(c.Current)
+		if alg == "" {
+			return nil, fmt.Errorf("load signing keys: current key %q is neither RSA nor P-256", c.Current.KeyID)
+		}
+		if ks.signers[alg] != nil {
+			continue
+		}
+		sg, err := newSigners(c.Current, alg)
+		if err != nil {
+			return nil, err
+		}
+		ks.signers[alg] = sg
 	}
-	algs := []string{string(alg)}
-	if next := keyAlgorithm(keys.Next); next != "" && next != alg {
-		algs = append(algs, string(next))
+	def := preferred
+	if ks.signers[def] == nil {
+		def = config.KeyAlgorithm(keys.Current)
 	}
-	ks := &keySet{algs: algs, signer: signers["JWT"], logoutSigner: signers["logout+jwt"], accessTokenSigner: signers["at+jwt"],
-		public: jose.JSONWebKeySet{Keys: keys.Public()}}
+	ks.def = ks.signers[def]
+	ks.algs = []string{def}
+	for _, alg := range config.Algorithms {
+		if alg != def && ks.signers[alg] != nil {
+			ks.algs = append(ks.algs, alg)
+		}
+	}
 	for _, k := range []*jose.JSONWebKey{keys.Current, keys.Previous} {
 		if k == nil {
 			continue
@@ -82,25 +96,30 @@ func newKeySet(keys *config.SigningKeys) (*keySet, error) {
 			return nil, err
 		}
 		ks.secrets = append(ks.secrets, d)
+		ks.sealer.aeads = append(ks.sealer.aeads, d.aead)
 	}
 	return ks, nil
 }
 
-// keyAlgorithm is the JWS algorithm of a key: its "alg" when set, else the one its type
-// implies.
-func keyAlgorithm(k *jose.JSONWebKey) jose.SignatureAlgorithm {
-	if k.Algorithm != "" {
-		return jose.SignatureAlgorithm(k.Algorithm)
-	}
-	switch key := k.Key.(type) {
-	case *rsa.PrivateKey:
-		return jose.RS256
-	case *ecdsa.PrivateKey:
-		if key.Curve == elliptic.P256() {
-			return jose.ES256
+func newSigners(key *jose.JSONWebKey, alg string) (*signers, error) {
+	made := make([]jose.Signer, 3)
+	for i, typ := range []jose.ContentType{"JWT", "logout+jwt", "at+jwt"} {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: key}, (&jose.SignerOptions{}).WithType(typ))
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: create %s %s signer: %w", alg, typ, err)
 		}
+		made[i] = s
 	}
-	return ""
+	return &signers{idToken: made[0], logout: made[1], accessToken: made[2]}, nil
+}
+
+// forClient returns the signers of the client's ID token algorithm: the default ones when
+// it picked none, or its algorithm has no current key.
+func (ks *keySet) forClient(c config.Client) *signers {
+	if sg := ks.signers[c.IDTokenSigningAlgorithm]; sg != nil {
+		return sg
+	}
+	return ks.def
 }
 
 func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {
@@ -116,15 +135,12 @@ func deriveSecrets(k *jose.JSONWebKey) (derivedSecrets, error) {
 	if err != nil {
 		return derivedSecrets{}, fmt.Errorf("derive refresh key: %w", err)
 	}
-	sealer, err := newAEAD(tx)
+	aead, err := newAEAD(tx)
 	if err != nil {
 		return derivedSecrets{}, err
 	}
-	return derivedSecrets{sealer: sealer, refresh: rt}, nil
+	return derivedSecrets{aead: aead, refresh: rt}, nil
 }
-
-// sign serialises claims as a compact JWS with the current key (its kid in the header).
-func (ks *keySet) sign(claims any) (string, error) { return signJWT(ks.signer, claims) }
 
 // signJWT signs claims, a struct whose JSON is an object, as a compact JWS. It marshals the
 // struct once, where go-jose's JWT builder would marshal it, decode it into a map and

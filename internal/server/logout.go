@@ -188,14 +188,13 @@ func (s *Server) browserSessions(ctx context.Context, r *http.Request, st *state
 	}
 	var out []storage.Session
 	for _, id := range ids {
-		sess, err := s.store.GetSession(ctx, storage.Hash(id))
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
+		sess, ok, err := s.sessionByID(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("load session to end: %w", err)
+			return nil, err
 		}
-		out = append(out, sess)
+		if ok {
+			out = append(out, sess)
+		}
 	}
 	return out, nil
 }

@@ -42,8 +42,6 @@ const (
 	stageContinue = "continue"
 )
 
-var mfaAAD = []byte("hallpass second factor")
-
 // mfaTransaction is a sign-in between its first factor and its second.
 type mfaTransaction struct {
 	// TX is the sealed login transaction: the authorization request and its CSRF token.
@@ -159,7 +157,7 @@ func (s *Server) startStepUp(w http.ResponseWriter, r *http.Request, st *state, 
 
 // showMFAPage renders the page of mt's stage; recovery codes, when given, are shown once.
 func (s *Server) showMFAPage(w http.ResponseWriter, r *http.Request, f *loginFlow, status int, mt mfaTransaction, errMsg string, recoveryCodes []string) {
-	sealed, err := sealJSON(f.st, mfaAAD, mt)
+	sealed, err := f.st.keys.sealer.seal(purposeSecondFactor, mt)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -215,7 +213,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.state.Load()
-	if err := openJSON(st, mfaAAD, r.PostForm.Get("m"), &mt); err != nil || s.now().Unix() > mt.Expires {
+	if err := st.keys.sealer.open(purposeSecondFactor, r.PostForm.Get("m"), &mt); err != nil || s.now().Unix() > mt.Expires {
 		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
 		return
 	}

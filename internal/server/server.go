@@ -109,7 +109,7 @@ func newState(cfg *config.Config, keys *config.SigningKeys) (*state, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ks, err := newKeySet(keys)
+	ks, err := newKeySet(keys, cfg.Signing.Algorithm)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,16 @@ func sessionExpiry(created, lastActivity time.Time, pol config.Session) time.Tim
 // currentSession returns the browser's session if its cookie names one that is still
 // valid. ok is false (with a nil error) when there is none.
 func (s *Server) currentSession(ctx context.Context, r *http.Request, st *state) (sess storage.Session, ok bool, err error) {
-	id := st.cookies.value(r, sessionCookie)
+	sess, ok, err = s.sessionByID(ctx, st.cookies.value(r, sessionCookie))
+	if err != nil || !ok || !sessionValid(sess, st.cfg.Session, s.now()) {
+		return storage.Session{}, false, err
+	}
+	return sess, true, nil
+}
+
+// sessionByID loads the session a browser's session ID (a cookie's value) names, valid or
+// not. ok is false (with a nil error) when there is none.
+func (s *Server) sessionByID(ctx context.Context, id string) (sess storage.Session, ok bool, err error) {
 	if id == "" {
 		return storage.Session{}, false, nil
 	}
@@ -45,9 +54,6 @@ func (s *Server) currentSession(ctx context.Context, r *http.Request, st *state)
 	}
 	if err != nil {
 		return storage.Session{}, false, fmt.Errorf("load session: %w", err)
-	}
-	if !sessionValid(sess, st.cfg.Session, s.now()) {
-		return storage.Session{}, false, nil
 	}
 	return sess, true, nil
 }

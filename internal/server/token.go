@@ -156,7 +156,7 @@ func mintJWTAccessToken(st *state, g grant, now, expires time.Time) (string, err
 	if !g.authTime.IsZero() {
 		c.AuthTime, c.ACR, c.AMR = g.authTime.Unix(), acrFor(g.amr), g.amr
 	}
-	return signJWT(st.keys.accessTokenSigner, c)
+	return signJWT(st.keys.def.accessToken, c)
 }
 
 // tokenResponse answers with an access token and, with the openid scope, an ID token.

@@ -1,14 +1,10 @@
 package server
 
 import (
-	"crypto/cipher"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
-
-	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/hallpass/hallpass/internal/config"
 )
@@ -19,8 +15,6 @@ import (
 // /authorize request and the browser can neither read nor alter it.
 const loginTransactionLifetime = 30 * time.Minute
 
-var transactionAAD = []byte("hallpass login transaction")
-
 type loginTransaction struct {
 	Request authorizeRequest `json:"r"`
 	CSRF    string           `json:"c"`
@@ -30,28 +24,15 @@ type loginTransaction struct {
 var errBadTransaction = errors.New("login transaction is invalid or expired")
 
 func sealTransaction(st *state, tx loginTransaction) (string, error) {
-	return sealJSON(st, transactionAAD, tx)
+	return st.keys.sealer.seal(purposeLoginTransaction, tx)
 }
 
 func openTransaction(st *state, sealed string, now time.Time) (loginTransaction, error) {
 	var tx loginTransaction
-	if err := openJSON(st, transactionAAD, sealed, &tx); err != nil || now.Unix() > tx.Expires {
+	if err := st.keys.sealer.open(purposeLoginTransaction, sealed, &tx); err != nil || now.Unix() > tx.Expires {
 		return loginTransaction{}, errBadTransaction
 	}
 	return tx, nil
-}
-
-// newAEAD is the cipher of every sealed document: XChaCha20-Poly1305, whose 192-bit random
-// nonces cannot be expected to repeat however many documents one key seals. A sealed code
-// per silent login would spend AES-GCM's 96-bit random nonces (NIST's limit is 2^32 per
-// key) in weeks at a busy server, and nothing bounds how long a signing key, from which
-// this key derives, stays current.
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		return nil, fmt.Errorf("create XChaCha20-Poly1305: %w", err)
-	}
-	return aead, nil
 }
 
 // csrfToken returns the browser's CSRF token, minting and setting one if it has none, so

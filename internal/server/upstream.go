@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -46,8 +43,6 @@ const (
 	// chooserOpenTimeout bounds opening connectors to list their origins on the chooser.
 	chooserOpenTimeout = 5 * time.Second
 )
-
-var upstreamAAD = []byte("hallpass upstream login")
 
 func connectionCallbackPath(name string) string { return config.ConnectionCallbackPath(name) }
 func samlMetadataPath(name string) string       { return config.SAMLMetadataPath(name) }
@@ -174,7 +169,7 @@ func (s *Server) startUpstreamLogin(w http.ResponseWriter, r *http.Request, f *l
 		return
 	}
 	expires := s.now().Add(upstreamLoginLifetime)
-	sealed, err := sealJSON(f.st, upstreamAAD, pendingUpstream{State: state, Connection: conn.Name, TX: f.sealed, Private: private, Expires: expires.Unix()})
+	sealed, err := f.st.keys.sealer.seal(purposeUpstreamLogin, pendingUpstream{State: state, Connection: conn.Name, TX: f.sealed, Private: private, Expires: expires.Unix()})
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -327,7 +322,7 @@ func (s *Server) takePendingUpstream(w http.ResponseWriter, r *http.Request, st 
 	}
 	http.SetCookie(w, s.upstreamCookie(st, connection, state, "", -1))
 	var p pendingUpstream
-	if err := openJSON(st, upstreamAAD, ck.Value, &p); err != nil {
+	if err := st.keys.sealer.open(purposeUpstreamLogin, ck.Value, &p); err != nil {
 		return pendingUpstream{}, false
 	}
 	ok := subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) == 1 &&
@@ -402,48 +397,4 @@ func (s *Server) handleSAMLMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", contentType)
 	_, _ = w.Write(body)
-}
-
-// sealJSON and openJSON protect small documents the browser carries, with the login
-// transaction's keys and a purpose-specific AAD.
-func sealJSON(st *state, aad []byte, v any) (string, error) {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("encode sealed document: %w", err)
-	}
-	aead := st.keys.secrets[0].sealer
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", fmt.Errorf("read nonce: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, aad)), nil
-}
-
-var errBadSealed = errors.New("sealed document is invalid")
-
-func openJSON(st *state, aad []byte, sealed string, v any) error {
-	raw, err := base64.RawURLEncoding.DecodeString(sealed)
-	if err != nil {
-		return errBadSealed
-	}
-	return openRaw(st, aad, raw, v)
-}
-
-// openRaw opens the decoded bytes of a sealed document.
-func openRaw(st *state, aad []byte, raw []byte, v any) error {
-	for _, secrets := range st.keys.secrets {
-		aead := secrets.sealer
-		if len(raw) < aead.NonceSize() {
-			return errBadSealed
-		}
-		plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], aad)
-		if err != nil {
-			continue
-		}
-		if err := json.Unmarshal(plain, v); err != nil {
-			return errBadSealed
-		}
-		return nil
-	}
-	return errBadSealed
 }

@@ -138,6 +138,25 @@ type User struct {
 	CreatedAt    time.Time
 }
 
+// Purposes of the links sent by mail.
+const (
+	EmailTokenReset  = "reset"
+	EmailTokenVerify = "verify"
+)
+
+// EmailToken is a link sent by mail to a signed-up user (password reset, address
+// verification), stored under the digest of its random token.
+type EmailToken struct {
+	// Hash is Hash(token).
+	Hash       string
+	Purpose    string
+	Connection string
+	Username   string
+	// Email is the address the link was sent to.
+	Email     string
+	ExpiresAt time.Time
+}
+
 // Factor types.
 const (
 	FactorTOTP = "totp"
@@ -224,6 +243,22 @@ type Storage interface {
 	// SetUserPassword replaces the password hash of a signed-up user (ErrNotFound when there
 	// is no such user).
 	SetUserPassword(ctx context.Context, connection, username, passwordHash string) error
+	// UsersByEmail returns up to limit signed-up users of a connection whose email claim is
+	// email (exactly), by username.
+	UsersByEmail(ctx context.Context, connection, email string, limit int) ([]User, error)
+	// VerifyUserEmail marks the user's email claim verified if it still is email, and
+	// reports whether it did.
+	VerifyUserEmail(ctx context.Context, connection, username, email string) (bool, error)
+
+	// CreateEmailToken stores a link sent by mail; ErrAlreadyExists when its hash is taken.
+	CreateEmailToken(ctx context.Context, t EmailToken) error
+	// GetEmailToken returns the unspent token with this hash and purpose, ErrNotFound when
+	// there is none or it expired (now >= ExpiresAt).
+	GetEmailToken(ctx context.Context, hash, purpose string, now time.Time) (EmailToken, error)
+	// UseEmailToken spends the token as GetEmailToken finds it, together with every other
+	// token of the same user and purpose: of concurrent uses, one succeeds and the others
+	// get ErrNotFound.
+	UseEmailToken(ctx context.Context, hash, purpose string, now time.Time) (EmailToken, error)
 
 	// CreateFactor stores an enrolled factor; ErrAlreadyExists when its ID is taken.
 	CreateFactor(ctx context.Context, f Factor) error

@@ -69,11 +69,11 @@ func TestFileReload(t *testing.T) {
 	})
 
 	t.Run("rotated signing keys are published without a restart", func(t *testing.T) {
-		rotated := *f.keys
-		if err := rotated.Rotate("ES256"); err != nil {
+		rotated := f.keys.Copy()
+		if err := rotated.Rotate(); err != nil {
 			t.Fatal(err)
 		}
-		c, k := f.encode(f.withClient(), &rotated)
+		c, k := f.encode(f.withClient(), rotated)
 		write(cfgPath, c)
 		write(keysPath, k)
 		if !within(2*time.Second, func() bool { return jwksHas(t, f.url, rotated.Next.KeyID) }) {

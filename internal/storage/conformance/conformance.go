@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"users", userTests},
 		{"factors", factorTests},
 		{"recovery codes", recoveryCodeTests},
+		{"email", emailTests},
 		{"throttles", throttleTests},
 		{"single use", singleUseTests},
 		{"garbage collection", gcTests},

@@ -152,4 +152,21 @@ CREATE TABLE recovery_codes (
 ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN client_address TEXT NOT NULL DEFAULT '';
 `,
+	// Links sent by mail (ADR 0020) and the lookup of signed-up users by their email claim.
+	// Add-only: a replica of the previous version neither reads nor writes these, and the
+	// index covers the users it creates as well.
+	`
+CREATE INDEX users_by_email ON users (connection, json_extract(claims, '$.email'));
+
+CREATE TABLE email_tokens (
+  token_hash TEXT PRIMARY KEY,
+  purpose    TEXT NOT NULL,
+  connection TEXT NOT NULL,
+  username   TEXT NOT NULL,
+  email      TEXT NOT NULL,
+  expires_at INTEGER
+);
+CREATE INDEX email_tokens_by_user ON email_tokens (connection, username, purpose);
+CREATE INDEX email_tokens_by_expiry ON email_tokens (expires_at);
+`,
 }

@@ -133,6 +133,9 @@ var (
 		"id", "connection", "subject", "factor_type", "name", "secret", "last_step",
 		"created_at", "last_used_at",
 	}}
+	EmailTokens = Table{Name: "email_tokens", Key: 1, Columns: []string{
+		"token_hash", "purpose", "connection", "username", "email", "expires_at",
+	}}
 	Throttles = Table{Name: "throttles", Key: 1, Columns: []string{
 		"throttle_key", "failures", "last_failure",
 	}}
@@ -256,6 +259,24 @@ func ScanUser(row Scanner) (storage.User, error) {
 	}
 	u.CreatedAt = fromNanos(created)
 	return u, decodeClaims(&u.Claims, claims)
+}
+
+// EmailTokenValues returns the column values of t.
+func EmailTokenValues(t storage.EmailToken) []any {
+	return []any{t.Hash, t.Purpose, t.Connection, t.Username, t.Email, nanos(t.ExpiresAt)}
+}
+
+// ScanEmailToken reads a row selected with EmailTokens.List().
+func ScanEmailToken(row Scanner) (storage.EmailToken, error) {
+	var (
+		t       storage.EmailToken
+		expires sql.NullInt64
+	)
+	if err := row.Scan(&t.Hash, &t.Purpose, &t.Connection, &t.Username, &t.Email, &expires); err != nil {
+		return storage.EmailToken{}, err
+	}
+	t.ExpiresAt = fromNanos(expires)
+	return t, nil
 }
 
 // FactorValues returns the column values of f.

@@ -7,6 +7,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -74,15 +75,18 @@ type Dialect struct {
 	Lock string
 	// Share ends a SELECT that keeps the row from being deleted or changed until commit.
 	Share string
+	// ClaimsEmail is the expression of a users row's email claim (indexed, see the schemas).
+	ClaimsEmail string
 }
 
 // Numbered parameters exist in both dialects, which lets one statement text bind its
 // arguments in column order whatever order the columns appear in the text.
 var (
-	SQLite = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("?%d", i) }}
+	SQLite = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("?%d", i) }, ClaimsEmail: "json_extract(claims, '$.email')"}
 	// Postgres locks the row for the transaction, so concurrent updaters queue on it and
 	// each reads what the previous one committed.
-	Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, Lock: " FOR UPDATE", Share: " FOR SHARE"}
+	Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, Lock: " FOR UPDATE", Share: " FOR SHARE",
+		ClaimsEmail: "(claims->>'email')"}
 )
 
 // Store implements storage.Storage on a DB.
@@ -102,6 +106,8 @@ type queries struct {
 	revokeFamiliesOfSession, deleteTokensOfSession                           string
 	revokeFamily, deleteTokensOfFamily                                       string
 	insertUser, selectUser, setUserPassword                                  string
+	usersByEmail, lockUser, setUserClaims                                    string
+	insertEmailToken, selectEmailToken, deleteEmailTokensOfUser              string
 	recordFailure, selectThrottle, deleteThrottle                            string
 	useOnce                                                                  string
 	insertFactor, factorsOfUser, deleteFactor, useFactorStep                 string
@@ -158,6 +164,15 @@ func New(db DB, d Dialect) *Store {
 		selectUser: Users.Select(p),
 		setUserPassword: fmt.Sprintf("UPDATE users SET password_hash = %s WHERE connection = %s AND username = %s",
 			p(1), p(2), p(3)),
+		usersByEmail: fmt.Sprintf("SELECT %s FROM users WHERE connection = %s AND %s = %s ORDER BY username LIMIT %s",
+			Users.List(), p(1), d.ClaimsEmail, p(2), p(3)),
+		lockUser:      Users.Select(p) + d.Lock,
+		setUserClaims: fmt.Sprintf("UPDATE users SET claims = %s WHERE connection = %s AND username = %s", p(1), p(2), p(3)),
+
+		insertEmailToken: EmailTokens.Insert(p),
+		selectEmailToken: EmailTokens.Select(p),
+		deleteEmailTokensOfUser: fmt.Sprintf("DELETE FROM email_tokens WHERE connection = %s AND username = %s AND purpose = %s",
+			p(1), p(2), p(3)),
 
 		// One statement, so concurrent failures of one key cannot lose a count even where the
 		// row does not exist yet.
@@ -196,6 +211,7 @@ ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE singl
 			{query: expired("sessions", "expires_at")},
 			{query: expired("throttles", "last_failure"), age: storage.ThrottleRetention},
 			{query: expired("single_use", "expires_at")},
+			{query: expired("email_tokens", "expires_at")},
 		},
 	}}
 }
@@ -589,6 +605,81 @@ func (s *Store) SetUserPassword(ctx context.Context, connection, username, passw
 		return fmt.Errorf("set user password: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) UsersByEmail(ctx context.Context, connection, email string, limit int) ([]storage.User, error) {
+	out, err := list(ctx, s.db, s.q.usersByEmail, ScanUser, connection, email, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list users by email: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) VerifyUserEmail(ctx context.Context, connection, username, email string) (bool, error) {
+	verified := false
+	err := s.db.Tx(ctx, func(c Tx) error {
+		u, err := get(c.QueryRow(ctx, s.q.lockUser, connection, username), ScanUser)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && u.Claims.Email != email {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		u.Claims.EmailVerified = true
+		claims, err := json.Marshal(u.Claims)
+		if err != nil {
+			return fmt.Errorf("encode claims: %w", err)
+		}
+		verified = true
+		_, err = c.Exec(ctx, s.q.setUserClaims, string(claims), connection, username)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("verify user email: %w", err)
+	}
+	return verified, nil
+}
+
+func (s *Store) CreateEmailToken(ctx context.Context, t storage.EmailToken) error {
+	if err := create(ctx, s.db, s.q.insertEmailToken, EmailTokenValues(t), nil); err != nil {
+		return fmt.Errorf("create email token: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetEmailToken(ctx context.Context, hash, purpose string, now time.Time) (storage.EmailToken, error) {
+	t, err := get(s.db.QueryRow(ctx, s.q.selectEmailToken, hash), ScanEmailToken)
+	if err == nil && (t.Purpose != purpose || !now.Before(t.ExpiresAt)) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return storage.EmailToken{}, fmt.Errorf("get email token: %w", err)
+	}
+	return t, nil
+}
+
+func (s *Store) UseEmailToken(ctx context.Context, hash, purpose string, now time.Time) (storage.EmailToken, error) {
+	var t storage.EmailToken
+	err := s.db.Tx(ctx, func(c Tx) error {
+		var err error
+		t, err = get(c.QueryRow(ctx, s.q.selectEmailToken, hash), ScanEmailToken)
+		if err == nil && (t.Purpose != purpose || !now.Before(t.ExpiresAt)) {
+			err = storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		// Of two replicas spending one token at once, only the first deletes its row.
+		n, err := c.Exec(ctx, s.q.deleteEmailTokensOfUser, t.Connection, t.Username, t.Purpose)
+		if err == nil && n == 0 {
+			err = storage.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return storage.EmailToken{}, fmt.Errorf("use email token: %w", err)
+	}
+	return t, nil
 }
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
