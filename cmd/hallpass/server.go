@@ -63,7 +63,7 @@ type serverFlags struct {
 	logLevel              slog.Level
 }
 
-func runServer(ctx context.Context, args []string) error {
+func parseServerFlags(args []string) (serverFlags, error) {
 	var f serverFlags
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	f.bind(fs)
@@ -71,7 +71,12 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&f.statusConfigMap, "status-configmap", "", "namespace/name of the ConfigMap where the pod reports which config it serves, under its name (env POD_NAME, else the host name); only with --config-secret")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "least severe log lines written: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	return f, fs.Parse(args)
+}
+
+func runServer(ctx context.Context, args []string) error {
+	f, err := parseServerFlags(args)
+	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(serverLogOutput, &slog.HandlerOptions{Level: f.logLevel}))
@@ -89,11 +94,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close() // already closed by Shutdown once serving
-		}
-	}()
+	defer closeAll(listeners) // already closed by Shutdown once serving
 
 	configData, keysData, err := source.read(ctx)
 	if err != nil {
@@ -112,8 +113,7 @@ func runServer(ctx context.Context, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := []server.Option{server.WithLogger(logger), server.WithMetricsRegisterer(reg)}
-	srv, err := server.New(cfg, keys, store, opts...)
+	srv, err := server.New(cfg, keys, store, server.WithLogger(logger), server.WithMetricsRegisterer(reg))
 	if err != nil {
 		return err
 	}
@@ -153,16 +153,21 @@ func runServer(ctx context.Context, args []string) error {
 	case err = <-errs:
 	}
 	ready.Store(false)
-	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	shutdown(ctx, logger, srv, servers)
+	return err
+}
+
+// shutdown stops accepting requests, lets those in progress finish, and gives the logouts
+// served until now the time to get their back-channel logout tokens out.
+func shutdown(ctx context.Context, logger *slog.Logger, srv *server.Server, servers []*http.Server) {
+	ctx, done := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer done()
 	for _, hs := range servers {
-		_ = hs.Shutdown(shutdownCtx)
+		_ = hs.Shutdown(ctx)
 	}
-	// Logouts served until now still get their back-channel logout tokens out.
-	if derr := srv.Shutdown(shutdownCtx); derr != nil {
-		logger.Warn("back-channel logout deliveries abandoned at shutdown", "err", derr)
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("back-channel logout deliveries abandoned at shutdown", "err", err)
 	}
-	return err
 }
 
 // listen binds each address, or fails naming the first that cannot be bound.
@@ -171,14 +176,18 @@ func listen(addrs ...string) ([]net.Listener, error) {
 	for _, addr := range addrs {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			for _, bound := range listeners {
-				_ = bound.Close()
-			}
+			closeAll(listeners)
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		listeners = append(listeners, l)
 	}
 	return listeners, nil
+}
+
+func closeAll(listeners []net.Listener) {
+	for _, l := range listeners {
+		_ = l.Close()
+	}
 }
 
 // newHTTPServer bounds what a slow or idle client can hold: the whole request read (bodies

@@ -44,13 +44,13 @@ func write(output string, spec ociimage.Spec) error {
 	}
 	defer os.Remove(f.Name())
 	if err := ociimage.WriteArchive(f, spec); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
+	if err := os.Chmod(f.Name(), 0o644); err != nil { //nolint:gosec // G302: an image archive is meant to be read by the tools that import it
 		return err
 	}
 	return os.Rename(f.Name(), output)

@@ -291,6 +291,12 @@ func writeLayout(out io.Writer, img v1.Image, tag name.Tag) error {
 	}
 	files = append(files, archiveFile{"index.json", index}, archiveFile{"manifest.json", dockerManifest})
 
+	return writeTar(out, files)
+}
+
+// writeTar writes files, in order and without duplicates (two identical layers are one
+// blob), under the blobs directories, with fixed times so the archive is reproducible.
+func writeTar(out io.Writer, files []archiveFile) error {
 	tw := tar.NewWriter(out)
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
@@ -299,7 +305,7 @@ func writeLayout(out io.Writer, img v1.Image, tag name.Tag) error {
 	}
 	written := map[string]bool{}
 	for _, f := range files {
-		if written[f.name] { // two identical layers are one blob
+		if written[f.name] {
 			continue
 		}
 		written[f.name] = true

@@ -68,93 +68,121 @@ func Connection(c *hallpassv1.IdentityConnection, values Values) (config.Connect
 		DisplayName:      cmp.Or(c.Spec.DisplayName, c.Name),
 		TrustUpstreamMFA: c.Spec.TrustUpstreamMFA,
 	}
-	// lookup collects every missing reference, so that one status update names them all.
-	var errs []error
-	lookup := func(ref *hallpassv1.SecretKeyReference) string {
-		if ref == nil {
-			return ""
-		}
-		v, err := values.Secret(c.Namespace, *ref)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return v
-	}
+	l := &secretLookup{namespace: c.Namespace, values: values}
 	s := c.Spec
 	switch {
 	case s.Database != nil:
-		out.Database = &config.DatabaseConnection{SignupEnabled: s.Database.SignupEnabled}
-		if raw := lookup(s.Database.UsersSecretRef); raw != "" {
-			users, err := ParseUsers([]byte(raw))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("Secret %q key %q: %w", s.Database.UsersSecretRef.Name, s.Database.UsersSecretRef.Key, err))
-			}
-			out.Database.Users = users
-		}
+		out.Database = databaseConnection(s.Database, l)
 	case s.OIDC != nil:
 		out.OIDC = &config.OIDCConnection{
 			Issuer:       s.OIDC.Issuer,
-			ClientID:     lookup(&s.OIDC.ClientIDRef),
-			ClientSecret: lookup(&s.OIDC.ClientSecretRef),
+			ClientID:     l.get(&s.OIDC.ClientIDRef),
+			ClientSecret: l.get(&s.OIDC.ClientSecretRef),
 			Scopes:       scopesOrDefault(s.OIDC.Scopes),
 			ClaimMapping: claimMapping(s.OIDC.ClaimMapping),
-			RootCA:       lookup(s.OIDC.RootCARef),
+			RootCA:       l.get(s.OIDC.RootCARef),
 		}
 	case s.Google != nil:
 		out.OIDC = &config.OIDCConnection{
 			Issuer:       GoogleIssuer,
-			ClientID:     lookup(&s.Google.ClientIDRef),
-			ClientSecret: lookup(&s.Google.ClientSecretRef),
+			ClientID:     l.get(&s.Google.ClientIDRef),
+			ClientSecret: l.get(&s.Google.ClientSecretRef),
 			Scopes:       scopesOrDefault(nil),
 			HostedDomain: s.Google.HostedDomain,
 		}
 	case s.GitHub != nil:
-		out.GitHub = &config.GitHubConnection{
-			ClientID:     lookup(&s.GitHub.ClientIDRef),
-			ClientSecret: lookup(&s.GitHub.ClientSecretRef),
-			BaseURL:      s.GitHub.BaseURL,
-		}
-		for _, o := range s.GitHub.Orgs {
-			out.GitHub.Orgs = append(out.GitHub.Orgs, config.GitHubOrg{Name: o.Name, Teams: sortedCopy(o.Teams)})
-		}
-		slices.SortFunc(out.GitHub.Orgs, func(a, b config.GitHubOrg) int { return cmp.Compare(a.Name, b.Name) })
+		out.GitHub = gitHubConnection(s.GitHub, l)
 	case s.SAML != nil:
-		sp := c.SAMLServiceProviderSecretName()
-		out.SAML = &config.SAMLConnection{
-			MetadataURL:      s.SAML.MetadataURL,
-			MetadataXML:      lookup(s.SAML.MetadataSecretRef),
-			SPKeyPEM:         lookup(&hallpassv1.SecretKeyReference{Name: sp, Key: hallpassv1.SAMLServiceProviderKey}),
-			SPCertificatePEM: lookup(&hallpassv1.SecretKeyReference{Name: sp, Key: hallpassv1.SAMLServiceProviderCertificate}),
-			AttributeMapping: claimMapping(s.SAML.AttributeMapping),
-		}
-		if ref := s.SAML.MetadataConfigMapRef; ref != nil {
-			xml, err := values.ConfigMap(c.Namespace, *ref)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			out.SAML.MetadataXML = xml
-		}
+		out.SAML = samlConnection(c, l)
 	case s.LDAP != nil:
-		out.LDAP = &config.LDAPConnection{
-			URL:          s.LDAP.URL,
-			StartTLS:     s.LDAP.StartTLS,
-			RootCA:       lookup(s.LDAP.RootCARef),
-			BindDN:       s.LDAP.BindDN,
-			BindPassword: lookup(&s.LDAP.BindPasswordRef),
-			UserBaseDN:   s.LDAP.UserSearch.BaseDN,
-			UserFilter:   s.LDAP.UserSearch.Filter,
-			UsernameAttr: cmp.Or(s.LDAP.UserSearch.UsernameAttribute, "uid"),
-		}
-		if g := s.LDAP.GroupSearch; g != nil {
-			out.LDAP.GroupBaseDN, out.LDAP.GroupFilter = g.BaseDN, g.Filter
-		}
+		out.LDAP = ldapConnection(s.LDAP, l)
 	default:
-		errs = append(errs, fmt.Errorf("no configuration block for type %s", s.Type))
+		l.errs = append(l.errs, fmt.Errorf("no configuration block for type %s", s.Type))
 	}
-	if len(errs) > 0 {
-		return config.Connection{}, errors.Join(errs...)
+	if len(l.errs) > 0 {
+		return config.Connection{}, errors.Join(l.errs...)
 	}
 	return out, nil
+}
+
+// secretLookup resolves the references of one connection and collects every one that
+// fails, so that one status update names them all.
+type secretLookup struct {
+	namespace string
+	values    Values
+	errs      []error
+}
+
+func (l *secretLookup) get(ref *hallpassv1.SecretKeyReference) string {
+	if ref == nil {
+		return ""
+	}
+	v, err := l.values.Secret(l.namespace, *ref)
+	if err != nil {
+		l.errs = append(l.errs, err)
+	}
+	return v
+}
+
+func databaseConnection(db *hallpassv1.DatabaseConnection, l *secretLookup) *config.DatabaseConnection {
+	out := &config.DatabaseConnection{SignupEnabled: db.SignupEnabled}
+	if raw := l.get(db.UsersSecretRef); raw != "" {
+		users, err := ParseUsers([]byte(raw))
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("Secret %q key %q: %w", db.UsersSecretRef.Name, db.UsersSecretRef.Key, err))
+		}
+		out.Users = users
+	}
+	return out
+}
+
+func gitHubConnection(gh *hallpassv1.GitHubConnection, l *secretLookup) *config.GitHubConnection {
+	out := &config.GitHubConnection{
+		ClientID:     l.get(&gh.ClientIDRef),
+		ClientSecret: l.get(&gh.ClientSecretRef),
+		BaseURL:      gh.BaseURL,
+	}
+	for _, o := range gh.Orgs {
+		out.Orgs = append(out.Orgs, config.GitHubOrg{Name: o.Name, Teams: sortedCopy(o.Teams)})
+	}
+	slices.SortFunc(out.Orgs, func(a, b config.GitHubOrg) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+func samlConnection(c *hallpassv1.IdentityConnection, l *secretLookup) *config.SAMLConnection {
+	s, sp := c.Spec.SAML, c.SAMLServiceProviderSecretName()
+	out := &config.SAMLConnection{
+		MetadataURL:      s.MetadataURL,
+		MetadataXML:      l.get(s.MetadataSecretRef),
+		SPKeyPEM:         l.get(&hallpassv1.SecretKeyReference{Name: sp, Key: hallpassv1.SAMLServiceProviderKey}),
+		SPCertificatePEM: l.get(&hallpassv1.SecretKeyReference{Name: sp, Key: hallpassv1.SAMLServiceProviderCertificate}),
+		AttributeMapping: claimMapping(s.AttributeMapping),
+	}
+	if ref := s.MetadataConfigMapRef; ref != nil {
+		xml, err := l.values.ConfigMap(c.Namespace, *ref)
+		if err != nil {
+			l.errs = append(l.errs, err)
+		}
+		out.MetadataXML = xml
+	}
+	return out
+}
+
+func ldapConnection(ld *hallpassv1.LDAPConnection, l *secretLookup) *config.LDAPConnection {
+	out := &config.LDAPConnection{
+		URL:          ld.URL,
+		StartTLS:     ld.StartTLS,
+		RootCA:       l.get(ld.RootCARef),
+		BindDN:       ld.BindDN,
+		BindPassword: l.get(&ld.BindPasswordRef),
+		UserBaseDN:   ld.UserSearch.BaseDN,
+		UserFilter:   ld.UserSearch.Filter,
+		UsernameAttr: cmp.Or(ld.UserSearch.UsernameAttribute, "uid"),
+	}
+	if g := ld.GroupSearch; g != nil {
+		out.GroupBaseDN, out.GroupFilter = g.BaseDN, g.Filter
+	}
+	return out
 }
 
 // ParseUsers reads the users Secret of a Database connection: a YAML list of users with

@@ -91,11 +91,11 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
+		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return
 	}
 	ctx := r.Context()
@@ -109,7 +109,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		if r.Method == http.MethodPost {
-			s.renderError(w, r, http.StatusForbidden, "You are signed out. Open the account page again to sign in.")
+			s.renderError(w, http.StatusForbidden, "You are signed out. Open the account page again to sign in.")
 			return
 		}
 		s.startLogin(w, r, st, req)
@@ -137,7 +137,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.checkAccountForm(r, st, sess) {
-		s.renderError(w, r, http.StatusForbidden, msgFormExpired)
+		s.renderError(w, http.StatusForbidden, msgFormExpired)
 		return
 	}
 	s.accountAction(w, r, st, req, sess, factors)
@@ -158,7 +158,7 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 	switch r.PostForm.Get("action") {
 	case "add-authenticator":
 		if !st.cfg.MFA.Allows(config.FactorTOTP) {
-			s.renderError(w, r, http.StatusForbidden, "This server does not offer authenticator apps.")
+			s.renderError(w, http.StatusForbidden, "This server does not offer authenticator apps.")
 			return
 		}
 		s.startEnrolment(w, r, st, req, sess)
@@ -166,7 +166,7 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 		id := r.PostForm.Get("factor")
 		err := s.store.DeleteFactor(ctx, conn, subject, id)
 		if errors.Is(err, storage.ErrNotFound) {
-			s.renderError(w, r, http.StatusNotFound, "This factor is not one of yours, or was removed already.")
+			s.renderError(w, http.StatusNotFound, "This factor is not one of yours, or was removed already.")
 			return
 		}
 		if err != nil {
@@ -177,7 +177,7 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 		seeOther(w, st.endpoint(pathAccount))
 	case "new-recovery-codes":
 		if len(factors) == 0 {
-			s.renderError(w, r, http.StatusBadRequest, "Recovery codes come with a second factor: add one first.")
+			s.renderError(w, http.StatusBadRequest, "Recovery codes come with a second factor: add one first.")
 			return
 		}
 		codes, err := s.regenerateRecoveryCodes(ctx, conn, subject)
@@ -191,7 +191,7 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 	case "end-session", "end-all-sessions":
 		s.endSessionsFromAccount(w, r, st, sess)
 	default:
-		s.renderError(w, r, http.StatusBadRequest, "This action is not known.")
+		s.renderError(w, http.StatusBadRequest, "This action is not known.")
 	}
 }
 
@@ -244,7 +244,7 @@ func (s *Server) endSessionsFromAccount(w http.ResponseWriter, r *http.Request, 
 		endedCurrent = endedCurrent || sess.IDHash == current.IDHash
 	}
 	if !found && !all {
-		s.renderError(w, r, http.StatusNotFound, "This session has ended already.")
+		s.renderError(w, http.StatusNotFound, "This session has ended already.")
 		return
 	}
 	s.logger.InfoContext(ctx, "sessions ended from the account page", "connection", current.Connection, "all", all)

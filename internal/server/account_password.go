@@ -30,7 +30,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, st *stat
 		s.showAccountWith(w, r, st, status, sess, factors, accountNotice{PasswordError: msg})
 	}
 	if !passwordChangeable(st, sess) {
-		s.renderError(w, r, http.StatusForbidden, "Your password is managed by your administrator or your identity provider.")
+		s.renderError(w, http.StatusForbidden, "Your password is managed by your administrator or your identity provider.")
 		return
 	}
 	conn, _ := st.cfg.Connection(sess.Connection)

@@ -16,11 +16,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "The authorization endpoint accepts GET and POST only.")
+		s.renderError(w, http.StatusMethodNotAllowed, "The authorization endpoint accepts GET and POST only.")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return
 	}
 	st := s.state.Load()
@@ -29,7 +29,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	var re *redirectError
 	switch {
 	case errors.As(err, &pe):
-		s.renderError(w, r, http.StatusBadRequest, pe.message)
+		s.renderError(w, http.StatusBadRequest, pe.message)
 		return
 	case errors.As(err, &re):
 		s.metrics.authorization.WithLabelValues(string(re.err.Code)).Inc()
@@ -185,5 +185,5 @@ func (s *Server) failAuthorization(w http.ResponseWriter, r *http.Request, st *s
 // serverError logs the cause and shows the user a page without details.
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	s.logger.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
-	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
+	s.renderError(w, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
 }

@@ -69,13 +69,13 @@ func (j cookieJar) set(w http.ResponseWriter, name, value string, expires time.T
 
 // clear tells the browser to forget cookie name.
 func (j cookieJar) clear(w http.ResponseWriter, name string) {
-	c := j.cookie(name, "", time.Time{})
+	c := j.cookie(name, "", time.Time{}) //nolint:gosec // G124: the attributes of every cookie, see cookie
 	c.MaxAge = -1
 	http.SetCookie(w, c)
 }
 
 func (j cookieJar) cookie(name, value string, expires time.Time) *http.Cookie {
-	return &http.Cookie{
+	return &http.Cookie{ //nolint:gosec // G124: Secure is off only for an http issuer in dev mode, where browsers drop Secure cookies
 		Name:     j.prefix + name,
 		Value:    value,
 		Path:     j.path,

@@ -41,11 +41,11 @@ func (s *Server) openLoginFlow(w http.ResponseWriter, r *http.Request) (*loginFl
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
+		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
 		return nil, false
 	}
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return nil, false
 	}
 	return s.loginFlowOf(w, r, s.state.Load(), r.Form.Get("tx"))
@@ -56,13 +56,13 @@ func (s *Server) openLoginFlow(w http.ResponseWriter, r *http.Request) (*loginFl
 func (s *Server) loginFlowOf(w http.ResponseWriter, r *http.Request, st *state, sealed string) (*loginFlow, bool) {
 	tx, err := openTransaction(st, sealed, s.now())
 	if err != nil {
-		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
 		return nil, false
 	}
 	// The client may have been changed or removed by a reload since /authorize.
 	client, ok := st.client(tx.Request.ClientID)
 	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
-		s.renderError(w, r, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
+		s.renderError(w, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
 		return nil, false
 	}
 	return &loginFlow{st: st, tx: tx, sealed: sealed, client: client}, true
@@ -146,7 +146,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(f.client.Connections) == 0 {
-		s.renderError(w, r, http.StatusBadRequest, "This application has no sign-in method enabled.")
+		s.renderError(w, http.StatusBadRequest, "This application has no sign-in method enabled.")
 		return
 	}
 	conn, chosen := f.connection(r.Form.Get("connection"))
@@ -328,7 +328,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, chosen := f.connection(r.Form.Get("connection"))
 	if !chosen || conn.Type != config.ConnectionDatabase || !conn.Database.SignupEnabled {
-		s.renderError(w, r, http.StatusBadRequest, "Sign-up is not available for this application.")
+		s.renderError(w, http.StatusBadRequest, "Sign-up is not available for this application.")
 		return
 	}
 	if r.Method == http.MethodGet {

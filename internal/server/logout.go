@@ -91,11 +91,11 @@ func (s *Server) readLogoutRequest(w http.ResponseWriter, r *http.Request, targe
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "Sign-out accepts GET and POST only.")
+		s.renderError(w, http.StatusMethodNotAllowed, "Sign-out accepts GET and POST only.")
 		return logoutRequest{}, false
 	}
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return logoutRequest{}, false
 	}
 	req := logoutRequest{st: s.state.Load(), clientID: r.Form.Get("client_id"), target: r.Form.Get(targetParam)}
@@ -108,7 +108,7 @@ func (s *Server) readLogoutRequest(w http.ResponseWriter, r *http.Request, targe
 	}
 	if req.hint != nil {
 		if req.clientID != "" && !slices.Contains(req.hint.Audience, req.clientID) {
-			s.renderError(w, r, http.StatusBadRequest, "This sign-out request names two different applications. You are still signed in.")
+			s.renderError(w, http.StatusBadRequest, "This sign-out request names two different applications. You are still signed in.")
 			return logoutRequest{}, false
 		}
 		if req.clientID == "" && len(req.hint.Audience) > 0 {

@@ -122,7 +122,7 @@ func (s *Server) askSecondFactor(w http.ResponseWriter, r *http.Request, f *logi
 	mt.Stage = stageVerify
 	if len(factors) == 0 {
 		if !f.st.cfg.MFA.Allows(config.FactorTOTP) {
-			s.renderError(w, r, http.StatusForbidden, "This application requires a second factor, but this server offers none you can enrol.")
+			s.renderError(w, http.StatusForbidden, "This application requires a second factor, but this server offers none you can enrol.")
 			return true
 		}
 		if mt.Secret, err = newTOTPSecret(); err != nil {
@@ -204,17 +204,17 @@ func accountName(c storage.Claims) string {
 func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "This page accepts POST only.")
+		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts POST only.")
 		return
 	}
 	var mt mfaTransaction
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return
 	}
 	st := s.state.Load()
 	if err := st.keys.sealer.open(purposeSecondFactor, r.PostForm.Get("m"), &mt); err != nil || s.now().Unix() > mt.Expires {
-		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
 		return
 	}
 	f, ok := s.loginFlowOf(w, r, st, mt.TX)
@@ -222,7 +222,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !checkCSRF(r, f.st, f.tx) {
-		s.renderError(w, r, http.StatusForbidden, msgFormExpired)
+		s.renderError(w, http.StatusForbidden, msgFormExpired)
 		return
 	}
 	switch mt.Stage {
@@ -370,7 +370,7 @@ func (s *Server) secondFactorDone(w http.ResponseWriter, r *http.Request, f *log
 			return sess, nil
 		})
 		if errors.Is(err, errSessionEnded) || errors.Is(err, storage.ErrNotFound) {
-			s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+			s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
 			return
 		}
 		if err == nil {
@@ -398,7 +398,7 @@ func (s *Server) continueAfterMFA(w http.ResponseWriter, r *http.Request, f *log
 	sess, err := s.store.GetSession(r.Context(), mt.SessionIDHash)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && (!sessionValid(sess, f.st.cfg.Session, s.now()) ||
 		!hasMFA(sess.AMR) || sess.Claims.Subject != mt.Claims.Subject) {
-		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
 		return
 	}
 	if err != nil {

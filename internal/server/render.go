@@ -89,7 +89,7 @@ func (s *Server) render(w http.ResponseWriter, st *state, status int, name strin
 }
 
 // renderError shows an error page; it never redirects anywhere.
-func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message string) {
+func (s *Server) renderError(w http.ResponseWriter, status int, message string) {
 	noStore(w)
 	st := s.state.Load()
 	s.render(w, st, status, "message", &pageData{Heading: "Something is not right", Error: message}, pageCSP(st, ""))

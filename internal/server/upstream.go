@@ -150,7 +150,7 @@ func (s *Server) startUpstreamLogin(w http.ResponseWriter, r *http.Request, f *l
 	// apply; the CSRF cookie set at /authorize must still be the transaction's, so a link
 	// with someone else's transaction does not start a login in this browser.
 	if v := f.st.cookies.value(r, csrfCookie); v == "" || subtle.ConstantTimeCompare([]byte(v), []byte(f.tx.CSRF)) != 1 {
-		s.renderError(w, r, http.StatusForbidden, msgExpiredLogin)
+		s.renderError(w, http.StatusForbidden, msgExpiredLogin)
 		return
 	}
 	ctx := r.Context()
@@ -184,7 +184,7 @@ func (s *Server) startUpstreamLogin(w http.ResponseWriter, r *http.Request, f *l
 // cross-site POST, which carries only SameSite=None cookies; those must be Secure, so an
 // http issuer in dev mode falls back to Lax (enough for redirect-based upstreams).
 func (s *Server) upstreamCookie(st *state, connection, state, value string, maxAge int) *http.Cookie {
-	c := &http.Cookie{
+	c := &http.Cookie{ //nolint:gosec // G124: Secure is off only for an http issuer in dev mode, see above
 		Name:     upstreamCookiePrefix + state[:stateCookieChars],
 		Value:    value,
 		Path:     st.prefix + "/connections/" + connection + "/",
@@ -207,18 +207,18 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, r, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
+		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "The request could not be read.")
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return
 	}
 	st := s.state.Load()
 	name := r.PathValue("name")
 	conn, ok := st.cfg.Connection(name)
 	if !ok || !isCallbackType(conn.Type) {
-		s.renderError(w, r, http.StatusNotFound, "This sign-in method is not configured on this server.")
+		s.renderError(w, http.StatusNotFound, "This sign-in method is not configured on this server.")
 		return
 	}
 	// A SAML response is checked by this server's CPU: XML parsing, signature checks and
@@ -230,7 +230,7 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		if !ok {
 			s.metrics.logins.WithLabelValues("busy").Inc()
 			w.Header().Set("Retry-After", busyRetryAfter)
-			s.renderError(w, r, http.StatusServiceUnavailable, msgBusy)
+			s.renderError(w, http.StatusServiceUnavailable, msgBusy)
 			return
 		}
 		defer release()
@@ -241,7 +241,7 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 	}
 	pending, ok := s.takePendingUpstream(w, r, st, name, state)
 	if !ok {
-		s.renderError(w, r, http.StatusBadRequest, msgUpstreamExpired)
+		s.renderError(w, http.StatusBadRequest, msgUpstreamExpired)
 		return
 	}
 	// The browser forgets the pending login at once; storage makes sure that a copy of its
@@ -253,22 +253,22 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 	}
 	if !first {
 		s.logger.WarnContext(r.Context(), "upstream answer replayed", "connection", name)
-		s.renderError(w, r, http.StatusBadRequest, msgUpstreamExpired)
+		s.renderError(w, http.StatusBadRequest, msgUpstreamExpired)
 		return
 	}
 	tx, err := openTransaction(st, pending.TX, s.now())
 	if err != nil {
-		s.renderError(w, r, http.StatusBadRequest, msgExpiredLogin)
+		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
 		return
 	}
 	// The client or its connections may have changed in a reload since /authorize.
 	client, ok := st.client(tx.Request.ClientID)
 	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
-		s.renderError(w, r, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
+		s.renderError(w, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
 		return
 	}
 	if !slices.Contains(client.Connections, name) || (tx.Request.Connection != "" && tx.Request.Connection != name) {
-		s.renderError(w, r, http.StatusBadRequest, "This application does not allow this sign-in method.")
+		s.renderError(w, http.StatusBadRequest, "This application does not allow this sign-in method.")
 		return
 	}
 	ctx := r.Context()
@@ -281,7 +281,7 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		s.metrics.logins.WithLabelValues("failure").Inc()
 		if msg := connector.UserMessage(err); msg != "" {
 			s.logger.InfoContext(ctx, "upstream login refused", "connection", name, "client", client.ID, "err", err)
-			s.renderError(w, r, http.StatusUnauthorized, fmt.Sprintf("Signing in with %s failed. %s", displayName(conn), msg))
+			s.renderError(w, http.StatusUnauthorized, fmt.Sprintf("Signing in with %s failed. %s", displayName(conn), msg))
 			return
 		}
 		s.upstreamUnavailable(w, r, conn, err)
@@ -347,7 +347,7 @@ func (s *Server) callbackConnector(w http.ResponseWriter, r *http.Request, st *s
 // upstreamUnavailable shows that the upstream could not be used, and logs why.
 func (s *Server) upstreamUnavailable(w http.ResponseWriter, r *http.Request, conn config.Connection, err error) {
 	s.logger.ErrorContext(r.Context(), "upstream unavailable", "connection", conn.Name, "err", err)
-	s.renderError(w, r, http.StatusBadGateway, fmt.Sprintf("Signing in with %s is not possible right now: the identity provider could not be reached. Please try again later.", displayName(conn)))
+	s.renderError(w, http.StatusBadGateway, fmt.Sprintf("Signing in with %s is not possible right now: the identity provider could not be reached. Please try again later.", displayName(conn)))
 }
 
 // checkCredentials checks a password typed on the login page: against the users of a
@@ -396,5 +396,5 @@ func (s *Server) handleSAMLMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", contentType)
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) //nolint:gosec // G705: the SP metadata the connector generated, served as XML
 }
