@@ -13,7 +13,7 @@ import (
 
 // Field indexes. Values are "namespace/name" so one index serves lookups across namespaces.
 const (
-	// indexServer indexes SSOClients and IdentityConnections by their server.
+	// indexServer indexes SSOClients, IdentityConnections and SSOAPIs by their server.
 	indexServer = "hallpass.server"
 	// indexSecretRefs indexes SSOServers, SSOClients and IdentityConnections by the Secrets
 	// they reference, so that a change to one re-renders only what depends on it.
@@ -43,6 +43,10 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		{&hallpassv1.IdentityConnection{}, indexServer, func(o client.Object) []string {
 			c := o.(*hallpassv1.IdentityConnection)
 			return []string{key(c.Namespace, c.Spec.ServerRef.Name)}
+		}},
+		{&hallpassv1.SSOAPI{}, indexServer, func(o client.Object) []string {
+			a := o.(*hallpassv1.SSOAPI)
+			return []string{key(a.Namespace, a.Spec.ServerRef.Name)}
 		}},
 		{&hallpassv1.IdentityConnection{}, indexSecretRefs, func(o client.Object) []string {
 			c := o.(*hallpassv1.IdentityConnection)

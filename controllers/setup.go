@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -54,7 +55,7 @@ func CacheOptions() cache.Options {
 	return cache.Options{ByObject: byObject}
 }
 
-// Setup registers the field indexes and the three controllers with the manager.
+// Setup registers the field indexes and the four controllers with the manager.
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -92,6 +93,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.serverOfClient)).
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.serverOfConnection)).
+		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(m.serverOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.serversSelectingNamespaces)).
 		WatchesRawSource(secretSource(m.serversOfSecret)).
 		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
@@ -124,6 +126,16 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
 	}
 
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&hallpassv1.SSOAPI{}).
+		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(m.apisOfAPIServer)).
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.apisOfServer)).
+		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.apisOfClientServer)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.allAPIs)).
+		Complete(&SSOAPIReconciler{Client: c, Recorder: mgr.GetEventRecorder("ssoapi-controller")}); err != nil {
+		return fmt.Errorf("set up SSOAPI controller: %w", err)
+	}
+
 	if opts.Webhooks {
 		if err := ctrl.NewWebhookManagedBy(mgr, &hallpassv1.SSOClient{}).WithValidator(ssoClientValidator{reader: c}).Complete(); err != nil {
 			return fmt.Errorf("set up SSOClient webhook: %w", err)
@@ -144,6 +156,12 @@ func (m mapper) serverOfConnection(_ context.Context, o client.Object) []reconci
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*hallpassv1.IdentityConnection).Spec.ServerRef.Name}}}
 }
 
+func (m mapper) serverOfAPI(_ context.Context, o client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*hallpassv1.SSOAPI).Spec.ServerRef.Name}}}
+}
+
+// serversSelectingNamespaces maps a namespace change to the servers whose admitted
+// namespaces or whose APIs' grants select namespaces by label.
 func (m mapper) serversSelectingNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
 	var servers hallpassv1.SSOServerList
 	if err := m.c.List(ctx, &servers); err != nil {
@@ -155,7 +173,35 @@ func (m mapper) serversSelectingNamespaces(ctx context.Context, _ client.Object)
 			reqs = append(reqs, requestFor(&s))
 		}
 	}
+	var apis hallpassv1.SSOAPIList
+	if err := m.c.List(ctx, &apis); err != nil {
+		return reqs
+	}
+	for i := range apis.Items {
+		if slices.ContainsFunc(apis.Items[i].Spec.Grants, func(g hallpassv1.APIGrant) bool { return g.Clients.NamespaceSelector != nil }) {
+			reqs = append(reqs, m.serverOfAPI(ctx, &apis.Items[i])...)
+		}
+	}
 	return reqs
+}
+
+// apisOfAPIServer maps an SSOAPI to every SSOAPI of its server: which of two holds an
+// identifier changes when either changes or goes.
+func (m mapper) apisOfAPIServer(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.SSOAPIList{}, client.MatchingFields{indexServer: key(o.GetNamespace(), o.(*hallpassv1.SSOAPI).Spec.ServerRef.Name)})
+}
+
+func (m mapper) apisOfServer(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.SSOAPIList{}, client.MatchingFields{indexServer: key(o.GetNamespace(), o.GetName())})
+}
+
+func (m mapper) apisOfClientServer(ctx context.Context, o client.Object) []reconcile.Request {
+	ns, name := o.(*hallpassv1.SSOClient).ServerKey()
+	return m.listRequests(ctx, &hallpassv1.SSOAPIList{}, client.MatchingFields{indexServer: key(ns, name)})
+}
+
+func (m mapper) allAPIs(ctx context.Context, _ client.Object) []reconcile.Request {
+	return m.listRequests(ctx, &hallpassv1.SSOAPIList{})
 }
 
 // serversOfSecret maps a Secret to the servers that render it: those whose Postgres DSN or

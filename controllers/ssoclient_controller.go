@@ -119,6 +119,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if s.admitted && !s.refused {
 			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
 		}
+		reportDeprecatedFields(s.conds, sc)
 		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved, hallpassv1.SSOClientServed)
 		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
 	}()

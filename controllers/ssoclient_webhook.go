@@ -38,14 +38,18 @@ func (v ssoClientValidator) ValidateDelete(context.Context, *hallpassv1.SSOClien
 }
 
 func (v ssoClientValidator) validate(ctx context.Context, c *hallpassv1.SSOClient) (admission.Warnings, error) {
+	var warnings admission.Warnings
+	if notice := deprecationNotice(c); notice != "" {
+		warnings = append(warnings, notice)
+	}
 	ns, name := c.ServerKey()
 	var server hallpassv1.SSOServer
 	if err := v.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &server); err != nil {
 		if apierrors.IsNotFound(err) {
-			return admission.Warnings{fmt.Sprintf("SSOServer %s/%s does not exist yet; the client is served once it does", ns, name)}, nil
+			return append(warnings, fmt.Sprintf("SSOServer %s/%s does not exist yet; the client is served once it does", ns, name)), nil
 		}
 		// Not the user's fault: admit, and let the controller decide when it can read.
-		return nil, nil // fail open, as the webhook's failurePolicy does
+		return warnings, nil // fail open, as the webhook's failurePolicy does
 	}
 	if !server.Spec.DevMode {
 		if path, uri := insecureURI(c); path != "" {
@@ -57,7 +61,7 @@ func (v ssoClientValidator) validate(ctx context.Context, c *hallpassv1.SSOClien
 	}
 	refused, err := admitClient(ctx, v.reader, &server, c)
 	if err == nil && refused != nil {
-		return admission.Warnings{refused.message}, nil
+		warnings = append(warnings, refused.message)
 	}
-	return nil, nil
+	return warnings, nil
 }

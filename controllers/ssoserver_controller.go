@@ -411,12 +411,15 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	s.server.Status.ConfigHash = config.Hash(out.Bytes)
 	s.server.Status.Clients = int32(len(out.Config.Clients))
 	s.server.Status.Connections = int32(len(out.Config.Connections))
-	msg := fmt.Sprintf("serving %d clients and %d connections", len(out.Config.Clients), len(out.Config.Connections))
+	msg := fmt.Sprintf("serving %d clients, %d connections and %d APIs", len(out.Config.Clients), len(out.Config.Connections), len(out.Config.APIs))
 	if len(out.LeftOut) > 0 {
 		msg += fmt.Sprintf("; left out %d clients, each reported on its SSOClient", len(out.LeftOut))
 	}
 	if len(out.SkippedConnections) > 0 {
 		msg += fmt.Sprintf("; left out connections whose credentials do not resolve: %v", out.SkippedConnections)
+	}
+	if len(out.RefusedAPIs) > 0 {
+		msg += fmt.Sprintf("; left out SSOAPIs that are not Ready: %v", out.RefusedAPIs)
 	}
 	s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionTrue, hallpassv1.ReasonReconciled, msg)
 	return nil
@@ -481,6 +484,20 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 		if ok {
 			in.Clients = append(in.Clients, c)
 		}
+	}
+
+	var apis hallpassv1.SSOAPIList
+	if err := r.List(ctx, &apis, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}); err != nil {
+		return nil, fmt.Errorf("list SSOAPIs: %w", err)
+	}
+	for i := range apis.Items {
+		if apis.Items[i].DeletionTimestamp.IsZero() {
+			in.APIs = append(in.APIs, &apis.Items[i])
+		}
+	}
+	var err error
+	if in.NamespaceLabels, err = namespaceLabels(ctx, r.Client, in.Clients); err != nil {
+		return nil, err
 	}
 	return in, nil
 }

@@ -124,10 +124,10 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.connections must be names of IdentityConnections: DNS labels (lower-case letters, digits and '-')"
 	Connections []string `json:"connections,omitempty"`
 
-	// allowedScopes are the scopes beyond the OpenID ones (openid, profile, email, groups,
-	// offline_access) that the client may request, such as API permissions. A
-	// MachineToMachine client is granted only scopes listed here; a request for any other
-	// scope gets invalid_scope.
+	// allowedScopes is deprecated and grants nothing: which client may get which scope of
+	// an API is declared by the platform team in an SSOAPI's grants, never by the client.
+	// The operator reports the field with the Deprecated condition until it is removed;
+	// the next API version drops it.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
@@ -135,11 +135,10 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
 
-	// accessTokenAudience names the API the client's access tokens are for, such as
-	// https://api.example.com/orders. With it, access tokens are RFC 9068 JWTs (typ
-	// at+jwt) with this aud, which the API verifies with the server's JWKS alone; each
-	// costs a second signature per login. Without it, access tokens are opaque and the API
-	// asks the server (userinfo or introspection).
+	// accessTokenAudience is deprecated and grants nothing: a client asks for an API with
+	// the audience (or resource) parameter, and gets a token for it only when an SSOAPI
+	// grants it. The operator reports the field with the Deprecated condition until it is
+	// removed; the next API version drops it.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
@@ -261,8 +260,9 @@ type SecretRotation struct {
 // SSOClientStatus is the observed state of an SSOClient.
 type SSOClientStatus struct {
 	// conditions: Ready, Accepted (the server admits the client and its namespace's budget
-	// has room), ConnectionsResolved, CredentialsReady and Served (the server's config
-	// serves the client's current generation).
+	// has room), ConnectionsResolved, CredentialsReady, Served (the server's config serves the
+	// client's current generation), and Deprecated while the spec sets fields that have no
+	// effect.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -313,6 +313,9 @@ const (
 	// SSOClientServed is True when the server's config serves the client's current
 	// generation; False when the server left the client out (the reason says why).
 	SSOClientServed = "Served"
+	// SSOClientDeprecated is True while the spec sets fields that no longer have an effect;
+	// its message says what to do instead. It never affects Ready.
+	SSOClientDeprecated = "Deprecated"
 
 	// ReasonNamespaceNotAllowed: the server's allowedClientNamespaces excludes the namespace.
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
@@ -338,6 +341,8 @@ const (
 	ReasonClientSecretRevoked = "ClientSecretRevoked"
 	// ReasonClientSecretChanged: the Secret of clientSecretRef holds a new value.
 	ReasonClientSecretChanged = "ClientSecretChanged"
+	// ReasonIgnoredFields: the spec sets deprecated fields, which are ignored.
+	ReasonIgnoredFields = "IgnoredFields"
 	// ReasonRotationIgnored: a rotation was requested for a secret the operator does not
 	// generate (clientSecretRef).
 	ReasonRotationIgnored = "RotationIgnored"

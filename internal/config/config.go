@@ -82,9 +82,10 @@ type Config struct {
 	// X-Forwarded-For (login throttling keys on the client address).
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
-	// Clients are sorted by ID; Connections by Name.
+	// Clients are sorted by ID; Connections by Name; APIs by Identifier.
 	Clients     []Client     `json:"clients,omitempty"`
 	Connections []Connection `json:"connections,omitempty"`
+	APIs        []API        `json:"apis,omitempty"`
 }
 
 // Session is the central SSO session policy. A session is valid while
@@ -187,18 +188,12 @@ type Client struct {
 	// true for public clients. PKCE is enforced whenever a challenge is sent regardless.
 	RequirePKCE bool `json:"requirePKCE,omitempty"`
 	// Connections are the names of the connections the client may use, sorted.
-	Connections []string `json:"connections,omitempty"`
-	// AllowedScopes are the scopes beyond the OpenID ones the client may request, sorted.
-	AllowedScopes         []string `json:"allowedScopes,omitempty"`
+	Connections           []string `json:"connections,omitempty"`
 	BackchannelLogoutURI  string   `json:"backchannelLogoutURI,omitempty"`
 	FrontchannelLogoutURI string   `json:"frontchannelLogoutURI,omitempty"`
 	// RequireMFA: a user signing in to this client must have presented a second factor in
 	// the session; a session without one is stepped up.
 	RequireMFA bool `json:"requireMFA,omitempty"`
-	// AccessTokenAudience, when set, makes the client's access tokens RFC 9068 JWTs with
-	// this aud (the API they are for), which an API can verify with the JWKS alone. Each
-	// then costs a second signature; without it access tokens are opaque.
-	AccessTokenAudience string `json:"accessTokenAudience,omitempty"`
 	// IDTokenSigningAlgorithm is the algorithm of the client's ID tokens and logout tokens,
 	// RS256 or ES256; empty means the server's signing.algorithm.
 	IDTokenSigningAlgorithm string `json:"idTokenSigningAlgorithm,omitempty"`
@@ -207,6 +202,55 @@ type Client struct {
 // Public reports whether the client cannot keep a secret (and so must use PKCE).
 func (c Client) Public() bool {
 	return c.Type == ClientSinglePageApp || c.Type == ClientNative
+}
+
+// API token formats.
+const (
+	// TokenJWT access tokens are RFC 9068 JWTs (typ at+jwt) that an API verifies with the
+	// JWKS alone; each costs a signature.
+	TokenJWT = "JWT"
+	// TokenOpaque access tokens are random; an API checks them by introspection.
+	TokenOpaque = "Opaque"
+)
+
+// API is a resource server clients may get access tokens for (an SSOAPI), with the grants
+// resolved to client IDs. A client asks for it by its Identifier with the audience or
+// resource parameter; the token's aud is the Identifier.
+type API struct {
+	Identifier string `json:"identifier"`
+	// Name names the API in messages (the SSOAPI's namespace/name or display name).
+	Name string `json:"name"`
+	// Scopes are the scopes the API defines, sorted.
+	Scopes        []string `json:"scopes,omitempty"`
+	TokenFormat   string   `json:"tokenFormat"`
+	TokenLifetime Duration `json:"tokenLifetime"`
+	// Grants are sorted by ClientID, one per client; a client without one gets nothing.
+	Grants []APIGrant `json:"grants,omitempty"`
+}
+
+// APIGrant is what one client may get of an API. A nil flow is not granted; a flow with
+// no scopes grants a token for the API without scopes.
+type APIGrant struct {
+	ClientID          string         `json:"clientID"`
+	UserFlows         *GrantedScopes `json:"userFlows,omitempty"`
+	ClientCredentials *GrantedScopes `json:"clientCredentials,omitempty"`
+}
+
+// GrantedScopes are the scopes a grant allows in one kind of flow, sorted.
+type GrantedScopes struct {
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// OpenIDScopes are the scopes the server itself defines; no API may define them.
+var OpenIDScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
+
+// Grant returns what the API grants the client.
+func (a API) Grant(clientID string) (APIGrant, bool) {
+	i, ok := slices.BinarySearchFunc(a.Grants, clientID, func(g APIGrant, id string) int { return compare(g.ClientID, id) })
+	if !ok {
+		return APIGrant{}, false
+	}
+	return a.Grants[i], true
 }
 
 // Connection is one identity source, with its credentials resolved.
@@ -301,6 +345,15 @@ func (c *Config) Client(id string) (Client, bool) {
 	return c.Clients[i], true
 }
 
+// API returns the API with the given identifier.
+func (c *Config) API(identifier string) (API, bool) {
+	i, ok := slices.BinarySearchFunc(c.APIs, identifier, func(a API, id string) int { return compare(a.Identifier, id) })
+	if !ok {
+		return API{}, false
+	}
+	return c.APIs[i], true
+}
+
 // Connection returns the connection with the given name.
 func (c *Config) Connection(name string) (Connection, bool) {
 	i, ok := slices.BinarySearchFunc(c.Connections, name, func(cn Connection, n string) int { return compare(cn.Name, n) })
@@ -389,8 +442,6 @@ func (c *Config) Validate() error {
 		check(!slices.Contains([]string{ClientSinglePageApp, ClientRegularWebApp, ClientNative, ClientMachineToMachine}, cl.Type), "clients[%d].type %q is unknown", i, cl.Type)
 		check(cl.Public() && len(cl.SecretSHA256) > 0, "clients[%d] is a public client but has a secret", i)
 		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)
-		check(len(cl.AccessTokenAudience) > 2048 || strings.ContainsFunc(cl.AccessTokenAudience, unicode.IsSpace),
-			"clients[%d].accessTokenAudience must be at most 2048 characters without spaces", i)
 		for _, n := range cl.Connections {
 			_, ok := c.Connection(n)
 			check(!ok, "clients[%d].connections names unknown connection %q", i, n)
@@ -406,10 +457,54 @@ func (c *Config) Validate() error {
 		check(cn.Type == ConnectionSAML && cn.SAML == nil, "connections[%d] of type SAML has no saml block", i)
 		check(cn.Type == ConnectionLDAP && cn.LDAP == nil, "connections[%d] of type LDAP has no ldap block", i)
 	}
+	errs = append(errs, c.validateAPIs()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateAPIs checks that every API is well formed and that no audience can be mistaken
+// for another: an identifier that equals a client ID would make an access token pass as
+// that client's ID token, and one that equals the issuer would make it pass where the
+// issuer itself is the audience.
+func (c *Config) validateAPIs() []error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(!slices.IsSortedFunc(c.APIs, func(a, b API) int { return compare(a.Identifier, b.Identifier) }), "apis must be sorted by identifier")
+	for i, a := range c.APIs {
+		check(!strings.Contains(a.Identifier, ":") || len(a.Identifier) > 2048 || strings.ContainsFunc(a.Identifier, unicode.IsSpace),
+			"apis[%d].identifier %q must be an absolute URI of at most 2048 characters without spaces", i, a.Identifier)
+		check(i > 0 && c.APIs[i-1].Identifier == a.Identifier, "apis[%d].identifier %q is not unique", i, a.Identifier)
+		check(a.Identifier == c.Issuer, "apis[%d].identifier %q is the issuer", i, a.Identifier)
+		_, isClient := c.Client(a.Identifier)
+		check(isClient, "apis[%d].identifier %q is a client ID", i, a.Identifier)
+		check(a.TokenFormat != TokenJWT && a.TokenFormat != TokenOpaque, "apis[%d].tokenFormat %q is not JWT or Opaque", i, a.TokenFormat)
+		check(a.TokenLifetime.Duration <= 0, "apis[%d].tokenLifetime must be positive", i)
+		for _, sc := range a.Scopes {
+			check(slices.Contains(OpenIDScopes, sc) || sc == "" || strings.ContainsFunc(sc, unicode.IsSpace),
+				"apis[%d].scopes: %q is not a scope an API may define", i, sc)
+		}
+		check(!slices.IsSortedFunc(a.Grants, func(x, y APIGrant) int { return compare(x.ClientID, y.ClientID) }), "apis[%d].grants must be sorted by clientID", i)
+		for j, g := range a.Grants {
+			_, ok := c.Client(g.ClientID)
+			check(!ok, "apis[%d].grants[%d] names unknown client %q", i, j, g.ClientID)
+			check(j > 0 && a.Grants[j-1].ClientID == g.ClientID, "apis[%d].grants[%d].clientID %q is not unique", i, j, g.ClientID)
+			for _, flow := range []*GrantedScopes{g.UserFlows, g.ClientCredentials} {
+				if flow == nil {
+					continue
+				}
+				for _, sc := range flow.Scopes {
+					check(!slices.Contains(a.Scopes, sc), "apis[%d].grants[%d] grants scope %q, which the API does not define", i, j, sc)
+				}
+			}
+		}
+	}
+	return errs
 }
 
 // Duration is a time.Duration written as a Go duration string ("168h").

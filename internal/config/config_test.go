@@ -16,6 +16,14 @@ clients:
 - {id: b, name: B, type: RegularWebApp, singleSignOn: true, secretSHA256: [abc]}
 connections:
 - {name: db, type: Database, database: {}}
+apis:
+- identifier: https://api.example.com/orders
+  name: shop/orders
+  scopes: [orders:read, orders:write]
+  tokenFormat: JWT
+  tokenLifetime: 10m
+  grants:
+  - {clientID: b, userFlows: {scopes: [orders:read]}, clientCredentials: {}}
 `
 
 func TestParse(t *testing.T) {
@@ -24,20 +32,26 @@ func TestParse(t *testing.T) {
 		edit func(string) string
 		err  string
 	}{
-		"a valid config is accepted":                 {edit: func(s string) string { return s }},
-		"a misspelt field is refused":                {edit: func(s string) string { return s + "isuer: x\n" }, err: "isuer"},
-		"an http issuer is refused outside dev mode": {edit: replace("https://sso", "http://sso"), err: "must use https"},
-		"an http issuer is fine in dev mode":         {edit: func(s string) string { return replace("https://sso", "http://sso")(s) + "devMode: true\n" }},
-		"an idle timeout over the lifetime":          {edit: replace("idleTimeout: 72h", "idleTimeout: 200h"), err: "idleTimeout must not exceed"},
-		"a duration that does not parse":             {edit: replace("idToken: 1h", "idToken: soon"), err: "parse duration"},
-		"clients out of order":                       {edit: replace("id: a, name: A", "id: c, name: A"), err: "clients must be sorted"},
-		"a public client with a secret":              {edit: replace("type: SinglePageApp,", "type: SinglePageApp, secretSHA256: [x],"), err: "public client but has a secret"},
-		"a confidential client without a secret":     {edit: replace(", secretSHA256: [abc]", ""), err: "confidential client without a secret"},
-		"a client naming an unknown connection":      {edit: replace("connections: [db]", "connections: [ldap]"), err: `unknown connection "ldap"`},
-		"a Database connection without its block":    {edit: replace(", database: {}", ""), err: "has no database block"},
-		"an API audience is accepted":                {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'https://api.example/orders'")},
-		"an API audience with a space":               {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'orders api'"), err: "accessTokenAudience must be"},
-		"an unknown storage type":                    {edit: replace("type: SQLite", "type: Redis"), err: `storage.type "Redis"`},
+		"a valid config is accepted":                                      {edit: func(s string) string { return s }},
+		"a misspelt field is refused":                                     {edit: func(s string) string { return s + "isuer: x\n" }, err: "isuer"},
+		"an http issuer is refused outside dev mode":                      {edit: replace("https://sso", "http://sso"), err: "must use https"},
+		"an http issuer is fine in dev mode":                              {edit: func(s string) string { return replace("https://sso", "http://sso")(s) + "devMode: true\n" }},
+		"an idle timeout over the lifetime":                               {edit: replace("idleTimeout: 72h", "idleTimeout: 200h"), err: "idleTimeout must not exceed"},
+		"a duration that does not parse":                                  {edit: replace("idToken: 1h", "idToken: soon"), err: "parse duration"},
+		"clients out of order":                                            {edit: replace("id: a, name: A", "id: c, name: A"), err: "clients must be sorted"},
+		"a public client with a secret":                                   {edit: replace("type: SinglePageApp,", "type: SinglePageApp, secretSHA256: [x],"), err: "public client but has a secret"},
+		"a confidential client without a secret":                          {edit: replace(", secretSHA256: [abc]", ""), err: "confidential client without a secret"},
+		"a client naming an unknown connection":                           {edit: replace("connections: [db]", "connections: [ldap]"), err: `unknown connection "ldap"`},
+		"a Database connection without its block":                         {edit: replace(", database: {}", ""), err: "has no database block"},
+		"a client that names its own audience (the fields before SSOAPI)": {edit: replace("secretSHA256: [abc]", "secretSHA256: [abc], accessTokenAudience: 'https://api.example/orders'"), err: "accessTokenAudience"},
+		"an API identifier with a space":                                  {edit: replace("identifier: https://api.example.com/orders", "identifier: 'urn:orders api'"), err: "must be an absolute URI"},
+		"an API identifier that is a client ID":                           {edit: replace("identifier: https://api.example.com/orders", "identifier: b"), err: `identifier "b" is a client ID`},
+		"an API identifier that is the issuer":                            {edit: replace("identifier: https://api.example.com/orders", "identifier: https://sso.example.com"), err: "is the issuer"},
+		"an API granting a scope it does not define":                      {edit: replace("scopes: [orders:read]}", "scopes: [orders:admin]}"), err: `grants scope "orders:admin"`},
+		"an API granting an unknown client":                               {edit: replace("clientID: b,", "clientID: z,"), err: `unknown client "z"`},
+		"an API defining an OpenID scope":                                 {edit: replace("scopes: [orders:read, orders:write]", "scopes: [openid]"), err: `"openid" is not a scope an API may define`},
+		"an API token format that does not exist":                         {edit: replace("tokenFormat: JWT", "tokenFormat: SAML"), err: `tokenFormat "SAML"`},
+		"an unknown storage type":                                         {edit: replace("type: SQLite", "type: Redis"), err: `storage.type "Redis"`},
 		"every problem is reported at once": {
 			edit: func(s string) string {
 				return replace("algorithm: RS256", "algorithm: HS256")(replace("idToken: 1h", "idToken: 0s")(s))

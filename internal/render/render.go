@@ -33,6 +33,11 @@ type Input struct {
 	Connections []*hallpassv1.IdentityConnection
 	// Clients are the server's accepted clients.
 	Clients []Client
+	// APIs are the server's SSOAPIs; RefuseAPIs decides which are served.
+	APIs []*hallpassv1.SSOAPI
+	// NamespaceLabels holds the labels of the clients' namespaces, for the grants'
+	// namespace selectors.
+	NamespaceLabels map[string]map[string]string
 	// Values holds every Secret and ConfigMap key the server and its connections reference.
 	Values Values
 	// MaxCompressedBytes bounds the compressed config; 0 means DefaultMaxCompressedBytes.
@@ -65,6 +70,8 @@ type Output struct {
 	// SkippedConnections names connections left out because their credentials do not
 	// resolve; the IdentityConnection controller reports why.
 	SkippedConnections []string
+	// RefusedAPIs names SSOAPIs left out (RefuseAPIs); the SSOAPI controller reports why.
+	RefusedAPIs []string
 }
 
 // LeftOut is a client the config does not serve, and why.
@@ -146,6 +153,7 @@ func Render(in Input) (*Output, error) {
 	}
 	leftOut = append(leftOut, overBudget...)
 	out := &Output{Config: cfg, SkippedConnections: skipped}
+	var refusedAPIs []string
 	maxBytes := cmp.Or(in.MaxCompressedBytes, DefaultMaxCompressedBytes)
 	// The budgets bound each namespace; this bounds them all together. When the config does
 	// not fit, the newest clients are left out, as many as the excess suggests, until it does.
@@ -155,6 +163,11 @@ func Render(in Input) (*Output, error) {
 			cfg.Clients[i] = c.rendered
 		}
 		slices.SortFunc(cfg.Clients, func(a, b config.Client) int { return cmp.Compare(a.ID, b.ID) })
+		servedClients := make([]Client, len(served))
+		for i, c := range served {
+			servedClients[i] = c.Client
+		}
+		cfg.APIs, refusedAPIs = renderAPIs(in, servedClients, cfg.Tokens.AccessToken.Duration)
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("render config: %w", err)
 		}
@@ -179,7 +192,7 @@ func Render(in Input) (*Output, error) {
 		}
 		served = served[:len(served)-drop]
 	}
-	out.LeftOut = leftOut
+	out.LeftOut, out.RefusedAPIs = leftOut, refusedAPIs
 	return out, nil
 }
 
@@ -338,10 +351,8 @@ func renderClient(c Client, connections []string) config.Client {
 		RequireMFA:              spec.RequireMFA,
 		RequirePKCE:             spec.PKCERequired(),
 		Connections:             sortedCopy(allowed),
-		AllowedScopes:           sortedCopy(spec.AllowedScopes),
 		BackchannelLogoutURI:    spec.BackchannelLogoutURI,
 		FrontchannelLogoutURI:   spec.FrontchannelLogoutURI,
-		AccessTokenAudience:     spec.AccessTokenAudience,
 		IDTokenSigningAlgorithm: spec.IDTokenSigningAlgorithm,
 	}
 }

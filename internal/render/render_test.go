@@ -142,19 +142,6 @@ func TestRender(t *testing.T) {
 				expect(t, strings.Join(out.SkippedConnections, ",") == "broken", "skipped %v", out.SkippedConnections)
 			},
 		},
-		"a client naming an API gets JWT access tokens for it": {
-			in: func() Input {
-				c := client("web", "id", hallpassv1.RegularWebApp, 1)
-				c.Client.Spec.AccessTokenAudience = "https://api.example.com/orders"
-				return Input{Server: server(), Clients: []Client{c, client("other", "other", hallpassv1.RegularWebApp, 2)}}
-			},
-			check: func(t *testing.T, out *Output) {
-				web, _ := out.Config.Client("id")
-				other, _ := out.Config.Client("other")
-				expect(t, web.AccessTokenAudience == "https://api.example.com/orders", "audience %q", web.AccessTokenAudience)
-				expect(t, other.AccessTokenAudience == "", "a client naming no API: audience %q", other.AccessTokenAudience)
-			},
-		},
 		"a client in a secret rotation overlap accepts both secrets, in a stable order": {
 			in: func() Input {
 				c := client("web", "id", hallpassv1.RegularWebApp, 1)
@@ -297,7 +284,11 @@ func TestRenderIsDeterministic(t *testing.T) {
 			conns[0], conns[1] = conns[1], conns[0]
 			clients[0], clients[2] = clients[2], clients[0]
 		}
-		return Input{Server: server(), Connections: conns, Clients: clients, Values: values}
+		apis := []*hallpassv1.SSOAPI{api("orders", "urn:orders", 1, grant("apps", nil, []string{"r", "w"})), api("billing", "urn:billing", 2, grant("apps", []string{"c3"}, []string{"r"}))}
+		if reverse {
+			apis[0], apis[1] = apis[1], apis[0]
+		}
+		return Input{Server: server(), Connections: conns, Clients: clients, APIs: apis, Values: values}
 	}
 	first, err := Render(in(false))
 	if err != nil {

@@ -147,11 +147,13 @@ func codeRedirectURI(req *authorizeRequest) string {
 type authorizationCode struct {
 	ClientID string `json:"c"`
 	// RedirectURI is empty when the authorization request named none.
-	RedirectURI   string   `json:"r,omitempty"`
-	Scopes        []string `json:"s"`
-	Nonce         string   `json:"n,omitempty"`
-	CodeChallenge string   `json:"p,omitempty"`
-	SessionIDHash string   `json:"h"`
+	RedirectURI string   `json:"r,omitempty"`
+	Scopes      []string `json:"s"`
+	// Audience is the identifier of the API the access token is for; empty for none.
+	Audience      string `json:"a,omitempty"`
+	Nonce         string `json:"n,omitempty"`
+	CodeChallenge string `json:"p,omitempty"`
+	SessionIDHash string `json:"h"`
 	// Expires is in Unix nanoseconds, so the code's lifetime is kept exactly.
 	Expires int64 `json:"e"`
 }
@@ -161,6 +163,7 @@ func (s *Server) issueCode(st *state, req *authorizeRequest, sess storage.Sessio
 		ClientID:      req.ClientID,
 		RedirectURI:   codeRedirectURI(req),
 		Scopes:        req.Scopes,
+		Audience:      req.Audience,
 		Nonce:         req.Nonce,
 		CodeChallenge: req.CodeChallenge,
 		SessionIDHash: sess.IDHash,

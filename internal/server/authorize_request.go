@@ -9,8 +9,8 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 )
 
-// Scope values the server gives meaning to; other scopes are ignored unless the client
-// is allowed them (config.Client.AllowedScopes).
+// Scope values the server gives meaning to; other scopes mean something only for an API
+// the request names (api_target.go).
 const (
 	scopeOpenID        = "openid"
 	scopeProfile       = "profile"
@@ -53,12 +53,14 @@ type authorizeRequest struct {
 	State              string   `json:"state,omitempty"`
 	Nonce              string   `json:"nonce,omitempty"`
 	Scopes             []string `json:"scope,omitempty"`
-	PromptNone         bool     `json:"prompt_none,omitempty"`
-	PromptLogin        bool     `json:"prompt_login,omitempty"`
-	MaxAge             int      `json:"max_age"` // -1 when absent
-	IDTokenHint        string   `json:"-"`
-	LoginHint          string   `json:"login_hint,omitempty"`
-	Connection         string   `json:"connection,omitempty"`
+	// Audience is the identifier of the API the access token is for; empty for none.
+	Audience    string `json:"audience,omitempty"`
+	PromptNone  bool   `json:"prompt_none,omitempty"`
+	PromptLogin bool   `json:"prompt_login,omitempty"`
+	MaxAge      int    `json:"max_age"` // -1 when absent
+	IDTokenHint string `json:"-"`
+	LoginHint   string `json:"login_hint,omitempty"`
+	Connection  string `json:"connection,omitempty"`
 	// ACRValues are the requested authentication context classes, in order of preference.
 	ACRValues           []string `json:"acr_values,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
@@ -160,11 +162,27 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 		return fail(ErrUnsupportedResponseType, "only response_type=code is supported")
 	}
 
-	// Scopes the server does not know and the client was not allowed are dropped, not
-	// refused (RFC 6749 §3.3 lets the server grant fewer scopes than requested; the token
-	// response's scope then says which were granted).
+	target, oerr := parseTarget(form)
+	if oerr != nil {
+		return fail(oerr.Code, oerr.Description)
+	}
+	var granted []string
+	if target.identifier != "" {
+		var api *config.API
+		if api, granted, oerr = resolveTarget(cfg, client, target, userFlow); oerr != nil {
+			return fail(oerr.Code, oerr.Description)
+		}
+		req.Audience = api.Identifier
+	}
+	// Without an API, scopes the server does not know are dropped, not refused (RFC 6749
+	// §3.3 lets the server grant fewer scopes than requested; the token response's scope
+	// then says which were granted). With one, a scope it does not grant is refused: the
+	// client asked for a permission it does not have.
 	for _, sc := range strings.Fields(form.Get("scope")) {
-		known := slices.Contains(supportedScopes, sc) || slices.Contains(client.AllowedScopes, sc)
+		known := slices.Contains(supportedScopes, sc) || slices.Contains(granted, sc)
+		if !known && req.Audience != "" {
+			return fail(ErrInvalidScope, "scope "+sc+" is not granted to this application for the API")
+		}
 		if known && !slices.Contains(req.Scopes, sc) {
 			req.Scopes = append(req.Scopes, sc)
 		}

@@ -52,7 +52,7 @@ func TestBrowserSignsInOnceForEveryClientWithSingleSignOnUntilLogout(t *testing.
 		newRelyingApp(t, "app-c", "App C", appCHost),
 	}
 	cfg := testConfig(t, issuer)
-	cfg.Clients = nil
+	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range apps {
 		cfg.Clients = append(cfg.Clients, config.Client{
 			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,

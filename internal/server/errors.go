@@ -25,6 +25,10 @@ const (
 	ErrInteractionRequired     ErrorCode = "interaction_required"
 	ErrInvalidToken            ErrorCode = "invalid_token"
 	ErrInsufficientScope       ErrorCode = "insufficient_scope"
+	// ErrInvalidTarget answers a resource parameter (RFC 8707 §2) that names no API the
+	// client may get; ErrAccessDenied answers Auth0's audience parameter the same way.
+	ErrInvalidTarget ErrorCode = "invalid_target"
+	ErrAccessDenied  ErrorCode = "access_denied"
 )
 
 // oauthError is a protocol error with its description and the HTTP status it is sent with

@@ -251,7 +251,7 @@ func TestClientCredentials(t *testing.T) {
 		wantStatus int
 		wantError  string
 	}{
-		{"a machine-to-machine client with client_secret_basic gets a token", url.Values{"grant_type": {"client_credentials"}, "scope": {"reports:read"}}, "m2m", "m2m-secret", 200, ""},
+		{"a machine-to-machine client with client_secret_basic gets a token", url.Values{"grant_type": {"client_credentials"}, "audience": {reportsAPI}, "scope": {"reports:read"}}, "m2m", "m2m-secret", 200, ""},
 		{"a machine-to-machine client with client_secret_post gets a token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"m2m"}, "client_secret": {"m2m-secret"}}, "", "", 200, ""},
 		{"a wrong secret is refused with invalid_client", url.Values{"grant_type": {"client_credentials"}}, "m2m", "wrong", 401, "invalid_client"},
 		{"a wrong posted secret is refused with invalid_client", url.Values{"grant_type": {"client_credentials"}, "client_id": {"m2m"}, "client_secret": {"nope"}}, "", "", 401, "invalid_client"},

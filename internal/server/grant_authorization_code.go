@@ -36,11 +36,18 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 	if refused := checkCodeRedemption(c, client, r.PostForm.Get("redirect_uri"), r.PostForm.Get("code_verifier"), s.now().UnixNano() >= c.Expires); refused != nil {
 		return nil, refused
 	}
+	if refused := checkSameTarget(r.PostForm, c.Audience); refused != nil {
+		return nil, refused
+	}
+	api, scopes, granted := regrant(st.cfg, client, c.Audience, c.Scopes)
+	if !granted {
+		return nil, newError(ErrInvalidGrant, "the application is no longer granted the API this code was issued for")
+	}
 
 	var g grant
 	var accessToken, refreshToken string
 	var jwtAccessToken *storage.AccessToken
-	if client.AccessTokenAudience != "" {
+	if jwtAccessTokens(api) {
 		// A JWT access token is signed before the transaction, with the session as read
 		// here: on SQLite the transaction runs on the single writer, which must not wait for
 		// an RSA signature. The transaction still refuses the code if the session has ended.
@@ -51,7 +58,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		if err != nil {
 			return nil, internalError("load the code's session", err)
 		}
-		g = codeGrant(c, sess, client)
+		g = codeGrant(c, sess, api, scopes)
 		var record storage.AccessToken
 		if accessToken, record, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
 			return nil, internalError("mint access token", err)
@@ -63,7 +70,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		var issued storage.Issued
 		var err error
 		if jwtAccessToken == nil {
-			g = codeGrant(c, sess, client)
+			g = codeGrant(c, sess, api, scopes)
 			if accessToken, issued.AccessToken, err = s.newAccessToken(st, g, storage.AccessToken{}); err != nil {
 				return issued, err
 			}
@@ -115,12 +122,13 @@ func openCode(st *state, sealed string) (authorizationCode, string, error) {
 	return c, storage.Hash(base64.RawURLEncoding.EncodeToString(raw)), nil
 }
 
-// codeGrant is the authorization a redeemed code carries, with the user of its session.
-func codeGrant(c authorizationCode, sess storage.Session, client config.Client) grant {
+// codeGrant is the authorization a redeemed code carries, with the user of its session and
+// the API and scopes that the config grants now (regrant).
+func codeGrant(c authorizationCode, sess storage.Session, api *config.API, scopes []string) grant {
 	return grant{
 		clientID:      c.ClientID,
-		apiAudience:   client.AccessTokenAudience,
-		scopes:        c.Scopes,
+		api:           api,
+		scopes:        scopes,
 		claims:        sess.Claims,
 		sessionIDHash: sess.IDHash,
 		sid:           sess.SID,

@@ -16,20 +16,41 @@ func (s *Server) grantClientCredentials(ctx context.Context, st *state, client c
 	if client.Type != config.ClientMachineToMachine {
 		return nil, newError(ErrUnauthorizedClient, "only machine-to-machine applications may use client_credentials")
 	}
-	var scopes []string
-	for _, sc := range strings.Fields(r.PostForm.Get("scope")) {
+	target, oerr := parseTarget(r.PostForm)
+	if oerr != nil {
+		return nil, oerr
+	}
+	requested := strings.Fields(r.PostForm.Get("scope"))
+	for _, sc := range requested {
 		// User scopes make no sense without a user.
 		if slices.Contains(supportedScopes, sc) {
 			return nil, newError(ErrInvalidScope, "scope "+sc+" needs a user; client_credentials has none")
 		}
-		// Only what the client was allowed (SSOClient.spec.allowedScopes).
-		if !slices.Contains(client.AllowedScopes, sc) {
-			return nil, newError(ErrInvalidScope, "scope "+sc+" is not allowed for this client")
+	}
+	g := grant{clientID: client.ID, claims: storage.Claims{Subject: client.ID}}
+	if target.identifier == "" {
+		// No API: a token that grants nothing but introspection tells who holds it.
+		if len(requested) > 0 {
+			return nil, newError(ErrInvalidScope, "scope "+requested[0]+" is no scope without an API; name the API with audience or resource")
 		}
-		if !slices.Contains(scopes, sc) {
-			scopes = append(scopes, sc)
+		return s.issueTokens(ctx, st, g, storage.AccessToken{})
+	}
+	api, granted, oerr := resolveTarget(st.cfg, client, target, clientCredentialsFlow)
+	if oerr != nil {
+		return nil, oerr
+	}
+	g.api = api
+	// No scope asked for: every granted one, as Auth0 does for client credentials.
+	if len(requested) == 0 {
+		requested = granted
+	}
+	for _, sc := range requested {
+		if !slices.Contains(granted, sc) {
+			return nil, newError(ErrInvalidScope, "scope "+sc+" is not granted to this application for the API")
+		}
+		if !slices.Contains(g.scopes, sc) {
+			g.scopes = append(g.scopes, sc)
 		}
 	}
-	g := grant{clientID: client.ID, apiAudience: client.AccessTokenAudience, scopes: scopes, claims: storage.Claims{Subject: client.ID}}
 	return s.issueTokens(ctx, st, g, storage.AccessToken{})
 }

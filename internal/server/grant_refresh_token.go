@@ -58,11 +58,18 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	if fam.ClientID != client.ID {
 		return nil, newError(ErrInvalidGrant, "the refresh token was issued to another client")
 	}
-	scopes := fam.Scopes
+	if refused := checkSameTarget(r.PostForm, fam.Audience); refused != nil {
+		return nil, refused
+	}
+	api, scopes, granted := regrant(st.cfg, client, fam.Audience, fam.Scopes)
+	if !granted {
+		return nil, newError(ErrInvalidGrant, "the application is no longer granted the API this refresh token was issued for")
+	}
 	if requested := r.PostForm.Get("scope"); requested != "" {
+		allowed := scopes
 		scopes = nil
 		for _, sc := range strings.Fields(requested) {
-			if !slices.Contains(fam.Scopes, sc) {
+			if !slices.Contains(allowed, sc) {
 				return nil, newError(ErrInvalidScope, "the requested scope exceeds the original grant")
 			}
 			if !slices.Contains(scopes, sc) {
@@ -73,7 +80,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 
 	g := grant{
 		clientID:      fam.ClientID,
-		apiAudience:   client.AccessTokenAudience,
+		api:           api,
 		scopes:        scopes,
 		claims:        fam.Claims,
 		sessionIDHash: fam.SessionIDHash,
@@ -205,6 +212,7 @@ func (s *Server) newRefreshFamily(st *state, g grant, connection string) (string
 	return token, &storage.RefreshFamily{
 		ID:            id,
 		ClientID:      g.clientID,
+		Audience:      g.audience(),
 		Scopes:        g.scopes,
 		Claims:        g.claims,
 		SessionIDHash: g.sessionIDHash,

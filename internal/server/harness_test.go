@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,8 +102,7 @@ func testConfig(t *testing.T, issuer string) *config.Config {
 				SingleSignOn: true, Connections: []string{"people", "staff"}},
 			{ID: "app2", Name: "App Two", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("app2-secret")},
 				RedirectURIs: []string{"https://app2.example/callback"}, SingleSignOn: true, Connections: []string{"people"}},
-			{ID: "m2m", Name: "Batch", Type: config.ClientMachineToMachine, SecretSHA256: []string{config.SecretDigest("m2m-secret")},
-				AllowedScopes: []string{"reports:read", "reports:write"}},
+			{ID: "m2m", Name: "Batch", Type: config.ClientMachineToMachine, SecretSHA256: []string{config.SecretDigest("m2m-secret")}},
 			{ID: "nosso", Name: "No SSO", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("nosso-secret")},
 				RedirectURIs: []string{"https://nosso.example/callback"}, SingleSignOn: false, Connections: []string{"people"}},
 			{ID: "pkce", Name: "Strict", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("pkce-secret")},
@@ -110,6 +110,11 @@ func testConfig(t *testing.T, issuer string) *config.Config {
 			{ID: "spa", Name: "Single Page", Type: config.ClientSinglePageApp, RedirectURIs: []string{"https://spa.example/callback"},
 				WebOrigins: []string{"https://spa.example"}, SingleSignOn: true, Connections: []string{"people"}},
 		},
+		// The reports API lets the machine-to-machine client read and write, not administer.
+		APIs: []config.API{{Identifier: reportsAPI, Name: "Reports", Scopes: []string{"reports:admin", "reports:read", "reports:write"},
+			TokenFormat: config.TokenOpaque, TokenLifetime: d("10m"), Grants: []config.APIGrant{
+				{ClientID: "m2m", ClientCredentials: &config.GrantedScopes{Scopes: []string{"reports:read", "reports:write"}}},
+			}}},
 		Connections: []config.Connection{
 			{Name: "people", Type: config.ConnectionDatabase, DisplayName: "Example account", Database: &config.DatabaseConnection{
 				SignupEnabled: true,
@@ -120,6 +125,17 @@ func testConfig(t *testing.T, issuer string) *config.Config {
 			{Name: "staff", Type: config.ConnectionDatabase, Database: &config.DatabaseConnection{
 				Users: []config.DatabaseUser{{Username: "carol", PasswordHash: h[2]}}}},
 		},
+	}
+}
+
+// reportsAPI is the identifier of the test config's API.
+const reportsAPI = "urn:example:reports"
+
+// withAPI adds an API to the config.
+func withAPI(api config.API) func(*config.Config) {
+	return func(c *config.Config) {
+		c.APIs = append(c.APIs, api)
+		slices.SortFunc(c.APIs, func(a, b config.API) int { return strings.Compare(a.Identifier, b.Identifier) })
 	}
 }
 

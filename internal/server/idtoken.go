@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -77,8 +78,9 @@ func claimsForScopes(c storage.Claims, scopes []string) scopeClaims {
 // grant is the authorization a token response is issued for, whichever grant produced it.
 type grant struct {
 	clientID string
-	// apiAudience is the client's accessTokenAudience: its access tokens are then JWTs.
-	apiAudience   string
+	// api is the API the access token is for (its aud, format and lifetime); nil for
+	// none: an opaque token for userinfo, with the server's access token lifetime.
+	api           *config.API
 	scopes        []string
 	claims        storage.Claims
 	sessionIDHash string
@@ -87,6 +89,26 @@ type grant struct {
 	amr           []string
 	nonce         string
 }
+
+// audience is the identifier of the API the access token is for; empty for none.
+func (g grant) audience() string {
+	if g.api == nil {
+		return ""
+	}
+	return g.api.Identifier
+}
+
+// accessTokenLifetime is the lifetime of the access token of g: its API's, or the server's.
+func (g grant) accessTokenLifetime(cfg *config.Config) time.Duration {
+	if g.api == nil {
+		return cfg.Tokens.AccessToken.Duration
+	}
+	return g.api.TokenLifetime.Duration
+}
+
+// jwtAccessTokens reports whether access tokens for api are RFC 9068 JWTs; for no API they
+// are opaque.
+func jwtAccessTokens(api *config.API) bool { return api != nil && api.TokenFormat == config.TokenJWT }
 
 func (s *Server) mintIDToken(st *state, g grant, accessToken string) (string, error) {
 	now := s.now()

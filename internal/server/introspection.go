@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"strings"
@@ -49,7 +50,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, introspection{
 			Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Username: at.Claims.Username,
 			TokenType: "Bearer", Expiry: at.ExpiresAt.Unix(), IssuedAt: at.IssuedAt.Unix(), Subject: at.Claims.Subject,
-			Audience: at.ClientID, Issuer: st.cfg.Issuer,
+			Audience: cmp.Or(at.Audience, at.ClientID), Issuer: st.cfg.Issuer,
 		})
 		return
 	}
@@ -63,7 +64,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, introspection{
 			Active: true, Scope: strings.Join(f.Scopes, " "), ClientID: f.ClientID, Username: f.Claims.Username,
 			TokenType: "refresh_token", Expiry: f.ExpiresAt.Unix(), IssuedAt: f.RotatedAt.Unix(), Subject: f.Claims.Subject,
-			Audience: f.ClientID, Issuer: st.cfg.Issuer, SID: f.SID,
+			Audience: cmp.Or(f.Audience, f.ClientID), Issuer: st.cfg.Issuer, SID: f.SID,
 		})
 		return
 	}

@@ -17,18 +17,18 @@ import (
 
 const ordersAPI = "https://api.example/orders"
 
-// withAccessTokenAudience gives the named clients RFC 9068 JWT access tokens for ordersAPI.
-func withAccessTokenAudience(ids ...string) func(*config.Config) {
-	return func(c *config.Config) {
-		for i := range c.Clients {
-			for _, id := range ids {
-				if c.Clients[i].ID == id {
-					c.Clients[i].AccessTokenAudience = ordersAPI
-				}
-			}
-		}
-	}
+// withOrdersAPI declares ordersAPI, with RFC 9068 JWT access tokens: app2 may get
+// orders:read for its users, m2m orders:read for itself; orders:write nobody.
+func withOrdersAPI() func(*config.Config) {
+	return withAPI(config.API{Identifier: ordersAPI, Name: "Orders", Scopes: []string{"orders:read", "orders:write"},
+		TokenFormat: config.TokenJWT, TokenLifetime: config.Duration{Duration: time.Hour}, Grants: []config.APIGrant{
+			{ClientID: "app2", UserFlows: &config.GrantedScopes{Scopes: []string{"orders:read"}}},
+			{ClientID: "m2m", ClientCredentials: &config.GrantedScopes{Scopes: []string{"orders:read"}}},
+		}})
 }
+
+// forOrders is the authorization request parameter that asks for ordersAPI.
+var forOrders = oauth2.SetAuthURLParam("audience", ordersAPI)
 
 // jwtAccessToken is what an API reads from an RFC 9068 access token.
 type jwtAccessToken struct {
@@ -72,13 +72,13 @@ func verifyAsAPI(t *testing.T, e *env, token string) jwtAccessToken {
 }
 
 func TestAClientThatNamesAnAPIGetsJWTAccessTokens(t *testing.T) {
-	e := newEnv(t, withAccessTokenAudience("app2", "m2m"))
+	e := newEnv(t, withOrdersAPI())
 	b := e.browser()
-	app2 := e.rp("app2", "app2-secret")
-	tok, _ := app2.signIn(t, b, "alice", alicePassword)
+	app2 := e.rp("app2", "app2-secret", "openid", "profile", "groups", "offline_access", "orders:read")
+	tok, _ := app2.signIn(t, b, "alice", alicePassword, forOrders)
 
 	c := verifyAsAPI(t, e, tok.AccessToken)
-	if c.Subject != "people|alice" || c.ClientID != "app2" || c.AuthTime == 0 || !strings.Contains(c.Scope, "openid") || len(c.Groups) == 0 {
+	if c.Subject != "people|alice" || c.ClientID != "app2" || c.AuthTime == 0 || !strings.Contains(c.Scope, "orders:read") || len(c.Groups) == 0 {
 		t.Errorf("user access token claims = %+v", c)
 	}
 	if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusOK {
@@ -95,9 +95,9 @@ func TestAClientThatNamesAnAPIGetsJWTAccessTokens(t *testing.T) {
 	}
 
 	// Client credentials: the client is the subject, and there is no user's login.
-	_, body := tokenRequest(t, e, url.Values{"grant_type": {"client_credentials"}}, "m2m", "m2m-secret")
+	_, body := tokenRequest(t, e, url.Values{"grant_type": {"client_credentials"}, "resource": {ordersAPI}}, "m2m", "m2m-secret")
 	machine, _ := body["access_token"].(string)
-	if c := verifyAsAPI(t, e, machine); c.Subject != "m2m" || c.ClientID != "m2m" || c.AuthTime != 0 {
+	if c := verifyAsAPI(t, e, machine); c.Subject != "m2m" || c.ClientID != "m2m" || c.AuthTime != 0 || c.Scope != "orders:read" {
 		t.Errorf("machine access token claims = %+v", c)
 	}
 
@@ -115,18 +115,21 @@ func TestAClientThatNamesAnAPIGetsJWTAccessTokens(t *testing.T) {
 	}
 }
 
-func TestAClientWithoutAnAPIAudienceKeepsOpaqueAccessTokens(t *testing.T) {
-	e := newEnv(t, withAccessTokenAudience("app2"))
-	tok, _ := e.rp("app1", "app1-secret").signIn(t, e.browser(), "alice", alicePassword, oauthConnection("people"))
+func TestAClientThatNamesNoAPIKeepsOpaqueAccessTokens(t *testing.T) {
+	e := newEnv(t, withOrdersAPI())
+	tok, _ := e.rp("app2", "app2-secret").signIn(t, e.browser(), "alice", alicePassword)
 	if strings.Count(tok.AccessToken, ".") != 0 {
-		t.Fatalf("app1 names no API but got a structured access token %q", tok.AccessToken)
+		t.Fatalf("app2 named no API but got a structured access token %q", tok.AccessToken)
+	}
+	if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusOK {
+		t.Errorf("userinfo with the opaque access token: status %d", status)
 	}
 }
 
 // TestAJWTAccessTokenEndsWithWhatIssuedIt: a JWT access token is signed before the
 // redemption's transaction, and must still be tied to its code and its refresh family.
 func TestAJWTAccessTokenEndsWithWhatIssuedIt(t *testing.T) {
-	e := newEnv(t, withAccessTokenAudience("app2", "m2m"))
+	e := newEnv(t, withOrdersAPI())
 	tests := []struct {
 		name string
 		end  func(t *testing.T, rp *relyingParty, l login, code string, tok *oauth2.Token)
@@ -144,7 +147,7 @@ func TestAJWTAccessTokenEndsWithWhatIssuedIt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rp := e.rp("app2", "app2-secret")
-			l, code := rp.loginCode(t, e.browser(), "alice", alicePassword)
+			l, code := rp.loginCode(t, e.browser(), "alice", alicePassword, forOrders)
 			tok, _ := rp.exchange(t, l, code)
 			verifyAsAPI(t, e, tok.AccessToken)
 			if status := userinfoStatus(t, e, tok.AccessToken); status != http.StatusOK {

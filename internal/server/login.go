@@ -48,12 +48,12 @@ func (s *Server) openLoginFlow(w http.ResponseWriter, r *http.Request) (*loginFl
 		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 		return nil, false
 	}
-	return s.loginFlowOf(w, r, s.state.Load(), r.Form.Get("tx"))
+	return s.loginFlowOf(w, s.state.Load(), r.Form.Get("tx"))
 }
 
 // loginFlowOf opens a sealed login transaction, rendering the error page itself when the
 // request cannot continue.
-func (s *Server) loginFlowOf(w http.ResponseWriter, r *http.Request, st *state, sealed string) (*loginFlow, bool) {
+func (s *Server) loginFlowOf(w http.ResponseWriter, st *state, sealed string) (*loginFlow, bool) {
 	tx, err := openTransaction(st, sealed, s.now())
 	if err != nil {
 		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)

@@ -217,7 +217,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
 		return
 	}
-	f, ok := s.loginFlowOf(w, r, st, mt.TX)
+	f, ok := s.loginFlowOf(w, st, mt.TX)
 	if !ok {
 		return
 	}

@@ -60,7 +60,7 @@ func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *te
 	issuer := "http://" + hostPort(ssoHost, ssoLn)
 	apps := []*relyingApp{newRelyingApp(t, "app-a", "App A", appAHost), newRelyingApp(t, "app-b", "App B", appBHost)}
 	cfg := testConfig(t, issuer)
-	cfg.Clients = nil
+	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range apps {
 		cfg.Clients = append(cfg.Clients, config.Client{
 			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,

@@ -98,19 +98,20 @@ func (s *Server) issueTokens(ctx context.Context, st *state, g grant, link stora
 // revocation treat both alike.
 func (s *Server) newAccessToken(st *state, g grant, link storage.AccessToken) (string, storage.AccessToken, error) {
 	now := s.now()
-	expires := now.Add(st.cfg.Tokens.AccessToken.Duration)
+	expires := now.Add(g.accessTokenLifetime(st.cfg))
 	var token string
 	var err error
-	if g.apiAudience == "" {
-		token, err = config.RandomToken(32)
-	} else {
+	if jwtAccessTokens(g.api) {
 		token, err = mintJWTAccessToken(st, g, now, expires)
+	} else {
+		token, err = config.RandomToken(32)
 	}
 	if err != nil {
 		return "", storage.AccessToken{}, err
 	}
 	link.TokenHash = storage.Hash(token)
 	link.ClientID = g.clientID
+	link.Audience = g.audience()
 	link.Scopes = g.scopes
 	link.Claims = g.claims
 	link.SessionIDHash = g.sessionIDHash
@@ -144,7 +145,7 @@ func mintJWTAccessToken(st *state, g grant, now, expires time.Time) (string, err
 	c := jwtAccessTokenClaims{
 		Issuer:   st.cfg.Issuer,
 		Subject:  g.claims.Subject,
-		Audience: g.apiAudience,
+		Audience: g.api.Identifier,
 		ClientID: g.clientID,
 		Expiry:   expires.Unix(),
 		IssuedAt: now.Unix(),
@@ -164,7 +165,7 @@ func (s *Server) tokenResponse(st *state, g grant, accessToken string) (*tokenRe
 	resp := &tokenResponse{
 		AccessToken: accessToken,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(st.cfg.Tokens.AccessToken.Seconds()),
+		ExpiresIn:   int64(g.accessTokenLifetime(st.cfg).Seconds()),
 		Scope:       strings.Join(g.scopes, " "),
 	}
 	if slices.Contains(g.scopes, scopeOpenID) {

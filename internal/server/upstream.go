@@ -201,6 +201,24 @@ func (s *Server) upstreamCookie(st *state, connection, state, value string, maxA
 
 const msgUpstreamExpired = "This sign-in has expired or was started in another browser. Go back to the application and sign in again."
 
+// callbackSlot bounds the work of a SAML callback, which this server's CPU checks: XML
+// parsing, signature checks and RSA decryption. It is bounded like password hashing, so a
+// burst of forged responses (anyone can start a login) cannot take every core; past the
+// bound the user is told to retry. The slot is taken before the pending login is, so that
+// user still has it. Other types take no slot.
+func (s *Server) callbackSlot(w http.ResponseWriter, r *http.Request, conn config.Connection) (release func(), ok bool) {
+	if conn.Type != config.ConnectionSAML {
+		return func() {}, true
+	}
+	release, ok = s.acquireVerification(r.Context())
+	if !ok {
+		s.metrics.logins.WithLabelValues("busy").Inc()
+		w.Header().Set("Retry-After", busyRetryAfter)
+		s.renderError(w, http.StatusServiceUnavailable, msgBusy)
+	}
+	return release, ok
+}
+
 // handleConnectionCallback takes the browser back from the upstream (GET for OAuth2 and
 // OIDC, POST for a SAML response) and finishes the login.
 func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request) {
@@ -221,20 +239,11 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		s.renderError(w, http.StatusNotFound, "This sign-in method is not configured on this server.")
 		return
 	}
-	// A SAML response is checked by this server's CPU: XML parsing, signature checks and
-	// RSA decryption. That work is bounded like password hashing, so a burst of forged
-	// responses (anyone can start a login) cannot take every core. The slot is taken before
-	// the pending login is, so a user who is told to retry still has it.
-	if conn.Type == config.ConnectionSAML {
-		release, ok := s.acquireVerification(r.Context())
-		if !ok {
-			s.metrics.logins.WithLabelValues("busy").Inc()
-			w.Header().Set("Retry-After", busyRetryAfter)
-			s.renderError(w, http.StatusServiceUnavailable, msgBusy)
-			return
-		}
-		defer release()
+	release, ok := s.callbackSlot(w, r, conn)
+	if !ok {
+		return
 	}
+	defer release()
 	state := r.Form.Get("state")
 	if state == "" {
 		state = r.Form.Get("RelayState")
@@ -256,18 +265,13 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		s.renderError(w, http.StatusBadRequest, msgUpstreamExpired)
 		return
 	}
-	tx, err := openTransaction(st, pending.TX, s.now())
-	if err != nil {
-		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
+	f, ok := s.loginFlowOf(w, st, pending.TX)
+	if !ok {
 		return
 	}
-	// The client or its connections may have changed in a reload since /authorize.
-	client, ok := st.client(tx.Request.ClientID)
-	if !ok || !matchRedirectURI(client.RedirectURIs, tx.Request.RedirectURI, client.Type == config.ClientNative) {
-		s.renderError(w, http.StatusBadRequest, "The application of this sign-in is no longer registered.")
-		return
-	}
-	if !slices.Contains(client.Connections, name) || (tx.Request.Connection != "" && tx.Request.Connection != name) {
+	// The client's connections may have changed in a reload since /authorize.
+	client := f.client
+	if !slices.Contains(client.Connections, name) || (f.tx.Request.Connection != "" && f.tx.Request.Connection != name) {
 		s.renderError(w, http.StatusBadRequest, "This application does not allow this sign-in method.")
 		return
 	}
@@ -287,7 +291,6 @@ func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request
 		s.upstreamUnavailable(w, r, conn, err)
 		return
 	}
-	f := &loginFlow{st: st, tx: tx, sealed: pending.TX, client: client}
 	amr := []string{amrFederated}
 	if conn.TrustUpstreamMFA && upstreamDidMFA(id.AMR) {
 		amr = withMFA(amr, amrFederated)

@@ -34,7 +34,7 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	})
 	appA, appB := newRelyingApp(t, "app-a", "App A", appAHost), newRelyingApp(t, "app-b", "App B", appBHost)
 	cfg := testConfig(t, issuer)
-	cfg.Clients = nil
+	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range []*relyingApp{appA, appB} {
 		cfg.Clients = append(cfg.Clients, config.Client{
 			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest(a.secret)},

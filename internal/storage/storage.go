@@ -91,8 +91,10 @@ type AccessToken struct {
 	// TokenHash is Hash(token).
 	TokenHash string
 	ClientID  string
-	Scopes    []string
-	Claims    Claims
+	// Audience is the identifier of the API the token is for; empty for none.
+	Audience string
+	Scopes   []string
+	Claims   Claims
 	// SessionIDHash and RefreshFamilyID tie the token to what revokes it (empty for client
 	// credentials).
 	SessionIDHash   string
@@ -112,8 +114,10 @@ type Issued struct {
 // Only CurrentHash is valid, except PreviousHash within the reuse interval after
 // RotatedAt. Presenting any other member of the family revokes it.
 type RefreshFamily struct {
-	ID            string
-	ClientID      string
+	ID       string
+	ClientID string
+	// Audience is the identifier of the API the family's access tokens are for; empty for none.
+	Audience      string
 	Scopes        []string
 	Claims        Claims
 	SessionIDHash string

@@ -84,7 +84,7 @@ func codeIn(t *testing.T, s storage.Storage, name string) storage.CodeRedemption
 
 func accessToken(token string) storage.AccessToken {
 	return storage.AccessToken{
-		TokenHash: storage.Hash(token), ClientID: "app1", Scopes: []string{"openid", "email"},
+		TokenHash: storage.Hash(token), ClientID: "app1", Audience: "urn:example:orders", Scopes: []string{"openid", "email"},
 		Claims: claims("alice"), SessionIDHash: storage.Hash("session"), RefreshFamilyID: "fam",
 		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
 	}
@@ -92,7 +92,7 @@ func accessToken(token string) storage.AccessToken {
 
 func family(id string) storage.RefreshFamily {
 	return storage.RefreshFamily{
-		ID: id, ClientID: "app1", Scopes: []string{"openid", "offline_access"}, Claims: claims("alice"),
+		ID: id, ClientID: "app1", Audience: "urn:example:orders", Scopes: []string{"openid", "offline_access"}, Claims: claims("alice"),
 		SessionIDHash: storage.Hash("session"), SID: "sid-session", Connection: "corp",
 		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"}, CurrentHash: storage.Hash(id + "-1"),
 		PreviousHash: storage.Hash(id + "-0"), RotatedAt: t0, CreatedAt: t0.Add(-time.Hour),

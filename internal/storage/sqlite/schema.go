@@ -169,4 +169,12 @@ CREATE TABLE email_tokens (
 CREATE INDEX email_tokens_by_user ON email_tokens (connection, username, purpose);
 CREATE INDEX email_tokens_by_expiry ON email_tokens (expires_at);
 `,
+	// Access tokens for an API (SSOAPI) record its identifier, their audience; refresh
+	// families record it too, so that every refresh is for the same API. Rows written by
+	// replicas of the previous version, during a rolling update, get the empty audience:
+	// they were issued for no API.
+	`
+ALTER TABLE access_tokens ADD COLUMN audience TEXT NOT NULL DEFAULT '';
+ALTER TABLE refresh_families ADD COLUMN audience TEXT NOT NULL DEFAULT '';
+`,
 }

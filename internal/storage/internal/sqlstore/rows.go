@@ -119,12 +119,12 @@ var (
 	}}
 	AccessTokens = Table{Name: "access_tokens", Key: 1, Columns: []string{
 		"token_hash", "client_id", "scopes", "claims", "session_id_hash", "refresh_family_id",
-		"code_hash", "issued_at", "expires_at",
+		"code_hash", "issued_at", "expires_at", "audience",
 	}}
 	RefreshFamilies = Table{Name: "refresh_families", Key: 1, Columns: []string{
 		"id", "client_id", "scopes", "claims", "session_id_hash", "sid", "connection",
 		"auth_time", "amr", "current_hash", "previous_hash", "rotated_at", "created_at",
-		"expires_at", "revoked",
+		"expires_at", "revoked", "audience",
 	}}
 	Users = Table{Name: "users", Key: 2, Columns: []string{
 		"connection", "username", "password_hash", "claims", "created_at",
@@ -185,7 +185,7 @@ func AccessTokenValues(t storage.AccessToken) ([]any, error) {
 	}
 	return []any{
 		t.TokenHash, t.ClientID, jsonList(t.Scopes), string(claims), t.SessionIDHash,
-		t.RefreshFamilyID, "", nanos(t.IssuedAt), nanos(t.ExpiresAt),
+		t.RefreshFamilyID, "", nanos(t.IssuedAt), nanos(t.ExpiresAt), t.Audience,
 	}, nil
 }
 
@@ -200,7 +200,7 @@ func ScanAccessToken(row Scanner) (storage.AccessToken, error) {
 		legacyCodeHash string
 	)
 	if err := row.Scan(&t.TokenHash, &t.ClientID, &scopes, &claims, &t.SessionIDHash,
-		&t.RefreshFamilyID, &legacyCodeHash, &issued, &expires); err != nil {
+		&t.RefreshFamilyID, &legacyCodeHash, &issued, &expires, &t.Audience); err != nil {
 		return storage.AccessToken{}, err
 	}
 	t.IssuedAt, t.ExpiresAt = fromNanos(issued), fromNanos(expires)
@@ -216,7 +216,7 @@ func RefreshFamilyValues(f storage.RefreshFamily) ([]any, error) {
 	return []any{
 		f.ID, f.ClientID, jsonList(f.Scopes), string(claims), f.SessionIDHash, f.SID, f.Connection,
 		nanos(f.AuthTime), jsonList(f.AMR), f.CurrentHash, f.PreviousHash, nanos(f.RotatedAt),
-		nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked,
+		nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked, f.Audience,
 	}, nil
 }
 
@@ -229,7 +229,7 @@ func ScanRefreshFamily(row Scanner) (storage.RefreshFamily, error) {
 	)
 	if err := row.Scan(&f.ID, &f.ClientID, &scopes, &claims, &f.SessionIDHash, &f.SID,
 		&f.Connection, &authTime, &amr, &f.CurrentHash, &f.PreviousHash, &rotated, &created,
-		&expires, &f.Revoked); err != nil {
+		&expires, &f.Revoked, &f.Audience); err != nil {
 		return storage.RefreshFamily{}, err
 	}
 	f.AuthTime, f.RotatedAt, f.CreatedAt, f.ExpiresAt =
