@@ -86,102 +86,139 @@ func (e *redirectError) Error() string { return e.err.Error() }
 // (carrying the request as far as it was parsed) for every other problem.
 // Unknown parameters are ignored and order does not matter (RFC 6749 §3.1).
 func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeRequest, config.Client, error) {
+	client, redirectURI, omitted, err := trustedRedirect(cfg, form)
+	if err != nil {
+		return nil, client, err
+	}
+	req := &authorizeRequest{ClientID: client.ID, RedirectURI: redirectURI, RedirectURIOmitted: omitted, ResponseMode: modeQuery, MaxAge: -1}
+	req.State = strings.Join(form["state"], "")
+	if len(req.State) > maxParamLen {
+		req.State = ""
+		return req, client, &redirectError{req: req, err: newError(ErrInvalidRequest, "state is too long")}
+	}
+	// The checks run in this order, so a request with several faults gets the first one's
+	// error.
+	for _, check := range []func(*config.Config, config.Client, url.Values, *authorizeRequest) *oauthError{
+		parseResponseMode,
+		checkParametersOnce,
+		checkResponseType,
+		parseScopesAndAPI,
+		parsePromptAndMaxAge,
+		parseConnection,
+		parsePKCE,
+	} {
+		if oerr := check(cfg, client, form, req); oerr != nil {
+			return req, client, &redirectError{req: req, err: oerr}
+		}
+	}
+	return req, client, nil
+}
+
+// trustedRedirect finds the client and the redirect URI an error may be sent to; until both
+// are known to be registered, errors are shown as a page (*pageError).
+func trustedRedirect(cfg *config.Config, form url.Values) (client config.Client, redirectURI string, omitted bool, err error) {
 	single := func(name string) (string, bool) {
 		v := form[name]
 		return strings.Join(v, ""), len(v) <= 1
 	}
 	clientID, ok := single("client_id")
 	if !ok || clientID == "" {
-		return nil, config.Client{}, &pageError{"The request names no application (client_id is missing or repeated)."}
+		return client, "", false, &pageError{"The request names no application (client_id is missing or repeated)."}
 	}
 	client, found := cfg.Client(clientID)
 	if !found {
-		return nil, config.Client{}, &pageError{"The application of this request is not registered."}
+		return client, "", false, &pageError{"The application of this request is not registered."}
 	}
-	redirectURI, ok := single("redirect_uri")
+	redirectURI, ok = single("redirect_uri")
 	if !ok {
-		return nil, client, &pageError{"The request repeats redirect_uri."}
+		return client, "", false, &pageError{"The request repeats redirect_uri."}
 	}
-	omitted := redirectURI == ""
+	omitted = redirectURI == ""
 	if omitted && len(client.RedirectURIs) == 1 {
 		// RFC 6749 §3.1.2.3: a client with one registered URI may omit it.
 		redirectURI = client.RedirectURIs[0]
 	}
 	if !matchRedirectURI(client.RedirectURIs, redirectURI, client.Type == config.ClientNative) {
-		return nil, client, &pageError{"The redirect URI of this request is not registered for the application."}
+		return client, "", false, &pageError{"The redirect URI of this request is not registered for the application."}
 	}
+	return client, redirectURI, omitted, nil
+}
 
-	req := &authorizeRequest{ClientID: clientID, RedirectURI: redirectURI, RedirectURIOmitted: omitted, ResponseMode: modeQuery, MaxAge: -1}
-	req.State, _ = single("state")
-	fail := func(code ErrorCode, desc string) (*authorizeRequest, config.Client, error) {
-		return req, client, &redirectError{req: req, err: newError(code, desc)}
-	}
-	if len(req.State) > maxParamLen {
-		req.State = ""
-		return fail(ErrInvalidRequest, "state is too long")
-	}
-
-	mode, ok := single("response_mode")
+func parseResponseMode(_ *config.Config, client config.Client, form url.Values, req *authorizeRequest) *oauthError {
+	v := form["response_mode"]
+	mode := strings.Join(v, "")
 	switch {
-	case !ok:
-		return fail(ErrInvalidRequest, "response_mode is repeated")
+	case len(v) > 1:
+		return newError(ErrInvalidRequest, "response_mode is repeated")
 	case mode == "" || mode == modeQuery || mode == modeFragment || mode == modeFormPost:
 		if mode != "" {
 			req.ResponseMode = mode
 		}
 	case mode == modeWebMessage:
-		if !slices.Contains(client.WebOrigins, origin(redirectURI)) {
-			return fail(ErrInvalidRequest, "response_mode web_message needs the redirect URI's origin among the application's web origins")
+		if !slices.Contains(client.WebOrigins, origin(req.RedirectURI)) {
+			return newError(ErrInvalidRequest, "response_mode web_message needs the redirect URI's origin among the application's web origins")
 		}
 		req.ResponseMode = mode
 	default:
-		return fail(ErrInvalidRequest, "response_mode is not supported")
+		return newError(ErrInvalidRequest, "response_mode is not supported")
 	}
+	return nil
+}
 
+// checkParametersOnce refuses a repeated or oversized parameter of those the server reads.
+func checkParametersOnce(_ *config.Config, _ config.Client, form url.Values, _ *authorizeRequest) *oauthError {
 	for _, name := range []string{"response_type", "scope", "nonce", "prompt", "max_age", "id_token_hint", "login_hint", "connection", "acr_values", "code_challenge", "code_challenge_method"} {
 		v := form[name]
 		if len(v) > 1 {
-			return fail(ErrInvalidRequest, name+" is repeated")
+			return newError(ErrInvalidRequest, name+" is repeated")
 		}
 		limit := maxParamLen
 		if name == "id_token_hint" {
 			limit = maxTokenHintLen
 		}
 		if len(v) == 1 && len(v[0]) > limit {
-			return fail(ErrInvalidRequest, name+" is too long")
+			return newError(ErrInvalidRequest, name+" is too long")
 		}
 	}
+	return nil
+}
+
+func checkResponseType(_ *config.Config, client config.Client, form url.Values, _ *authorizeRequest) *oauthError {
 	if client.Type == config.ClientMachineToMachine {
-		return fail(ErrUnauthorizedClient, "a machine-to-machine application cannot use the authorization endpoint")
+		return newError(ErrUnauthorizedClient, "a machine-to-machine application cannot use the authorization endpoint")
 	}
 	switch rt := form.Get("response_type"); rt {
 	case "code":
+		return nil
 	case "":
-		return fail(ErrInvalidRequest, "response_type is missing")
+		return newError(ErrInvalidRequest, "response_type is missing")
 	default:
-		return fail(ErrUnsupportedResponseType, "only response_type=code is supported")
+		return newError(ErrUnsupportedResponseType, "only response_type=code is supported")
 	}
+}
 
+// parseScopesAndAPI reads the API the request asks for (audience or resource) and its scopes.
+// Without an API, scopes the server does not know are dropped, not refused (RFC 6749 §3.3
+// lets the server grant fewer scopes than requested; the token response's scope then says
+// which were granted). With one, a scope it does not grant is refused: the client asked for
+// a permission it does not have.
+func parseScopesAndAPI(cfg *config.Config, client config.Client, form url.Values, req *authorizeRequest) *oauthError {
 	target, oerr := parseTarget(form)
 	if oerr != nil {
-		return fail(oerr.Code, oerr.Description)
+		return oerr
 	}
 	var granted []string
 	if target.identifier != "" {
 		var api *config.API
 		if api, granted, oerr = resolveTarget(cfg, client, target, userFlow); oerr != nil {
-			return fail(oerr.Code, oerr.Description)
+			return oerr
 		}
 		req.Audience = api.Identifier
 	}
-	// Without an API, scopes the server does not know are dropped, not refused (RFC 6749
-	// §3.3 lets the server grant fewer scopes than requested; the token response's scope
-	// then says which were granted). With one, a scope it does not grant is refused: the
-	// client asked for a permission it does not have.
 	for _, sc := range strings.Fields(form.Get("scope")) {
 		known := slices.Contains(supportedScopes, sc) || slices.Contains(granted, sc)
 		if !known && req.Audience != "" {
-			return fail(ErrInvalidScope, "scope "+sc+" is not granted to this application for the API")
+			return newError(ErrInvalidScope, "scope "+sc+" is not granted to this application for the API")
 		}
 		if known && !slices.Contains(req.Scopes, sc) {
 			req.Scopes = append(req.Scopes, sc)
@@ -190,42 +227,49 @@ func parseAuthorizeRequest(cfg *config.Config, form url.Values) (*authorizeReque
 	req.Nonce = form.Get("nonce")
 	req.LoginHint = form.Get("login_hint")
 	req.IDTokenHint = form.Get("id_token_hint")
+	return nil
+}
 
+func parsePromptAndMaxAge(_ *config.Config, _ config.Client, form url.Values, req *authorizeRequest) *oauthError {
 	prompts := strings.Fields(form.Get("prompt"))
 	req.PromptNone = slices.Contains(prompts, promptNone)
 	req.PromptLogin = slices.Contains(prompts, promptLogin) || slices.Contains(prompts, promptSelectAccount)
 	if req.PromptNone && len(prompts) > 1 {
-		return fail(ErrInvalidRequest, "prompt=none cannot be combined with other prompt values")
+		return newError(ErrInvalidRequest, "prompt=none cannot be combined with other prompt values")
 	}
-
 	if v := form.Get("max_age"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return fail(ErrInvalidRequest, "max_age must be a non-negative integer")
+			return newError(ErrInvalidRequest, "max_age must be a non-negative integer")
 		}
 		req.MaxAge = n
 	}
-
 	req.ACRValues = strings.Fields(form.Get("acr_values"))
+	return nil
+}
 
+func parseConnection(_ *config.Config, client config.Client, form url.Values, req *authorizeRequest) *oauthError {
 	req.Connection = form.Get("connection")
 	if req.Connection != "" && !slices.Contains(client.Connections, req.Connection) {
-		return fail(ErrInvalidRequest, "connection is not enabled for this application")
+		return newError(ErrInvalidRequest, "connection is not enabled for this application")
 	}
+	return nil
+}
 
+func parsePKCE(_ *config.Config, client config.Client, form url.Values, req *authorizeRequest) *oauthError {
 	req.CodeChallenge = form.Get("code_challenge")
 	req.CodeChallengeMethod = form.Get("code_challenge_method")
 	switch {
 	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
-		return fail(ErrInvalidRequest, "code_challenge_method without code_challenge")
+		return newError(ErrInvalidRequest, "code_challenge_method without code_challenge")
 	case req.CodeChallenge == "" && (client.Public() || client.RequirePKCE):
-		return fail(ErrInvalidRequest, "code_challenge is required for this application (PKCE with S256)")
+		return newError(ErrInvalidRequest, "code_challenge is required for this application (PKCE with S256)")
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != "S256":
-		return fail(ErrInvalidRequest, "code_challenge_method must be S256")
+		return newError(ErrInvalidRequest, "code_challenge_method must be S256")
 	case req.CodeChallenge != "" && !validChallenge(req.CodeChallenge):
-		return fail(ErrInvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
+		return newError(ErrInvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
 	}
-	return req, client, nil
+	return nil
 }
 
 // validChallenge reports whether c looks like BASE64URL(SHA256(verifier)) without padding.

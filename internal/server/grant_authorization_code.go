@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -21,22 +22,32 @@ import (
 // close behind, finds them all. A presentation that fails the checks below revokes nothing:
 // it does not redeem the code, and whoever saw a code in a log could otherwise sign its user
 // out of the application.
+// presentedCode opens the code of a token request and checks that client may redeem it
+// there: its redirect URI, PKCE verifier, expiry and API. It returns the code and its hash.
+func (s *Server) presentedCode(st *state, client config.Client, form url.Values) (authorizationCode, string, *oauthError) {
+	sealed := form.Get("code")
+	if sealed == "" {
+		return authorizationCode{}, "", newError(ErrInvalidRequest, "code is missing")
+	}
+	c, codeHash, err := openCode(st, sealed)
+	if err != nil {
+		return authorizationCode{}, "", newError(ErrInvalidGrant, "the authorization code is invalid or expired")
+	}
+	if refused := checkCodeRedemption(c, client, form.Get("redirect_uri"), form.Get("code_verifier"), s.now().UnixNano() >= c.Expires); refused != nil {
+		return authorizationCode{}, "", refused
+	}
+	if refused := checkSameTarget(form, c.Audience); refused != nil {
+		return authorizationCode{}, "", refused
+	}
+	return c, codeHash, nil
+}
+
 func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
 	if client.Type == config.ClientMachineToMachine {
 		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
 	}
-	sealed := r.PostForm.Get("code")
-	if sealed == "" {
-		return nil, newError(ErrInvalidRequest, "code is missing")
-	}
-	c, codeHash, err := openCode(st, sealed)
-	if err != nil {
-		return nil, newError(ErrInvalidGrant, "the authorization code is invalid or expired")
-	}
-	if refused := checkCodeRedemption(c, client, r.PostForm.Get("redirect_uri"), r.PostForm.Get("code_verifier"), s.now().UnixNano() >= c.Expires); refused != nil {
-		return nil, refused
-	}
-	if refused := checkSameTarget(r.PostForm, c.Audience); refused != nil {
+	c, codeHash, refused := s.presentedCode(st, client, r.PostForm)
+	if refused != nil {
 		return nil, refused
 	}
 	api, scopes, granted := regrant(st.cfg, client, c.Audience, c.Scopes)
@@ -66,7 +77,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client c
 		jwtAccessToken = &record
 	}
 	redemption := storage.CodeRedemption{CodeHash: codeHash, SessionIDHash: c.SessionIDHash, ExpiresAt: time.Unix(0, c.Expires)}
-	err = s.store.RedeemCode(ctx, redemption, func(sess storage.Session) (storage.Issued, error) {
+	err := s.store.RedeemCode(ctx, redemption, func(sess storage.Session) (storage.Issued, error) {
 		var issued storage.Issued
 		var err error
 		if jwtAccessToken == nil {

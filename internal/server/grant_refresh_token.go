@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/storage"
@@ -28,15 +29,9 @@ import (
 
 var errRefreshReplayed = errors.New("refresh token replayed")
 
-func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if client.Type == config.ClientMachineToMachine {
-		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
-	}
-	presented := r.PostForm.Get("refresh_token")
-	if presented == "" {
-		return nil, newError(ErrInvalidRequest, "refresh_token is missing")
-	}
-	hash := storage.Hash(presented)
+// presentedFamily finds the family of a presented refresh token, its generation, and
+// whether the token may belong to it.
+func (s *Server) presentedFamily(ctx context.Context, st *state, presented, hash string) (storage.RefreshFamily, uint64, *oauthError) {
 	familyID, gen, structured := parseRefreshToken(presented)
 	var fam storage.RefreshFamily
 	var err error
@@ -50,10 +45,44 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 		fam, err = s.store.GetRefreshFamilyByToken(ctx, hash)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
+		return fam, 0, newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
 	}
 	if err != nil {
-		return nil, internalError("load refresh token", err)
+		return fam, 0, internalError("load refresh token", err)
+	}
+	return fam, gen, nil
+}
+
+// narrowScopes applies the scope parameter of a refresh (RFC 6749 §6): a subset of the
+// original grant, which the new tokens carry instead of all of it.
+func narrowScopes(granted []string, requested string) ([]string, *oauthError) {
+	if requested == "" {
+		return granted, nil
+	}
+	var scopes []string
+	for _, sc := range strings.Fields(requested) {
+		if !slices.Contains(granted, sc) {
+			return nil, newError(ErrInvalidScope, "the requested scope exceeds the original grant")
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	return scopes, nil
+}
+
+func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
+	if client.Type == config.ClientMachineToMachine {
+		return nil, newError(ErrUnauthorizedClient, "machine-to-machine applications use client_credentials")
+	}
+	presented := r.PostForm.Get("refresh_token")
+	if presented == "" {
+		return nil, newError(ErrInvalidRequest, "refresh_token is missing")
+	}
+	hash := storage.Hash(presented)
+	fam, gen, oerr := s.presentedFamily(ctx, st, presented, hash)
+	if oerr != nil {
+		return nil, oerr
 	}
 	if fam.ClientID != client.ID {
 		return nil, newError(ErrInvalidGrant, "the refresh token was issued to another client")
@@ -65,17 +94,8 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	if !granted {
 		return nil, newError(ErrInvalidGrant, "the application is no longer granted the API this refresh token was issued for")
 	}
-	if requested := r.PostForm.Get("scope"); requested != "" {
-		allowed := scopes
-		scopes = nil
-		for _, sc := range strings.Fields(requested) {
-			if !slices.Contains(allowed, sc) {
-				return nil, newError(ErrInvalidScope, "the requested scope exceeds the original grant")
-			}
-			if !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
+	if scopes, oerr = narrowScopes(scopes, r.PostForm.Get("scope")); oerr != nil {
+		return nil, oerr
 	}
 
 	g := grant{
@@ -89,7 +109,6 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 		amr:           fam.AMR,
 	}
 	now := s.now()
-	grace := st.cfg.Tokens.RefreshReuseInterval.Duration
 	// The access token is minted before the rotation's transaction (a JWT one is signed:
 	// SQLite's single writer must not wait for that) and stored in it, so a revocation of
 	// the family that races this refresh takes it too.
@@ -98,28 +117,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 		return nil, internalError("mint access token", err)
 	}
 	var next string
-	_, err = s.store.RotateRefreshFamily(ctx, fam.ID, func(f storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
-		var none storage.AccessToken
-		switch {
-		case f.Revoked || !now.Before(f.ExpiresAt):
-			return f, none, newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
-		case hash == f.CurrentHash:
-			t, err := mintRefreshToken(st.keys.secrets[0].refresh, f.ID, gen+1)
-			if err != nil {
-				return f, none, err
-			}
-			next = t
-			f.PreviousHash, f.CurrentHash, f.RotatedAt = f.CurrentHash, storage.Hash(t), now
-		case hash == f.PreviousHash && now.Before(f.RotatedAt.Add(grace)):
-			// A retry of the last rotation (two tabs): the same new token again, no rotation.
-			if next = regenerateCurrent(st, f, gen+1); next == "" {
-				return f, none, newError(ErrInvalidGrant, "the refresh token was rotated; use the newest one")
-			}
-		default:
-			return f, none, errRefreshReplayed
-		}
-		return f, record, nil
-	})
+	_, err = s.store.RotateRefreshFamily(ctx, fam.ID, rotation(st, hash, gen, now, record, &next))
 	var refused *oauthError
 	switch {
 	case errors.As(err, &refused):
@@ -141,6 +139,36 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	}
 	resp.RefreshToken = next
 	return resp, nil
+}
+
+// rotation is the transaction of a refresh: the presented token is the family's current
+// one (rotate, storing record with the new token in next), or its previous one within the
+// reuse interval (the same new token again, no rotation: two tabs refreshing at once), or
+// a replay (errRefreshReplayed: the family is revoked).
+func rotation(st *state, hash string, gen uint64, now time.Time, record storage.AccessToken, next *string) func(storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
+	grace := st.cfg.Tokens.RefreshReuseInterval.Duration
+	return func(f storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
+		var none storage.AccessToken
+		switch {
+		case f.Revoked || !now.Before(f.ExpiresAt):
+			return f, none, newError(ErrInvalidGrant, "the refresh token is invalid, expired or revoked")
+		case hash == f.CurrentHash:
+			t, err := mintRefreshToken(st.keys.secrets[0].refresh, f.ID, gen+1)
+			if err != nil {
+				return f, none, err
+			}
+			*next = t
+			f.PreviousHash, f.CurrentHash, f.RotatedAt = f.CurrentHash, storage.Hash(t), now
+		case hash == f.PreviousHash && now.Before(f.RotatedAt.Add(grace)):
+			// A retry of the last rotation (two tabs): the same new token again, no rotation.
+			if *next = regenerateCurrent(st, f, gen+1); *next == "" {
+				return f, none, newError(ErrInvalidGrant, "the refresh token was rotated; use the newest one")
+			}
+		default:
+			return f, none, errRefreshReplayed
+		}
+		return f, record, nil
+	}
 }
 
 // regenerateCurrent re-derives the family's current token, of generation gen, trying the
