@@ -52,6 +52,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs, the operator's ClusterRole and th
 	rm -f $(CHART_DIR)/crds/*.yaml
 	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+	cp config/rbac/tenant_role.yaml $(CHART_DIR)/files/tenant-role.yaml
 	cp config/webhook/manifests.yaml $(CHART_DIR)/files/webhook-manifests.yaml
 
 .PHONY: generate

@@ -13,9 +13,9 @@ import (
 	"github.com/hallpass/hallpass/pkg/ssoapp/credentials"
 )
 
-// Annotations on a credentials Secret, the durable record of its client secret's rotation.
-// They are written in the same apply as the secret itself, so the record and the secret
-// cannot disagree, and survive a lost status or a restarted operator. A digest of a 256-bit
+// Annotations on a client record (clientrecord.go), the durable record of its client
+// secret's rotation. They are written in the same apply as the secret itself, so the record
+// and the secret cannot disagree, and survive a lost status or a restarted operator. A digest of a 256-bit
 // random secret reveals nothing usable, and whoever can read the annotations can read the
 // secret anyway.
 const (
@@ -40,7 +40,7 @@ const defaultSecretOverlap = 24 * time.Hour
 // far ahead) ends then instead: the previous secret is never accepted for longer.
 const maxSecretOverlap = 720 * time.Hour
 
-// secretRecord is what a credentials Secret records about its client secret's rotation.
+// secretRecord is what a client record says about its client secret's rotation.
 type secretRecord struct {
 	rotatedAt time.Time
 	// previous is the digest of the previous secret, accepted while now is before until.
@@ -48,18 +48,15 @@ type secretRecord struct {
 	until    time.Time
 }
 
-// readSecretRecord reads the rotation record of a credentials Secret; a previous secret
-// whose overlap has ended is left out.
-func readSecretRecord(secret *corev1.Secret, now time.Time) secretRecord {
+// readSecretRecord reads the rotation record of a client from the annotations it was
+// written with; a previous secret whose overlap has ended is left out. created stands in
+// for a record without a rotation time.
+func readSecretRecord(a map[string]string, created, now time.Time) secretRecord {
 	var rec secretRecord
-	if secret == nil {
-		return rec
-	}
-	a := secret.Annotations
 	if t, err := time.Parse(time.RFC3339, a[annotationSecretRotatedAt]); err == nil {
 		rec.rotatedAt = t
 	} else {
-		rec.rotatedAt = secret.CreationTimestamp.Time
+		rec.rotatedAt = created
 	}
 	if until, err := time.Parse(time.RFC3339, a[annotationPreviousSecretUntil]); err == nil && a[annotationPreviousSecretSHA256] != "" {
 		until = minTime(until, rec.rotatedAt.Add(maxSecretOverlap))
@@ -90,11 +87,12 @@ func (rec secretRecord) annotations() map[string]string {
 	return out
 }
 
-// acceptedDigests returns the digests of the client secrets the server accepts for a
-// credentials Secret holding secret, and when that set next changes (zero if never).
-func acceptedDigests(creds *corev1.Secret, secret string, now time.Time) ([]string, time.Time) {
+// acceptedDigests returns the digests of the client secrets the server accepts for a client
+// whose record has these annotations and holds secret, and when that set next changes (zero
+// if never).
+func acceptedDigests(annotations map[string]string, secret string, now time.Time) ([]string, time.Time) {
 	digests := []string{config.SecretDigest(secret)}
-	rec := readSecretRecord(creds, now)
+	rec := readSecretRecord(annotations, now, now)
 	if rec.previous != "" && rec.previous != digests[0] {
 		digests = append(digests, rec.previous)
 	}

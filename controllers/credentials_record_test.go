@@ -3,19 +3,16 @@ package controllers
 import (
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestThePreviousClientSecretIsAcceptedOnlyWithinItsOverlap(t *testing.T) {
 	rotated := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	record := func(until time.Time) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+	record := func(until time.Time) map[string]string {
+		return map[string]string{
 			annotationSecretRotatedAt:      rotated.Format(time.RFC3339),
 			annotationPreviousSecretSHA256: "old-digest",
 			annotationPreviousSecretUntil:  until.Format(time.RFC3339),
-		}}}
+		}
 	}
 	tests := []struct {
 		name     string

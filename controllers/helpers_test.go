@@ -109,7 +109,9 @@ func eventually(t *testing.T, fn func(g Gomega)) {
 // renderedConfig reads the server's config Secret as the server pods would.
 func renderedConfig(g Gomega, ns, server string) *config.Config {
 	secret := get(g, ns, configSecretName(server), &corev1.Secret{})
-	cfg, err := config.Parse(secret.Data[config.ConfigSecretKey])
+	data, err := config.FromSecretData(secret.Data)
+	g.Expect(err).NotTo(HaveOccurred())
+	cfg, err := config.Parse(data)
 	g.Expect(err).NotTo(HaveOccurred())
 	return cfg
 }
@@ -150,4 +152,9 @@ func eventReasons(g Gomega, ns, name string) []string {
 		}
 	}
 	return reasons
+}
+
+// clientRecordOf reads the operator's record of SSOClient clientNS/name on its server.
+func clientRecordOf(g Gomega, serverNS, server, clientNS, name string) *corev1.Secret {
+	return get(g, serverNS, clientRecordName(server, clientNS, name), &corev1.Secret{})
 }

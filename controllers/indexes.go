@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -19,6 +20,9 @@ const (
 	indexSecretRefs = "hallpass.secretRefs"
 	// indexClientID indexes SSOClients by status.clientID, to find duplicates.
 	indexClientID = "hallpass.clientID"
+	// indexRecordClientID indexes client records by "server/client ID", to find a client ID
+	// held twice.
+	indexRecordClientID = "hallpass.recordClientID"
 	// indexConfigMapRefs indexes IdentityConnections by the ConfigMaps they reference.
 	indexConfigMapRefs = "hallpass.configMapRefs"
 )
@@ -80,6 +84,13 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 				return []string{id}
 			}
 			return nil
+		}},
+		{&corev1.Secret{}, indexRecordClientID, func(o client.Object) []string {
+			s := o.(*corev1.Secret)
+			if s.Labels[labelRecord] != recordClient || len(s.Data[recordClientIDKey]) == 0 {
+				return nil
+			}
+			return []string{key(s.Labels[hallpassv1.LabelServer], string(s.Data[recordClientIDKey]))}
 		}},
 	}
 	for _, ix := range indexes {

@@ -274,7 +274,7 @@ func TestClientSecretRotatesWithAnOverlap(t *testing.T) {
 		poke(t, sc)
 		eventually(t, func(g Gomega) {
 			c := readyClient(t, ns, "web")
-			g.Expect(c.Status.ClientSecret.RotationRequest).To(Equal("r1"), "status comes back from the credentials Secret")
+			g.Expect(c.Status.ClientSecret.RotationRequest).To(Equal("r1"), "status comes back from the client record")
 		})
 		g.Expect(credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)).To(Equal(current))
 		eventually(t, func(g Gomega) {
@@ -289,7 +289,7 @@ func TestClientSecretRotatesWithAnOverlap(t *testing.T) {
 			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(current)))
 			c := get(g, ns, "web", &hallpassv1.SSOClient{})
 			g.Expect(c.Status.ClientSecret.PreviousAcceptedUntil).To(BeNil())
-			g.Expect(get(g, ns, "web-sso-credentials", &corev1.Secret{}).Annotations).NotTo(HaveKey(annotationPreviousSecretSHA256))
+			g.Expect(clientRecordOf(g, ns, "sso", ns, "web").Annotations).NotTo(HaveKey(annotationPreviousSecretSHA256))
 		})
 	})
 

@@ -31,6 +31,9 @@ type Options struct {
 	ServerImage string
 	// ServerLogLevel is the --log-level of SSO server pods (debug, info, warn, error).
 	ServerLogLevel string
+	// AllowedServerImages are the image repositories an SSOServer's spec.image may name
+	// (a tag or digest in an entry is ignored). Defaults to the repository of ServerImage.
+	AllowedServerImages []string
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 	// Webhooks registers the admission webhooks with the manager's webhook server.
@@ -56,6 +59,9 @@ func CacheOptions() cache.Options {
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if len(opts.AllowedServerImages) == 0 {
+		opts.AllowedServerImages = []string{imageRepository(opts.ServerImage)}
 	}
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return err
@@ -93,7 +99,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
-			ServerImage: opts.ServerImage, ServerLogLevel: opts.ServerLogLevel, Now: opts.Now,
+			ServerImage: opts.ServerImage, ServerLogLevel: opts.ServerLogLevel, AllowedImages: opts.AllowedServerImages, Now: opts.Now,
 		}); err != nil {
 		return fmt.Errorf("set up SSOServer controller: %w", err)
 	}
@@ -258,6 +264,11 @@ func (m mapper) clientsOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 	reqs := m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.MatchingFields{indexSecretRefs: key(o.Namespace, o.Name)})
 	if name := o.Labels[hallpassv1.LabelClient]; name != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.Namespace, Name: name}})
+	}
+	// A client record names its SSOClient; the server's verdict on it is news to the client.
+	if o.Labels[labelRecord] == recordClient && o.Labels[hallpassv1.LabelManagedBy] == hallpassv1.ManagedByValue {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{
+			Namespace: o.Annotations[annotationRecordNamespace], Name: o.Annotations[annotationRecordName]}})
 	}
 	return reqs
 }

@@ -7,10 +7,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
@@ -34,35 +32,6 @@ func clientCredentialsGrant(namespace string, names []string, scopes ...string) 
 		Clients:           hallpassv1.GrantedClients{Namespace: namespace, Names: names},
 		ClientCredentials: &hallpassv1.GrantedScopes{Scopes: scopes},
 	}
-}
-
-// tenantRules are what an application team gets in its own namespace: SSOClients and
-// Secrets, nothing else of Hallpass. They are the rules of the application team's Role
-// in config/rbac/tenant_role.yaml.
-var tenantRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{hallpassv1.GroupVersion.Group}, Resources: []string{"ssoclients"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{hallpassv1.GroupVersion.Group}, Resources: []string{"ssoclients/status"}, Verbs: []string{"get"}},
-	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-}
-
-// asTenant returns a client that acts as a user bound only to the tenant Role in ns.
-func asTenant(t *testing.T, ns string) client.Client {
-	t.Helper()
-	user := "tenant-of-" + ns
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hallpass-tenant"}, Rules: tenantRules}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hallpass-tenant"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-	}
-	create(t, role, binding)
-	cfg := rest.CopyConfig(restConfig)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // TestATenantCannotGrantItselfAnotherTeamsAPI is the regression test of self-granted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,17 +55,36 @@ type clientScope struct {
 	client *hallpassv1.SSOClient
 	server *hallpassv1.SSOServer
 	conds  conditionSetter
+	// record is the client's record in the server's namespace as read, or nil; taken says
+	// whether it belongs to this SSOClient (or to the one it restores after Orphan).
+	record *clientRecord
+	taken  bool
+	// migrating is set while a client issued before client records existed gets its first
+	// record, from its status and the credentials Secret the operator wrote then.
+	migrating *corev1.Secret
+	clientID  string
 	// secret is the generated or brought client secret (confidential clients only).
 	secret string
-	// issuedTo is the UID of the client the client ID was generated for.
-	issuedTo types.UID
-	// record is the rotation record written with the secret, and requests the request
+	// rotation is the rotation record written with the secret, and requests the request
 	// annotation values acted on so far.
-	record   secretRecord
+	rotation secretRecord
 	requests map[string]string
-	// event, if set, is recorded once the credentials Secret is written.
-	event  *clientEvent
-	result ctrl.Result
+	// credentialsUID is the UID of the credentials Secret the operator created for this
+	// client, as recorded.
+	credentialsUID types.UID
+	// event, if set, is recorded once the record is written.
+	event *clientEvent
+	// admitted is set when the server admits the client; Accepted becomes True at the end
+	// of the reconcile unless a later phase refused it, so that one reconcile never flips
+	// the condition (and records an Event) twice.
+	admitted, refused bool
+	result            ctrl.Result
+}
+
+// refuse sets Accepted to False for this reconcile.
+func (s *clientScope) refuse(reason, message string) {
+	s.refused = true
+	s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, reason, message)
 }
 
 type clientEvent struct{ eventType, reason, note string }
@@ -74,10 +94,6 @@ func (s *clientScope) requeueAfter(d time.Duration) {
 		s.result.RequeueAfter = d
 	}
 }
-
-// annotationIssuedTo records on a credentials Secret the UID of the SSOClient its client ID
-// was generated for, which settles who keeps an ID that two clients present.
-const annotationIssuedTo = "sso.hallpass.dev/issued-to"
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients/status,verbs=get;patch
@@ -93,21 +109,28 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	if !sc.DeletionTimestamp.IsZero() {
 		// Nothing to clean up: the credentials Secret goes with its owner reference (Delete)
-		// or stays (Orphan), and the server re-renders without the client.
+		// or stays (Orphan), the record stays for an Orphan restore, and the server
+		// re-renders without the client.
 		return ctrl.Result{}, nil
 	}
 	before := sc.DeepCopy()
 	s := &clientScope{client: sc, conds: conditionSetter{obj: sc, conditions: &sc.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
 	defer func() {
+		if s.admitted && !s.refused {
+			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+		}
 		reportDeprecatedFields(s.conds, sc)
-		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved)
+		s.conds.readyFrom(hallpassv1.SSOClientAccepted, hallpassv1.SSOClientCredentialsReady, hallpassv1.SSOClientConnectionsResolved, hallpassv1.SSOClientServed)
 		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
 	}()
 
 	for _, phase := range []func(context.Context, *clientScope) (bool, error){
 		r.reconcileAcceptance,
+		r.reconcileClientID,
+		r.reconcileClientSecret,
+		r.reconcileRecord,
 		r.reconcileCredentials,
-		r.reconcileUniqueness,
+		r.reconcileServed,
 		r.reconcileConnections,
 	} {
 		if proceed, err := phase(ctx, s); err != nil || !proceed {
@@ -125,7 +148,7 @@ func (r *SSOClientReconciler) reconcileAcceptance(ctx context.Context, s *client
 		if !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("get SSOServer %s/%s: %w", ns, name, err)
 		}
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonServerNotFound,
+		s.refuse(hallpassv1.ReasonServerNotFound,
 			fmt.Sprintf("SSOServer %s/%s does not exist (spec.serverRef)", ns, name))
 		return false, nil
 	}
@@ -134,111 +157,150 @@ func (r *SSOClientReconciler) reconcileAcceptance(ctx context.Context, s *client
 		return false, err
 	}
 	if refused != nil {
-		s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, refused.reason, refused.message)
+		s.refuse(refused.reason, refused.message)
 		return false, nil
 	}
-	s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+	s.admitted = true
 	return true, nil
 }
 
-// reconcileCredentials settles the client ID and secret and writes the credentials Secret.
-// The Secret is the durable record: an ID or secret once written there is never replaced,
-// so restarting the operator or losing the status changes nothing for the application.
-func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clientScope) (bool, error) {
+// reconcileClientID settles the client ID from the client's record, the only source the
+// operator trusts for it: nothing in the client's namespace decides which ID it gets. A
+// record of an earlier SSOClient of the same namespace and name is taken over only when
+// that one was deleted with deletionPolicy Orphan; otherwise the client starts afresh.
+func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientScope) (bool, error) {
 	sc := s.client
-	name := sc.CredentialsSecretName()
-	existing := &corev1.Secret{}
-	// The cache only holds Secrets the operator manages, and a user's Secret of the same
-	// name must be found so it is never taken over.
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
-		}
-		existing = nil
+	var existing corev1.Secret
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.server.Namespace, Name: recordNameOf(s.server, sc)}, &existing)
+	switch {
+	case err == nil:
+		s.record = readClientRecord(&existing)
+	case !apierrors.IsNotFound(err):
+		return false, fmt.Errorf("get client record: %w", err)
 	}
-	if msg := secretConflict(existing, sc); msg != "" {
-		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict, msg)
+	switch rec := s.record; {
+	case rec != nil && !rec.isRecordOf(sc):
+		// Two names with the same 80-bit hash prefix, or a record edited by hand.
+		s.refuse(hallpassv1.ReasonDuplicateClientID,
+			fmt.Sprintf("the record Secret %s/%s holds SSOClient %s/%s; ask the platform team to remove it", existing.Namespace, existing.Name, rec.namespace, rec.name))
 		return false, nil
-	}
-
-	clientID := sc.Status.ClientID
-	if existing != nil {
-		if clientID == "" {
-			clientID, _ = storedCredentials(existing, sc)
-		}
-		s.issuedTo = types.UID(existing.Annotations[annotationIssuedTo])
-	}
-	if clientID != "" && !config.ValidClientID(clientID) {
-		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
-			fmt.Sprintf("Secret %s holds a client_id Hallpass does not issue (1 to 128 letters, digits, '-' or '_'); delete the Secret for a new one", name))
-		return false, nil
-	}
-	if clientID == "" {
-		var err error
-		if clientID, err = config.RandomToken(clientIDBytes); err != nil {
+	case rec != nil && (rec.uid == sc.UID || rec.deletionPolicy == hallpassv1.DeletionPolicyOrphan):
+		s.taken, s.clientID, s.credentialsUID = true, rec.clientID, rec.credentialsUID
+	case rec == nil && sc.Status.ClientID != "":
+		return r.migrate(ctx, s)
+	default:
+		id, err := config.RandomToken(clientIDBytes)
+		if err != nil {
 			return false, fmt.Errorf("generate client ID: %w", err)
 		}
-		s.issuedTo = sc.UID
+		s.clientID = id
+		return true, nil
 	}
+	if !config.ValidClientID(s.clientID) {
+		s.refuse(hallpassv1.ReasonDuplicateClientID,
+			fmt.Sprintf("the record Secret %s/%s holds a client_id Hallpass does not issue; ask the platform team to remove it", existing.Namespace, existing.Name))
+		return false, nil
+	}
+	return r.uniqueClientID(ctx, s)
+}
 
-	if !sc.Spec.Type.Public() {
-		if ok, err := r.clientSecret(ctx, s, existing); err != nil || !ok {
-			return false, err
+// migrate gives a client issued before client records existed its first record. Its client
+// ID comes from its status, which only the operator writes, and only if no record and no
+// other SSOClient of the server claims it: an ID two clients claim (the takeover the records
+// close) is given to neither, and the platform team decides. The client secret and its
+// rotation record come from the credentials Secret the operator wrote then, which only
+// decides this client's own secret, as clientSecretRef does (docs/adr/0013).
+func (r *SSOClientReconciler) migrate(ctx context.Context, s *clientScope) (bool, error) {
+	sc := s.client
+	s.clientID = sc.Status.ClientID
+	var same hallpassv1.SSOClientList
+	if err := r.List(ctx, &same, client.MatchingFields{indexClientID: s.clientID}); err != nil {
+		return false, fmt.Errorf("list SSOClients with the same client ID: %w", err)
+	}
+	for i := range same.Items {
+		if other := &same.Items[i]; other.UID != sc.UID {
+			s.refuse(hallpassv1.ReasonDuplicateClientID,
+				fmt.Sprintf("SSOClient %s/%s claims the same client ID; neither gets it until the platform team deletes the wrong one", other.Namespace, other.Name))
+			return false, nil
 		}
 	}
-
-	if err := r.applyCredentials(ctx, s, name, clientID); err != nil {
-		return false, err
+	if ok, err := r.uniqueClientID(ctx, s); !ok || err != nil {
+		return ok, err
 	}
-	if e := s.event; e != nil {
-		r.Recorder.Eventf(sc, nil, e.eventType, e.reason, "RotateClientSecret", "%s", e.note)
+	var creds corev1.Secret
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: sc.CredentialsSecretName()}, &creds)
+	if client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("get credentials Secret: %w", err)
 	}
-	sc.Status.ClientID = clientID
-	sc.Status.CredentialsSecret = name
-	message := fmt.Sprintf("credentials are in Secret %s", name)
-	if !sc.Spec.Type.Public() {
-		sc.Status.ClientSecret = clientSecretStatus(s.record, s.requests)
-		if s.record.previous != "" {
-			message += fmt.Sprintf("; the previous client secret is accepted until %s", s.record.until.UTC().Format(time.RFC3339))
+	if err == nil && writtenByEarlierOperator(&creds, sc) {
+		if id, _ := storedCredentials(&creds, sc); id == s.clientID {
+			s.migrating, s.credentialsUID = &creds, creds.UID
 		}
 	}
-	s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, message)
 	return true, nil
 }
 
-// secretConflict explains why an existing Secret cannot hold this client's credentials.
-func secretConflict(existing *corev1.Secret, sc *hallpassv1.SSOClient) string {
-	if existing == nil {
-		return ""
+// writtenByEarlierOperator reports whether a credentials Secret looks like one an operator
+// without client records wrote for sc. A tenant can forge this; it is trusted only for the
+// tenant's own client, and only once, when the first record is written.
+func writtenByEarlierOperator(creds *corev1.Secret, sc *hallpassv1.SSOClient) bool {
+	if creds.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue || creds.Labels[hallpassv1.LabelClient] != sc.Name {
+		return false
 	}
-	if existing.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue || existing.Labels[hallpassv1.LabelClient] != sc.Name {
-		return fmt.Sprintf("Secret %s exists and does not hold credentials of this SSOClient; choose another spec.credentials.secretName", existing.Name)
+	if sc.Spec.DeletionPolicy == hallpassv1.DeletionPolicyOrphan {
+		return metav1.GetControllerOf(creds) == nil
 	}
-	if owner := metav1.GetControllerOf(existing); owner != nil && owner.UID != sc.UID {
-		return fmt.Sprintf("Secret %s is owned by another SSOClient (uid %s)", existing.Name, owner.UID)
-	}
-	return ""
+	owner := metav1.GetControllerOf(creds)
+	return owner != nil && owner.UID == sc.UID
 }
 
-// clientSecret settles the secret the client should have, and the previous one the server
-// still accepts: the brought one, else the one already written (replaced when a rotation is
+// uniqueClientID refuses a client whose ID another record of the server holds. Records are
+// written only by the operator and IDs are random, so this guards against records edited or
+// restored by hand.
+func (r *SSOClientReconciler) uniqueClientID(ctx context.Context, s *clientScope) (bool, error) {
+	var records corev1.SecretList
+	if err := r.List(ctx, &records, client.InNamespace(s.server.Namespace), client.MatchingFields{indexRecordClientID: key(s.server.Name, s.clientID)}); err != nil {
+		return false, fmt.Errorf("list client records with the same client ID: %w", err)
+	}
+	for i := range records.Items {
+		other := readClientRecord(&records.Items[i])
+		if !other.isRecordOf(s.client) {
+			s.refuse(hallpassv1.ReasonDuplicateClientID,
+				fmt.Sprintf("SSOClient %s/%s already has this client ID", other.namespace, other.name))
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// reconcileClientSecret settles the secret the client should have, and the previous one the
+// server still accepts: the brought one, else the one recorded (replaced when a rotation is
 // requested or due), else a new random one.
-func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, existing *corev1.Secret) (bool, error) {
+func (r *SSOClientReconciler) reconcileClientSecret(ctx context.Context, s *clientScope) (bool, error) {
 	sc := s.client
+	if sc.Spec.Type.Public() {
+		return true, nil
+	}
 	now := r.Now()
 	overlap, interval := rotationPolicy(sc)
-	_, current := storedCredentials(existing, sc)
-	recordOf := existing
-	if recordOf == nil {
-		recordOf = &corev1.Secret{}
+	var recorded map[string]string
+	var current string
+	switch {
+	case s.migrating != nil:
+		recorded = s.migrating.Annotations
+		_, current = storedCredentials(s.migrating, sc)
+		s.rotation = readSecretRecord(recorded, s.migrating.CreationTimestamp.Time, now)
+	case s.taken:
+		recorded, current = s.record.annotations, s.record.secret
+		s.rotation = readSecretRecord(recorded, now, now)
 	}
-	s.record = readSecretRecord(existing, now)
 	s.requests = map[string]string{
-		annotationRotationRequest:   recordOf.Annotations[annotationRotationRequest],
-		annotationRevocationRequest: recordOf.Annotations[annotationRevocationRequest],
+		annotationRotationRequest:   recorded[annotationRotationRequest],
+		annotationRevocationRequest: recorded[annotationRevocationRequest],
 	}
-	rotateReq, rotate := pendingRequest(sc, hallpassv1.AnnotationRotateClientSecret, recordOf, annotationRotationRequest)
-	revokeReq, revoke := pendingRequest(sc, hallpassv1.AnnotationRevokeClientSecret, recordOf, annotationRevocationRequest)
+	exists := recorded != nil
+	rotateReq, rotate := pendingRequest(sc, hallpassv1.AnnotationRotateClientSecret, recorded, annotationRotationRequest)
+	revokeReq, revoke := pendingRequest(sc, hallpassv1.AnnotationRevokeClientSecret, recorded, annotationRevocationRequest)
 	settle := func() {
 		for k, v := range map[string]string{annotationRotationRequest: rotateReq, annotationRevocationRequest: revokeReq} {
 			if v != "" {
@@ -249,11 +311,11 @@ func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, 
 	// replace makes next the current secret; with keepPrevious the server accepts the one it
 	// replaces for the overlap.
 	replace := func(next string, keepPrevious bool) {
-		s.record.previous, s.record.until = "", time.Time{}
+		s.rotation.previous, s.rotation.until = "", time.Time{}
 		if keepPrevious && len(current) >= minClientSecretLength {
-			s.record.previous, s.record.until = config.SecretDigest(current), now.Add(overlap)
+			s.rotation.previous, s.rotation.until = config.SecretDigest(current), now.Add(overlap)
 		}
-		s.record.rotatedAt = now
+		s.rotation.rotatedAt = now
 		s.secret = next
 	}
 
@@ -277,32 +339,32 @@ func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, 
 		}
 		s.secret = string(value)
 		switch {
-		case revoke && existing != nil:
-			s.record.previous, s.record.until = "", time.Time{}
+		case revoke && exists:
+			s.rotation.previous, s.rotation.until = "", time.Time{}
 			if current != "" && current != s.secret {
-				s.record.rotatedAt = now
+				s.rotation.rotatedAt = now
 			}
 			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRevoked,
 				fmt.Sprintf("on request %q (annotation %s) the server accepts only the secret of spec.credentials.clientSecretRef", revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
 		case current != "" && current != s.secret:
 			replace(s.secret, true)
 			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretChanged,
-				fmt.Sprintf("the secret in Secret %q key %q changed; the previous one is accepted until %s", ref.Name, ref.Key, s.record.until.UTC().Format(time.RFC3339))}
-		case rotate && existing != nil:
+				fmt.Sprintf("the secret in Secret %q key %q changed; the previous one is accepted until %s", ref.Name, ref.Key, s.rotation.until.UTC().Format(time.RFC3339))}
+		case rotate && exists:
 			s.event = &clientEvent{corev1.EventTypeWarning, hallpassv1.ReasonRotationIgnored,
 				fmt.Sprintf("annotation %s: the client secret comes from spec.credentials.clientSecretRef; change the value in Secret %q to rotate it", hallpassv1.AnnotationRotateClientSecret, ref.Name)}
 		}
-		if s.record.rotatedAt.IsZero() {
-			s.record.rotatedAt = now
+		if s.rotation.rotatedAt.IsZero() {
+			s.rotation.rotatedAt = now
 		}
 		settle()
-		if s.record.previous != "" {
-			s.requeueAfter(s.record.until.Sub(now))
+		if s.rotation.previous != "" {
+			s.requeueAfter(s.rotation.until.Sub(now))
 		}
 		return true, nil
 	}
 
-	due := interval > 0 && !now.Before(s.record.rotatedAt.Add(interval))
+	due := interval > 0 && !now.Before(s.rotation.rotatedAt.Add(interval))
 	if len(current) < minClientSecretLength || revoke || rotate || due {
 		next, err := config.RandomToken(clientSecretBytes)
 		if err != nil {
@@ -322,41 +384,115 @@ func (r *SSOClientReconciler) clientSecret(ctx context.Context, s *clientScope, 
 				why = fmt.Sprintf("request %q (annotation %s)", rotateReq, hallpassv1.AnnotationRotateClientSecret)
 			}
 			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRotated,
-				fmt.Sprintf("a new client secret was written on %s; the previous one is accepted until %s", why, s.record.until.UTC().Format(time.RFC3339))}
+				fmt.Sprintf("a new client secret was written on %s; the previous one is accepted until %s", why, s.rotation.until.UTC().Format(time.RFC3339))}
 		}
 		settle()
 	} else {
 		s.secret = current
 	}
-	if s.record.previous != "" {
-		s.requeueAfter(s.record.until.Sub(now))
+	if s.rotation.previous != "" {
+		s.requeueAfter(s.rotation.until.Sub(now))
 	}
 	if interval > 0 {
-		s.requeueAfter(s.record.rotatedAt.Add(interval).Sub(now))
+		s.requeueAfter(s.rotation.rotatedAt.Add(interval).Sub(now))
 	}
 	return true, nil
 }
 
-func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientScope, name, clientID string) error {
+// reconcileRecord writes the client's record: client ID, secret, rotation record and the
+// request values acted on, in one apply, so they cannot disagree. It is written before the
+// credentials Secret, which is only ever a copy of it.
+func (r *SSOClientReconciler) reconcileRecord(ctx context.Context, s *clientScope) (bool, error) {
+	annotations := map[string]string{annotationRecordCredentialsUID: string(s.credentialsUID)}
+	if s.secret != "" {
+		maps.Copy(annotations, s.rotation.annotations())
+		maps.Copy(annotations, s.requests)
+	}
+	record := clientRecordApply(s.server, s.client, s.clientID, s.secret, annotations)
+	if err := r.Apply(ctx, record, fieldOwner, client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("apply client record %s: %w", *record.Name, err)
+	}
+	if e := s.event; e != nil {
+		r.Recorder.Eventf(s.client, nil, e.eventType, e.reason, "RotateClientSecret", "%s", e.note)
+		s.event = nil
+	}
+	return true, nil
+}
+
+// reconcileCredentials writes the credentials Secret, an output only: it is written from the
+// record and never read back. A Secret of that name that the operator did not create for
+// this client is left alone and reported.
+func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clientScope) (bool, error) {
+	sc := s.client
+	name := sc.CredentialsSecretName()
+	existing := &corev1.Secret{}
+	// The cache only holds Secrets the operator manages, and a user's Secret of the same
+	// name must be found so it is never taken over.
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
+		}
+		existing = nil
+	}
+	if existing != nil && !s.isCredentialsSecret(existing) {
+		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
+			fmt.Sprintf("Secret %s exists and was not written by Hallpass for this SSOClient; delete it, or choose another spec.credentials.secretName", name))
+		return false, nil
+	}
+	if err := r.applyCredentials(ctx, s, name); err != nil {
+		return false, err
+	}
+	if existing == nil || existing.UID != s.credentialsUID {
+		// Created now, or recognised: record it as this client's, so that a Secret put in
+		// its place later is not.
+		created := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, created); err != nil {
+			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
+		}
+		s.credentialsUID = created.UID
+		if ok, err := r.reconcileRecord(ctx, s); !ok || err != nil {
+			return ok, err
+		}
+	}
+	sc.Status.ClientID = s.clientID
+	sc.Status.CredentialsSecret = name
+	message := fmt.Sprintf("credentials are in Secret %s", name)
+	if !sc.Spec.Type.Public() {
+		sc.Status.ClientSecret = clientSecretStatus(s.rotation, s.requests)
+		if s.rotation.previous != "" {
+			message += fmt.Sprintf("; the previous client secret is accepted until %s", s.rotation.until.UTC().Format(time.RFC3339))
+		}
+	}
+	s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, message)
+	return true, nil
+}
+
+// isCredentialsSecret reports whether an existing Secret is this client's credentials
+// Secret: the one the operator recorded creating, or one that already holds exactly this
+// client's ID under Hallpass's labels (what a reconcile still in flight for a deleted
+// SSOClient of the same name may have written). Neither lets a Secret decide an ID: the
+// second only recognises the ID the record already holds.
+func (s *clientScope) isCredentialsSecret(existing *corev1.Secret) bool {
+	if s.credentialsUID != "" && existing.UID == s.credentialsUID {
+		return true
+	}
+	if existing.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue || existing.Labels[hallpassv1.LabelClient] != s.client.Name {
+		return false
+	}
+	id, _ := storedCredentials(existing, s.client)
+	return id == s.clientID
+}
+
+func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientScope, name string) error {
 	sc := s.client
 	idKey, secretKey := sc.CredentialKeyNames()
 	data := map[string][]byte{
-		idKey:                   []byte(clientID),
+		idKey:                   []byte(s.clientID),
 		CredentialsIssuer:       []byte(s.server.Spec.Issuer),
 		CredentialsDiscoveryURL: []byte(discoveryURL(s.server.Spec.Issuer)),
 	}
-	annotations := map[string]string{annotationCredentialKeys: idKey + "," + secretKey}
 	if s.secret != "" {
 		data[secretKey] = []byte(s.secret)
-		maps.Copy(annotations, s.record.annotations())
-		for k, v := range s.requests {
-			if v != "" {
-				annotations[k] = v
-			}
-		}
-	}
-	if s.issuedTo != "" {
-		annotations[annotationIssuedTo] = string(s.issuedTo)
 	}
 	secret := corev1ac.Secret(name, sc.Namespace).
 		WithLabels(map[string]string{
@@ -365,7 +501,7 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 		}).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(data).
-		WithAnnotations(annotations)
+		WithAnnotations(map[string]string{annotationCredentialKeys: idKey + "," + secretKey})
 	// With Orphan the Secret has no owner, so it outlives the SSOClient; switching the policy
 	// back and forth adds and removes the reference because this apply owns the field.
 	if sc.Spec.DeletionPolicy != hallpassv1.DeletionPolicyOrphan {
@@ -377,43 +513,27 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 	return nil
 }
 
-// reconcileUniqueness refuses a client whose ID another client holds by better right. IDs
-// are random, so this only happens when a credentials Secret was copied or adopted. The
-// Secret records the client the ID was issued to; that client keeps it, and between two
-// adopters the older one does.
-func (r *SSOClientReconciler) reconcileUniqueness(ctx context.Context, s *clientScope) (bool, error) {
-	if s.issuedTo == s.client.UID {
-		return true, nil
+// reconcileServed reports what the server's last render did with the client: a client it
+// left out (over its namespace's budget, say) is not Accepted, and a client is Served, and so
+// Ready, only once the server's config holds its current generation.
+func (r *SSOClientReconciler) reconcileServed(_ context.Context, s *clientScope) (bool, error) {
+	sc := s.client
+	var v verdict
+	if s.record != nil && s.record.uid == sc.UID {
+		v = s.record.verdict
 	}
-	var same hallpassv1.SSOClientList
-	if err := r.List(ctx, &same, client.MatchingFields{indexClientID: s.client.Status.ClientID}); err != nil {
-		return false, fmt.Errorf("list SSOClients with the same client ID: %w", err)
-	}
-	for i := range same.Items {
-		other := &same.Items[i]
-		if other.UID == s.client.UID {
-			continue
-		}
-		var creds corev1.Secret
-		err := r.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: other.CredentialsSecretName()}, &creds)
-		if client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("get credentials of SSOClient %s/%s: %w", other.Namespace, other.Name, err)
-		}
-		if types.UID(creds.Annotations[annotationIssuedTo]) == other.UID || olderThan(other, s.client) {
-			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID,
-				fmt.Sprintf("SSOClient %s/%s already has this client ID; delete Secret %s so that a new ID is generated",
-					other.Namespace, other.Name, s.client.CredentialsSecretName()))
-			return false, nil
-		}
+	switch {
+	case v.leftOutReason != "":
+		s.refuse(v.leftOutReason, v.leftOutMessage)
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
+	case v.servedGeneration != strconv.FormatInt(sc.Generation, 10):
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionUnknown, hallpassv1.ReasonPending,
+			fmt.Sprintf("waiting for SSOServer %s/%s to serve generation %d of this client", s.server.Namespace, s.server.Name, sc.Generation))
+	default:
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
+			fmt.Sprintf("SSOServer %s/%s serves this client", s.server.Namespace, s.server.Name))
 	}
 	return true, nil
-}
-
-func olderThan(a, b *hallpassv1.SSOClient) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return key(a.Namespace, a.Name) < key(b.Namespace, b.Name)
 }
 
 // reconcileConnections checks that every connection the client names exists on its server

@@ -65,7 +65,10 @@ func TestClientsGetCredentialsTheServerCanCheck(t *testing.T) {
 		g.Expect(served.RequirePKCE).To(BeTrue())
 		g.Expect(cfg.Clients).To(HaveLen(3))
 	})
-	g.Expect(string(get(g, ns, "sso-config", &corev1.Secret{}).Data[config.ConfigSecretKey])).NotTo(ContainSubstring(string(creds.Data[CredentialsClientSecret])))
+	served, err := config.FromSecretData(get(g, ns, "sso-config", &corev1.Secret{}).Data)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(served).To(ContainSubstring(web.Status.ClientID))
+	g.Expect(string(served)).NotTo(ContainSubstring(string(creds.Data[CredentialsClientSecret])))
 }
 
 // TestClientFromANamespaceTheServerDoesNotAllow checks that nothing of a refused client
@@ -194,13 +197,14 @@ func TestDeletionPolicies(t *testing.T) {
 	})
 }
 
-// TestTwoClientsNeverShareAClientID copies a client's credentials Secret into another
-// namespace, the way a careless GitOps migration would: the newer client is refused and
-// the server keeps serving only the original.
-func TestTwoClientsNeverShareAClientID(t *testing.T) {
+// TestACopiedCredentialsSecretGivesNoClientID copies a client's credentials Secret into
+// another namespace, the way a careless GitOps migration would: the credentials Secret is an
+// output, so the copy gives the new client nothing. It is reported as a conflict, the new
+// client never shares the original's ID, and the server keeps serving only the original.
+func TestACopiedCredentialsSecretGivesNoClientID(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	otherNS := newNamespace(t, map[string]string{"dup": "yes"})
+	otherNS := newNamespace(t, nil)
 	s := newServer(ns, "sso")
 	s.Spec.AllowedClientNamespaces = &hallpassv1.NamespaceSelection{Names: []string{otherNS}}
 	create(t, s, newClient(ns, "app", ns, "sso", hallpassv1.RegularWebApp))
@@ -208,16 +212,15 @@ func TestTwoClientsNeverShareAClientID(t *testing.T) {
 	creds := get(g, ns, "app-sso-credentials", &corev1.Secret{})
 
 	create(t, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: otherNS, Name: "app-sso-credentials", Labels: creds.Labels},
+		ObjectMeta: metav1.ObjectMeta{Namespace: otherNS, Name: "app-sso-credentials", Labels: creds.Labels, Annotations: creds.Annotations},
 		Data:       creds.Data,
 	})
 	create(t, newClient(otherNS, "app", ns, "sso", hallpassv1.RegularWebApp))
 	eventually(t, func(g Gomega) {
 		c := get(g, otherNS, "app", &hallpassv1.SSOClient{})
-		g.Expect(c.Status.ClientID).To(Equal(original.Status.ClientID))
-		accepted := condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)
-		g.Expect(accepted).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID))
-		g.Expect(accepted.Message).To(ContainSubstring("SSOClient " + ns + "/app already has this client ID"))
+		g.Expect(c.Status.ClientID).NotTo(Equal(original.Status.ClientID))
+		g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientCredentialsReady)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonSecretConflict))
+		g.Expect(string(clientRecordOf(g, ns, "sso", otherNS, "app").Data[recordClientIDKey])).NotTo(Equal(original.Status.ClientID))
 	})
 	eventually(t, func(g Gomega) {
 		cfg := renderedConfig(g, ns, "sso")
@@ -227,10 +230,10 @@ func TestTwoClientsNeverShareAClientID(t *testing.T) {
 	readyClient(t, ns, "app")
 }
 
-// TestAClientIDThatHallpassDoesNotIssueIsNotAdopted plants a labelled credentials Secret
-// whose client_id has the shape of a user's subject: adopted, the machine client's tokens
-// would carry sub "db|alice" to every API.
-func TestAClientIDThatHallpassDoesNotIssueIsNotAdopted(t *testing.T) {
+// TestAPlantedClientIDIsNotAdopted plants a labelled credentials Secret whose client_id has
+// the shape of a user's subject: adopted, the machine client's tokens would carry sub
+// "db|alice" to every API. The Secret is not the operator's, so it is a conflict.
+func TestAPlantedClientIDIsNotAdopted(t *testing.T) {
 	ns := newNamespace(t, nil)
 	create(t, newServer(ns, "sso"))
 	create(t, &corev1.Secret{
@@ -243,12 +246,10 @@ func TestAClientIDThatHallpassDoesNotIssueIsNotAdopted(t *testing.T) {
 		c := get(g, ns, "batch", &hallpassv1.SSOClient{})
 		ready := condition(c.Status.Conditions, hallpassv1.SSOClientCredentialsReady)
 		g.Expect(ready).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonSecretConflict))
-		g.Expect(ready.Message).To(ContainSubstring("client_id Hallpass does not issue"))
+		g.Expect(ready.Message).To(ContainSubstring("was not written by Hallpass for this SSOClient"))
 	})
 	eventually(t, func(g Gomega) {
-		for _, cl := range renderedConfig(g, ns, "sso").Clients {
-			g.Expect(cl.ID).NotTo(Equal("db|alice"))
-		}
+		g.Expect(renderedConfig(g, ns, "sso").Clients).To(BeEmpty())
 	})
 }
 

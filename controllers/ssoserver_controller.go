@@ -4,14 +4,16 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,6 +47,9 @@ type SSOServerReconciler struct {
 	ServerImage string
 	// ServerLogLevel is the --log-level of `hallpass server`; empty leaves the server's default.
 	ServerLogLevel string
+	// AllowedImages are the image repositories a server may run; an SSOServer whose image
+	// is in none of them is not deployed.
+	AllowedImages []string
 	// Now is the clock for key rotation; tests move it.
 	Now func() time.Time
 }
@@ -52,7 +57,20 @@ type SSOServerReconciler struct {
 type serverScope struct {
 	server *hallpassv1.SSOServer
 	conds  conditionSetter
-	result ctrl.Result
+	// records are the client records of the clients offered to render, by SSOClient UID.
+	records map[types.UID]namedRecord
+	// conflicts name the objects of the server's names that belong to something else;
+	// noWorkload is set when the server's pods must not be deployed.
+	conflicts  []string
+	noWorkload bool
+	result     ctrl.Result
+}
+
+type namedRecord struct {
+	name string
+	rec  *clientRecord
+	// generation is that of the SSOClient offered to render.
+	generation int64
 }
 
 // Names of the objects of a server.
@@ -82,7 +100,11 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	server.Status.Issuer = server.Spec.Issuer
 	server.Status.DiscoveryURL = discoveryURL(server.Spec.Issuer)
 	defer func() {
-		s.conds.readyFrom(hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
+		if reterr == nil {
+			reportConflicts(s)
+		}
+		s.conds.readyFrom(hallpassv1.SSOServerObjectsOwned, hallpassv1.SSOServerImageAllowed,
+			hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
 		reterr = patchStatus(ctx, r.Client, server, before, &server.Status.ObservedGeneration, reterr)
 	}()
 
@@ -149,9 +171,11 @@ func (r *SSOServerReconciler) reconcileSigningKeys(ctx context.Context, s *serve
 	if err != nil {
 		return fmt.Errorf("get signing keys Secret %s: %w", name, err)
 	}
-	if secret.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue {
+	if owner := metav1.GetControllerOf(secret); owner == nil || owner.UID != srv.UID {
 		s.conds.set(hallpassv1.SSOServerKeysReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
-			fmt.Sprintf("Secret %s exists and is not managed by Hallpass; delete or rename it", name))
+			fmt.Sprintf("Secret %s exists and is not controlled by this SSOServer; delete or rename it", name))
+		s.conflicts = append(s.conflicts, "Secret "+name)
+		s.noWorkload = true
 		return nil
 	}
 	keys, err := config.ParseSigningKeys(secret.Data[config.KeysSecretKey])
@@ -194,8 +218,8 @@ func (r *SSOServerReconciler) rotateIfDue(ctx context.Context, s *serverScope, s
 	}
 	defer func() { srv.Status.SigningKeys = signingKeysStatus(secret, keys, alg) }()
 
-	revokeReq, revoke := pendingRequest(srv, hallpassv1.AnnotationRevokeSigningKeys, secret, annotationRevocationRequest)
-	rotateReq, rotate := pendingRequest(srv, hallpassv1.AnnotationRotateSigningKeys, secret, annotationRotationRequest)
+	revokeReq, revoke := pendingRequest(srv, hallpassv1.AnnotationRevokeSigningKeys, secret.Annotations, annotationRevocationRequest)
+	rotateReq, rotate := pendingRequest(srv, hallpassv1.AnnotationRotateSigningKeys, secret.Annotations, annotationRotationRequest)
 	due := rotatedAt.Add(interval)
 	var reason, message string
 	switch {
@@ -276,13 +300,13 @@ func safeRotationDelay(srv *hallpassv1.SSOServer, keys *config.SigningKeys) time
 }
 
 // pendingRequest returns the value of a request annotation of obj and whether it differs
-// from the value recorded on record, that is, whether it asks for something not yet done.
-func pendingRequest(obj client.Object, annotation string, record client.Object, recordAnnotation string) (string, bool) {
+// from the value recorded, that is, whether it asks for something not yet done.
+func pendingRequest(obj client.Object, annotation string, recorded map[string]string, recordAnnotation string) (string, bool) {
 	value, ok := obj.GetAnnotations()[annotation]
 	if !ok {
 		return "", false
 	}
-	return value, value != record.GetAnnotations()[recordAnnotation]
+	return value, value != recorded[recordAnnotation]
 }
 
 // recordRequest notes a request value on obj as acted on; an empty value (no request) keeps
@@ -371,13 +395,26 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 		s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionFalse, "RenderFailed", err.Error())
 		return nil
 	}
-	if err := r.applySecret(ctx, s.server, configSecretName(s.server.Name), map[string][]byte{config.ConfigSecretKey: out.Bytes}); err != nil {
+	name := configSecretName(s.server.Name)
+	if ok, err := r.claim(ctx, s, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.server.Namespace, Name: name}}); err != nil || !ok {
+		s.noWorkload = true
+		s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
+			fmt.Sprintf("Secret %s exists and is not controlled by this SSOServer", name))
+		return err
+	}
+	if err := r.applySecret(ctx, s.server, name, map[string][]byte{config.CompressedConfigSecretKey: out.Compressed}); err != nil {
+		return err
+	}
+	if err := r.reportLeftOut(ctx, s, out.LeftOut); err != nil {
 		return err
 	}
 	s.server.Status.ConfigHash = config.Hash(out.Bytes)
 	s.server.Status.Clients = int32(len(out.Config.Clients))
 	s.server.Status.Connections = int32(len(out.Config.Connections))
 	msg := fmt.Sprintf("serving %d clients, %d connections and %d APIs", len(out.Config.Clients), len(out.Config.Connections), len(out.Config.APIs))
+	if len(out.LeftOut) > 0 {
+		msg += fmt.Sprintf("; left out %d clients, each reported on its SSOClient", len(out.LeftOut))
+	}
 	if len(out.SkippedConnections) > 0 {
 		msg += fmt.Sprintf("; left out connections whose credentials do not resolve: %v", out.SkippedConnections)
 	}
@@ -388,9 +425,34 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	return nil
 }
 
+// reportLeftOut writes render's verdict into the record of each client offered to it: why
+// it was left out, or the generation of the client the config now serves. The SSOClient controller turns that into the
+// client's Accepted condition and an Event. Only changed verdicts are written.
+func (r *SSOServerReconciler) reportLeftOut(ctx context.Context, s *serverScope, leftOut []render.LeftOut) error {
+	verdicts := make(map[types.UID]render.LeftOut, len(leftOut))
+	for _, l := range leftOut {
+		verdicts[l.Client.UID] = l
+	}
+	for uid, nr := range s.records {
+		want := verdict{servedGeneration: strconv.FormatInt(nr.generation, 10)}
+		if l, ok := verdicts[uid]; ok {
+			want = verdict{leftOutReason: l.Reason, leftOutMessage: l.Message}
+		}
+		if nr.rec.verdict == want {
+			continue
+		}
+		ac := corev1ac.Secret(nr.name, s.server.Namespace).WithAnnotations(want.annotations())
+		if err := r.Apply(ctx, ac, renderFieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("report render verdict in client record %s: %w", nr.name, err)
+		}
+	}
+	return nil
+}
+
 func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverScope) (*render.Input, error) {
 	srv := s.server
 	in := &render.Input{Server: srv, Values: render.Values{}}
+	s.records = map[types.UID]namedRecord{}
 	if err := resolveReferences(ctx, r.APIReader, srv.Namespace, srv.SecretReferences(), nil, in.Values); err != nil {
 		return nil, err
 	}
@@ -441,35 +503,37 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 }
 
 // servedClient returns the client as the server should serve it, or false if it must not
-// be served: refused by the server, or credentials not written yet.
+// be served: refused by the server, or without a record that is its own. The client ID and
+// secret digests come from the client's record alone; nothing in the client's namespace
+// decides them.
 func (r *SSOServerReconciler) servedClient(ctx context.Context, s *serverScope, sc *hallpassv1.SSOClient) (render.Client, bool, error) {
 	srv := s.server
-	if !sc.DeletionTimestamp.IsZero() || sc.Status.ClientID == "" ||
-		meta.IsStatusConditionFalse(sc.Status.Conditions, hallpassv1.SSOClientAccepted) {
+	if !sc.DeletionTimestamp.IsZero() {
 		return render.Client{}, false, nil
 	}
 	if refused, err := admitClient(ctx, r.Client, srv, sc); err != nil || refused != nil {
 		return render.Client{}, false, err
 	}
-	var creds corev1.Secret
-	err := r.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: sc.CredentialsSecretName()}, &creds)
+	var secret corev1.Secret
+	err := r.Get(ctx, client.ObjectKey{Namespace: srv.Namespace, Name: recordNameOf(srv, sc)}, &secret)
 	if apierrors.IsNotFound(err) {
 		return render.Client{}, false, nil
 	}
 	if err != nil {
-		return render.Client{}, false, fmt.Errorf("get credentials of SSOClient %s/%s: %w", sc.Namespace, sc.Name, err)
+		return render.Client{}, false, fmt.Errorf("get client record of SSOClient %s/%s: %w", sc.Namespace, sc.Name, err)
 	}
-	id, secret := storedCredentials(&creds, sc)
-	if id != sc.Status.ClientID || secretConflict(&creds, sc) != "" {
+	rec := readClientRecord(&secret)
+	if rec.uid != sc.UID || !rec.isRecordOf(sc) || rec.credentialsUID == "" || !config.ValidClientID(rec.clientID) {
 		return render.Client{}, false, nil
 	}
-	c := render.Client{Client: sc, ID: sc.Status.ClientID}
+	s.records[sc.UID] = namedRecord{secret.Name, rec, sc.Generation}
+	c := render.Client{Client: sc, ID: rec.clientID}
 	if !sc.Spec.Type.Public() {
-		if secret == "" {
+		if rec.secret == "" {
 			return render.Client{}, false, nil
 		}
 		var until time.Time
-		c.SecretDigests, until = acceptedDigests(&creds, secret, r.Now())
+		c.SecretDigests, until = rec.acceptedDigests(r.Now())
 		if !until.IsZero() {
 			// The previous secret leaves the config when its overlap ends, whether or not
 			// anything else happens by then.

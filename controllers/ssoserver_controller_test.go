@@ -189,11 +189,13 @@ func TestSigningKeysRotateOnSchedule(t *testing.T) {
 // keys it cannot read, which would invalidate every token in circulation.
 func TestCorruptSigningKeysAreNotReplaced(t *testing.T) {
 	ns := newNamespace(t, nil)
-	create(t, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sso-signing-keys", Labels: map[string]string{hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue}},
-		StringData: map[string]string{config.KeysSecretKey: "{not json"},
-	})
 	create(t, newServer(ns, "sso"))
+	eventually(t, func(g Gomega) {
+		keys := get(g, ns, "sso-signing-keys", &corev1.Secret{})
+		patch := client.MergeFrom(keys.DeepCopy())
+		keys.Data[config.KeysSecretKey] = []byte("{not json")
+		g.Expect(k8s.Patch(context.Background(), keys, patch)).To(Succeed())
+	})
 	eventually(t, func(g Gomega) {
 		s := get(g, ns, "sso", &hallpassv1.SSOServer{})
 		c := condition(s.Status.Conditions, hallpassv1.SSOServerKeysReady)

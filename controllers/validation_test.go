@@ -302,6 +302,128 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.credentials.keys.clientID must be a Secret key",
 		},
+		"a session that ends as soon as it starts": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Session.AbsoluteLifetime = "0s" }),
+			"spec.session.absoluteLifetime must be between 5m and 8760h",
+		},
+		"a session idle timeout of zero": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Session.IdleTimeout = "0s" }),
+			"spec.session.idleTimeout must be between 1m and 8760h",
+		},
+		"an ID token that expires at once": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Tokens.IDToken = "0s" }),
+			"spec.tokens.idToken must be between 1m and 24h",
+		},
+		"an access token that lives a week": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Tokens.AccessToken = "168h" }),
+			"spec.tokens.accessToken must be between 1m and 24h",
+		},
+		"a refresh token that expires at once": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Tokens.RefreshToken = "0s" }),
+			"spec.tokens.refreshToken must be between 1m and 8760h",
+		},
+		"a refresh reuse window of an hour": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Tokens.RefreshReuseInterval = "1h" }),
+			"spec.tokens.refreshReuseInterval must be between 0s and 1m",
+		},
+		"an authorization code that lives an hour": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Tokens.AuthorizationCode = "1h" }),
+			"spec.tokens.authorizationCode must be between 10s and 10m",
+		},
+		"signing keys rotated every second": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.SigningKeys.RotationInterval = "1s" }),
+			"spec.signingKeys.rotationInterval must be between 1h and 8760h",
+		},
+		"a logo URL without a host": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.Branding.LogoURL = "https://:443/logo.png" }),
+			"spec.branding.logoURL must be an https URL with a host",
+		},
+		"an allowed client namespace that is not a namespace name": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.AllowedClientNamespaces = &hallpassv1.NamespaceSelection{Names: []string{"Team_A"}}
+			}),
+			"spec.allowedClientNamespaces.names must be namespace names",
+		},
+		"a javascript: redirect URI on a native app": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = []string{"javascript:/alert(document.cookie)"} }),
+			"spec.redirectURIs must not use the javascript, data, vbscript, file, blob or about scheme",
+		},
+		"a JavaScript: redirect URI in capitals on a native app": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = []string{"JavaScript://%0aalert(1)"} }),
+			"spec.redirectURIs must not use the javascript",
+		},
+		"a data: redirect URI on a native app": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = []string{"data:/text/html,<script>x</script>"} }),
+			"spec.redirectURIs must not use the javascript",
+		},
+		"a vbscript: redirect URI on a native app": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = []string{"vbscript:/msgbox"} }),
+			"spec.redirectURIs must not use the javascript",
+		},
+		"a file: redirect URI on a native app": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.RedirectURIs = []string{"file:///etc/passwd"} }),
+			"spec.redirectURIs must not use the javascript",
+		},
+		"a javascript: post-logout redirect URI": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.PostLogoutRedirectURIs = []string{"javascript:/alert(1)"} }),
+			"spec.postLogoutRedirectURIs must not use the javascript",
+		},
+		"a connection name that is not a DNS label": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.Connections = []string{"../../admin"} }),
+			"spec.connections must be names of IdentityConnections",
+		},
+		"a server reference that is not a DNS label": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.ServerRef.Name = "Main.Server" }),
+			"spec.serverRef.name must be the name of an SSOServer",
+		},
+		"a server namespace that is not a DNS label": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.ServerRef.Namespace = "kube_system" }),
+			"spec.serverRef.namespace must be a namespace name",
+		},
+		"a back-channel logout URI without a host": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.BackchannelLogoutURI = "https://:8443/logout" }),
+			"spec.backchannelLogoutURI must be an http(s) URL with a host",
+		},
+		"a front-channel logout URI without a host": {
+			sso(hallpassv1.RegularWebApp, func(c *hallpassv1.SSOClient) { c.Spec.FrontchannelLogoutURI = "https://:8443/logout" }),
+			"spec.frontchannelLogoutURI must be an http(s) URL with a host",
+		},
+		"an LDAP URL without a host": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database, c.Spec.LDAP = hallpassv1.ConnectionLDAP, nil, ldap()
+				c.Spec.LDAP.URL = "ldaps://:636"
+			}),
+			"spec.ldap.url must name the directory's host",
+		},
+		"an OIDC issuer without a host": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database = hallpassv1.ConnectionOIDC, nil
+				c.Spec.OIDC = &hallpassv1.OIDCConnection{Issuer: "https://:443/", ClientIDRef: *ref("idp"), ClientSecretRef: *ref("idp")}
+			}),
+			"spec.oidc.issuer must be an https URL with a host",
+		},
+		"a GitHub base URL without a host": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database = hallpassv1.ConnectionGitHub, nil
+				c.Spec.GitHub = &hallpassv1.GitHubConnection{BaseURL: "https://:443", ClientIDRef: *ref("gh"), ClientSecretRef: *ref("gh")}
+			}),
+			"spec.github.baseURL must be an https URL with a host",
+		},
+		"a SAML metadata URL without a host": {
+			conn(func(c *hallpassv1.IdentityConnection) {
+				c.Spec.Type, c.Spec.Database = hallpassv1.ConnectionSAML, nil
+				c.Spec.SAML = &hallpassv1.SAMLConnection{MetadataURL: "https://:443/metadata"}
+			}),
+			"spec.saml.metadataURL must be an https URL with a host",
+		},
+		"an IdentityConnection name that is not a DNS label": {
+			conn(func(c *hallpassv1.IdentityConnection) { c.Name = "corp.ldap" }),
+			"metadata.name must be a DNS label",
+		},
+		"a connection whose server reference is not a DNS label": {
+			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.ServerRef.Name = "Main" }),
+			"spec.serverRef.name must be the name of an SSOServer",
+		},
 		"a Secret reference with an invalid name": {
 			conn(func(c *hallpassv1.IdentityConnection) { c.Spec.Database.UsersSecretRef.Name = "Not_A_Name" }),
 			"spec.database.usersSecretRef.name",

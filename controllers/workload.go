@@ -1,12 +1,16 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -73,6 +77,21 @@ func (r *SSOServerReconciler) reconcileRBAC(ctx context.Context, s *serverScope)
 		WithOwnerReferences(r.owner(srv)).
 		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("Role").WithName(srv.Name)).
 		WithSubjects(rbacv1ac.Subject().WithKind("ServiceAccount").WithName(srv.Name).WithNamespace(srv.Namespace))
+	// All three or none: binding the server's Role to a ServiceAccount that is not the
+	// server's would give some other workload read on the server's Secrets.
+	meta := metav1.ObjectMeta{Namespace: srv.Namespace, Name: srv.Name}
+	owned := true
+	for _, obj := range []client.Object{&corev1.ServiceAccount{ObjectMeta: meta}, &rbacv1.Role{ObjectMeta: meta}, &rbacv1.RoleBinding{ObjectMeta: meta}} {
+		ok, err := r.claim(ctx, s, obj)
+		if err != nil {
+			return err
+		}
+		owned = owned && ok
+	}
+	if !owned {
+		s.noWorkload = true
+		return nil
+	}
 	for _, obj := range []struct {
 		what string
 		ac   runtime.ApplyConfiguration
@@ -104,9 +123,14 @@ func (r *SSOServerReconciler) reconcileStorage(ctx context.Context, s *serverSco
 		return nil
 	}
 	name := dataClaimName(srv.Name)
-	err := r.Get(ctx, client.ObjectKey{Namespace: srv.Namespace, Name: name}, &corev1.PersistentVolumeClaim{})
-	if !apierrors.IsNotFound(err) {
-		return client.IgnoreNotFound(err)
+	existing := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
+	if ok, err := r.claim(ctx, s, existing); err != nil || !ok {
+		// Another's volume is never mounted into the server's pods.
+		s.noWorkload = true
+		return err
+	}
+	if existing.UID != "" {
+		return nil
 	}
 	size := resource.MustParse("1Gi")
 	if srv.Spec.Storage.SQLite.Size != nil {
@@ -127,9 +151,32 @@ func (r *SSOServerReconciler) reconcileStorage(ctx context.Context, s *serverSco
 	return nil
 }
 
-// reconcileWorkload applies the server's status ConfigMap, Deployment and Service.
+// reconcileWorkload applies the server's status ConfigMap, Deployment and Service, when the
+// server's image is allowed and every object it runs with is its own.
 func (r *SSOServerReconciler) reconcileWorkload(ctx context.Context, s *serverScope) error {
 	srv := s.server
+	image := cmp.Or(srv.Spec.Image, r.ServerImage)
+	if !imageAllowed(image, r.AllowedImages) {
+		s.conds.set(hallpassv1.SSOServerImageAllowed, metav1.ConditionFalse, hallpassv1.ReasonImageNotAllowed, fmt.Sprintf(
+			"spec.image %q is not in a repository the operator may run (%s); the server is not deployed. The platform team sets them with the operator's --allowed-server-images",
+			image, strings.Join(r.AllowedImages, ", ")))
+		return nil
+	}
+	s.conds.set(hallpassv1.SSOServerImageAllowed, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
+	meta := metav1.ObjectMeta{Namespace: srv.Namespace, Name: srv.Name}
+	for _, obj := range []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: statusConfigMapName(srv.Name)}},
+		&appsv1.Deployment{ObjectMeta: meta}, &corev1.Service{ObjectMeta: meta},
+	} {
+		ok, err := r.claim(ctx, s, obj)
+		if err != nil {
+			return err
+		}
+		s.noWorkload = s.noWorkload || !ok
+	}
+	if s.noWorkload {
+		return nil
+	}
 	if err := r.applyStatusConfigMap(ctx, srv); err != nil {
 		return err
 	}
@@ -156,10 +203,7 @@ func (r *SSOServerReconciler) reconcileWorkload(ctx context.Context, s *serverSc
 // watch on the config Secret, so nothing here depends on the config: a new client never
 // restarts a pod or drops a session.
 func (r *SSOServerReconciler) deployment(srv *hallpassv1.SSOServer) *appsv1ac.DeploymentApplyConfiguration {
-	image := srv.Spec.Image
-	if image == "" {
-		image = r.ServerImage
-	}
+	image := cmp.Or(srv.Spec.Image, r.ServerImage)
 	resources := corev1ac.ResourceRequirements().
 		WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}).
 		WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")})

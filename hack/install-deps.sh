@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests use, when it is missing: Debian's PostgreSQL (storage conformance),
-# Chromium (browser tests) and OpenLDAP (LDAP connection), and the npm packages of every
-# committed package-lock.json (example apps, upstream identity provider peers). Idempotent;
-# a second run changes nothing and takes a second.
+# Chromium (browser tests), OpenLDAP (LDAP connection), aiosmtpd (mail), and the npm packages
+# of every committed package-lock.json (example apps, upstream identity provider peers).
+# Idempotent; a second run changes nothing and takes a second.
 set -euo pipefail
 
 missing=()
@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The SMTP server of the password reset tests (Debian's python, not another on PATH).
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 # make image copies Debian's CA bundle into the image.
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
 if [[ "${1:-}" == --node ]]; then

@@ -71,7 +71,8 @@ type LocalServerReference struct {
 	// name of the SSOServer.
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:MaxLength=50
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="spec.serverRef.name must be the name of an SSOServer: a DNS label"
 	Name string `json:"name"`
 }
 
@@ -123,7 +124,7 @@ type OIDCConnection struct {
 	// loopback host for local testing.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || url(self).getHostname() in ['localhost', '127.0.0.1', '::1'])",message="spec.oidc.issuer must be an https URL (http only on a loopback host)"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && (self.startsWith('https://') || url(self).getHostname() in ['localhost', '127.0.0.1', '::1'])",message="spec.oidc.issuer must be an https URL with a host (http only on a loopback host)"
 	Issuer string `json:"issuer"`
 	// clientIDRef is the Secret key holding the client ID registered at the provider.
 	// +required
@@ -170,7 +171,7 @@ type GitHubConnection struct {
 	// baseURL of a GitHub Enterprise Server. Defaults to github.com.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://')",message="spec.github.baseURL must be an https URL"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://') && url(self).getHostname() != ''",message="spec.github.baseURL must be an https URL with a host"
 	BaseURL string `json:"baseURL,omitempty"`
 	// orgs restricts sign-in to members of these organizations (and, per org, teams).
 	// +optional
@@ -202,7 +203,7 @@ type SAMLConnection struct {
 	// metadataURL is an https URL of the IdP's metadata.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://')",message="spec.saml.metadataURL must be an https URL"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://') && url(self).getHostname() != ''",message="spec.saml.metadataURL must be an https URL with a host"
 	MetadataURL string `json:"metadataURL,omitempty"`
 	// metadataSecretRef is a Secret key holding the IdP's metadata XML.
 	// +optional
@@ -236,6 +237,7 @@ type LDAPConnection struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^ldaps?://[^/?#]+$`
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != ''",message="spec.ldap.url must name the directory's host, as in ldaps://ldap.example.com:636"
 	URL string `json:"url"`
 	// startTLS upgrades an ldap:// connection to TLS before binding.
 	// +optional
@@ -343,6 +345,7 @@ const (
 // +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.clients`
 // +kubebuilder:printcolumn:name="Reachable",type=string,JSONPath=`.status.conditions[?(@.type=="Reachable")].status`,priority=10
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label: SSOClients name the connection in spec.connections and the server in its callback path"
 
 // IdentityConnection is one identity source of an SSO server (an Auth0 connection).
 type IdentityConnection struct {

@@ -86,6 +86,7 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('*')",message="spec.redirectURIs must not contain wildcards: redirect URIs are matched exactly"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('#')",message="spec.redirectURIs must not contain a fragment"
 	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:/') && (!self.startsWith('http') || (isURL(self) && url(self).getHostname() != ''))",message="spec.redirectURIs must be absolute URLs"
+	// +kubebuilder:validation:items:XValidation:rule="!self.matches('^(?i)(javascript|data|vbscript|file|blob|about):')",message="spec.redirectURIs must not use the javascript, data, vbscript, file, blob or about scheme: the browser would run or read it instead of returning to an application"
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
 
 	// postLogoutRedirectURIs are where logout may send the user back to (OIDC
@@ -97,6 +98,7 @@ type SSOClientSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('*')",message="spec.postLogoutRedirectURIs must not contain wildcards: they are matched exactly"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('#')",message="spec.postLogoutRedirectURIs must not contain a fragment"
 	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:/') && (!self.startsWith('http') || (isURL(self) && url(self).getHostname() != ''))",message="spec.postLogoutRedirectURIs must be absolute URLs"
+	// +kubebuilder:validation:items:XValidation:rule="!self.matches('^(?i)(javascript|data|vbscript|file|blob|about):')",message="spec.postLogoutRedirectURIs must not use the javascript, data, vbscript, file, blob or about scheme: the browser would run or read it instead of returning to an application"
 	PostLogoutRedirectURIs []string `json:"postLogoutRedirectURIs,omitempty"`
 
 	// webOrigins are the origins (scheme://host[:port]) allowed to call the token endpoint
@@ -136,6 +138,7 @@ type SSOClientSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.connections must be names of IdentityConnections: DNS labels (lower-case letters, digits and '-')"
 	Connections []string `json:"connections,omitempty"`
 
 	// allowedScopes is deprecated and grants nothing: which client may get which scope of
@@ -183,13 +186,13 @@ type SSOClientSpec struct {
 	// client took part in ends.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && !self.contains('#')",message="spec.backchannelLogoutURI must be an http(s) URL without fragment"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && url(self).getHostname() != '' && !self.contains('#')",message="spec.backchannelLogoutURI must be an http(s) URL with a host and without fragment"
 	BackchannelLogoutURI string `json:"backchannelLogoutURI,omitempty"`
 
 	// frontchannelLogoutURI is embedded in the signed-out page (OIDC Front-Channel Logout).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && !self.contains('#')",message="spec.frontchannelLogoutURI must be an http(s) URL without fragment"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && url(self).getHostname() != '' && !self.contains('#')",message="spec.frontchannelLogoutURI must be an http(s) URL with a host and without fragment"
 	FrontchannelLogoutURI string `json:"frontchannelLogoutURI,omitempty"`
 
 	// credentials configures the Secret the operator writes for the application.
@@ -209,11 +212,13 @@ type ServerReference struct {
 	// name of the SSOServer.
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:MaxLength=50
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="spec.serverRef.name must be the name of an SSOServer: a DNS label"
 	Name string `json:"name"`
 	// namespace of the SSOServer. Defaults to the namespace of the referring object.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.serverRef.namespace must be a namespace name: a DNS label"
 	Namespace string `json:"namespace,omitempty"`
 }
 
@@ -284,8 +289,10 @@ type SecretRotation struct {
 
 // SSOClientStatus is the observed state of an SSOClient.
 type SSOClientStatus struct {
-	// conditions: Ready, Accepted (the server admits the client), ConnectionsResolved,
-	// CredentialsReady, and Deprecated while the spec sets fields that have no effect.
+	// conditions: Ready, Accepted (the server admits the client and its namespace's budget
+	// has room), ConnectionsResolved, CredentialsReady, Served (the server's config serves the
+	// client's current generation), and Deprecated while the spec sets fields that have no
+	// effect.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -333,6 +340,9 @@ const (
 	SSOClientConnectionsResolved = "ConnectionsResolved"
 	// SSOClientCredentialsReady is True when the credentials Secret is written.
 	SSOClientCredentialsReady = "CredentialsReady"
+	// SSOClientServed is True when the server's config serves the client's current
+	// generation; False when the server left the client out (the reason says why).
+	SSOClientServed = "Served"
 	// SSOClientDeprecated is True while the spec sets fields that no longer have an effect;
 	// its message says what to do instead. It never affects Ready.
 	SSOClientDeprecated = "Deprecated"
@@ -349,6 +359,8 @@ const (
 	ReasonConnectionNotFound = "ConnectionNotFound"
 	// ReasonConnectionNotReady: a named connection exists but is not ready.
 	ReasonConnectionNotReady = "ConnectionNotReady"
+	// ReasonPending: the server has not yet rendered the client's current generation.
+	ReasonPending = "Pending"
 	// ReasonNotAccepted: Ready is False because Accepted is False.
 	ReasonNotAccepted = "NotAccepted"
 	// ReasonClientSecretRotated: a new client secret was written; the previous one is

@@ -58,6 +58,16 @@ type SSOServerSpec struct {
 	// +optional
 	AllowedClientNamespaces *NamespaceSelection `json:"allowedClientNamespaces,omitempty"`
 
+	// budgets limit what the SSOClients of one namespace may take of this server, so that no
+	// application team can crowd out the others or grow the config past what the server can
+	// load. A client over its namespace's budget, or whose addition would overflow it, is
+	// left out of the config and reported on that client (Accepted False, reason
+	// OverBudget); the others keep being served. Clients are counted oldest first, so a new
+	// client never pushes out one already served.
+	// +optional
+	// +kubebuilder:default={}
+	Budgets NamespaceBudgets `json:"budgets,omitzero"`
+
 	// branding customises the login page.
 	// +optional
 	Branding Branding `json:"branding,omitzero"`
@@ -86,6 +96,9 @@ type SSOServerSpec struct {
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
 	// image overrides the server image. Defaults to the image of the operator's own version.
+	// It must be in a repository the operator allows (its --allowed-server-images, by
+	// default only the repository of its own server image); otherwise nothing is deployed
+	// and the ImageAllowed condition says why.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
@@ -101,40 +114,51 @@ type SSOServerSpec struct {
 // request of any client that uses the session counts as activity.
 // +kubebuilder:validation:XValidation:rule="!has(self.idleTimeout) || !has(self.absoluteLifetime) || duration(self.idleTimeout) <= duration(self.absoluteLifetime)",message="spec.session.idleTimeout must not be longer than spec.session.absoluteLifetime"
 type SessionPolicy struct {
-	// absoluteLifetime is the longest a session lasts, however active. Defaults to 168h.
+	// absoluteLifetime is the longest a session lasts, however active. At least 5m, at most
+	// 8760h (a year). Defaults to 168h.
 	// +optional
 	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('5m') && duration(self) <= duration('8760h'))",message="spec.session.absoluteLifetime must be between 5m and 8760h"
 	AbsoluteLifetime Duration `json:"absoluteLifetime,omitempty"`
-	// idleTimeout ends a session after this long without activity. Defaults to 72h.
+	// idleTimeout ends a session after this long without activity. At least 1m, at most 8760h,
+	// and not longer than absoluteLifetime. Defaults to 72h.
 	// +optional
 	// +kubebuilder:default="72h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('8760h'))",message="spec.session.idleTimeout must be between 1m and 8760h"
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 }
 
 // TokenPolicy sets token lifetimes.
 type TokenPolicy struct {
-	// idToken lifetime. Defaults to 1h.
+	// idToken lifetime. At least 1m, at most 24h. Defaults to 1h.
 	// +optional
 	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",message="spec.tokens.idToken must be between 1m and 24h"
 	IDToken Duration `json:"idToken,omitempty"`
-	// accessToken lifetime. Defaults to 1h.
+	// accessToken lifetime. At least 1m, at most 24h. Defaults to 1h.
 	// +optional
 	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",message="spec.tokens.accessToken must be between 1m and 24h"
 	AccessToken Duration `json:"accessToken,omitempty"`
-	// refreshToken is the absolute lifetime of a refresh token family. Defaults to 720h.
+	// refreshToken is the absolute lifetime of a refresh token family. At least 1m, at most
+	// 8760h. Defaults to 720h.
 	// +optional
 	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('8760h'))",message="spec.tokens.refreshToken must be between 1m and 8760h"
 	RefreshToken Duration `json:"refreshToken,omitempty"`
 	// refreshReuseInterval is how long the previous refresh token of a family stays usable
 	// after a rotation, so that concurrent refreshes do not log the user out. Presenting an
 	// older token, or the previous one after this window, revokes the whole family.
-	// Defaults to 3s.
+	// At most 1m; 0s disables the window. Defaults to 3s.
 	// +optional
 	// +kubebuilder:default="3s"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('0s') && duration(self) <= duration('1m'))",message="spec.tokens.refreshReuseInterval must be between 0s and 1m"
 	RefreshReuseInterval Duration `json:"refreshReuseInterval,omitempty"`
-	// authorizationCode lifetime. Defaults to 60s.
+	// authorizationCode lifetime. At least 10s, at most 10m (RFC 6749 section 4.1.2).
+	// Defaults to 60s.
 	// +optional
 	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('10s') && duration(self) <= duration('10m'))",message="spec.tokens.authorizationCode must be between 10s and 10m"
 	AuthorizationCode Duration `json:"authorizationCode,omitempty"`
 }
 
@@ -197,9 +221,10 @@ type SigningKeyPolicy struct {
 	// published in the JWKS a full interval before it signs anything, and the previous key
 	// stays published for another interval. Defaults to 720h. To rotate now, set the
 	// annotation sso.hallpass.dev/rotate-signing-keys to a new value; for a compromised key,
-	// sso.hallpass.dev/revoke-signing-keys (see docs/adr/0010).
+	// sso.hallpass.dev/revoke-signing-keys (see docs/adr/0010). At least 1h, at most 8760h.
 	// +optional
 	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || (duration(self) >= duration('1h') && duration(self) <= duration('8760h'))",message="spec.signingKeys.rotationInterval must be between 1h and 8760h"
 	RotationInterval Duration `json:"rotationInterval,omitempty"`
 }
 
@@ -211,6 +236,7 @@ type NamespaceSelection struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.allowedClientNamespaces.names must be namespace names: DNS labels"
 	Names []string `json:"names,omitempty"`
 	// selector matches namespace labels.
 	// +optional
@@ -250,6 +276,26 @@ type MFA struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=4
 	Factors []FactorKind `json:"factors,omitempty"`
+}
+
+// NamespaceBudgets are the per-namespace limits of a server's clients.
+type NamespaceBudgets struct {
+	// clientsPerNamespace is how many SSOClients of one namespace the server serves. At
+	// least 1, at most 10000. Defaults to 100.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	ClientsPerNamespace int32 `json:"clientsPerNamespace,omitempty"`
+	// configBytesPerNamespace is how many bytes of the server's config the SSOClients of one
+	// namespace may take together, counted as each client's rendered entry. A typical client
+	// takes 300 to 500 bytes; one with every list at its bound about 150 KiB. At least 4096,
+	// at most 8388608 (8 MiB). Defaults to 131072 (128 KiB).
+	// +optional
+	// +kubebuilder:default=131072
+	// +kubebuilder:validation:Minimum=4096
+	// +kubebuilder:validation:Maximum=8388608
+	ConfigBytesPerNamespace int32 `json:"configBytesPerNamespace,omitempty"`
 }
 
 // EmailSecurity is how the connection to the SMTP server is protected.
@@ -315,7 +361,7 @@ type Branding struct {
 	// logoURL is an https URL of a logo image.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://')",message="spec.branding.logoURL must be an https URL"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://') && url(self).getHostname() != ''",message="spec.branding.logoURL must be an https URL with a host"
 	LogoURL string `json:"logoURL,omitempty"`
 	// primaryColor of buttons and links, as #rrggbb.
 	// +optional
@@ -411,6 +457,23 @@ const (
 	// SSOServerConfigApplied is True when every ready server pod reports serving the config
 	// of status.configHash. It is not part of Ready: see docs/adr/0011.
 	SSOServerConfigApplied = "ConfigApplied"
+
+	// SSOServerObjectsOwned is True when every object the server needs (ServiceAccount,
+	// Role, RoleBinding, Secrets, ConfigMap, PersistentVolumeClaim, Deployment, Service) is
+	// absent or controlled by this SSOServer. The operator never takes over another's.
+	SSOServerObjectsOwned = "ObjectsOwned"
+	// SSOServerImageAllowed is True when the server's image is in a repository the operator
+	// is allowed to run (its --allowed-server-images).
+	SSOServerImageAllowed = "ImageAllowed"
+
+	// ReasonOverBudget: a client was left out of the config because its namespace is over
+	// spec.budgets, or the config is at its size limit.
+	ReasonOverBudget = "OverBudget"
+
+	// ReasonObjectConflict: an object with one of the server's names belongs to something else.
+	ReasonObjectConflict = "ObjectConflict"
+	// ReasonImageNotAllowed: spec.image is outside the operator's allowed server images.
+	ReasonImageNotAllowed = "ImageNotAllowed"
 
 	// ReasonConfigApplied: every ready pod serves the current config.
 	ReasonConfigApplied = "Applied"

@@ -47,6 +47,8 @@ func runOperator(ctx context.Context, args []string) error {
 	serverImage := fs.String("server-image", envOr("HALLPASS_SERVER_IMAGE", version.ServerImage()), "default image of SSO server pods")
 	var serverLogLevel slog.Level
 	fs.TextVar(&serverLogLevel, "server-log-level", slog.LevelInfo, "--log-level of SSO server pods: debug, info, warn or error")
+	allowedImages := fs.String("allowed-server-images", os.Getenv("HALLPASS_ALLOWED_SERVER_IMAGES"),
+		"comma-separated image repositories an SSOServer's spec.image may name (default: the repository of --server-image only)")
 	webhookPort := fs.Int("webhook-port", 9443, "port of the admission webhook server (0 disables the webhooks)")
 	webhookCertDir := fs.String("webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
 	webhookSelfSigned := fs.Bool("webhook-self-signed", true, "manage the webhook's certificate (false: it is provided in --webhook-cert-dir, e.g. by cert-manager)")
@@ -84,7 +86,10 @@ func runOperator(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{ServerImage: *serverImage, ServerLogLevel: strings.ToLower(serverLogLevel.String()), Webhooks: *webhookPort != 0}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{
+		ServerImage: *serverImage, ServerLogLevel: strings.ToLower(serverLogLevel.String()),
+		AllowedServerImages: splitList(*allowedImages), Webhooks: *webhookPort != 0,
+	}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -93,7 +98,7 @@ func runOperator(ctx context.Context, args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	ctrl.Log.Info("Starting operator", "version", version.Version, "serverImage", *serverImage)
+	ctrl.Log.Info("Starting operator", "version", version.Version, "serverImage", *serverImage, "allowedServerImages", *allowedImages)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
@@ -132,4 +137,15 @@ const leaderElectionID = "operator.sso.hallpass.dev"
 func inCluster() bool {
 	_, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 	return err == nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

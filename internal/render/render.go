@@ -8,6 +8,7 @@ package render
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -39,7 +40,13 @@ type Input struct {
 	NamespaceLabels map[string]map[string]string
 	// Values holds every Secret and ConfigMap key the server and its connections reference.
 	Values Values
+	// MaxCompressedBytes bounds the compressed config; 0 means DefaultMaxCompressedBytes.
+	MaxCompressedBytes int
 }
+
+// DefaultMaxCompressedBytes is the most the compressed config may take: a Secret holds at
+// most 1 MiB, and the rest is left for its metadata and for growth between renders.
+const DefaultMaxCompressedBytes = 900 << 10
 
 // Client is an accepted SSOClient with the credentials the operator gave it.
 type Client struct {
@@ -52,18 +59,35 @@ type Client struct {
 // Output is the rendered config and what had to be left out of it.
 type Output struct {
 	Config *config.Config
-	// Bytes is the config as written to the config Secret.
+	// Bytes is the serialized config, whose config.Hash the server pods report.
 	Bytes []byte
-	// Dropped names ("namespace/name") clients left out because an older client has the same
-	// client ID. The SSOClient controller reports these; dropping here keeps one bad client
-	// from breaking the whole server.
-	Dropped []string
+	// Compressed is Bytes gzip-compressed, as written to the config Secret.
+	Compressed []byte
+	// LeftOut are the clients left out of the config, each with the reason, so that one bad
+	// or oversized client never breaks the whole server. The operator reports each on its
+	// SSOClient.
+	LeftOut []LeftOut
 	// SkippedConnections names connections left out because their credentials do not
 	// resolve; the IdentityConnection controller reports why.
 	SkippedConnections []string
 	// RefusedAPIs names SSOAPIs left out (RefuseAPIs); the SSOAPI controller reports why.
 	RefusedAPIs []string
 }
+
+// LeftOut is a client the config does not serve, and why.
+type LeftOut struct {
+	Client *hallpassv1.SSOClient
+	// Reason is a condition reason (CamelCase); Message says what to do about it.
+	Reason, Message string
+}
+
+// Reasons a client is left out.
+const (
+	// ReasonDuplicateClientID: another client holds the same client ID.
+	ReasonDuplicateClientID = "DuplicateClientID"
+	// ReasonOverBudget: the client's namespace is over spec.budgets, or the config is full.
+	ReasonOverBudget = hallpassv1.ReasonOverBudget
+)
 
 // Render builds the server config.
 func Render(in Input) (*Output, error) {
@@ -122,22 +146,101 @@ func Render(in Input) (*Output, error) {
 		connectionNames[i] = c.Name
 	}
 
-	clients, dropped := uniqueClients(in.Clients)
-	for _, c := range clients {
-		cfg.Clients = append(cfg.Clients, renderClient(c, connectionNames))
-	}
-	slices.SortFunc(cfg.Clients, func(a, b config.Client) int { return cmp.Compare(a.ID, b.ID) })
-	var refusedAPIs []string
-	cfg.APIs, refusedAPIs = renderAPIs(in, clients, cfg.Tokens.AccessToken.Duration)
-
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("render config: %w", err)
-	}
-	b, err := config.Marshal(cfg)
+	clients, leftOut := uniqueClients(in.Clients)
+	served, overBudget, err := withinBudgets(s, clients, connectionNames)
 	if err != nil {
 		return nil, err
 	}
-	return &Output{Config: cfg, Bytes: b, Dropped: dropped, SkippedConnections: skipped, RefusedAPIs: refusedAPIs}, nil
+	leftOut = append(leftOut, overBudget...)
+	out := &Output{Config: cfg, SkippedConnections: skipped}
+	var refusedAPIs []string
+	maxBytes := cmp.Or(in.MaxCompressedBytes, DefaultMaxCompressedBytes)
+	// The budgets bound each namespace; this bounds them all together. When the config does
+	// not fit, the newest clients are left out, as many as the excess suggests, until it does.
+	for attempt := 0; ; attempt++ {
+		cfg.Clients = make([]config.Client, len(served))
+		for i, c := range served {
+			cfg.Clients[i] = c.rendered
+		}
+		slices.SortFunc(cfg.Clients, func(a, b config.Client) int { return cmp.Compare(a.ID, b.ID) })
+		servedClients := make([]Client, len(served))
+		for i, c := range served {
+			servedClients[i] = c.Client
+		}
+		cfg.APIs, refusedAPIs = renderAPIs(in, servedClients, cfg.Tokens.AccessToken.Duration)
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("render config: %w", err)
+		}
+		if out.Bytes, err = config.Marshal(cfg); err != nil {
+			return nil, err
+		}
+		if out.Compressed, err = config.Compress(out.Bytes); err != nil {
+			return nil, err
+		}
+		excess := len(out.Compressed) - maxBytes
+		if excess <= 0 {
+			break
+		}
+		if len(served) == 0 || attempt == 8 {
+			return nil, fmt.Errorf("render config: %d bytes compressed, over the limit of %d even without %d clients", len(out.Compressed), maxBytes, len(leftOut))
+		}
+		perClient := max(1, len(out.Compressed)/len(served))
+		drop := min(len(served), excess/perClient+1)
+		for _, c := range served[len(served)-drop:] {
+			leftOut = append(leftOut, LeftOut{Client: c.Client.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
+				"the server's config is full (%d bytes compressed at most); the newest clients are left out. The platform team can lower spec.budgets or run another SSOServer", maxBytes)})
+		}
+		served = served[:len(served)-drop]
+	}
+	out.LeftOut, out.RefusedAPIs = leftOut, refusedAPIs
+	return out, nil
+}
+
+// budgeted is a client that fits its namespace's budget, rendered.
+type budgeted struct {
+	Client
+	rendered config.Client
+}
+
+// withinBudgets renders the clients oldest first and leaves out those over their
+// namespace's spec.budgets, so that a new client never pushes out one already served. The
+// result is in that order.
+func withinBudgets(s *hallpassv1.SSOServer, clients []Client, connections []string) ([]budgeted, []LeftOut, error) {
+	maxClients := int(cmp.Or(s.Spec.Budgets.ClientsPerNamespace, 100))
+	maxBytes := int(cmp.Or(s.Spec.Budgets.ConfigBytesPerNamespace, 128<<10))
+	sorted := slices.Clone(clients)
+	slices.SortFunc(sorted, func(a, b Client) int {
+		return cmp.Or(
+			a.Client.CreationTimestamp.Compare(b.Client.CreationTimestamp.Time),
+			cmp.Compare(a.Client.Namespace, b.Client.Namespace),
+			cmp.Compare(a.Client.Name, b.Client.Name),
+		)
+	})
+	type usage struct{ clients, bytes int }
+	used := map[string]usage{}
+	var served []budgeted
+	var leftOut []LeftOut
+	for _, c := range sorted {
+		rc := renderClient(c, connections)
+		entry, err := json.Marshal(rc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("render client %s/%s: %w", c.Client.Namespace, c.Client.Name, err)
+		}
+		u := used[c.Client.Namespace]
+		switch {
+		case u.clients+1 > maxClients:
+			leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
+				"namespace %s already has %d clients served by SSOServer %s/%s, its spec.budgets.clientsPerNamespace", c.Client.Namespace, u.clients, s.Namespace, s.Name)})
+		case u.bytes+len(entry) > maxBytes:
+			leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
+				"the client takes %d bytes of config and namespace %s already uses %d of the %d bytes of spec.budgets.configBytesPerNamespace of SSOServer %s/%s; shorten its URI lists or ask the platform team for a larger budget",
+				len(entry), c.Client.Namespace, u.bytes, maxBytes, s.Namespace, s.Name)})
+		default:
+			used[c.Client.Namespace] = usage{u.clients + 1, u.bytes + len(entry)}
+			served = append(served, budgeted{c, rc})
+		}
+	}
+	return served, leftOut, nil
 }
 
 func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error) {
@@ -200,26 +303,29 @@ func renderEmail(s *hallpassv1.SSOServer, values Values) (*config.Email, error) 
 	return out, nil
 }
 
-// uniqueClients keeps, for each client ID, the oldest client, and names the others.
-func uniqueClients(clients []Client) (kept []Client, dropped []string) {
-	sorted := slices.Clone(clients)
-	slices.SortFunc(sorted, func(a, b Client) int {
-		return cmp.Or(
-			cmp.Compare(a.ID, b.ID),
-			a.Client.CreationTimestamp.Compare(b.Client.CreationTimestamp.Time),
-			cmp.Compare(a.Client.Namespace, b.Client.Namespace),
-			cmp.Compare(a.Client.Name, b.Client.Name),
-		)
-	})
-	for i, c := range sorted {
-		if i > 0 && sorted[i-1].ID == c.ID {
-			dropped = append(dropped, c.Client.Namespace+"/"+c.Client.Name)
+// uniqueClients leaves out every client whose ID another client holds too. Client IDs come
+// only from the operator's own records, so a duplicate means a record edited or restored by
+// hand, and no client of it can be trusted with the ID.
+func uniqueClients(clients []Client) (kept []Client, leftOut []LeftOut) {
+	holders := map[string][]*hallpassv1.SSOClient{}
+	for _, c := range clients {
+		holders[c.ID] = append(holders[c.ID], c.Client)
+	}
+	for _, c := range clients {
+		if len(holders[c.ID]) == 1 {
+			kept = append(kept, c)
 			continue
 		}
-		kept = append(kept, c)
+		var others []string
+		for _, o := range holders[c.ID] {
+			if o != c.Client {
+				others = append(others, o.Namespace+"/"+o.Name)
+			}
+		}
+		leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonDuplicateClientID,
+			Message: fmt.Sprintf("SSOClient %v holds the same client ID; the server serves neither until the platform team removes the wrong client record", others)})
 	}
-	slices.Sort(dropped)
-	return kept, dropped
+	return kept, leftOut
 }
 
 func renderClient(c Client, connections []string) config.Client {

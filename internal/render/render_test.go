@@ -175,13 +175,18 @@ func TestRender(t *testing.T) {
 				expect(t, !bytes.Contains(out.Bytes, []byte("new-secret")) && !bytes.Contains(out.Bytes, []byte("old-secret")), "the config holds digests only")
 			},
 		},
-		"of two clients with one client ID the older is served and the newer named": {
+		"of two clients with one client ID neither is served, and both are named with the reason": {
 			in: func() Input {
-				return Input{Server: server(), Clients: []Client{client("copy", "same", hallpassv1.RegularWebApp, 20), client("original", "same", hallpassv1.RegularWebApp, 10)}}
+				return Input{Server: server(), Clients: []Client{client("copy", "same", hallpassv1.RegularWebApp, 20), client("original", "same", hallpassv1.RegularWebApp, 10), client("other", "b", hallpassv1.RegularWebApp, 10)}}
 			},
 			check: func(t *testing.T, out *Output) {
-				expect(t, len(out.Config.Clients) == 1 && out.Config.Clients[0].Name == "original", "clients %v", out.Config.Clients)
-				expect(t, strings.Join(out.Dropped, ",") == "apps/copy", "dropped %v", out.Dropped)
+				expect(t, len(out.Config.Clients) == 1 && out.Config.Clients[0].Name == "other", "clients %v", out.Config.Clients)
+				var names []string
+				for _, l := range out.LeftOut {
+					expect(t, l.Reason == ReasonDuplicateClientID, "reason %q", l.Reason)
+					names = append(names, l.Client.Name)
+				}
+				expect(t, strings.Join(names, ",") == "copy,original", "left out %v", names)
 			},
 		},
 		"a single-page app is public and must use PKCE, a regular web app keeps only a digest": {

@@ -237,7 +237,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	b.mu.Unlock()
 	b.cancel()
 	b.workers.Wait()
-	return err
+	return errors.Join(err, s.waitForMail(ctx))
 }
 
 // announceLogout queues a logout token for every client of the ended session that

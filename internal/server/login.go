@@ -118,6 +118,9 @@ func (s *Server) showPage(w http.ResponseWriter, f *loginFlow, status int, signu
 			if conn.Database != nil && conn.Database.SignupEnabled {
 				data.SignupURL = f.pageURL(pathSignup, conn.Name)
 			}
+			if resetAvailable(f.st, conn) {
+				data.ForgotURL = f.pageURL(pathForgotPassword, conn.Name)
+			}
 		}
 		if data.Username == "" {
 			data.Username = f.tx.Request.LoginHint
@@ -352,7 +355,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	case len(password) < minPasswordLength || len(password) > maxCredentialBytes:
 		retry(http.StatusBadRequest, fmt.Sprintf("Choose a password of at least %d characters.", minPasswordLength))
 		return
-	case len(email) > 254 || email != "" && !strings.Contains(email, "@"):
+	case email != "" && !validMailAddress(email):
 		retry(http.StatusBadRequest, "Enter a valid email address or leave it empty.")
 		return
 	}
@@ -402,6 +405,11 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.InfoContext(ctx, "user signed up", "connection", conn.Name, "client", f.client.ID)
+	if email != "" && f.st.cfg.Email != nil {
+		s.inBackground(ctx, "send verification link", func(ctx context.Context) error {
+			return s.sendEmailLink(ctx, f.st, storage.EmailToken{Purpose: storage.EmailTokenVerify, Connection: conn.Name, Username: username, Email: email})
+		})
+	}
 	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{amrPassword}})
 }
 

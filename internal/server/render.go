@@ -18,7 +18,7 @@ var templateFS embed.FS
 // pages are parsed once; each is the layout plus one content template.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa", "account", "device"} {
+	for _, name := range []string{"message", "login", "formpost", "webmessage", "confirm", "mfa", "account", "device", "email"} {
 		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -46,6 +46,9 @@ type pageData struct {
 	Username   string
 	Email      string
 	Signup     bool
+	// ForgotURL is the login page's "Forgot password?" link; Token the reset link's token.
+	ForgotURL string
+	Token     string
 
 	// Second factors.
 	MFA           string

@@ -38,6 +38,8 @@ type Server struct {
 	backchannel *backchannel
 	// verifySlots bounds concurrent password hashing (throttle.go).
 	verifySlots chan struct{}
+	// mailSlots bounds the mail being looked up and sent in the background (email.go).
+	mailSlots chan struct{}
 }
 
 // Option configures a Server.
@@ -71,7 +73,7 @@ type state struct {
 // New builds a server for a validated config and its signing keys.
 func New(cfg *config.Config, keys *config.SigningKeys, store storage.Storage, opts ...Option) (*Server, error) {
 	s := &Server{store: store, now: time.Now, logger: slog.Default(), metrics: newMetrics(), backchannel: newBackchannel(),
-		verifySlots: make(chan struct{}, maxConcurrentVerifications)}
+		verifySlots: make(chan struct{}, maxConcurrentVerifications), mailSlots: make(chan struct{}, maxPendingMail)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -179,6 +181,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathConnectionCallback, s.handleConnectionCallback)
 	mux.HandleFunc("GET "+pathSAMLMetadata, s.handleSAMLMetadata)
 	mux.HandleFunc(pathSignup, s.handleSignup)
+	mux.HandleFunc(pathForgotPassword, s.handleForgotPassword)
+	mux.HandleFunc(pathResetPassword, s.handleResetPassword)
+	mux.HandleFunc("GET "+pathVerifyEmail, s.handleVerifyEmail)
 	mux.HandleFunc(pathMFA, s.handleMFA)
 	mux.HandleFunc(pathAccount, s.handleAccount)
 	mux.HandleFunc(pathDeviceAuthorization, s.handleDeviceAuthorization)

@@ -31,6 +31,7 @@ image:
   pullPolicy: Always
 imagePullSecrets: [{name: regcred}]
 serverImage: acme/hallpass-server:v9.8.7
+allowedServerImages: [acme/hallpass-server, registry.example.com/sso/hallpass]
 fullnameOverride: sso
 serviceAccount:
   create: false
@@ -99,6 +100,7 @@ func TestChartLintsAndRendersItsValues(t *testing.T) {
 				{"--zap-log-level=debug in args", slices.Contains(c.Args, "--zap-log-level=debug"), true},
 				{"--server-log-level=warn in args", slices.Contains(c.Args, "--server-log-level=warn"), true},
 				{"extraArgs last", c.Args[len(c.Args)-1], "--zap-encoder=console"},
+				{"allowedServerImages in args", slices.Contains(c.Args, "--allowed-server-images=acme/hallpass-server,registry.example.com/sso/hallpass"), true},
 				{"--leader-elect in args", slices.Contains(c.Args, "--leader-elect"), true},
 				{"resources.limits.memory", c.Resources.Limits.Memory().String(), "512Mi"},
 				{"podAnnotations", d.Spec.Template.Annotations["example.com/scrape"], "true"},
@@ -154,6 +156,7 @@ func TestInvalidValuesAreRefusedNamingTheField(t *testing.T) {
 		{"a ServiceAccount name that is not a DNS name", "serviceAccount: {name: Platform-SSO}", "/serviceAccount/name"},
 		{"a pod label the chart sets itself, which would break the Deployment's selector", "podLabels: {app.kubernetes.io/name: mine}", "podLabels.app.kubernetes.io/name"},
 		{"an extra argument that is not a flag", "extraArgs: [operator]", "/extraArgs/0"},
+		{"an allowed server image that smuggles a second one", "allowedServerImages: [\"a/b,c/d\"]", "/allowedServerImages/0"},
 		{"several replicas without leader election", "{replicas: 2, leaderElection: {enabled: false}}", "leaderElection.enabled"},
 		{"no ServiceAccount to create nor to use", "serviceAccount: {create: false}", "serviceAccount.name"},
 	}

@@ -123,6 +123,14 @@ func (l *Reloader) Load(source string, configData, keysData []byte) error {
 	return nil
 }
 
+// Refuse reports content that could not even be read (a config Secret whose compressed
+// value does not decompress) as Load reports one that does not parse: logged, counted, and
+// the last good config keeps serving.
+func (l *Reloader) Refuse(source string, err error) {
+	l.metrics.failures.Inc()
+	l.logger.Error("config refused; the last good config keeps serving", "source", source, "err", err)
+}
+
 func digest(configData, keysData []byte) [sha256.Size]byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "%d:", len(configData))

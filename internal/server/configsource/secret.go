@@ -40,7 +40,11 @@ func GetSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keysRe
 	if err != nil {
 		return nil, nil, fmt.Errorf("get signing keys secret %s: %w", keysRef, err)
 	}
-	return cs.Data[config.ConfigSecretKey], ks.Data[config.KeysSecretKey], nil
+	configData, err = config.FromSecretData(cs.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config secret %s: %w", cfgRef, err)
+	}
+	return configData, ks.Data[config.KeysSecretKey], nil
 }
 
 // WatchSecrets watches the two Secrets until ctx ends and hands every change to l. Each
@@ -49,15 +53,20 @@ func GetSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keysRe
 func WatchSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keysRef SecretRef, l *Reloader) error {
 	var mu sync.Mutex
 	latest := map[SecretRef][]byte{}
-	onChange := func(ref SecretRef, key string) cache.ResourceEventHandlerFuncs {
+	onChange := func(ref SecretRef, content func(map[string][]byte) ([]byte, error)) cache.ResourceEventHandlerFuncs {
 		update := func(obj any) {
 			s, ok := obj.(*corev1.Secret)
 			if !ok {
 				return
 			}
+			data, err := content(s.Data)
+			if err != nil {
+				l.Refuse("secret "+ref.String(), err)
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			latest[ref] = s.Data[key]
+			latest[ref] = data
 			c, cok := latest[cfgRef]
 			k, kok := latest[keysRef]
 			if cok && kok {
@@ -74,16 +83,17 @@ func WatchSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keys
 	}
 	var wg sync.WaitGroup
 	var controllers []cache.Controller
+	keysContent := func(data map[string][]byte) ([]byte, error) { return data[config.KeysSecretKey], nil }
 	for _, w := range []struct {
-		ref SecretRef
-		key string
-	}{{cfgRef, config.ConfigSecretKey}, {keysRef, config.KeysSecretKey}} {
+		ref     SecretRef
+		content func(map[string][]byte) ([]byte, error)
+	}{{cfgRef, config.FromSecretData}, {keysRef, keysContent}} {
 		lw := cache.NewListWatchFromClient(client.CoreV1().RESTClient(), "secrets", w.ref.Namespace,
 			fields.OneTermEqualSelector("metadata.name", w.ref.Name))
 		_, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
 			ListerWatcher: lw,
 			ObjectType:    &corev1.Secret{},
-			Handler:       onChange(w.ref, w.key),
+			Handler:       onChange(w.ref, w.content),
 		})
 		controllers = append(controllers, ctrl)
 		wg.Add(1)

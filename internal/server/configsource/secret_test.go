@@ -76,17 +76,18 @@ func TestSecretReload(t *testing.T) {
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- configsource.WatchSecrets(ctx, client, cfgRef, keysRef, rl) }()
 
-	update := func(data []byte) {
+	updateKey := func(key string, data []byte) {
 		t.Helper()
 		s, err := admin.CoreV1().Secrets(ns).Get(ctx, "sso-config", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Data[config.ConfigSecretKey] = data
+		s.Data = map[string][]byte{key: data}
 		if _, err := admin.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	update := func(data []byte) { t.Helper(); updateKey(config.ConfigSecretKey, data) }
 	newCfg, _ := f.encode(f.withClient(), f.keys)
 	update(newCfg)
 	if !within(2*time.Second, func() bool { return f.accepts("app2") }) {
@@ -103,6 +104,31 @@ func TestSecretReload(t *testing.T) {
 	}
 	if !f.accepts("app2") {
 		t.Fatal("the last good config stopped serving after an invalid Secret")
+	}
+
+	// The operator writes the config compressed (docs/adr/0013); a server started on the
+	// plain key follows it there.
+	withApp3 := f.withClient()
+	withApp3.Clients = append(withApp3.Clients, config.Client{ID: "app3", Type: config.ClientSinglePageApp,
+		RedirectURIs: []string{"https://app3.example/cb"}, SingleSignOn: true, RequirePKCE: true, Connections: []string{"db"}})
+	plain, _ := f.encode(withApp3, f.keys)
+	compressed, err := config.Compress(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	updateKey(config.CompressedConfigSecretKey, compressed)
+	if !within(2*time.Second, func() bool { return f.accepts("app3") }) {
+		t.Fatal("a client added to the compressed config was not served within 2s")
+	}
+	if got := rl.AppliedConfigHash(); got != config.Hash(plain) {
+		t.Fatalf("applied config hash %s, want the hash of the uncompressed config %s", got, config.Hash(plain))
+	}
+	updateKey(config.CompressedConfigSecretKey, []byte("not gzip"))
+	if !within(2*time.Second, func() bool { return f.failures() == 2 }) {
+		t.Fatalf("reload failures = %v, want 2", f.failures())
+	}
+	if !f.accepts("app3") {
+		t.Fatal("the last good config stopped serving after a compressed value that does not decompress")
 	}
 }
 
