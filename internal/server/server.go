@@ -184,6 +184,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathMFA, s.handleMFA)
 	mux.HandleFunc(pathAccount, s.handleAccount)
 	mux.HandleFunc("GET "+pathLoginStylesCSS, s.handleStyles)
+	mux.HandleFunc("GET "+pathPasskeyScript, s.handlePasskeyScript)
 	return mux
 }
 
