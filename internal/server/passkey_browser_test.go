@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
@@ -51,15 +53,17 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 		Flags:     map[string]any{"unsafely-treat-insecure-origin-as-secure": issuer},
 		OnFailure: func(string) { t.Logf("the page shows:\n%s", b.Text("main")) }})
 	shots := newScreenshots(t, b)
+	var authenticator webauthn.AuthenticatorID
 	b.Run("add a virtual platform authenticator", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 			return err
 		}
-		_, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+		added, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
 			Options: &webauthn.VirtualAuthenticatorOptions{
 				Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
 				HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
 			}})
+		authenticator = added.AuthenticatorID
 		return err
 	}))
 
@@ -95,4 +99,36 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	// The virtual authenticator's credential is not backup eligible: a hardware-bound key.
 	assertSignedInWith(t, b, app, "hwk mfa")
 	shots.take("4 App A signed in with the passkey")
+
+	// A copy of the passkey whose signature counter is behind the server's (a cloned
+	// authenticator) signs no one in.
+	b.Run("sign out everywhere again", chromedp.Navigate(issuer+"/account"),
+		chromedp.Click(chromedp.CSS(`input[value="end-all-sessions"] ~ button`), chromedp.NodeVisible),
+		chromedp.WaitNotPresent(chromedp.CSS(`#sessions-heading`)))
+	b.Run("wind the passkey's counter back", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: authenticator})
+		if err != nil || len(got.Credentials) != 1 {
+			return fmt.Errorf("the authenticator holds %d credentials (%v), want the one passkey", len(got.Credentials), err)
+		}
+		c := got.Credentials[0]
+		if _, err := chromedp.Call(ctx, webauthn.ClearCredentials, webauthn.ClearCredentialsParams{AuthenticatorID: authenticator}); err != nil {
+			return err
+		}
+		// The same key with its counter at 0. Sent as plain fields: cdproto's Credential
+		// always carries the credential-trust-group flag, which this Chromium refuses.
+		addCredential := cdp.Command[map[string]any, cdp.Empty]{Method: webauthn.CommandAddCredential}
+		_, err = chromedp.Call(ctx, addCredential, map[string]any{"authenticatorId": authenticator, "credential": map[string]any{
+			"credentialId": c.CredentialID, "isResidentCredential": true, "rpId": c.RpID, "privateKey": c.PrivateKey,
+			"userHandle": c.UserHandle, "signCount": 0}})
+		return err
+	}))
+	b.Run("open App A once more", chromedp.Navigate(app.url+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-passkey="get"]`)))
+	b.Run("sign in with the cloned passkey",
+		chromedp.Click(chromedp.CSS(`button[data-passkey="get"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")))
+	if b.Count("#form-error") == 0 || !strings.Contains(b.Text("#form-error"), "passkey could not be used") {
+		t.Fatalf("a passkey with a counter gone back shows %q, want it refused on the login page", b.Text("main"))
+	}
+	shots.take("5 cloned passkey refused")
 }

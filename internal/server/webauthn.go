@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -79,6 +80,13 @@ func (s *Server) handlePasskeyScript(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(passkeyScript)
+}
+
+// passkeysOffered reports whether users may enrol and use passkeys: the policy allows them
+// and the issuer has a host name (WebAuthn scopes credentials to a domain, never to an IP
+// address).
+func passkeysOffered(st *state) bool {
+	return st.cfg.MFA.Allows(config.FactorWebAuthn) && net.ParseIP(st.issuer.Hostname()) == nil
 }
 
 // relyingParty is the server as a WebAuthn relying party: its ID is the issuer's host name,
@@ -199,7 +207,7 @@ func factorOfCredential(factors []storage.Factor, id []byte) (storage.Factor, bo
 
 // passkeyEnrolment is the "Add a passkey" button of the account page.
 func (s *Server) passkeyEnrolment(st *state, sess storage.Session, factors []storage.Factor) (*passkeyButton, error) {
-	if !st.cfg.MFA.Allows(config.FactorWebAuthn) {
+	if !passkeysOffered(st) {
 		return nil, nil
 	}
 	user, err := passkeyUser(factors, accountName(sess.Claims))
@@ -232,7 +240,7 @@ func (s *Server) passkeyEnrolment(st *state, sess storage.Session, factors []sto
 func (s *Server) enrolPasskey(w http.ResponseWriter, r *http.Request, st *state, sess storage.Session, factors []storage.Factor) {
 	ctx := r.Context()
 	conn, subject := sess.Connection, sess.Claims.Subject
-	if !st.cfg.MFA.Allows(config.FactorWebAuthn) {
+	if !passkeysOffered(st) {
 		s.renderError(w, http.StatusForbidden, "This server does not offer passkeys.")
 		return
 	}
@@ -390,7 +398,7 @@ func (s *Server) acceptAssertion(ctx context.Context, factors []storage.Factor, 
 // passkeySignIn is the "Sign in with a passkey" button of a Database connection's login
 // page, when the server allows passkeys.
 func (s *Server) passkeySignIn(f *loginFlow, conn config.Connection) (*passkeyButton, error) {
-	if conn.Type != config.ConnectionDatabase || !f.st.cfg.MFA.Allows(config.FactorWebAuthn) {
+	if conn.Type != config.ConnectionDatabase || !passkeysOffered(f.st) {
 		return nil, nil
 	}
 	rp, err := relyingParty(f.st)
@@ -415,7 +423,7 @@ func (s *Server) loginWithPasskey(w http.ResponseWriter, r *http.Request, f *log
 		s.metrics.logins.WithLabelValues("failure").Inc()
 		s.showPage(w, f, status, false, conn, pageData{Error: msg})
 	}
-	if conn.Type != config.ConnectionDatabase || !f.st.cfg.MFA.Allows(config.FactorWebAuthn) {
+	if conn.Type != config.ConnectionDatabase || !passkeysOffered(f.st) {
 		fail(http.StatusBadRequest, msgBadPasskey)
 		return
 	}
