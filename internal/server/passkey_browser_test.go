@@ -29,6 +29,7 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	app := newRelyingApp(t, "app-a", "App A", appAHost)
 	cfg := testConfig(t, issuer)
 	cfg.MFA = config.MFA{Policy: config.MFAOptional, Factors: []string{config.FactorTOTP, config.FactorWebAuthn}}
+	cfg.APIs = nil // the test config grants its API to clients this test replaces
 	cfg.Clients = []config.Client{{
 		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
 		SecretSHA256: []string{config.SecretDigest(app.secret)},
@@ -107,8 +108,11 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 		chromedp.WaitNotPresent(chromedp.CSS(`#sessions-heading`)))
 	b.Run("wind the passkey's counter back", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: authenticator})
-		if err != nil || len(got.Credentials) != 1 {
-			return fmt.Errorf("the authenticator holds %d credentials (%v), want the one passkey", len(got.Credentials), err)
+		if err != nil {
+			return err
+		}
+		if len(got.Credentials) != 1 {
+			return fmt.Errorf("the authenticator holds %d credentials, want the one passkey", len(got.Credentials))
 		}
 		c := got.Credentials[0]
 		if _, err := chromedp.Call(ctx, webauthn.ClearCredentials, webauthn.ClearCredentialsParams{AuthenticatorID: authenticator}); err != nil {

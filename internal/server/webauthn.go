@@ -126,8 +126,9 @@ func newPasskeyButton(st *state, mode, label string, options any, session *webau
 // used for the first time.
 func (s *Server) openCeremony(ctx context.Context, st *state, r *http.Request, boundTo string) (webauthn.SessionData, bool, error) {
 	var c ceremony
-	if err := st.keys.sealer.open(purposeWebAuthnCeremony, r.PostForm.Get("ceremony"), &c); err != nil ||
-		subtle.ConstantTimeCompare([]byte(c.BoundTo), []byte(boundTo)) != 1 || !s.now().Before(c.Session.Expires) {
+	// A ceremony that does not open is a forged or foreign form: refused, not an error.
+	opened := st.keys.sealer.open(purposeWebAuthnCeremony, r.PostForm.Get("ceremony"), &c) == nil
+	if !opened || subtle.ConstantTimeCompare([]byte(c.BoundTo), []byte(boundTo)) != 1 || !s.now().Before(c.Session.Expires) {
 		return webauthn.SessionData{}, false, nil
 	}
 	first, err := s.store.UseOnce(ctx, "webauthn:"+storage.Hash(c.Session.Challenge), s.now(), c.Session.Expires)
@@ -465,9 +466,10 @@ func (s *Server) loginWithPasskey(w http.ResponseWriter, r *http.Request, f *log
 // verifyPasskeySignIn checks a discoverable assertion and returns the user it signs in and
 // the amr method, or no method when it was refused.
 func (s *Server) verifyPasskeySignIn(ctx context.Context, st *state, r *http.Request, conn config.Connection, session webauthn.SessionData) (storage.Claims, string, error) {
-	assertion, err := parseAssertion(r)
-	if err != nil {
-		return storage.Claims{}, "", nil
+	assertion, perr := parseAssertion(r)
+	if perr != nil {
+		// Not an assertion: the browser's answer is refused, the server did not fail.
+		return storage.Claims{}, "", nil //nolint:nilerr // a refusal, not an error
 	}
 	rp, err := relyingParty(st)
 	if err != nil {
