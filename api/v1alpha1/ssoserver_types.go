@@ -254,10 +254,13 @@ const (
 )
 
 // FactorKind is a kind of second factor.
-// +kubebuilder:validation:Enum=TOTP
+// +kubebuilder:validation:Enum=TOTP;WebAuthn
 type FactorKind string
 
-const FactorTOTP FactorKind = "TOTP"
+const (
+	FactorTOTP     FactorKind = "TOTP"
+	FactorWebAuthn FactorKind = "WebAuthn"
+)
 
 // MFA is the second-factor policy of a server.
 type MFA struct {
@@ -271,7 +274,8 @@ type MFA struct {
 	Policy MFAPolicy `json:"policy,omitempty"`
 
 	// factors are the kinds of factor users may enrol and use (TOTP: authenticator apps,
-	// RFC 6238). Recovery codes come with every factor. Defaults to every kind.
+	// RFC 6238; WebAuthn: passkeys and security keys, which also sign in without a
+	// username or password on a Database connection). Recovery codes come with every factor. Defaults to every kind.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=4

@@ -54,7 +54,8 @@ const (
 
 // Factor kinds, as in SSOServer.spec.mfa.factors.
 const (
-	FactorTOTP = "TOTP"
+	FactorTOTP     = "TOTP"
+	FactorWebAuthn = "WebAuthn"
 )
 
 // Grant types a client may be allowed (Client.GrantTypes), as named at the token endpoint.
@@ -460,7 +461,7 @@ func (c *Config) Validate() error {
 		check(e.Security == EmailNone && !Loopback(e.Host), "email.security None is only allowed for a loopback host, not %q", e.Host)
 	}
 	for i, f := range c.MFA.Factors {
-		check(f != FactorTOTP, "mfa.factors[%d] %q is not a known factor (TOTP)", i, f)
+		check(f != FactorTOTP && f != FactorWebAuthn, "mfa.factors[%d] %q is not a known factor (TOTP or WebAuthn)", i, f)
 	}
 
 	check(!slices.IsSortedFunc(c.Clients, func(a, b Client) int { return compare(a.ID, b.ID) }), "clients must be sorted by id")

@@ -162,8 +162,14 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 			return
 		}
 		s.startEnrolment(w, r, st, req, sess)
+	case "add-passkey":
+		s.enrolPasskey(w, r, st, sess, factors)
 	case "remove-factor":
 		id := r.PostForm.Get("factor")
+		kind := storage.FactorTOTP
+		if i := slices.IndexFunc(factors, func(f storage.Factor) bool { return f.ID == id }); i >= 0 {
+			kind = factors[i].Type
+		}
 		err := s.store.DeleteFactor(ctx, conn, subject, id)
 		if errors.Is(err, storage.ErrNotFound) {
 			s.renderError(w, http.StatusNotFound, "This factor is not one of yours, or was removed already.")
@@ -173,7 +179,7 @@ func (s *Server) accountAction(w http.ResponseWriter, r *http.Request, st *state
 			s.serverError(w, r, err)
 			return
 		}
-		s.auditFactor(ctx, "removed", storage.FactorTOTP, conn, subject)
+		s.auditFactor(ctx, "removed", kind, conn, subject)
 		seeOther(w, st.endpoint(pathAccount))
 	case "new-recovery-codes":
 		if len(factors) == 0 {
@@ -308,8 +314,13 @@ func (s *Server) showAccountWith(w http.ResponseWriter, r *http.Request, st *sta
 		}
 		return strings.Compare(b.LastActivity, a.LastActivity)
 	})
-	s.render(w, st, status, "account", &pageData{Heading: "Your account", CSRF: csrf,
-		FormURL: st.endpoint(pathAccount), Account: v, TOTPAllowed: st.cfg.MFA.Allows(config.FactorTOTP)}, pageCSP(st, ""))
+	passkey, err := s.passkeyEnrolment(st, sess, factors)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.render(w, st, status, "account", &pageData{Heading: "Your account", CSRF: csrf, FormURL: st.endpoint(pathAccount),
+		Account: v, TOTPAllowed: st.cfg.MFA.Allows(config.FactorTOTP), Passkey: passkey}, passkeyCSP(st, passkey))
 }
 
 func formatTime(t time.Time) string {

@@ -142,8 +142,15 @@ type signedIn struct {
 	sid, authTime string
 }
 
-// assertSignedIn waits for app's signed-in page and checks the claims it shows.
+// assertSignedIn waits for app's signed-in page and checks the claims it shows, of a
+// password sign-in.
 func assertSignedIn(t *testing.T, b *chromium.Browser, app *relyingApp) signedIn {
+	t.Helper()
+	return assertSignedInWith(t, b, app, "pwd")
+}
+
+// assertSignedInWith is assertSignedIn of a sign-in whose ID token has amr (space-separated).
+func assertSignedInWith(t *testing.T, b *chromium.Browser, app *relyingApp, amr string) signedIn {
 	t.Helper()
 	b.Run("wait for "+app.name+"'s signed-in page", chromedp.WaitVisible(chromedp.CSS(`#signed-in, #error, input[name="password"]`)))
 	if b.Count(`input[name="password"]`) > 0 {
@@ -159,7 +166,7 @@ func assertSignedIn(t *testing.T, b *chromium.Browser, app *relyingApp) signedIn
 	if loc := b.Location(); stripQuery(loc) != app.url+"/callback" {
 		t.Fatalf("the signed-in page is at %s, want %s/callback", loc, app.url)
 	}
-	want := map[string]string{"#sub": "people|alice", "#aud": app.clientID, "#email": "alice@example.com", "#name": "Alice Liddell", "#amr": "pwd"}
+	want := map[string]string{"#sub": "people|alice", "#aud": app.clientID, "#email": "alice@example.com", "#name": "Alice Liddell", "#amr": amr}
 	for sel, v := range want {
 		if got := b.Text(sel); got != v {
 			t.Errorf("%s shows %s %q, want %q", app.name, sel, got, v)

@@ -113,7 +113,7 @@ func (s *Server) renderSignedOut(w http.ResponseWriter, st *state, frames []stri
 		// app's private-use scheme, which html/template would otherwise blank out.
 		data.ContinueURL = template.URL(next) //nolint:gosec // validated target
 	}
-	csp := pageCSP(st, nonce)
+	csp := pageCSP(st, nonceSource(nonce))
 	if len(origins) > 0 {
 		csp += "; frame-src " + strings.Join(origins, " ")
 	}

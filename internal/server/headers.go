@@ -21,17 +21,18 @@ func setSecurityHeaders(w http.ResponseWriter, st *state) {
 	}
 }
 
-// pageCSP is the policy of an HTML page: its own stylesheet, the branding logo, a script
-// only with this response's nonce, and forms that may post (or redirect after posting) to
+// pageCSP is the policy of an HTML page: its own stylesheet, the branding logo, scripts
+// only from the one source expression script (this response's nonce, or the URL of one
+// static script), and forms that may post (or redirect after posting) to
 // the server itself and to formTargets.
-func pageCSP(st *state, scriptNonce string, formTargets ...string) string {
+func pageCSP(st *state, script string, formTargets ...string) string {
 	var b strings.Builder
 	b.WriteString("default-src 'none'; style-src 'self'; img-src 'self' data:")
 	if o := origin(st.cfg.Branding.LogoURL); o != "" {
 		b.WriteString(" " + o)
 	}
-	if scriptNonce != "" {
-		b.WriteString("; script-src 'nonce-" + scriptNonce + "'")
+	if script != "" {
+		b.WriteString("; script-src " + script)
 	}
 	b.WriteString("; form-action 'self'")
 	for _, t := range formTargets {
@@ -57,3 +58,6 @@ func noStore(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 }
+
+// nonceSource is the CSP source expression of a script nonce.
+func nonceSource(nonce string) string { return "'nonce-" + nonce + "'" }

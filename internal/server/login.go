@@ -115,6 +115,10 @@ func (s *Server) showPage(w http.ResponseWriter, f *loginFlow, status int, signu
 			data.BackURL = f.pageURL(pathLogin, conn.Name)
 		} else {
 			data.FormURL = f.st.endpoint(pathLogin)
+			var err error
+			if data.Passkey, err = s.passkeySignIn(f, conn); err != nil {
+				s.logger.Error("passkey sign-in not offered", "connection", conn.Name, "err", err)
+			}
 			if conn.Database != nil && conn.Database.SignupEnabled {
 				data.SignupURL = f.pageURL(pathSignup, conn.Name)
 			}
@@ -132,7 +136,7 @@ func (s *Server) showPage(w http.ResponseWriter, f *loginFlow, status int, signu
 	if conn.Name == "" {
 		targets = append(targets, s.upstreamFormTargets(f)...)
 	}
-	s.render(w, f.st, status, "login", &data, pageCSP(f.st, "", targets...))
+	s.render(w, f.st, status, "login", &data, passkeyCSP(f.st, data.Passkey, targets...))
 }
 
 func displayName(c config.Connection) string {
@@ -163,6 +167,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !checkCSRF(r, f.st, f.tx) {
 		s.showPage(w, f, http.StatusForbidden, false, conn, pageData{Error: msgFormExpired})
+		return
+	}
+	if r.PostForm.Has("credential") {
+		s.loginWithPasskey(w, r, f, conn)
 		return
 	}
 	// Normalized once, so the throttle and the lookup see the same name.

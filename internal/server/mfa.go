@@ -97,8 +97,10 @@ func (s *Server) usableFactors(ctx context.Context, st *state, connection, subje
 	if err != nil {
 		return nil, fmt.Errorf("load factors: %w", err)
 	}
+	kinds := map[string]string{storage.FactorTOTP: config.FactorTOTP, storage.FactorWebAuthn: config.FactorWebAuthn}
 	return slices.DeleteFunc(all, func(f storage.Factor) bool {
-		return f.Type != storage.FactorTOTP || !st.cfg.MFA.Allows(config.FactorTOTP)
+		kind, known := kinds[f.Type]
+		return !known || !st.cfg.MFA.Allows(kind)
 	}), nil
 }
 
@@ -177,9 +179,17 @@ func (s *Server) showMFAPage(w http.ResponseWriter, r *http.Request, f *loginFlo
 		data.QRImage, data.ManualKey = template.URL(e.QR), e.ManualKey //nolint:gosec // a PNG data URI this server drew
 	default:
 		data.Heading = "Two-step verification"
+		factors, err := s.usableFactors(r.Context(), f.st, mt.Connection, mt.Claims.Subject)
+		if err == nil {
+			data.Passkey, err = s.passkeySecondFactor(f.st, mt, factors)
+		}
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
 	}
 	noStore(w)
-	s.render(w, f.st, status, "mfa", &data, pageCSP(f.st, "", f.tx.Request.RedirectURI))
+	s.render(w, f.st, status, "mfa", &data, passkeyCSP(f.st, data.Passkey, f.tx.Request.RedirectURI))
 }
 
 // totpIssuer names the server in authenticator apps: its branding title, else its host.
@@ -261,7 +271,16 @@ func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *log
 func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction) {
 	ctx := r.Context()
 	code := strings.TrimSpace(r.PostForm.Get("code"))
+	method := amrOTP
 	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (bool, error) {
+		if r.PostForm.Has("credential") {
+			var err error
+			method, err = s.verifyPasskeySecondFactor(ctx, f.st, r, mt)
+			if method == "" && err == nil {
+				s.auditFactor(ctx, "failed", storage.FactorWebAuthn, mt.Connection, mt.Claims.Subject)
+			}
+			return method != "", err
+		}
 		if code == "" || len(code) > maxCredentialBytes {
 			return false, nil
 		}
@@ -298,7 +317,7 @@ func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *l
 		return false, nil
 	})
 	if ok {
-		s.secondFactorDone(w, r, f, mt, amrOTP, nil)
+		s.secondFactorDone(w, r, f, mt, method, nil)
 	}
 }
 

@@ -56,6 +56,8 @@ type pageData struct {
 	QRImage       template.URL
 	ManualKey     string
 	RecoveryCodes []string
+	// Passkey is the button of a WebAuthn ceremony, on pages that offer one.
+	Passkey *passkeyButton
 
 	// The account page.
 	Account     *accountView
@@ -111,7 +113,7 @@ func (s *Server) renderFormPost(w http.ResponseWriter, st *state, target string,
 		return
 	}
 	s.render(w, st, http.StatusOK, "formpost", &pageData{Heading: "Returning to the application", FormURL: target, Fields: sortedFields(values), Nonce: nonce},
-		pageCSP(st, nonce, target))
+		pageCSP(st, nonceSource(nonce), target))
 }
 
 // renderWebMessage answers a response_mode=web_message request: a page meant to load in a
@@ -159,6 +161,7 @@ h1{font-size:1.4rem;margin:.25rem 0 1rem}
 label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 input[type=text],input[type=email],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #8a8f98;border-radius:.4rem;font-size:1rem}
 input:focus,button:focus{outline:3px solid var(--primary);outline-offset:2px}
+[hidden],.notice:empty{display:none!important}
 button{display:block;width:100%;margin-top:1rem;padding:.7rem;border:0;border-radius:.4rem;background:var(--primary);color:#fff;font-size:1rem;cursor:pointer}
 fieldset{border:0;padding:0;margin:0}
 legend{font-weight:600;margin-bottom:.5rem}

@@ -30,6 +30,7 @@ var (
 	purposeFederatedLogout   = purpose("hallpass federated logout")
 	purposeSecondFactor      = purpose("hallpass second factor")
 	purposeAccountForm       = purpose("hallpass account form")
+	purposeWebAuthnCeremony  = purpose("hallpass webauthn ceremony")
 )
 
 var errBadSealed = errors.New("sealed document is invalid")

@@ -189,6 +189,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(pathDeviceAuthorization, s.handleDeviceAuthorization)
 	mux.HandleFunc(pathDevice, s.handleDevice)
 	mux.HandleFunc("GET "+pathLoginStylesCSS, s.handleStyles)
+	mux.HandleFunc("GET "+pathPasskeyScript, s.handlePasskeyScript)
 	return mux
 }
 

@@ -197,6 +197,8 @@ type EmailToken struct {
 // Factor types.
 const (
 	FactorTOTP = "totp"
+	// FactorWebAuthn is a WebAuthn credential: a passkey or a security key.
+	FactorWebAuthn = "webauthn"
 )
 
 // Factor is a second factor a user enrolled. Users are identified as in sessions: by
@@ -209,13 +211,24 @@ type Factor struct {
 	Type       string
 	// Name is the label the user sees in the list of factors.
 	Name string
-	// Secret is the factor's key material: for TOTP the shared secret. The server has to
-	// read it back to check a code, so it cannot be stored as a digest.
+	// Secret is the factor's key material: for TOTP the shared secret (the server has to
+	// read it back to check a code, so it cannot be stored as a digest); for WebAuthn the
+	// credential's public key (COSE).
 	Secret []byte
-	// LastStep is the TOTP time step of the last code accepted (see UseFactorStep).
-	LastStep   int64
-	CreatedAt  time.Time
-	LastUsedAt time.Time
+	// LastStep is the TOTP time step of the last code accepted, or the WebAuthn signature
+	// counter of the last assertion accepted (see UseFactorStep).
+	LastStep int64
+	// CredentialID, UserHandle, Transports and CredentialFlags are a WebAuthn credential's
+	// (empty for TOTP). The user handle is random per user, the same for all of a user's
+	// credentials: it finds the user of a passkey sign-in without a username. Credential
+	// IDs are unique across users. CredentialFlags are the authenticator data flags at
+	// registration (backup eligibility must not change afterwards).
+	CredentialID    []byte
+	UserHandle      []byte
+	Transports      []string
+	CredentialFlags uint8
+	CreatedAt       time.Time
+	LastUsedAt      time.Time
 }
 
 // Throttle counts recent failed logins for a key (a username or a client IP).
@@ -307,10 +320,14 @@ type Storage interface {
 	// get ErrNotFound.
 	UseEmailToken(ctx context.Context, hash, purpose string, now time.Time) (EmailToken, error)
 
-	// CreateFactor stores an enrolled factor; ErrAlreadyExists when its ID is taken.
+	// CreateFactor stores an enrolled factor; ErrAlreadyExists when its ID, or its WebAuthn
+	// credential ID, is taken.
 	CreateFactor(ctx context.Context, f Factor) error
 	// ListFactors returns the factors of one user, oldest first.
 	ListFactors(ctx context.Context, connection, subject string) ([]Factor, error)
+	// ListFactorsByUserHandle returns the WebAuthn factors with this user handle (one
+	// user's), oldest first.
+	ListFactorsByUserHandle(ctx context.Context, userHandle []byte) ([]Factor, error)
 	// DeleteFactor removes one factor of one user (ErrNotFound when that user has no factor
 	// with this ID, so a user can never remove another user's factor).
 	DeleteFactor(ctx context.Context, connection, subject, id string) error

@@ -15,7 +15,59 @@ func factor(id, subject string) storage.Factor {
 	}
 }
 
+// passkey is a WebAuthn factor of subject with a user handle of its own.
+func passkey(id, subject string) storage.Factor {
+	return storage.Factor{
+		ID: id, Connection: "db", Subject: subject, Type: storage.FactorWebAuthn, Name: "Passkey " + id,
+		Secret: []byte("cose public key " + id), CredentialID: []byte("credential " + id),
+		UserHandle: []byte("handle of " + subject), Transports: []string{"internal", "hybrid"},
+		CredentialFlags: 0x5d, CreatedAt: t0,
+	}
+}
+
 var factorTests = []test{
+	{"a passkey reads back with its credential ID, user handle, transports and flags", func(t *testing.T, s storage.Storage) {
+		want := passkey("p1", "alice")
+		must(t, s.CreateFactor(t.Context(), want))
+		must(t, s.CreateFactor(t.Context(), factor("f1", "alice")))
+		got, err := s.ListFactors(t.Context(), "db", "alice")
+		must(t, err)
+		equal(t, "factors (same creation time: by ID)", []storage.Factor{factor("f1", "alice"), want}, got)
+	}},
+	{"a passkey sign-in finds only the user of its user handle", func(t *testing.T, s storage.Storage) {
+		older, newer := passkey("p2", "alice"), passkey("p1", "alice")
+		newer.CreatedAt = t0.Add(time.Hour)
+		for _, f := range []storage.Factor{newer, older, passkey("p3", "bob"), factor("f1", "alice")} {
+			must(t, s.CreateFactor(t.Context(), f))
+		}
+		got, err := s.ListFactorsByUserHandle(t.Context(), []byte("handle of alice"))
+		must(t, err)
+		equal(t, "alice's passkeys", []storage.Factor{older, newer}, got)
+		for _, handle := range [][]byte{[]byte("handle of carol"), nil} {
+			none, err := s.ListFactorsByUserHandle(t.Context(), handle)
+			must(t, err)
+			equal(t, "passkeys of an unknown handle", 0, len(none))
+		}
+	}},
+	{"a credential ID is registered once across users", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateFactor(t.Context(), passkey("p1", "alice")))
+		again := passkey("p2", "bob")
+		again.CredentialID = []byte("credential p1")
+		alreadyExists(t, "same credential for another user", s.CreateFactor(t.Context(), again))
+	}},
+	{"a passkey's signature counter only goes up", func(t *testing.T, s storage.Storage) {
+		must(t, s.CreateFactor(t.Context(), passkey("p1", "alice")))
+		for _, tc := range []struct {
+			counter  int64
+			accepted bool
+		}{{5, true}, {5, false}, {3, false}, {6, true}} {
+			ok, err := s.UseFactorStep(t.Context(), "p1", tc.counter, t0)
+			must(t, err)
+			if ok != tc.accepted {
+				t.Fatalf("counter %d: accepted = %v, want %v", tc.counter, ok, tc.accepted)
+			}
+		}
+	}},
 	{"a created factor reads back with every field", func(t *testing.T, s storage.Storage) {
 		want := factor("f1", "alice")
 		want.LastStep, want.LastUsedAt = 42, t0.Add(time.Second)

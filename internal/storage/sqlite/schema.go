@@ -177,6 +177,17 @@ CREATE INDEX email_tokens_by_expiry ON email_tokens (expires_at);
 ALTER TABLE access_tokens ADD COLUMN audience TEXT NOT NULL DEFAULT '';
 ALTER TABLE refresh_families ADD COLUMN audience TEXT NOT NULL DEFAULT '';
 `,
+	// WebAuthn credentials as factors (passkeys, ADR 0019). Add-only: a replica of the
+	// previous version lists these rows among a user's factors but skips them, as it skips
+	// every factor type it does not know.
+	`
+ALTER TABLE factors ADD COLUMN credential_id BLOB;
+ALTER TABLE factors ADD COLUMN user_handle BLOB;
+ALTER TABLE factors ADD COLUMN transports TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE factors ADD COLUMN credential_flags INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX factors_by_credential ON factors (credential_id);
+CREATE INDEX factors_by_user_handle ON factors (user_handle);
+`,
 	// Device codes of the device authorization grant (RFC 8628, ADR 0017).
 	`
 CREATE TABLE device_codes (

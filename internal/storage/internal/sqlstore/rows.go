@@ -131,7 +131,7 @@ var (
 	}}
 	Factors = Table{Name: "factors", Key: 1, Columns: []string{
 		"id", "connection", "subject", "factor_type", "name", "secret", "last_step",
-		"created_at", "last_used_at",
+		"created_at", "last_used_at", "credential_id", "user_handle", "transports", "credential_flags",
 	}}
 	EmailTokens = Table{Name: "email_tokens", Key: 1, Columns: []string{
 		"token_hash", "purpose", "connection", "username", "email", "expires_at",
@@ -286,7 +286,8 @@ func ScanEmailToken(row Scanner) (storage.EmailToken, error) {
 // FactorValues returns the column values of f.
 func FactorValues(f storage.Factor) []any {
 	return []any{f.ID, f.Connection, f.Subject, f.Type, f.Name, f.Secret, f.LastStep,
-		nanos(f.CreatedAt), nanos(f.LastUsedAt)}
+		nanos(f.CreatedAt), nanos(f.LastUsedAt), bytes(f.CredentialID), bytes(f.UserHandle), jsonList(f.Transports),
+		int16(f.CredentialFlags)}
 }
 
 // ScanFactor reads a row selected with Factors.List().
@@ -294,13 +295,16 @@ func ScanFactor(row Scanner) (storage.Factor, error) {
 	var (
 		f             storage.Factor
 		created, used sql.NullInt64
+		transports    []byte
+		flags         int16
 	)
 	if err := row.Scan(&f.ID, &f.Connection, &f.Subject, &f.Type, &f.Name, &f.Secret,
-		&f.LastStep, &created, &used); err != nil {
+		&f.LastStep, &created, &used, &f.CredentialID, &f.UserHandle, &transports, &flags); err != nil {
 		return storage.Factor{}, err
 	}
-	f.CreatedAt, f.LastUsedAt = fromNanos(created), fromNanos(used)
-	return f, nil
+	f.CreatedAt, f.LastUsedAt, f.CredentialFlags = fromNanos(created), fromNanos(used), uint8(flags) //nolint:gosec // stored from a uint8
+	f.CredentialID, f.UserHandle = bytes(f.CredentialID), bytes(f.UserHandle)
+	return f, decodeList(&f.Transports, transports)
 }
 
 // DeviceCodeValues returns the column values of d; the poll interval is in nanoseconds.

@@ -112,6 +112,7 @@ type queries struct {
 	recordFailure, selectThrottle, deleteThrottle                            string
 	useOnce                                                                  string
 	insertFactor, factorsOfUser, deleteFactor, useFactorStep                 string
+	factorsByUserHandle                                                      string
 	deleteRecoveryCodes, insertRecoveryCode, useRecoveryCode, countCodes     string
 	gc                                                                       []collect
 }
@@ -197,6 +198,8 @@ ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE singl
 		insertFactor: Factors.Insert(p),
 		factorsOfUser: fmt.Sprintf("SELECT %s FROM factors WHERE connection = %s AND subject = %s ORDER BY created_at, id",
 			Factors.List(), p(1), p(2)),
+		factorsByUserHandle: fmt.Sprintf("SELECT %s FROM factors WHERE user_handle = %s ORDER BY created_at, id",
+			Factors.List(), p(1)),
 		deleteFactor: fmt.Sprintf("DELETE FROM factors WHERE connection = %s AND subject = %s AND id = %s", p(1), p(2), p(3)),
 		// One statement, so two replicas accepting the same code at once cannot both succeed.
 		useFactorStep: fmt.Sprintf("UPDATE factors SET last_step = %s, last_used_at = %s WHERE id = %s AND last_step < %s",
@@ -727,6 +730,17 @@ func (s *Store) ListFactors(ctx context.Context, connection, subject string) ([]
 	out, err := list(ctx, s.db, s.q.factorsOfUser, ScanFactor, connection, subject)
 	if err != nil {
 		return nil, fmt.Errorf("list factors: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) ListFactorsByUserHandle(ctx context.Context, userHandle []byte) ([]storage.Factor, error) {
+	if len(userHandle) == 0 {
+		return nil, nil
+	}
+	out, err := list(ctx, s.db, s.q.factorsByUserHandle, ScanFactor, userHandle)
+	if err != nil {
+		return nil, fmt.Errorf("list factors by user handle: %w", err)
 	}
 	return out, nil
 }
