@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
-	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/pkg/ssoapp/credentials"
 )
 
@@ -91,7 +91,7 @@ func (rec secretRecord) annotations() map[string]string {
 // whose record has these annotations and holds secret, and when that set next changes (zero
 // if never).
 func acceptedDigests(annotations map[string]string, secret string, now time.Time) ([]string, time.Time) {
-	digests := []string{config.SecretDigest(secret)}
+	digests := []string{digest.Of(secret)}
 	rec := readSecretRecord(annotations, now, now)
 	if rec.previous != "" && rec.previous != digests[0] {
 		digests = append(digests, rec.previous)

@@ -13,6 +13,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 // annotate sets one annotation of obj, keeping the others, as
@@ -253,7 +254,7 @@ func TestClientSecretRotatesWithAnOverlap(t *testing.T) {
 			current = credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)
 			g.Expect(current).NotTo(Equal(old))
 			g.Expect(current).To(HaveLen(43))
-			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(current), config.SecretDigest(old)))
+			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(current), digest.Of(old)))
 			st := get(g, ns, "web", &hallpassv1.SSOClient{}).Status.ClientSecret
 			g.Expect(st.RotationRequest).To(Equal("r1"))
 			g.Expect(st.PreviousAcceptedUntil).NotTo(BeNil())
@@ -278,7 +279,7 @@ func TestClientSecretRotatesWithAnOverlap(t *testing.T) {
 		})
 		g.Expect(credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)).To(Equal(current))
 		eventually(t, func(g Gomega) {
-			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(current), config.SecretDigest(old)))
+			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(current), digest.Of(old)))
 		})
 	})
 
@@ -286,7 +287,7 @@ func TestClientSecretRotatesWithAnOverlap(t *testing.T) {
 		clock.Advance(2*time.Hour + time.Minute)
 		poke(t, sc)
 		eventually(t, func(g Gomega) {
-			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(current)))
+			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(current)))
 			c := get(g, ns, "web", &hallpassv1.SSOClient{})
 			g.Expect(c.Status.ClientSecret.PreviousAcceptedUntil).To(BeNil())
 			g.Expect(clientRecordOf(g, ns, "sso", ns, "web").Annotations).NotTo(HaveKey(annotationPreviousSecretSHA256))
@@ -298,13 +299,13 @@ func TestClientSecretRotatesWithAnOverlap(t *testing.T) {
 		var rotated string
 		eventually(t, func(g Gomega) {
 			rotated = credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)
-			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(rotated), config.SecretDigest(current)))
+			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(rotated), digest.Of(current)))
 		})
 		annotate(t, sc, hallpassv1.AnnotationRevokeClientSecret, "leaked")
 		eventually(t, func(g Gomega) {
 			fresh := credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)
 			g.Expect(fresh).NotTo(BeElementOf(rotated, current))
-			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(fresh)))
+			g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(fresh)))
 		})
 		eventually(t, func(g Gomega) {
 			g.Expect(eventReasons(g, ns, "web")).To(ContainElement(hallpassv1.ReasonClientSecretRevoked))
@@ -331,7 +332,7 @@ func TestServerDropsThePreviousSecretOnItsOwn(t *testing.T) {
 	clock.Advance(defaultSecretOverlap + time.Minute)
 	poke(t, server)
 	eventually(t, func(g Gomega) {
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(current)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(current)))
 	})
 	g.Expect(credentialSecret(g, ns, "batch-sso-credentials", CredentialsClientSecret)).To(Equal(current))
 }
@@ -358,7 +359,7 @@ func TestClientSecretRotatesOnSchedule(t *testing.T) {
 	eventually(t, func(g Gomega) {
 		current := credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)
 		g.Expect(current).NotTo(Equal(old))
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(current), config.SecretDigest(old)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(current), digest.Of(old)))
 	})
 }
 
@@ -376,7 +377,7 @@ func TestABroughtSecretThatChangesKeepsTheOldOneForTheOverlap(t *testing.T) {
 	create(t, newServer(ns, "sso"), byo, sc)
 	id := readyClient(t, ns, "web").Status.ClientID
 	eventually(t, func(g Gomega) {
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(first)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(first)))
 	})
 
 	byo = get(g, ns, "my-secret", &corev1.Secret{})
@@ -384,7 +385,7 @@ func TestABroughtSecretThatChangesKeepsTheOldOneForTheOverlap(t *testing.T) {
 	g.Expect(k8s.Update(ctx, byo)).To(Succeed())
 	eventually(t, func(g Gomega) {
 		g.Expect(credentialSecret(g, ns, "web-sso-credentials", CredentialsClientSecret)).To(Equal(second))
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(first), config.SecretDigest(second)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(first), digest.Of(second)))
 	})
 	eventually(t, func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "web")).To(ContainElement(hallpassv1.ReasonClientSecretChanged))
@@ -393,7 +394,7 @@ func TestABroughtSecretThatChangesKeepsTheOldOneForTheOverlap(t *testing.T) {
 	clock.Advance(defaultSecretOverlap + time.Minute)
 	poke(t, sc)
 	eventually(t, func(g Gomega) {
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(second)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(second)))
 	})
 }
 
@@ -414,7 +415,7 @@ func TestCredentialKeysCanBeRenamed(t *testing.T) {
 	secret := string(data["OIDC_CLIENT_SECRET"])
 	g.Expect(secret).To(HaveLen(43))
 	eventually(t, func(g Gomega) {
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(secret)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(secret)))
 	})
 
 	// Rename with the status lost too: the Secret's own record of its keys finds them.
@@ -432,7 +433,7 @@ func TestCredentialKeysCanBeRenamed(t *testing.T) {
 		g.Expect(data).To(HaveKeyWithValue("id", []byte(id)))
 		g.Expect(data).To(HaveKeyWithValue("secret", []byte(secret)))
 		g.Expect(data).NotTo(HaveKey("OIDC_CLIENT_ID"))
-		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(config.SecretDigest(secret)))
+		g.Expect(acceptedSecrets(g, ns, "sso", id)).To(ConsistOf(digest.Of(secret)))
 	})
 	g.Expect(readyClient(t, ns, "web").Status.ClientID).To(Equal(id))
 }

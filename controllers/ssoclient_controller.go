@@ -21,6 +21,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 // Keys of the credentials Secret an application reads. The client ID and secret keys are
@@ -313,7 +314,7 @@ func (r *SSOClientReconciler) reconcileClientSecret(ctx context.Context, s *clie
 	replace := func(next string, keepPrevious bool) {
 		s.rotation.previous, s.rotation.until = "", time.Time{}
 		if keepPrevious && len(current) >= minClientSecretLength {
-			s.rotation.previous, s.rotation.until = config.SecretDigest(current), now.Add(overlap)
+			s.rotation.previous, s.rotation.until = digest.Of(current), now.Add(overlap)
 		}
 		s.rotation.rotatedAt = now
 		s.secret = next

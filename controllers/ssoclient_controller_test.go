@@ -12,6 +12,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 func readyClient(t *testing.T, ns, name string) *hallpassv1.SSOClient {
@@ -56,7 +57,7 @@ func TestClientsGetCredentialsTheServerCanCheck(t *testing.T) {
 		cfg := renderedConfig(g, ns, "sso")
 		served, ok := cfg.Client(web.Status.ClientID)
 		g.Expect(ok).To(BeTrue())
-		g.Expect(served.SecretSHA256).To(Equal([]string{config.SecretDigest(string(creds.Data[CredentialsClientSecret]))}))
+		g.Expect(served.SecretSHA256).To(Equal([]string{digest.Of(string(creds.Data[CredentialsClientSecret]))}))
 		g.Expect(served.SingleSignOn).To(BeTrue())
 		g.Expect(served.RedirectURIs).To(Equal([]string{"https://web.example.com/callback"}))
 		served, ok = cfg.Client(spa.Status.ClientID)
@@ -292,7 +293,7 @@ func TestBringYourOwnClientSecret(t *testing.T) {
 	eventually(t, func(g Gomega) {
 		served, ok := renderedConfig(g, ns, "sso").Client(c.Status.ClientID)
 		g.Expect(ok).To(BeTrue())
-		g.Expect(served.SecretSHA256).To(Equal([]string{config.SecretDigest(long)}))
+		g.Expect(served.SecretSHA256).To(Equal([]string{digest.Of(long)}))
 	})
 	g.Expect(string(get(g, ns, "app-sso-credentials", &corev1.Secret{}).Data[CredentialsClientSecret])).To(Equal(long))
 }

@@ -20,6 +20,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/render"
 )
 
@@ -408,7 +409,7 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	if err := r.reportLeftOut(ctx, s, out.LeftOut); err != nil {
 		return err
 	}
-	s.server.Status.ConfigHash = config.Hash(out.Bytes)
+	s.server.Status.ConfigHash = digest.Of(out.Bytes)
 	s.server.Status.Clients = int32(len(out.Config.Clients))
 	s.server.Status.Connections = int32(len(out.Config.Connections))
 	msg := fmt.Sprintf("serving %d clients, %d connections and %d APIs", len(out.Config.Clients), len(out.Config.Connections), len(out.Config.APIs))

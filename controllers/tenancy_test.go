@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
-	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 var installTenantRole = sync.OnceValue(func() error {
@@ -147,7 +147,7 @@ func TestATenantCannotTakeOverAnotherTenantsClientID(t *testing.T) {
 		served, ok := cfg.Client(victim.Status.ClientID)
 		g.Expect(ok).To(BeTrue(), "the victim is still served")
 		g.Expect(served.RedirectURIs).To(Equal([]string{"https://shop.example.com/callback"}))
-		g.Expect(served.SecretSHA256).To(Equal([]string{config.SecretDigest(victimSecret)}))
+		g.Expect(served.SecretSHA256).To(Equal([]string{digest.Of(victimSecret)}))
 		for _, cl := range cfg.Clients {
 			g.Expect(cl.RedirectURIs).NotTo(ContainElement("https://attacker.example.net/callback"))
 		}
@@ -254,7 +254,7 @@ func TestClientsIssuedBeforeRecordsAreMigratedOnce(t *testing.T) {
 	eventually(t, func(g Gomega) {
 		served, ok := renderedConfig(g, serverNS, "sso").Client(id)
 		g.Expect(ok).To(BeTrue())
-		g.Expect(served.SecretSHA256).To(Equal([]string{config.SecretDigest(secret)}))
+		g.Expect(served.SecretSHA256).To(Equal([]string{digest.Of(secret)}))
 		g.Expect(string(clientRecordOf(g, serverNS, "sso", teamNS, "app").Data[recordClientIDKey])).To(Equal(id))
 	})
 }

@@ -48,6 +48,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/server/configsource"
 	"github.com/hallpass/hallpass/internal/storage"
@@ -445,7 +446,7 @@ func writeConfig(cfgPath, keysPath, issuer string, st config.Storage, keys *conf
 		Storage: st,
 		Signing: config.Signing{Algorithm: "RS256"},
 		Clients: []config.Client{{
-			ID: clientID, Name: "Benchmark", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest(clientSecret)},
+			ID: clientID, Name: "Benchmark", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(clientSecret)},
 			RedirectURIs: []string{redirectURI}, SingleSignOn: true, Connections: []string{"people"},
 		}},
 		Connections: []config.Connection{{Name: "people", Type: config.ConnectionDatabase, Database: &config.DatabaseConnection{

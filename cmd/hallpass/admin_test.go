@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/sqlite"
 )
@@ -50,7 +51,7 @@ func TestRevokeSessionsEndsEverySessionOfTheUserAndTellsTheApplications(t *testi
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "hallpass.db")
 	cfg := minimalConfig("http://127.0.0.1:5556", dir)
-	cfg.Clients = []config.Client{{ID: "app1", Name: "App 1", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("s")},
+	cfg.Clients = []config.Client{{ID: "app1", Name: "App 1", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("s")},
 		RedirectURIs: []string{"http://127.0.0.1:3001/callback"}, BackchannelLogoutURI: receiver.URL + "/backchannel-logout", SingleSignOn: true}}
 	cfgPath, keysPath := writeConfigFiles(t, dir, cfg)
 
@@ -65,7 +66,7 @@ func TestRevokeSessionsEndsEverySessionOfTheUserAndTellsTheApplications(t *testi
 		{"sid-alice-phone", "people", "people|alice"},
 		{"sid-bob", "people", "people|bob"},
 	} {
-		err := store.CreateSession(ctx, storage.Session{IDHash: storage.Hash(s.sid + "-cookie"), SID: s.sid, Connection: s.connection,
+		err := store.CreateSession(ctx, storage.Session{IDHash: digest.Of(s.sid + "-cookie"), SID: s.sid, Connection: s.connection,
 			Claims: storage.Claims{Subject: s.subject}, AuthTime: now, Reusable: true, CreatedAt: now, LastActivity: now,
 			ExpiresAt: now.Add(time.Duration(i+1) * time.Hour), Clients: []string{"app1"}})
 		if err != nil {
@@ -98,7 +99,7 @@ func TestRevokeSessionsEndsEverySessionOfTheUserAndTellsTheApplications(t *testi
 	}
 	defer store.Close()
 	for sid, wantGone := range map[string]bool{"sid-alice-laptop": true, "sid-alice-phone": true, "sid-bob": false} {
-		_, err := store.GetSession(ctx, storage.Hash(sid+"-cookie"))
+		_, err := store.GetSession(ctx, digest.Of(sid+"-cookie"))
 		if gone := errors.Is(err, storage.ErrNotFound); gone != wantGone {
 			t.Errorf("session %s gone = %v (%v), want %v", sid, gone, err, wantGone)
 		}

@@ -14,6 +14,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server/configsource"
 	"github.com/hallpass/hallpass/internal/testutil/kubetest"
 )
@@ -105,7 +106,7 @@ func TestServerCommandReportsTheConfigItServes(t *testing.T) {
 		t.Fatalf("%s: the pod's entry is %q, want configHash %s", what, last, wantHash)
 	}
 	start := time.Now().Truncate(time.Second)
-	waitForReport("after start", config.Hash(c0), start)
+	waitForReport("after start", digest.Of(c0), start)
 
 	cfg.Branding.Title = "Changed"
 	c1, err := config.Marshal(cfg)
@@ -119,7 +120,7 @@ func TestServerCommandReportsTheConfigItServes(t *testing.T) {
 	s.Data[config.ConfigSecretKey] = c1
 	changed := time.Now().Truncate(time.Second)
 	must(admin.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}))
-	waitForReport("after the config Secret changed", config.Hash(c1), changed)
+	waitForReport("after the config Secret changed", digest.Of(c1), changed)
 
 	cancel()
 	select {

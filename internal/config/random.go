@@ -2,9 +2,7 @@ package config
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 )
 
@@ -31,11 +29,4 @@ func ValidClientID(id string) bool {
 		}
 	}
 	return true
-}
-
-// SecretDigest is the hex SHA-256 of a client secret, the form in which the server's config
-// holds it. Client secrets are 256-bit random values, so a fast hash is enough.
-func SecretDigest(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
 }

@@ -11,6 +11,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 const hash = "$argon2id$v=19$m=19456,t=2,p=1$aGFsbHBhc3MtZGVtby1zYQ$jdYK97oOgib4lBTl/s+JFaRwPQYPEl6Yn1+HpnmStUI"
@@ -32,7 +33,7 @@ func client(name, id string, typ hallpassv1.ClientType, created int64) Client {
 	}
 	out := Client{Client: c, ID: id}
 	if !typ.Public() {
-		out.SecretDigests = []string{config.SecretDigest("secret-of-" + name)}
+		out.SecretDigests = []string{digest.Of("secret-of-" + name)}
 	}
 	return out
 }
@@ -162,12 +163,12 @@ func TestRender(t *testing.T) {
 		"a client in a secret rotation overlap accepts both secrets, in a stable order": {
 			in: func() Input {
 				c := client("web", "id", hallpassv1.RegularWebApp, 1)
-				c.SecretDigests = []string{config.SecretDigest("new-secret"), config.SecretDigest("old-secret")}
+				c.SecretDigests = []string{digest.Of("new-secret"), digest.Of("old-secret")}
 				return Input{Server: server(), Clients: []Client{c}}
 			},
 			check: func(t *testing.T, out *Output) {
 				web, _ := out.Config.Client("id")
-				want := []string{config.SecretDigest("new-secret"), config.SecretDigest("old-secret")}
+				want := []string{digest.Of("new-secret"), digest.Of("old-secret")}
 				if want[0] > want[1] {
 					want[0], want[1] = want[1], want[0]
 				}

@@ -10,6 +10,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 // realisticClients are n clients as application teams write them: spread over 100
@@ -43,7 +44,7 @@ func realisticClients(n int) []Client {
 		clients[i] = Client{Client: c, ID: id}
 		if !typ.Public() {
 			secret, _ := config.RandomToken(32)
-			clients[i].SecretDigests = []string{config.SecretDigest(secret)}
+			clients[i].SecretDigests = []string{digest.Of(secret)}
 		}
 	}
 	return clients

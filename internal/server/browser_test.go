@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
@@ -56,7 +57,7 @@ func TestBrowserSignsInOnceForEveryClientWithSingleSignOnUntilLogout(t *testing.
 	for _, a := range apps {
 		cfg.Clients = append(cfg.Clients, config.Client{
 			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,
-			SecretSHA256: []string{config.SecretDigest(a.secret)},
+			SecretSHA256: []string{digest.Of(a.secret)},
 			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
 			SingleSignOn: a.clientID != "app-c", Connections: []string{"people"},
 		})

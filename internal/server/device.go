@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -132,8 +133,8 @@ func (s *Server) startDeviceAuthorization(ctx context.Context, st *state, client
 			return nil, err
 		}
 		err = s.store.CreateDeviceCode(ctx, storage.DeviceCode{
-			DeviceCodeHash: storage.Hash(deviceCode),
-			UserCodeHash:   storage.Hash(userCode),
+			DeviceCodeHash: digest.Of(deviceCode),
+			UserCodeHash:   digest.Of(userCode),
 			ClientID:       client.ID,
 			Scopes:         scopes,
 			Status:         storage.DeviceCodePending,
@@ -330,7 +331,7 @@ func (s *Server) lookUpUserCode(r *http.Request, st *state, typed string) (d fou
 		return d, client, msgUnknownUserCode, http.StatusBadRequest, nil
 	}
 	d.normalized = normalized
-	d.DeviceCode, err = s.store.GetDeviceCodeByUserCode(ctx, storage.Hash(normalized))
+	d.DeviceCode, err = s.store.GetDeviceCodeByUserCode(ctx, digest.Of(normalized))
 	if errors.Is(err, storage.ErrNotFound) {
 		return d, client, msgUnknownUserCode, http.StatusBadRequest, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/passhash"
 	"github.com/hallpass/hallpass/internal/storage"
 )
@@ -92,7 +93,7 @@ func (s *Server) sendEmailLink(ctx context.Context, st *state, t storage.EmailTo
 	if err != nil {
 		return err
 	}
-	t.Hash = storage.Hash(token)
+	t.Hash = digest.Of(token)
 	path, lifetime, m := pathResetPassword, resetLinkLifetime, mail{to: t.Email, subject: "Choose a new password"}
 	if t.Purpose == storage.EmailTokenVerify {
 		path, lifetime, m.subject = pathVerifyEmail, verifyLinkLifetime, "Confirm your email address"
@@ -210,7 +211,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	token := r.Form.Get("token")
-	t, err := s.store.GetEmailToken(ctx, storage.Hash(token), storage.EmailTokenReset, s.now())
+	t, err := s.store.GetEmailToken(ctx, digest.Of(token), storage.EmailTokenReset, s.now())
 	conn, known := st.cfg.Connection(t.Connection)
 	switch {
 	case errors.Is(err, storage.ErrNotFound), err == nil && (!known || !resetAvailable(st, conn) || !signedUp(conn, t.Username)):
@@ -289,7 +290,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	st := s.state.Load()
 	ctx := r.Context()
-	t, err := s.store.UseEmailToken(ctx, storage.Hash(r.URL.Query().Get("token")), storage.EmailTokenVerify, s.now())
+	t, err := s.store.UseEmailToken(ctx, digest.Of(r.URL.Query().Get("token")), storage.EmailTokenVerify, s.now())
 	verified := false
 	if err == nil {
 		verified, err = s.store.VerifyUserEmail(ctx, t.Connection, t.Username, t.Email)

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/storage"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
@@ -30,7 +31,7 @@ func TestBrowserResetsAForgottenPasswordByEmail(t *testing.T) {
 	cfg.APIs = nil // their grants name the clients replaced here
 	cfg.Clients = []config.Client{{
 		ID: appA.clientID, Name: appA.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{config.SecretDigest(appA.secret)},
+		SecretSHA256: []string{digest.Of(appA.secret)},
 		RedirectURIs: []string{appA.url + "/callback"}, SingleSignOn: true, Connections: []string{"people"},
 	}}
 	keys, err := testKeys()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hallpass/hallpass/internal/connector"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -57,7 +58,7 @@ func signInUpstream(t *testing.T, e *env, b *browser, up *upstreamIdP) string {
 	t.Helper()
 	tok, _ := e.rp("app1", "app1-secret").signIn(t, b, "alice", alicePassword, oauthConnection("people"))
 	info := connector.Upstream{EndSessionURL: up.url + "?ui=compact", IDTokenHint: "upstream-id-token", ClientID: "hallpass-at-upstream"}.Marshal()
-	_, err := e.store.UpdateSession(context.Background(), storage.Hash(sessionCookieValue(b)), func(s storage.Session) (storage.Session, error) {
+	_, err := e.store.UpdateSession(context.Background(), digest.Of(sessionCookieValue(b)), func(s storage.Session) (storage.Session, error) {
 		s.Upstream = info
 		return s, nil
 	})

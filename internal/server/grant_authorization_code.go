@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -66,7 +67,7 @@ func openCode(st *state, sealed string) (authorizationCode, string, error) {
 	if err := st.keys.sealer.openRaw(purposeAuthorizationCode, raw, &c); err != nil {
 		return c, "", err
 	}
-	return c, storage.Hash(base64.RawURLEncoding.EncodeToString(raw)), nil
+	return c, digest.Of(base64.RawURLEncoding.EncodeToString(raw)), nil
 }
 
 // checkCodeRedemption applies the checks of RFC 6749 §4.1.3 and RFC 7636 §4.6, including

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -26,7 +27,7 @@ func (s *Server) grantDeviceCode(ctx context.Context, st *state, client config.C
 	if deviceCode == "" {
 		return nil, newError(ErrInvalidRequest, "device_code is missing")
 	}
-	hash := storage.Hash(deviceCode)
+	hash := digest.Of(deviceCode)
 	now := s.now()
 	var answer *oauthError
 	d, err := s.store.UpdateDeviceCode(ctx, hash, func(d storage.DeviceCode) (storage.DeviceCode, error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -79,7 +80,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config
 	if presented == "" {
 		return nil, newError(ErrInvalidRequest, "refresh_token is missing")
 	}
-	hash := storage.Hash(presented)
+	hash := digest.Of(presented)
 	fam, gen, oerr := s.presentedFamily(ctx, st, presented, hash)
 	if oerr != nil {
 		return nil, oerr
@@ -158,7 +159,7 @@ func rotation(st *state, hash string, gen uint64, now time.Time, record storage.
 				return f, none, err
 			}
 			*next = t
-			f.PreviousHash, f.CurrentHash, f.RotatedAt = f.CurrentHash, storage.Hash(t), now
+			f.PreviousHash, f.CurrentHash, f.RotatedAt = f.CurrentHash, digest.Of(t), now
 		case hash == f.PreviousHash && now.Before(f.RotatedAt.Add(grace)):
 			// A retry of the last rotation (two tabs): the same new token again, no rotation.
 			if *next = regenerateCurrent(st, f, gen+1); *next == "" {
@@ -176,7 +177,7 @@ func rotation(st *state, hash string, gen uint64, now time.Time, record storage.
 func regenerateCurrent(st *state, f storage.RefreshFamily, gen uint64) string {
 	for _, sec := range st.keys.secrets {
 		t, err := mintRefreshToken(sec.refresh, f.ID, gen)
-		if err == nil && storage.Hash(t) == f.CurrentHash {
+		if err == nil && digest.Of(t) == f.CurrentHash {
 			return t
 		}
 	}
@@ -248,7 +249,7 @@ func (s *Server) newRefreshFamily(st *state, g grant, connection string) (string
 		Connection:    connection,
 		AuthTime:      g.authTime,
 		AMR:           g.amr,
-		CurrentHash:   storage.Hash(token),
+		CurrentHash:   digest.Of(token),
 		RotatedAt:     now,
 		CreatedAt:     now,
 		ExpiresAt:     now.Add(st.cfg.Tokens.RefreshToken.Duration),

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/storage"
 
@@ -97,15 +98,15 @@ func testConfig(t *testing.T, issuer string) *config.Config {
 		// Test browsers name their address in X-Forwarded-For, as a proxy on loopback would.
 		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
 		Clients: []config.Client{
-			{ID: "app1", Name: "App One", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("app1-secret")},
+			{ID: "app1", Name: "App One", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("app1-secret")},
 				RedirectURIs: []string{"https://app1.example/callback"}, PostLogoutRedirectURIs: []string{"https://app1.example/bye"},
 				SingleSignOn: true, Connections: []string{"people", "staff"}},
-			{ID: "app2", Name: "App Two", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("app2-secret")},
+			{ID: "app2", Name: "App Two", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("app2-secret")},
 				RedirectURIs: []string{"https://app2.example/callback"}, SingleSignOn: true, Connections: []string{"people"}},
-			{ID: "m2m", Name: "Batch", Type: config.ClientMachineToMachine, SecretSHA256: []string{config.SecretDigest("m2m-secret")}},
-			{ID: "nosso", Name: "No SSO", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("nosso-secret")},
+			{ID: "m2m", Name: "Batch", Type: config.ClientMachineToMachine, SecretSHA256: []string{digest.Of("m2m-secret")}},
+			{ID: "nosso", Name: "No SSO", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("nosso-secret")},
 				RedirectURIs: []string{"https://nosso.example/callback"}, SingleSignOn: false, Connections: []string{"people"}},
-			{ID: "pkce", Name: "Strict", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("pkce-secret")},
+			{ID: "pkce", Name: "Strict", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("pkce-secret")},
 				RedirectURIs: []string{"https://pkce.example/callback"}, RequirePKCE: true, SingleSignOn: true, Connections: []string{"people"}},
 			{ID: "spa", Name: "Single Page", Type: config.ClientSinglePageApp, RedirectURIs: []string{"https://spa.example/callback"},
 				WebOrigins: []string{"https://spa.example"}, SingleSignOn: true, Connections: []string{"people"}},

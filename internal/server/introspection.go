@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -44,7 +45,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := s.now()
-	hash := storage.Hash(token)
+	hash := digest.Of(token)
 	at, err := s.activeAccessToken(ctx, token)
 	if err == nil {
 		writeJSON(w, http.StatusOK, introspection{

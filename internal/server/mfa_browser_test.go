@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
@@ -64,7 +65,7 @@ func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *te
 	for _, a := range apps {
 		cfg.Clients = append(cfg.Clients, config.Client{
 			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,
-			SecretSHA256: []string{config.SecretDigest(a.secret)},
+			SecretSHA256: []string{digest.Of(a.secret)},
 			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
 			SingleSignOn: true, Connections: []string{"people"}, RequireMFA: a.clientID == "app-b",
 		})

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
@@ -32,7 +33,7 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	cfg.APIs = nil // the test config grants its API to clients this test replaces
 	cfg.Clients = []config.Client{{
 		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{config.SecretDigest(app.secret)},
+		SecretSHA256: []string{digest.Of(app.secret)},
 		RedirectURIs: []string{app.url + "/callback"}, PostLogoutRedirectURIs: []string{app.url + "/signed-out"},
 		SingleSignOn: true, Connections: []string{"people"},
 	}}

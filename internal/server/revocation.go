@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -37,7 +38,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revoke(ctx context.Context, client config.Client, token, hint string) error {
-	hash := storage.Hash(token)
+	hash := digest.Of(token)
 	tryRefresh := func() (bool, error) {
 		f, err := s.store.GetRefreshFamilyByToken(ctx, hash)
 		if errors.Is(err, storage.ErrNotFound) || err == nil && f.ClientID != client.ID {

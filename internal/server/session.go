@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -48,7 +49,7 @@ func (s *Server) sessionByID(ctx context.Context, id string) (sess storage.Sessi
 	if id == "" {
 		return storage.Session{}, false, nil
 	}
-	sess, err = s.store.GetSession(ctx, storage.Hash(id))
+	sess, err = s.store.GetSession(ctx, digest.Of(id))
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Session{}, false, nil
 	}
@@ -140,7 +141,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		return storage.Session{}, err
 	}
 	sess := storage.Session{
-		IDHash:     storage.Hash(id),
+		IDHash:     digest.Of(id),
 		SID:        sid,
 		Connection: ns.connection,
 		Claims:     ns.claims,
@@ -167,7 +168,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	if old := st.cookies.value(r, sessionCookie); old != "" {
 		// The replaced session ends like any other: its tokens are revoked and its clients
 		// get a logout token, so no application keeps a user the central session lost.
-		if err := s.endReplacedSession(ctx, st, storage.Hash(old)); err != nil {
+		if err := s.endReplacedSession(ctx, st, digest.Of(old)); err != nil {
 			return storage.Session{}, err
 		}
 	}
@@ -196,7 +197,7 @@ func tiedSessionIDs(r *http.Request, st *state) []string {
 func (s *Server) tieSession(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state, id string, sess storage.Session) error {
 	ids := append(tiedSessionIDs(r, st), id)
 	for len(ids) > maxTiedSessions {
-		if err := s.endReplacedSession(ctx, st, storage.Hash(ids[0])); err != nil {
+		if err := s.endReplacedSession(ctx, st, digest.Of(ids[0])); err != nil {
 			return err
 		}
 		ids = ids[1:]

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -297,7 +298,7 @@ func TestAConfigReloadKeepsSessionsAndServesNewClients(t *testing.T) {
 	cfg := *e.srv.Config()
 	cfg.Clients = append([]config.Client{}, cfg.Clients...)
 	cfg.Clients = append(cfg.Clients, config.Client{ID: "zeta", Name: "Zeta", Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{config.SecretDigest("zeta-secret")}, RedirectURIs: []string{"https://zeta.example/callback"},
+		SecretSHA256: []string{digest.Of("zeta-secret")}, RedirectURIs: []string{"https://zeta.example/callback"},
 		SingleSignOn: true, Connections: []string{"people"}})
 	keys, _ := testKeys()
 	if err := e.srv.Apply(&cfg, keys); err != nil {
@@ -322,7 +323,7 @@ func TestGarbageCollectionRemovesEndedSessions(t *testing.T) {
 	if c := cookieNamed(b.c.Jar.Cookies(u), "hallpass_session"); c != nil {
 		cookie = c.Value
 	}
-	if _, err := e.store.GetSession(context.Background(), storage.Hash(cookie)); err != nil {
+	if _, err := e.store.GetSession(context.Background(), digest.Of(cookie)); err != nil {
 		t.Fatalf("the session is not stored: %v", err)
 	}
 	e.clock.Advance(73 * time.Hour)
@@ -331,7 +332,7 @@ func TestGarbageCollectionRemovesEndedSessions(t *testing.T) {
 	go e.srv.RunGarbageCollection(ctx, 10*time.Millisecond)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := e.store.GetSession(context.Background(), storage.Hash(cookie))
+		_, err := e.store.GetSession(context.Background(), digest.Of(cookie))
 		if errors.Is(err, storage.ErrNotFound) {
 			return
 		}

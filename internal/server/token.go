@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -206,7 +207,7 @@ func (s *Server) newAccessToken(st *state, g grant, link storage.AccessToken) (s
 	if err != nil {
 		return "", storage.AccessToken{}, err
 	}
-	link.TokenHash = storage.Hash(token)
+	link.TokenHash = digest.Of(token)
 	link.ClientID = g.clientID
 	link.Audience = g.audience()
 	link.Scopes = g.scopes

@@ -11,10 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
-
-	"github.com/hallpass/hallpass/internal/storage"
 )
 
 // TOTP as every authenticator app implements it (RFC 6238 defaults): SHA-1, six digits,
@@ -107,7 +106,7 @@ func newRecoveryCodes() (codes, hashes []string, err error) {
 		}
 		c := strings.ToLower(enc.EncodeToString(raw)) // 16 characters
 		codes = append(codes, c[:4]+"-"+c[4:8]+"-"+c[8:12]+"-"+c[12:])
-		hashes = append(hashes, storage.Hash(c))
+		hashes = append(hashes, digest.Of(c))
 	}
 	return codes, hashes, nil
 }
@@ -116,5 +115,5 @@ func newRecoveryCodes() (codes, hashes []string, err error) {
 // matter.
 func recoveryCodeHash(typed string) string {
 	c := strings.ToLower(strings.NewReplacer("-", "", " ", "").Replace(typed))
-	return storage.Hash(c)
+	return digest.Of(c)
 }

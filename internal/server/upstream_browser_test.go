@@ -11,6 +11,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector/conntest"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
@@ -37,7 +38,7 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range []*relyingApp{appA, appB} {
 		cfg.Clients = append(cfg.Clients, config.Client{
-			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest(a.secret)},
+			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(a.secret)},
 			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
 			SingleSignOn: true, Connections: []string{"people", "upstream"},
 		})

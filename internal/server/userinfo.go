@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -71,7 +72,7 @@ func bearerToken(r *http.Request) (string, bool) {
 // activeAccessToken returns the stored token if it exists and has not expired; otherwise
 // storage.ErrNotFound.
 func (s *Server) activeAccessToken(ctx context.Context, token string) (storage.AccessToken, error) {
-	at, err := s.store.GetAccessToken(ctx, storage.Hash(token))
+	at, err := s.store.GetAccessToken(ctx, digest.Of(token))
 	if err != nil {
 		return storage.AccessToken{}, err
 	}

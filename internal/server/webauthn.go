@@ -24,6 +24,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -131,7 +132,7 @@ func (s *Server) openCeremony(ctx context.Context, st *state, r *http.Request, b
 	if !opened || subtle.ConstantTimeCompare([]byte(c.BoundTo), []byte(boundTo)) != 1 || !s.now().Before(c.Session.Expires) {
 		return webauthn.SessionData{}, false, nil
 	}
-	first, err := s.store.UseOnce(ctx, "webauthn:"+storage.Hash(c.Session.Challenge), s.now(), c.Session.Expires)
+	first, err := s.store.UseOnce(ctx, "webauthn:"+digest.Of(c.Session.Challenge), s.now(), c.Session.Expires)
 	if err != nil {
 		return webauthn.SessionData{}, false, fmt.Errorf("record WebAuthn challenge use: %w", err)
 	}

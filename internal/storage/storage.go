@@ -9,8 +9,6 @@ package storage
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -22,12 +20,6 @@ var (
 	// ErrSessionEnded refuses the redemption of a code whose session no longer exists.
 	ErrSessionEnded = errors.New("the session ended")
 )
-
-// Hash is the digest under which a presented secret (session ID, code, token) is stored.
-func Hash(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
 
 // Claims are the identity claims of a user as the connection reported them.
 type Claims struct {
@@ -43,7 +35,7 @@ type Claims struct {
 // now < LastActivity+idle timeout; both limits are policy of the server, and ExpiresAt
 // (the earlier of the two at the last write) lets GarbageCollect drop it.
 type Session struct {
-	// IDHash is Hash(cookie value).
+	// IDHash is digest.Of(cookie value).
 	IDHash string
 	// SID is the public session identifier put in ID tokens and logout tokens.
 	SID        string
@@ -77,7 +69,7 @@ type Session struct {
 // sealed by the server and never stored (ADR 0012); their redemption is, so that a code is
 // single use across replicas and a second redemption can revoke what the first one issued.
 type CodeRedemption struct {
-	// CodeHash is Hash(code).
+	// CodeHash is digest.Of(code).
 	CodeHash string
 	// SessionIDHash is the central session the code was issued in.
 	SessionIDHash string
@@ -88,7 +80,7 @@ type CodeRedemption struct {
 
 // AccessToken is an opaque access token.
 type AccessToken struct {
-	// TokenHash is Hash(token).
+	// TokenHash is digest.Of(token).
 	TokenHash string
 	ClientID  string
 	// Audience is the identifier of the API the token is for; empty for none.
@@ -148,9 +140,9 @@ const (
 // central session. The approved code is redeemed like an authorization code (RedeemCode with
 // DeviceCodeHash as the code hash), which keeps it single use.
 type DeviceCode struct {
-	// DeviceCodeHash is Hash(device code), the key.
+	// DeviceCodeHash is digest.Of(device code), the key.
 	DeviceCodeHash string
-	// UserCodeHash is Hash(normalized user code); unique among stored codes, so creating a
+	// UserCodeHash is digest.Of(normalized user code); unique among stored codes, so creating a
 	// code whose user code is taken fails with ErrAlreadyExists.
 	UserCodeHash string
 	ClientID     string
@@ -184,7 +176,7 @@ const (
 // EmailToken is a link sent by mail to a signed-up user (password reset, address
 // verification), stored under the digest of its random token.
 type EmailToken struct {
-	// Hash is Hash(token).
+	// Hash is digest.Of(token).
 	Hash       string
 	Purpose    string
 	Connection string

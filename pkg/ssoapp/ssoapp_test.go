@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/storage/sqlite"
 	"github.com/hallpass/hallpass/pkg/ssoapp"
@@ -89,7 +90,7 @@ func newFixture(t *testing.T, n int, mutate ...func(*config.Config)) (*fixture, 
 		base := strings.Replace(appTS.URL, "127.0.0.1", "localhost", 1)
 		id, secret := fmt.Sprintf("app%d", i+1), fmt.Sprintf("app%d-secret-0123456789abcdef0123456789", i+1)
 		cfg.Clients = append(cfg.Clients, config.Client{
-			ID: id, Name: id, Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest(secret)},
+			ID: id, Name: id, Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(secret)},
 			RedirectURIs: []string{base + "/callback"}, PostLogoutRedirectURIs: []string{base + "/"},
 			SingleSignOn: true, Connections: []string{connection},
 		})

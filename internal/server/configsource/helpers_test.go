@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/server/configsource"
 	"github.com/hallpass/hallpass/internal/storage/sqlite"
@@ -50,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 		Tokens:  config.Tokens{IDToken: d(time.Hour), AccessToken: d(time.Hour), RefreshToken: d(720 * time.Hour), AuthorizationCode: d(time.Minute)},
 		Storage: config.Storage{Type: config.StorageSQLite, SQLitePath: "/data/hallpass.db"},
 		Signing: config.Signing{Algorithm: "ES256"},
-		Clients: []config.Client{{ID: "app1", Type: config.ClientRegularWebApp, SecretSHA256: []string{config.SecretDigest("s")},
+		Clients: []config.Client{{ID: "app1", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("s")},
 			RedirectURIs: []string{"https://app1.example/cb"}, SingleSignOn: true, Connections: []string{"db"}}},
 		Connections: []config.Connection{{Name: "db", Type: config.ConnectionDatabase, Database: &config.DatabaseConnection{}}},
 	}
@@ -86,7 +87,7 @@ func (f *fixture) encode(cfg *config.Config, keys *config.SigningKeys) (configDa
 func (f *fixture) withClient() *config.Config {
 	cp := *f.cfg
 	cp.Clients = append(append([]config.Client{}, f.cfg.Clients...), config.Client{ID: "app2", Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{config.SecretDigest("t")}, RedirectURIs: []string{"https://app2.example/cb"}, SingleSignOn: true, Connections: []string{"db"}})
+		SecretSHA256: []string{digest.Of("t")}, RedirectURIs: []string{"https://app2.example/cb"}, SingleSignOn: true, Connections: []string{"db"}})
 	return &cp
 }
 

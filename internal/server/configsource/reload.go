@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 // ApplyFunc makes a parsed config and keys the ones served (server.Server.Apply).
@@ -74,7 +75,7 @@ type Reloader struct {
 // NewReloader returns a Reloader that treats configData and keysData (the content the
 // server was started with) as already applied.
 func NewReloader(apply ApplyFunc, metrics *Metrics, logger *slog.Logger, configData, keysData []byte) *Reloader {
-	return &Reloader{apply: apply, metrics: metrics, logger: logger, seen: digest(configData, keysData), applied: config.Hash(configData)}
+	return &Reloader{apply: apply, metrics: metrics, logger: logger, seen: sourceDigest(configData, keysData), applied: digest.Of(configData)}
 }
 
 // AppliedConfigHash is the config.Hash of the config served now: the one the server started
@@ -96,7 +97,7 @@ func (l *Reloader) OnApplied(fn func(configHash string)) {
 // Load parses and applies the content if it changed since the last call. The error is
 // also logged and counted; the previous config keeps serving.
 func (l *Reloader) Load(source string, configData, keysData []byte) error {
-	d := digest(configData, keysData)
+	d := sourceDigest(configData, keysData)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if d == l.seen {
@@ -113,7 +114,7 @@ func (l *Reloader) Load(source string, configData, keysData []byte) error {
 		l.logger.Error("config refused; the last good config keeps serving", "source", source, "err", err)
 		return fmt.Errorf("reload config from %s: %w", source, err)
 	}
-	l.applied = config.Hash(configData)
+	l.applied = digest.Of(configData)
 	if l.onApplied != nil {
 		l.onApplied(l.applied)
 	}
@@ -131,7 +132,7 @@ func (l *Reloader) Refuse(source string, err error) {
 	l.logger.Error("config refused; the last good config keeps serving", "source", source, "err", err)
 }
 
-func digest(configData, keysData []byte) [sha256.Size]byte {
+func sourceDigest(configData, keysData []byte) [sha256.Size]byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "%d:", len(configData))
 	h.Write(configData)

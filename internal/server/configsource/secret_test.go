@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/testutil/kubetest"
 
 	corev1 "k8s.io/api/core/v1"
@@ -120,8 +121,8 @@ func TestSecretReload(t *testing.T) {
 	if !within(2*time.Second, func() bool { return f.accepts("app3") }) {
 		t.Fatal("a client added to the compressed config was not served within 2s")
 	}
-	if got := rl.AppliedConfigHash(); got != config.Hash(plain) {
-		t.Fatalf("applied config hash %s, want the hash of the uncompressed config %s", got, config.Hash(plain))
+	if got := rl.AppliedConfigHash(); got != digest.Of(plain) {
+		t.Fatalf("applied config hash %s, want the hash of the uncompressed config %s", got, digest.Of(plain))
 	}
 	updateKey(config.CompressedConfigSecretKey, []byte("not gzip"))
 	if !within(2*time.Second, func() bool { return f.failures() == 2 }) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -29,7 +30,7 @@ func Benchmark(b *testing.B, s storage.Storage) {
 		if _, err := s.GetSession(ctx, sess.IDHash); err != nil {
 			return err
 		}
-		code := storage.CodeRedemption{CodeHash: storage.Hash(fmt.Sprint("bench-code-", n)), SessionIDHash: sess.IDHash, ExpiresAt: now.Add(time.Minute)}
+		code := storage.CodeRedemption{CodeHash: digest.Of(fmt.Sprint("bench-code-", n)), SessionIDHash: sess.IDHash, ExpiresAt: now.Add(time.Minute)}
 		tok := accessToken(fmt.Sprint("bench-token-", n))
 		tok.SessionIDHash, tok.RefreshFamilyID = sess.IDHash, ""
 		tok.IssuedAt, tok.ExpiresAt = now, now.Add(time.Hour)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -67,7 +68,7 @@ func claims(sub string) storage.Claims {
 
 func session(id string) storage.Session {
 	return storage.Session{
-		IDHash: storage.Hash(id), SID: "sid-" + id, Connection: "corp", Claims: claims("alice"),
+		IDHash: digest.Of(id), SID: "sid-" + id, Connection: "corp", Claims: claims("alice"),
 		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd", "otp"}, MFAAt: t0.Add(-30 * time.Second), Reusable: true,
 		CreatedAt: t0.Add(-time.Minute), LastActivity: t0, ExpiresAt: t0.Add(72 * time.Hour),
 		Clients: []string{"app1", "app2"}, Upstream: []byte(`{"id_token_hint":"x"}`),
@@ -80,13 +81,13 @@ func codeIn(t *testing.T, s storage.Storage, name string) storage.CodeRedemption
 	t.Helper()
 	sess := session(name)
 	must(t, s.CreateSession(t.Context(), sess))
-	return storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: sess.IDHash, ExpiresAt: t0.Add(time.Minute)}
+	return storage.CodeRedemption{CodeHash: digest.Of("code-" + name), SessionIDHash: sess.IDHash, ExpiresAt: t0.Add(time.Minute)}
 }
 
 func accessToken(token string) storage.AccessToken {
 	return storage.AccessToken{
-		TokenHash: storage.Hash(token), ClientID: "app1", Audience: "urn:example:orders", Scopes: []string{"openid", "email"},
-		Claims: claims("alice"), SessionIDHash: storage.Hash("session"), RefreshFamilyID: "fam",
+		TokenHash: digest.Of(token), ClientID: "app1", Audience: "urn:example:orders", Scopes: []string{"openid", "email"},
+		Claims: claims("alice"), SessionIDHash: digest.Of("session"), RefreshFamilyID: "fam",
 		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
 	}
 }
@@ -94,16 +95,16 @@ func accessToken(token string) storage.AccessToken {
 func family(id string) storage.RefreshFamily {
 	return storage.RefreshFamily{
 		ID: id, ClientID: "app1", Audience: "urn:example:orders", Scopes: []string{"openid", "offline_access"}, Claims: claims("alice"),
-		SessionIDHash: storage.Hash("session"), SID: "sid-session", Connection: "corp",
-		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"}, CurrentHash: storage.Hash(id + "-1"),
-		PreviousHash: storage.Hash(id + "-0"), RotatedAt: t0, CreatedAt: t0.Add(-time.Hour),
+		SessionIDHash: digest.Of("session"), SID: "sid-session", Connection: "corp",
+		AuthTime: t0.Add(-time.Minute), AMR: []string{"pwd"}, CurrentHash: digest.Of(id + "-1"),
+		PreviousHash: digest.Of(id + "-0"), RotatedAt: t0, CreatedAt: t0.Add(-time.Hour),
 		ExpiresAt: t0.Add(30 * 24 * time.Hour), Revoked: false,
 	}
 }
 
 func deviceCode(name string) storage.DeviceCode {
 	return storage.DeviceCode{
-		DeviceCodeHash: storage.Hash("device-" + name), UserCodeHash: storage.Hash("USER" + name),
+		DeviceCodeHash: digest.Of("device-" + name), UserCodeHash: digest.Of("USER" + name),
 		ClientID: "cli", Scopes: []string{"openid", "groups", "offline_access"}, Status: storage.DeviceCodePending,
 		Interval: 5 * time.Second, CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
 	}
@@ -197,7 +198,7 @@ var sessionTests = []test{
 		equal(t, "clients after update", []string{"0", "a", "b", "c"}, updated.Clients)
 	}},
 	{"a missing session is not found", func(t *testing.T, s storage.Storage) {
-		_, err := s.GetSession(t.Context(), storage.Hash("nope"))
+		_, err := s.GetSession(t.Context(), digest.Of("nope"))
 		notFound(t, "get", err)
 	}},
 	{"creating a session twice fails and keeps the first", func(t *testing.T, s storage.Storage) {
@@ -264,7 +265,7 @@ var sessionTests = []test{
 	}},
 	{"an update of a missing session is not found and never calls the function", func(t *testing.T, s storage.Storage) {
 		called := false
-		_, err := s.UpdateSession(t.Context(), storage.Hash("nope"), func(x storage.Session) (storage.Session, error) {
+		_, err := s.UpdateSession(t.Context(), digest.Of("nope"), func(x storage.Session) (storage.Session, error) {
 			called = true
 			return x, nil
 		})
@@ -277,7 +278,7 @@ var sessionTests = []test{
 		in := session("a")
 		must(t, s.CreateSession(t.Context(), in))
 		_, err := s.UpdateSession(t.Context(), in.IDHash, func(x storage.Session) (storage.Session, error) {
-			x.IDHash, x.SID = storage.Hash("b"), "changed"
+			x.IDHash, x.SID = digest.Of("b"), "changed"
 			return x, nil
 		})
 		if err == nil {
@@ -286,7 +287,7 @@ var sessionTests = []test{
 		got, err := s.GetSession(t.Context(), in.IDHash)
 		must(t, err)
 		equal(t, "session", in, got)
-		_, err = s.GetSession(t.Context(), storage.Hash("b"))
+		_, err = s.GetSession(t.Context(), digest.Of("b"))
 		notFound(t, "get under the new key", err)
 	}},
 	{"a deleted session is gone", func(t *testing.T, s storage.Storage) {
@@ -438,17 +439,17 @@ var accessTokenTests = []test{
 		alreadyExists(t, "second create", s.CreateAccessToken(t.Context(), accessToken("t")))
 	}},
 	{"a missing token is not found", func(t *testing.T, s storage.Storage) {
-		_, err := s.GetAccessToken(t.Context(), storage.Hash("nope"))
+		_, err := s.GetAccessToken(t.Context(), digest.Of("nope"))
 		notFound(t, "get", err)
-		notFound(t, "delete", s.DeleteAccessToken(t.Context(), storage.Hash("nope")))
+		notFound(t, "delete", s.DeleteAccessToken(t.Context(), digest.Of("nope")))
 	}},
 	{"a deleted token is gone and others stay", func(t *testing.T, s storage.Storage) {
 		must(t, s.CreateAccessToken(t.Context(), accessToken("t1")))
 		must(t, s.CreateAccessToken(t.Context(), accessToken("t2")))
-		must(t, s.DeleteAccessToken(t.Context(), storage.Hash("t1")))
-		_, err := s.GetAccessToken(t.Context(), storage.Hash("t1"))
+		must(t, s.DeleteAccessToken(t.Context(), digest.Of("t1")))
+		_, err := s.GetAccessToken(t.Context(), digest.Of("t1"))
 		notFound(t, "get after delete", err)
-		_, err = s.GetAccessToken(t.Context(), storage.Hash("t2"))
+		_, err = s.GetAccessToken(t.Context(), digest.Of("t2"))
 		must(t, err)
 	}},
 }
@@ -496,7 +497,7 @@ var refreshFamilyTests = []test{
 		never := family("f")
 		never.PreviousHash = ""
 		must(t, s.CreateRefreshFamily(t.Context(), never))
-		_, err := s.GetRefreshFamilyByToken(t.Context(), storage.Hash("nope"))
+		_, err := s.GetRefreshFamilyByToken(t.Context(), digest.Of("nope"))
 		notFound(t, "unknown token", err)
 		_, err = s.GetRefreshFamilyByToken(t.Context(), "")
 		notFound(t, "empty hash", err)
@@ -504,7 +505,7 @@ var refreshFamilyTests = []test{
 	{"a rotation moves the current token to previous and stores the access token it issued", func(t *testing.T, s storage.Storage) {
 		f, tok := family("f"), accessToken("t")
 		must(t, s.CreateRefreshFamily(t.Context(), f))
-		next, at := storage.Hash("f-2"), t0.Add(time.Minute)
+		next, at := digest.Of("f-2"), t0.Add(time.Minute)
 		got, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
 			x.PreviousHash, x.CurrentHash, x.RotatedAt = x.CurrentHash, next, at
 			return x, tok, nil
@@ -526,7 +527,7 @@ var refreshFamilyTests = []test{
 		f, tok := family("f"), accessToken("t")
 		must(t, s.CreateRefreshFamily(t.Context(), f))
 		_, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
-			x.CurrentHash, x.Revoked = storage.Hash("other"), true
+			x.CurrentHash, x.Revoked = digest.Of("other"), true
 			return x, tok, errRefused
 		})
 		refused(t, err)
@@ -540,7 +541,7 @@ var refreshFamilyTests = []test{
 		must(t, s.CreateRefreshFamily(t.Context(), f))
 		must(t, s.CreateAccessToken(t.Context(), tok))
 		_, err := s.RotateRefreshFamily(t.Context(), f.ID, func(x storage.RefreshFamily) (storage.RefreshFamily, storage.AccessToken, error) {
-			x.PreviousHash, x.CurrentHash = x.CurrentHash, storage.Hash("f-2")
+			x.PreviousHash, x.CurrentHash = x.CurrentHash, digest.Of("f-2")
 			return x, tok, nil
 		})
 		alreadyExists(t, "rotate with a taken token hash", err)
@@ -567,7 +568,7 @@ func issue(t *testing.T, s storage.Storage, name string) issued {
 	x.session = session(name)
 	x.family = family("fam-" + name)
 	x.family.SessionIDHash = x.session.IDHash
-	x.code = storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: x.session.IDHash, ExpiresAt: t0.Add(time.Minute)}
+	x.code = storage.CodeRedemption{CodeHash: digest.Of("code-" + name), SessionIDHash: x.session.IDHash, ExpiresAt: t0.Add(time.Minute)}
 	x.codeToken = accessToken("code-token-" + name)
 	x.codeToken.SessionIDHash, x.codeToken.RefreshFamilyID = x.session.IDHash, x.family.ID
 	x.familyTok = accessToken("family-token-" + name)
@@ -670,7 +671,7 @@ var revocationTests = []test{
 		tokenGone(t, s, other, false)
 	}},
 	{"revoking by a missing code is not found", func(t *testing.T, s storage.Storage) {
-		notFound(t, "revoke", s.RevokeByCode(t.Context(), storage.Hash("nope")))
+		notFound(t, "revoke", s.RevokeByCode(t.Context(), digest.Of("nope")))
 	}},
 }
 
@@ -822,7 +823,7 @@ var deviceCodeTests = []test{
 		got, err := s.GetDeviceCodeByUserCode(t.Context(), want.UserCodeHash)
 		must(t, err)
 		equal(t, "device code", want, got)
-		_, err = s.GetDeviceCodeByUserCode(t.Context(), storage.Hash("USERnope"))
+		_, err = s.GetDeviceCodeByUserCode(t.Context(), digest.Of("USERnope"))
 		notFound(t, "unknown user code", err)
 	}},
 	{"a taken user code or device code refuses the new device code", func(t *testing.T, s storage.Storage) {
@@ -842,12 +843,12 @@ var deviceCodeTests = []test{
 		in := deviceCode("a")
 		must(t, s.CreateDeviceCode(t.Context(), in))
 		out, err := s.UpdateDeviceCode(t.Context(), in.DeviceCodeHash, func(d storage.DeviceCode) (storage.DeviceCode, error) {
-			d.Status, d.SessionIDHash, d.Interval, d.LastPolledAt = storage.DeviceCodeApproved, storage.Hash("session"), 10*time.Second, t0.Add(time.Minute)
+			d.Status, d.SessionIDHash, d.Interval, d.LastPolledAt = storage.DeviceCodeApproved, digest.Of("session"), 10*time.Second, t0.Add(time.Minute)
 			return d, nil
 		})
 		must(t, err)
 		want := in
-		want.Status, want.SessionIDHash, want.Interval, want.LastPolledAt = storage.DeviceCodeApproved, storage.Hash("session"), 10*time.Second, t0.Add(time.Minute)
+		want.Status, want.SessionIDHash, want.Interval, want.LastPolledAt = storage.DeviceCodeApproved, digest.Of("session"), 10*time.Second, t0.Add(time.Minute)
 		equal(t, "returned device code", want, out)
 		got, err := s.GetDeviceCodeByUserCode(t.Context(), in.UserCodeHash)
 		must(t, err)
@@ -866,7 +867,7 @@ var deviceCodeTests = []test{
 		equal(t, "device code", in, got)
 	}},
 	{"an update of a missing device code is not found", func(t *testing.T, s storage.Storage) {
-		_, err := s.UpdateDeviceCode(t.Context(), storage.Hash("device-nope"), func(d storage.DeviceCode) (storage.DeviceCode, error) {
+		_, err := s.UpdateDeviceCode(t.Context(), digest.Of("device-nope"), func(d storage.DeviceCode) (storage.DeviceCode, error) {
 			t.Error("the update function was called for a missing device code")
 			return d, nil
 		})
@@ -881,7 +882,7 @@ var deviceCodeTests = []test{
 				if d.Status != storage.DeviceCodePending {
 					return d, errRefused
 				}
-				d.Status, d.SessionIDHash = storage.DeviceCodeApproved, storage.Hash(fmt.Sprint("session-", i))
+				d.Status, d.SessionIDHash = storage.DeviceCodeApproved, digest.Of(fmt.Sprint("session-", i))
 				return d, nil
 			})
 			if err == nil {
@@ -935,7 +936,7 @@ var gcTests = []test{
 			tok := accessToken("code-token-" + name)
 			tok.ExpiresAt = live.Add(time.Hour)
 			codeTokens[expires] = tok
-			redemption := storage.CodeRedemption{CodeHash: storage.Hash("code-" + name), SessionIDHash: liveSession.IDHash,
+			redemption := storage.CodeRedemption{CodeHash: digest.Of("code-" + name), SessionIDHash: liveSession.IDHash,
 				ExpiresAt: expires.Add(-storage.CodeRedemptionRetention)}
 			must(t, s.RedeemCode(t.Context(), redemption, issuing(tok, nil, nil)))
 		}
@@ -989,9 +990,9 @@ var gcTests = []test{
 			t.Fatalf("a second collection reported %d rows, want 0", n)
 		}
 
-		notFound(t, "revoke by an expired code", s.RevokeByCode(t.Context(), storage.Hash("code-old")))
+		notFound(t, "revoke by an expired code", s.RevokeByCode(t.Context(), digest.Of("code-old")))
 		tokenGone(t, s, codeTokens[old], false)
-		must(t, s.RevokeByCode(t.Context(), storage.Hash("code-live")))
+		must(t, s.RevokeByCode(t.Context(), digest.Of("code-live")))
 		tokenGone(t, s, codeTokens[live], true)
 	}},
 	{"a session without an expiry counts as expired", func(t *testing.T, s storage.Storage) {
@@ -1041,7 +1042,7 @@ var concurrencyTests = []test{
 					if x.CurrentHash != seen.CurrentHash {
 						return x, tok, errRefused
 					}
-					x.PreviousHash, x.CurrentHash = x.CurrentHash, storage.Hash(fmt.Sprintf("gen-%d-racer-%d", g, i))
+					x.PreviousHash, x.CurrentHash = x.CurrentHash, digest.Of(fmt.Sprintf("gen-%d-racer-%d", g, i))
 					return x, tok, nil
 				})
 				switch {

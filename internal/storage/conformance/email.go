@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
 func emailToken(token, username, purpose string) storage.EmailToken {
-	return storage.EmailToken{Hash: storage.Hash(token), Purpose: purpose, Connection: "db", Username: username,
+	return storage.EmailToken{Hash: digest.Of(token), Purpose: purpose, Connection: "db", Username: username,
 		Email: username + "@example.com", ExpiresAt: t0.Add(30 * time.Minute)}
 }
 
@@ -89,23 +90,23 @@ var emailTests = []test{
 		} {
 			must(t, s.CreateEmailToken(t.Context(), tok))
 		}
-		got, err := s.UseEmailToken(t.Context(), storage.Hash("second"), storage.EmailTokenReset, t0)
+		got, err := s.UseEmailToken(t.Context(), digest.Of("second"), storage.EmailTokenReset, t0)
 		must(t, err)
 		equal(t, "spent", emailToken("second", "alice", storage.EmailTokenReset), got)
 		for _, token := range []string{"first", "second"} {
-			_, err := s.UseEmailToken(t.Context(), storage.Hash(token), storage.EmailTokenReset, t0)
+			_, err := s.UseEmailToken(t.Context(), digest.Of(token), storage.EmailTokenReset, t0)
 			notFound(t, "spent "+token, err)
 		}
-		_, err = s.GetEmailToken(t.Context(), storage.Hash("verify"), storage.EmailTokenVerify, t0)
+		_, err = s.GetEmailToken(t.Context(), digest.Of("verify"), storage.EmailTokenVerify, t0)
 		must(t, err)
-		_, err = s.GetEmailToken(t.Context(), storage.Hash("bob's"), storage.EmailTokenReset, t0)
+		_, err = s.GetEmailToken(t.Context(), digest.Of("bob's"), storage.EmailTokenReset, t0)
 		must(t, err)
 	}},
 	{"exactly one of many concurrent uses of a token succeeds", func(t *testing.T, s storage.Storage) {
 		must(t, s.CreateEmailToken(t.Context(), emailToken("t1", "alice", storage.EmailTokenReset)))
 		var spent atomic.Int32
 		concurrently(20, func(int) {
-			_, err := s.UseEmailToken(t.Context(), storage.Hash("t1"), storage.EmailTokenReset, t0)
+			_, err := s.UseEmailToken(t.Context(), digest.Of("t1"), storage.EmailTokenReset, t0)
 			if err == nil {
 				spent.Add(1)
 			}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -153,7 +154,7 @@ var factorTests = []test{
 
 var recoveryCodeTests = []test{
 	{"each recovery code works once and only for its user", func(t *testing.T, s storage.Storage) {
-		codes := []string{storage.Hash("a"), storage.Hash("b")}
+		codes := []string{digest.Of("a"), digest.Of("b")}
 		must(t, s.SetRecoveryCodes(t.Context(), "db", "alice", codes, t0))
 		for _, tc := range []struct {
 			subject, code string
@@ -164,7 +165,7 @@ var recoveryCodeTests = []test{
 			{"alice", "a", true},
 			{"alice", "a", false},
 		} {
-			ok, err := s.UseRecoveryCode(t.Context(), "db", tc.subject, storage.Hash(tc.code))
+			ok, err := s.UseRecoveryCode(t.Context(), "db", tc.subject, digest.Of(tc.code))
 			must(t, err)
 			if ok != tc.ok {
 				t.Fatalf("%s using %q: ok = %v, want %v", tc.subject, tc.code, ok, tc.ok)
@@ -175,9 +176,9 @@ var recoveryCodeTests = []test{
 		equal(t, "codes left", 1, n)
 	}},
 	{"new recovery codes replace every old one", func(t *testing.T, s storage.Storage) {
-		must(t, s.SetRecoveryCodes(t.Context(), "db", "alice", []string{storage.Hash("a"), storage.Hash("b")}, t0))
-		must(t, s.SetRecoveryCodes(t.Context(), "db", "alice", []string{storage.Hash("c")}, t0))
-		ok, err := s.UseRecoveryCode(t.Context(), "db", "alice", storage.Hash("a"))
+		must(t, s.SetRecoveryCodes(t.Context(), "db", "alice", []string{digest.Of("a"), digest.Of("b")}, t0))
+		must(t, s.SetRecoveryCodes(t.Context(), "db", "alice", []string{digest.Of("c")}, t0))
+		ok, err := s.UseRecoveryCode(t.Context(), "db", "alice", digest.Of("a"))
 		must(t, err)
 		if ok {
 			t.Fatal("an old recovery code still works")

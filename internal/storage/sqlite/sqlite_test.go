@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/conformance"
 	"github.com/hallpass/hallpass/internal/storage/sqlite"
@@ -71,22 +72,22 @@ func TestBatchedTransactionsFailAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	taken := storage.AccessToken{TokenHash: storage.Hash("taken"), ClientID: "app1"}
+	taken := storage.AccessToken{TokenHash: digest.Of("taken"), ClientID: "app1"}
 	if err := s.CreateAccessToken(ctx, taken); err != nil {
 		t.Fatal(err)
 	}
-	sess := storage.Session{IDHash: storage.Hash("s"), SID: "sid", ExpiresAt: time.Now().Add(time.Hour)}
+	sess := storage.Session{IDHash: digest.Of("s"), SID: "sid", ExpiresAt: time.Now().Add(time.Hour)}
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
 	code := func(i int) storage.CodeRedemption {
-		return storage.CodeRedemption{CodeHash: storage.Hash(fmt.Sprint("code-", i)), SessionIDHash: sess.IDHash, ExpiresAt: time.Now().Add(time.Hour)}
+		return storage.CodeRedemption{CodeHash: digest.Of(fmt.Sprint("code-", i)), SessionIDHash: sess.IDHash, ExpiresAt: time.Now().Add(time.Hour)}
 	}
 	const n = 200
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			tok := storage.AccessToken{TokenHash: storage.Hash(fmt.Sprint("token-", i)), ClientID: "app1"}
+			tok := storage.AccessToken{TokenHash: digest.Of(fmt.Sprint("token-", i)), ClientID: "app1"}
 			if i%2 == 1 {
 				tok = taken // stored already: the insert fails after the code's redemption
 			}
@@ -105,7 +106,7 @@ func TestBatchedTransactionsFailAlone(t *testing.T) {
 
 	s = open(t, path)
 	for i := range n {
-		_, tokErr := s.GetAccessToken(ctx, storage.Hash(fmt.Sprint("token-", i)))
+		_, tokErr := s.GetAccessToken(ctx, digest.Of(fmt.Sprint("token-", i)))
 		revokeErr := s.RevokeByCode(ctx, code(i).CodeHash)
 		if revokeErr != nil && !errors.Is(revokeErr, storage.ErrNotFound) {
 			t.Fatalf("code %d: %v", i, revokeErr)
@@ -122,7 +123,7 @@ func TestBatchedTransactionsFailAlone(t *testing.T) {
 func TestAPanickingTransactionPanicsInItsCaller(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "hallpass.db"))
 	ctx := t.Context()
-	sess := storage.Session{IDHash: storage.Hash("s"), SID: "sid", Clients: []string{"app1"}}
+	sess := storage.Session{IDHash: digest.Of("s"), SID: "sid", Clients: []string{"app1"}}
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
