@@ -9,11 +9,20 @@
 # server is up. Safe to run twice, and concurrently (a lock serialises runs).
 #
 # Environment:
-#   HALLPASS_CACHE    cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/hallpass)
-#   HALLPASS_PG_PORT  TCP port on 127.0.0.1 (default 55432, away from the default 5432)
+#   HALLPASS_CACHE       cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/hallpass)
+#   HALLPASS_PG_DURABLE  1: a second cluster, durable as production runs it (fsync,
+#                        synchronous_commit and full_page_writes on), for the storage
+#                        suite and benchmarks to measure real flushes (make test runs them
+#                        once against it). Default port 55433.
+#   HALLPASS_PG_PORT     TCP port on 127.0.0.1 (default 55432, away from the default 5432)
 set -euo pipefail
 
-PORT="${HALLPASS_PG_PORT:-55432}"
+DURABLE="${HALLPASS_PG_DURABLE:-0}"
+if [[ "$DURABLE" == 1 ]]; then
+  PORT="${HALLPASS_PG_PORT:-55433}"
+else
+  PORT="${HALLPASS_PG_PORT:-55432}"
+fi
 DB=hallpass_test
 SUPERUSER=hallpass
 
@@ -47,6 +56,9 @@ if [[ "$(id -u)" == 0 ]]; then
   fi
 fi
 BASE="${HALLPASS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hallpass}/pg-$MAJOR"
+if [[ "$DURABLE" == 1 ]]; then
+  BASE="$BASE-durable"
+fi
 DATA="$BASE/data"
 mkdir -p "$BASE"
 if [[ ${#as_owner[@]} -gt 0 ]]; then
@@ -67,17 +79,25 @@ if [[ ! -s "$DATA/PG_VERSION" ]]; then
   # listens on 127.0.0.1 and on a socket inside its own directory: nothing else can reach it.
   "${as_owner[@]}" "$BINDIR/initdb" -D "$DATA" -U "$SUPERUSER" --auth=trust -E UTF8 \
     --locale=C.UTF-8 --no-instructions >&2
-  # Durability is pointless for test data; turning it off keeps the tests quick on a shared
-  # machine (benchmarks against this cluster therefore measure no disk flushes).
+  # Durability is pointless for most test data; turning it off keeps the tests quick on a
+  # shared machine (benchmarks against this cluster therefore measure no disk flushes). The
+  # durable cluster keeps PostgreSQL's defaults, as production runs it.
+  if [[ "$DURABLE" == 1 ]]; then
+    durability="fsync = on
+synchronous_commit = on
+full_page_writes = on"
+  else
+    durability="fsync = off
+synchronous_commit = off
+full_page_writes = off"
+  fi
   cat >>"$DATA/postgresql.conf" <<EOF
 
 # hallpass test cluster (hack/postgres.sh)
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$BASE'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 max_connections = 200
 EOF
 fi

@@ -45,6 +45,13 @@ step "Running the tests (go test -race), the end-to-end scenarios included"
 export HALLPASS_E2E=1
 go test -race -count=1 -timeout 30m ./...
 
+# The shared cluster above runs without fsync, for speed; production does not. The storage
+# suite and its benchmark run once more against a second cluster that flushes every commit,
+# so that durability is exercised and measured as production runs it.
+step "Running the PostgreSQL storage suite and benchmark on a durable cluster (fsync on)"
+HALLPASS_TEST_POSTGRES_DSN="$(HALLPASS_PG_DURABLE=1 hack/postgres.sh)" HALLPASS_TEST_POSTGRES_DURABLE=1 \
+  go test -count=1 -timeout 15m -run 'TestStorage|TestTheDurableRun' -bench . -benchtime 200x ./internal/storage/postgres/
+
 step "Building the real node's binaries: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl (cached after the first run)"
 HALLPASS_NODE_BIN="$(hack/node-binaries.sh)"
 export HALLPASS_NODE_BIN

@@ -61,6 +61,9 @@ type serverFlags struct {
 	listen, metricsListen string
 	statusConfigMap       string
 	logLevel              slog.Level
+	// storageCheck is the time between probes of storage, unreadyAfter how long storage
+	// must fail before /readyz says not ready (0: never).
+	storageCheck, unreadyAfter time.Duration
 }
 
 func parseServerFlags(args []string) (serverFlags, error) {
@@ -71,7 +74,15 @@ func parseServerFlags(args []string) (serverFlags, error) {
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&f.statusConfigMap, "status-configmap", "", "namespace/name of the ConfigMap where the pod reports which config it serves, under its name (env POD_NAME, else the host name); only with --config-secret")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "least severe log lines written: debug, info, warn or error")
-	return f, fs.Parse(args)
+	fs.DurationVar(&f.storageCheck, "storage-check-interval", storage.DefaultHealthInterval, "time between two probes of storage for /readyz")
+	fs.DurationVar(&f.unreadyAfter, "storage-unready-after", storage.DefaultUnreadyAfter, "how long storage must fail on every probe before /readyz reports not ready (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if f.storageCheck <= 0 || f.unreadyAfter < 0 {
+		return f, errors.New("-storage-check-interval must be positive and -storage-unready-after not negative")
+	}
+	return f, nil
 }
 
 func runServer(ctx context.Context, args []string) error {
@@ -133,6 +144,7 @@ func runServer(ctx context.Context, args []string) error {
 	var ready atomic.Bool
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	health := watchStorage(ctx, store, f, reg, logger)
 	errs := make(chan error, 4)
 	go func() {
 		if err := source.watch(ctx, reloader); err != nil {
@@ -147,7 +159,7 @@ func runServer(ctx context.Context, args []string) error {
 		go reporter.Run(ctx)
 	}
 
-	servers := []*http.Server{newHTTPServer(srv), newHTTPServer(healthHandler(&ready, reg))}
+	servers := []*http.Server{newHTTPServer(srv), newHTTPServer(healthHandler(&ready, health, reg))}
 	for i, l := range listeners {
 		go func() {
 			if err := servers[i].Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -207,9 +219,11 @@ func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
 }
 
-// healthHandler serves /healthz, /readyz (ready once the server serves, until it stops)
-// and the metrics of reg.
-func healthHandler(ready *atomic.Bool, reg *prometheus.Registry) http.Handler {
+// healthHandler serves /healthz, /readyz (ready once the server serves, until it stops,
+// and while storage is not down for longer than its grace: ADR 0022) and the metrics of
+// reg. /healthz does not look at storage: restarting the pod would not bring the database
+// back.
+func healthHandler(ready *atomic.Bool, storageHealth *storage.Health, reg *prometheus.Registry) http.Handler {
 	health := http.NewServeMux()
 	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -217,10 +231,38 @@ func healthHandler(ready *atomic.Bool, reg *prometheus.Registry) http.Handler {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if ok, _ := storageHealth.Ready(); !ok {
+			http.Error(w, fmt.Sprintf("not ready: storage has failed every probe for %s or more", storageHealth.UnreadyAfter), http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	health.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return health
+}
+
+// watchStorage probes store in the background until ctx ends, logs when it stops and starts
+// answering, and exports hallpass_storage_up.
+func watchStorage(ctx context.Context, store storage.Storage, f serverFlags, reg prometheus.Registerer, logger *slog.Logger) *storage.Health {
+	up := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hallpass_storage_up",
+		Help: "1 while storage answers the server's probes, 0 from the first failed probe until one succeeds.",
+	})
+	up.Set(1)
+	reg.MustRegister(up)
+	h := storage.NewHealth(store)
+	h.Interval, h.UnreadyAfter = f.storageCheck, f.unreadyAfter
+	h.OnChange = func(ok bool, err error) {
+		if ok {
+			up.Set(1)
+			logger.Info("storage answers again")
+			return
+		}
+		up.Set(0)
+		logger.Error("storage does not answer; the server reports not ready if this lasts", "err", err, "unreadyAfter", f.unreadyAfter.String())
+	}
+	go h.Run(ctx)
+	return h
 }
 
 // openStorage opens the configured backend. dataDir, when set, replaces the directory of

@@ -12,3 +12,6 @@ func (s *Server) HoldVerificationSlots() (release func()) {
 		}
 	}
 }
+
+// UpstreamRetryDelay is the wait after the nth failed open of a connector in a row.
+var UpstreamRetryDelay = upstreamRetryDelay

@@ -37,9 +37,11 @@ const (
 	// login's cookie, so sign-ins in several tabs do not overwrite each other.
 	upstreamCookiePrefix = "hallpass_up_"
 	stateCookieChars     = 16
-	// upstreamRetryAfter is how long a connector that failed to open (upstream down,
-	// metadata unreadable) is not retried, so a dead IdP cannot slow every login page.
-	upstreamRetryAfter = 30 * time.Second
+	// A connector that failed to open (upstream down, metadata unreadable) is retried after
+	// upstreamRetryFirst, doubling with every failure up to upstreamRetryMax (ADR 0022):
+	// soon after a short outage, and a dead IdP still slows at most one login per retry.
+	upstreamRetryFirst = time.Second
+	upstreamRetryMax   = 15 * time.Second
 	// chooserOpenTimeout bounds opening connectors to list their origins on the chooser.
 	chooserOpenTimeout = 5 * time.Second
 )
@@ -54,7 +56,7 @@ func isCallbackType(typ string) bool {
 
 // upstreamCache holds the open connectors, one per connection. A connector is reopened
 // when its connection's config or the issuer changes (a reload), and a failed open is
-// retried after upstreamRetryAfter. The zero value is ready to use.
+// retried with backoff (upstreamRetryDelay). The zero value is ready to use.
 type upstreamCache struct {
 	mu      sync.Mutex
 	entries map[string]*upstreamEntry
@@ -70,10 +72,21 @@ func WithUpstreamHTTPClient(c *http.Client) Option {
 }
 
 type upstreamEntry struct {
-	key      string
-	conn     any
-	err      error
-	failedAt time.Time
+	key  string
+	conn any
+	err  error
+	// failures counts the opens that failed in a row; retryAt is when the next may be
+	// tried (moved on by the request that claims the retry, see connector).
+	failures int
+	retryAt  time.Time
+}
+
+// upstreamRetryDelay is the wait after the nth failed open in a row (n >= 1).
+func upstreamRetryDelay(n int) time.Duration {
+	if n > 5 {
+		return upstreamRetryMax
+	}
+	return min(upstreamRetryFirst<<(n-1), upstreamRetryMax)
 }
 
 // connector returns the open connector of conn, opening it if needed.
@@ -83,33 +96,53 @@ func (s *Server) connector(ctx context.Context, st *state, conn config.Connectio
 		return nil, fmt.Errorf("encode connection %s: %w", conn.Name, err)
 	}
 	key := st.cfg.Issuer + "\x00" + string(raw)
-	c := &s.upstream
-	c.mu.Lock()
-	e := c.entries[conn.Name]
-	c.mu.Unlock()
-	if e != nil && e.key == key && (e.err == nil || s.now().Sub(e.failedAt) < upstreamRetryAfter) {
-		return e.conn, e.err
+	cached, failures, ok := s.upstream.claim(conn.Name, key, s.now())
+	if ok {
+		return cached.conn, cached.err
 	}
 	// Opened outside the lock, so a slow upstream delays only its own logins; two
 	// concurrent first logins may both open it, and the later one is kept.
 	opened, err := connectors.Open(ctx, conn, connector.Options{
 		CallbackURL: st.endpoint(connectionCallbackPath(conn.Name)),
 		MetadataURL: st.endpoint(samlMetadataPath(conn.Name)),
-		HTTPClient:  c.httpClient,
+		HTTPClient:  s.upstream.httpClient,
 		Logger:      s.logger,
 		Now:         s.now,
 	})
-	e = &upstreamEntry{key: key, conn: opened, err: err}
+	e := &upstreamEntry{key: key, conn: opened, err: err}
 	if err != nil {
-		e.failedAt = s.now()
+		e.failures = failures + 1
+		e.retryAt = s.now().Add(upstreamRetryDelay(e.failures))
 	}
+	s.upstream.store(conn.Name, e)
+	return opened, err
+}
+
+// claim returns the cached entry of a connection with ok when it is to be used as it is: it
+// was opened for this key, or its open failed and the next retry is not due. When a retry
+// is due, the caller claims it (the entry's retryAt moves on, so concurrent requests keep
+// the cached error meanwhile) and gets the number of failures so far.
+func (c *upstreamCache) claim(name, key string, now time.Time) (e upstreamEntry, failures int, ok bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.entries[name]
+	if cur == nil || cur.key != key {
+		return upstreamEntry{}, 0, false
+	}
+	if cur.err == nil || now.Before(cur.retryAt) {
+		return *cur, 0, true
+	}
+	cur.retryAt = now.Add(upstreamRetryDelay(cur.failures + 1))
+	return upstreamEntry{}, cur.failures, false
+}
+
+func (c *upstreamCache) store(name string, e *upstreamEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.entries == nil {
 		c.entries = map[string]*upstreamEntry{}
 	}
-	c.entries[conn.Name] = e
-	c.mu.Unlock()
-	return opened, err
+	c.entries[name] = e
 }
 
 // upstreamFormTargets lists the origins the chooser's buttons may redirect to: the page's

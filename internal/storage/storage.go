@@ -354,5 +354,9 @@ type Storage interface {
 	// rows, returning how many rows went.
 	GarbageCollect(ctx context.Context, now time.Time) (int64, error)
 
+	// Ping makes one round trip to the database that reads a table of the schema: it fails
+	// when the database cannot be reached or no longer holds the schema (see Health).
+	Ping(ctx context.Context) error
+
 	Close() error
 }

@@ -27,9 +27,11 @@ type OIDCProvider struct {
 }
 
 // OIDCProviderOptions configure one peer. Host defaults to 127.0.0.1; a browser test
-// passes a name it maps to loopback.
+// passes a name it maps to loopback. Port defaults to a free one; a test that configures
+// the connection before the peer is up picks it (FreePort).
 type OIDCProviderOptions struct {
 	Host                   string
+	Port                   int
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 }
@@ -71,7 +73,10 @@ func StartOIDCProvider(t testing.TB, o OIDCProviderOptions) *OIDCProvider {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
-	port := FreePort(t)
+	port := o.Port
+	if port == 0 {
+		port = FreePort(t)
+	}
 	p := &OIDCProvider{Issuer: fmt.Sprintf("http://%s:%d", o.Host, port), Port: port}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, "server.js")

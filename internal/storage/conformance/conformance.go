@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"single use", singleUseTests},
 		{"garbage collection", gcTests},
 		{"concurrency", concurrencyTests},
+		{"health", healthTests},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, tc := range group.tests {
@@ -911,6 +912,21 @@ var deviceCodeTests = []test{
 		notFound(t, "collected device code", err)
 		_, err = s.GetDeviceCodeByUserCode(t.Context(), live.UserCodeHash)
 		must(t, err)
+	}},
+}
+
+var healthTests = []test{
+	{"an open store answers a ping, also while it holds rows", func(t *testing.T, s storage.Storage) {
+		must(t, s.Ping(t.Context()))
+		must(t, s.CreateSession(t.Context(), session("a")))
+		must(t, s.Ping(t.Context()))
+	}},
+	{"a ping whose context has ended fails", func(t *testing.T, s storage.Storage) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := s.Ping(ctx); err == nil {
+			t.Error("Ping with a cancelled context succeeded")
+		}
 	}},
 }
 

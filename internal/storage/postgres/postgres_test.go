@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/conformance"
 	"github.com/hallpass/hallpass/internal/storage/postgres"
@@ -72,6 +74,31 @@ func TestReplicasStartingTogetherAllStart(t *testing.T) {
 	}
 	if _, err := stores[replicas-1].GetUser(t.Context(), "db", "alice"); err != nil {
 		t.Fatal(fmt.Errorf("read another replica's write: %w", err))
+	}
+}
+
+// durableEnv set to 1 says that the test database is the durable cluster (hack/postgres.sh
+// with HALLPASS_PG_DURABLE=1), against which make test runs this package once more, with
+// its benchmark, so that durability is measured as production runs it.
+const durableEnv = "HALLPASS_TEST_POSTGRES_DURABLE"
+
+func TestTheDurableRunFlushesEveryCommit(t *testing.T) {
+	if os.Getenv(durableEnv) != "1" {
+		t.Skipf("%s is not 1: this run is not the durable one", durableEnv)
+	}
+	conn, err := pgx.Connect(t.Context(), testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	for _, setting := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
+		var v string
+		if err := conn.QueryRow(t.Context(), "SHOW "+setting).Scan(&v); err != nil {
+			t.Fatalf("show %s: %v", setting, err)
+		}
+		if v != "on" {
+			t.Errorf("%s = %s on the durable run's database, want on", setting, v)
+		}
 	}
 }
 

@@ -114,6 +114,7 @@ type queries struct {
 	insertFactor, factorsOfUser, deleteFactor, useFactorStep                 string
 	factorsByUserHandle                                                      string
 	deleteRecoveryCodes, insertRecoveryCode, useRecoveryCode, countCodes     string
+	ping                                                                     string
 	gc                                                                       []collect
 }
 
@@ -211,6 +212,8 @@ ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE singl
 			p(1), p(2), p(3)),
 		countCodes: fmt.Sprintf("SELECT COUNT(*) FROM recovery_codes WHERE connection = %s AND subject = %s", p(1), p(2)),
 
+		ping: "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+
 		gc: []collect{
 			{query: expired("code_redemptions", "expires_at"), age: storage.CodeRedemptionRetention},
 			// Codes stored by replicas of the version before ADR 0012, during an upgrade.
@@ -251,6 +254,15 @@ func (s *Store) Statements() []string {
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Ping reads the schema's version.
+func (s *Store) Ping(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRow(ctx, s.q.ping).Scan(&version); err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	return nil
+}
 
 // errKeyChanged is returned when an update function changes the key of its record: the
 // update addresses a row by key, so it cannot also move it.
