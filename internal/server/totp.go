@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/hallpass/hallpass/internal/digest"
 )
 
 // TOTP as every authenticator app implements it (RFC 6238 defaults): SHA-1, six digits,
