@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -77,6 +76,12 @@ type options struct {
 	serverCPUs       string
 	// pin is set from serverCPUs; nil pins nothing.
 	pin *cpuPinning
+	// alg is the ID tokens' signing algorithm (RS256 or ES256).
+	alg string
+	// fill is how many sessions of other users are stored before the server starts, with
+	// fillFamilies refresh families and gcRows expired sessions and access tokens for one
+	// timed garbage collection (fill.go).
+	fill, fillFamilies, gcRows int
 }
 
 func main() {
@@ -91,6 +96,10 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in this process instead and write a CPU profile of each measurement next to it, named <backend>-<name>")
 	flag.StringVar(&o.serverCPUs, "server-cpus", "", "run the server on these CPUs (such as 0 or 0-1) and the load generator on the others, and measure the signing ceiling on the server's CPUs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, keys, server logs)")
+	flag.StringVar(&o.alg, "alg", "RS256", "signing algorithm of the ID tokens: RS256 or ES256")
+	flag.IntVar(&o.fill, "fill", 0, "sessions of other users stored (in bulk) before the server starts")
+	flag.IntVar(&o.fillFamilies, "fill-families", 100_000, "with -fill: refresh families stored, to measure their size")
+	flag.IntVar(&o.gcRows, "gc-rows", 300_000, "with -fill: expired sessions, and as many expired access tokens, deleted by one timed garbage collection")
 	flag.Parse()
 	o.backends = strings.Split(backends, ",")
 	if err := run(context.Background(), o); err != nil {
@@ -142,18 +151,18 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("build hallpass (run from the repository root): %w", err)
 		}
 	}
-	keys, err := config.NewSigningKeys("RS256")
+	keys, err := config.NewSigningKeys(o.alg)
 	if err != nil {
 		return fmt.Errorf("generate signing keys: %w", err)
 	}
-	signer, ok := keys.Current.Key.(*rsa.PrivateKey)
+	signer, ok := keys.Current.Key.(crypto.Signer)
 	if !ok {
-		return errors.New("the RS256 signing key is not an RSA key")
+		return fmt.Errorf("the %s signing key cannot sign", o.alg)
 	}
 
 	host, _ := os.Hostname()
-	fmt.Printf("silent-login benchmark  %s  host=%s  GOMAXPROCS=%d  NumCPU=%d  concurrency=%d  duration=%s\n",
-		time.Now().UTC().Format(time.RFC3339), host, runtime.GOMAXPROCS(0), runtime.NumCPU(), o.concurrency, o.duration)
+	fmt.Printf("silent-login benchmark  %s  host=%s  GOMAXPROCS=%d  NumCPU=%d  concurrency=%d  duration=%s  alg=%s  fill=%d\n",
+		time.Now().UTC().Format(time.RFC3339), host, runtime.GOMAXPROCS(0), runtime.NumCPU(), o.concurrency, o.duration, o.alg, o.fill)
 	if o.pin != nil {
 		fmt.Printf("server on CPUs %s, the load generator on the others; the signing ceiling on the server's %d CPU(s)\n", o.serverCPUs, o.pin.serverCPUs())
 	}
@@ -178,10 +187,20 @@ func run(ctx context.Context, o options) error {
 			r.serverCPU*100, perLogin.Round(time.Microsecond), genPerLogin.Round(time.Microsecond), float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.machineCPU*100, r.steal*100,
 			r.ceiling, 100*median(r.ratios), 100*slices.Min(r.ratios), 100*slices.Max(r.ratios), 100*r.sigCPU.Seconds()/perLogin.Seconds())
 	}
+	for _, r := range results {
+		if r.fill.sessions > 0 {
+			fmt.Printf("%s: %s\n", r.backend, r.fill)
+		}
+		if r.fill.gcRows > 0 {
+			// Each silent login leaves an access token and a code redemption to collect.
+			fmt.Printf("%s: GC deletes %.0f rows/s; the logins above leave %.0f rows/s to collect (2 per login)\n",
+				r.backend, float64(r.fill.gcRows)/r.fill.gcTook.Seconds(), 2*r.rate)
+		}
+	}
 	fmt.Println("\nsrv CPU: the server process's CPU time / wall time (200% = both cores of a 2-core machine).")
 	fmt.Println("CPU/login: server CPU time per silent login; gen/login: the load generator's. mach CPU: all processes, share of all cores.")
 	fmt.Println("steal: share of all cores' time the hypervisor gave to other machines; figures taken with more than a few percent are not comparable.")
-	fmt.Println("ceiling: RS256 signatures/s of the machine (with -server-cpus, of the server's CPUs), measured between the rounds while the server idles.")
+	fmt.Println("ceiling: signatures/s of the machine with the server's key (-alg) (with -server-cpus, of the server's CPUs), measured between the rounds while the server idles.")
 	fmt.Println("ratio: silent logins/s of a round ÷ the mean of the ceilings measured just before and after it;")
 	fmt.Println("       the median of the rounds, then their range (the issue's figure; without -server-cpus the load generator shares the cores).")
 	fmt.Println("sign share: CPU of one signature ÷ server CPU per login (less sensitive to other load on the machine).")
@@ -203,6 +222,7 @@ type result struct {
 	ratios  []float64
 	ceiling float64
 	sigCPU  time.Duration
+	fill    fillReport
 }
 
 func median(v []float64) float64 {
@@ -217,7 +237,7 @@ func median(v []float64) float64 {
 // rounds of silent logins, each followed by a measurement of the signing ceiling while the
 // server idles: on a shared machine the ceiling drifts, and a ratio of two figures taken
 // seconds apart drifts far less than one of figures taken minutes apart.
-func measureBackend(ctx context.Context, o options, dir, backend, dsn string, keys *config.SigningKeys, signer *rsa.PrivateKey) (result, error) {
+func measureBackend(ctx context.Context, o options, dir, backend, dsn string, keys *config.SigningKeys, signer crypto.Signer) (result, error) {
 	res := result{backend: backend}
 	addr, err := freeAddr()
 	if err != nil {
@@ -243,8 +263,13 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		storageCfg = config.Storage{Type: config.StoragePostgres, PostgresDSN: schemaDSN}
 	}
 	cfgPath, keysPath := filepath.Join(dir, backend+"-config.yaml"), filepath.Join(dir, "keys.json")
-	if err := writeConfig(cfgPath, keysPath, issuer, storageCfg, keys); err != nil {
+	if err := writeConfig(cfgPath, keysPath, issuer, storageCfg, keys, o.alg); err != nil {
 		return res, err
+	}
+	if o.fill > 0 {
+		if res.fill, err = fill(ctx, storageCfg, o); err != nil {
+			return res, err
+		}
 	}
 	var pid int
 	var stop func()
@@ -433,7 +458,7 @@ func startInProcess(ctx context.Context, cfgPath, keysPath, addr string) (pid in
 	return os.Getpid(), func() { _ = hs.Close(); store.Close() }, nil
 }
 
-func writeConfig(cfgPath, keysPath, issuer string, st config.Storage, keys *config.SigningKeys) error {
+func writeConfig(cfgPath, keysPath, issuer string, st config.Storage, keys *config.SigningKeys, alg string) error {
 	d := func(v time.Duration) config.Duration { return config.Duration{Duration: v} }
 	salt := []byte("silentlogin-salt")
 	hash := fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, 64*1024, 1, 2,
@@ -444,7 +469,7 @@ func writeConfig(cfgPath, keysPath, issuer string, st config.Storage, keys *conf
 		Session: config.Session{AbsoluteLifetime: d(168 * time.Hour), IdleTimeout: d(72 * time.Hour)},
 		Tokens:  config.Tokens{IDToken: d(time.Hour), AccessToken: d(time.Hour), RefreshToken: d(720 * time.Hour), RefreshReuseInterval: d(3 * time.Second), AuthorizationCode: d(time.Minute)},
 		Storage: st,
-		Signing: config.Signing{Algorithm: "RS256"},
+		Signing: config.Signing{Algorithm: alg},
 		Clients: []config.Client{{
 			ID: clientID, Name: "Benchmark", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(clientSecret)},
 			RedirectURIs: []string{redirectURI}, SingleSignOn: true, Connections: []string{"people"},
@@ -618,7 +643,7 @@ func checkFirstLogin(c *http.Client, issuer, cookie string, keys *config.Signing
 	if err != nil {
 		return fmt.Errorf("first silent login: %w", err)
 	}
-	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(keys.Current.Algorithm)})
 	if err != nil {
 		return fmt.Errorf("first silent login: parse ID token: %w", err)
 	}
@@ -726,7 +751,7 @@ func runLoad(issuer string, cookies []string, d time.Duration, lat *latencies) {
 // which, unlike the rate, does not drop when other processes take the cores.
 //
 // It signs on the server's CPUs of pin, one goroutine for each.
-func signingCeiling(key *rsa.PrivateKey, pin *cpuPinning, d time.Duration) (perSecond float64, cpu time.Duration) {
+func signingCeiling(key crypto.Signer, pin *cpuPinning, d time.Duration) (perSecond float64, cpu time.Duration) {
 	cpu0, _ := processCPU(os.Getpid())
 	deadline := time.Now().Add(d)
 	var count atomic.Int64
@@ -739,7 +764,7 @@ func signingCeiling(key *rsa.PrivateKey, pin *cpuPinning, d time.Duration) (perS
 				err := pin.onServerCPUs(func() error {
 					digest := sha256.Sum256([]byte("id token " + strconv.Itoa(i)))
 					for time.Now().Before(deadline) {
-						if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
+						if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
 							return fmt.Errorf("sign: %w", err)
 						}
 						count.Add(1)

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"garbage collection", gcTests},
 		{"concurrency", concurrencyTests},
 		{"health", healthTests},
+		{"bulk writes", bulkTests},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, tc := range group.tests {
@@ -915,6 +916,54 @@ var deviceCodeTests = []test{
 	}},
 }
 
+// bulkStore is what the SQL backends offer besides storage.Storage, for benchmarks that
+// load a million records.
+type bulkStore interface {
+	CreateSessions(ctx context.Context, sessions []storage.Session) error
+	CreateRefreshFamilies(ctx context.Context, families []storage.RefreshFamily) error
+	CreateAccessTokens(ctx context.Context, tokens []storage.AccessToken) error
+}
+
+var bulkTests = []test{
+	{"records written in bulk read back as the ones written one by one", func(t *testing.T, s storage.Storage) {
+		b, ok := s.(bulkStore)
+		if !ok {
+			t.Skip("this backend has no bulk writes")
+		}
+		sessions := []storage.Session{session("bulk-1"), session("bulk-2")}
+		families := []storage.RefreshFamily{family("bulk-1"), family("bulk-2")}
+		tokens := []storage.AccessToken{accessToken("bulk-1"), accessToken("bulk-2")}
+		must(t, b.CreateSessions(t.Context(), sessions))
+		must(t, b.CreateRefreshFamilies(t.Context(), families))
+		must(t, b.CreateAccessTokens(t.Context(), tokens))
+		for i := range 2 {
+			gotS, err := s.GetSession(t.Context(), sessions[i].IDHash)
+			must(t, err)
+			gotF, err := s.GetRefreshFamily(t.Context(), families[i].ID)
+			must(t, err)
+			gotT, err := s.GetAccessToken(t.Context(), tokens[i].TokenHash)
+			must(t, err)
+			if d := cmp.Diff(sessions[i], gotS) + cmp.Diff(families[i], gotF) + cmp.Diff(tokens[i], gotT); d != "" {
+				t.Errorf("record %d (-written +read):\n%s", i, d)
+			}
+		}
+	}},
+	{"a batch with a taken key writes nothing", func(t *testing.T, s storage.Storage) {
+		b, ok := s.(bulkStore)
+		if !ok {
+			t.Skip("this backend has no bulk writes")
+		}
+		must(t, s.CreateSession(t.Context(), session("taken")))
+		err := b.CreateSessions(t.Context(), []storage.Session{session("new"), session("taken")})
+		if !errors.Is(err, storage.ErrAlreadyExists) {
+			t.Fatalf("err = %v, want ErrAlreadyExists", err)
+		}
+		if _, err := s.GetSession(t.Context(), session("new").IDHash); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the batch's other session: err = %v, want ErrNotFound", err)
+		}
+	}},
+}
+
 var healthTests = []test{
 	{"an open store answers a ping, also while it holds rows", func(t *testing.T, s storage.Storage) {
 		must(t, s.Ping(t.Context()))
@@ -931,6 +980,35 @@ var healthTests = []test{
 }
 
 var gcTests = []test{
+	{"garbage collection deletes a backlog of several batches, and nothing alive", func(t *testing.T, s storage.Storage) {
+		b, ok := s.(bulkStore)
+		if !ok {
+			t.Skip("this backend has no bulk writes to store a backlog with")
+		}
+		now := t0.Add(time.Hour)
+		const backlog = 2500 // more than two of GarbageCollect's batches
+		tokens := make([]storage.AccessToken, 0, backlog+1)
+		for i := range backlog + 1 {
+			tok := accessToken(fmt.Sprint("backlog-", i))
+			tok.ExpiresAt = now
+			if i == backlog {
+				tok.ExpiresAt = now.Add(time.Nanosecond)
+			}
+			tokens = append(tokens, tok)
+		}
+		must(t, b.CreateAccessTokens(t.Context(), tokens))
+		n, err := s.GarbageCollect(t.Context(), now)
+		must(t, err)
+		if n != backlog {
+			t.Errorf("GarbageCollect deleted %d rows, want %d", n, backlog)
+		}
+		if _, err := s.GetAccessToken(t.Context(), tokens[backlog].TokenHash); err != nil {
+			t.Errorf("the live token: %v", err)
+		}
+		if _, err := s.GetAccessToken(t.Context(), tokens[backlog-1].TokenHash); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("an expired token: err = %v, want ErrNotFound", err)
+		}
+	}},
 	{"garbage collection deletes exactly what expired", func(t *testing.T, s storage.Storage) {
 		now := t0.Add(time.Hour)
 		// Expiring exactly now counts as expired, as in ListExpiredSessions.
