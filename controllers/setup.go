@@ -56,7 +56,7 @@ func CacheOptions() cache.Options {
 }
 
 // Setup registers the field indexes and the four controllers with the manager.
-func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
+func Setup(ctx context.Context, mgr manager.Manager, opts Options) error { //nolint:funlen // split when the scale work (issue 18) has settled its watches
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -134,7 +134,7 @@ func (r *SSOAPIReconciler) reconcileGrants(ctx context.Context, s *apiScope) (bo
 	if err != nil {
 		return false, err
 	}
-	s.api.Status.Clients = int32(len(render.Grants(s.api, accepted, labels)))
+	s.api.Status.Clients = statusCount(len(render.Grants(s.api, accepted, labels)))
 	return true, nil
 }
 

@@ -278,124 +278,159 @@ func (r *SSOClientReconciler) uniqueClientID(ctx context.Context, s *clientScope
 // server still accepts: the brought one, else the one recorded (replaced when a rotation is
 // requested or due), else a new random one.
 func (r *SSOClientReconciler) reconcileClientSecret(ctx context.Context, s *clientScope) (bool, error) {
-	sc := s.client
-	if sc.Spec.Type.Public() {
+	if s.client.Spec.Type.Public() {
 		return true, nil
 	}
-	now := r.Now()
-	overlap, interval := rotationPolicy(sc)
+	c := r.secretChangeOf(s)
+	if ref := s.client.Spec.Credentials; ref != nil && ref.ClientSecretRef != nil {
+		return r.broughtClientSecret(ctx, c, ref.ClientSecretRef)
+	}
+	return c.generatedClientSecret()
+}
+
+// secretChange is what settling a client's secret starts from: the secret recorded so far,
+// the rotation and revocation requests not yet acted on, and the rotation policy.
+type secretChange struct {
+	s                    *clientScope
+	now                  time.Time
+	overlap, interval    time.Duration
+	current              string
+	exists               bool
+	rotateReq, revokeReq string
+	rotate, revoke       bool
+}
+
+// secretChangeOf reads the recorded secret and rotation of the client (from the record, or
+// from the credentials Secret it migrates from) and the requests on its annotations.
+func (r *SSOClientReconciler) secretChangeOf(s *clientScope) *secretChange {
+	sc := s.client
+	c := &secretChange{s: s, now: r.Now()}
+	c.overlap, c.interval = rotationPolicy(sc)
 	var recorded map[string]string
-	var current string
 	switch {
 	case s.migrating != nil:
 		recorded = s.migrating.Annotations
-		_, current = storedCredentials(s.migrating, sc)
-		s.rotation = readSecretRecord(recorded, s.migrating.CreationTimestamp.Time, now)
+		_, c.current = storedCredentials(s.migrating, sc)
+		s.rotation = readSecretRecord(recorded, s.migrating.CreationTimestamp.Time, c.now)
 	case s.taken:
-		recorded, current = s.record.annotations, s.record.secret
-		s.rotation = readSecretRecord(recorded, now, now)
+		recorded, c.current = s.record.annotations, s.record.secret
+		s.rotation = readSecretRecord(recorded, c.now, c.now)
 	}
 	s.requests = map[string]string{
 		annotationRotationRequest:   recorded[annotationRotationRequest],
 		annotationRevocationRequest: recorded[annotationRevocationRequest],
 	}
-	exists := recorded != nil
-	rotateReq, rotate := pendingRequest(sc, hallpassv1.AnnotationRotateClientSecret, recorded, annotationRotationRequest)
-	revokeReq, revoke := pendingRequest(sc, hallpassv1.AnnotationRevokeClientSecret, recorded, annotationRevocationRequest)
-	settle := func() {
-		for k, v := range map[string]string{annotationRotationRequest: rotateReq, annotationRevocationRequest: revokeReq} {
-			if v != "" {
-				s.requests[k] = v
-			}
-		}
-	}
-	// replace makes next the current secret; with keepPrevious the server accepts the one it
-	// replaces for the overlap.
-	replace := func(next string, keepPrevious bool) {
-		s.rotation.previous, s.rotation.until = "", time.Time{}
-		if keepPrevious && len(current) >= minClientSecretLength {
-			s.rotation.previous, s.rotation.until = digest.Of(current), now.Add(overlap)
-		}
-		s.rotation.rotatedAt = now
-		s.secret = next
-	}
+	c.exists = recorded != nil
+	c.rotateReq, c.rotate = pendingRequest(sc, hallpassv1.AnnotationRotateClientSecret, recorded, annotationRotationRequest)
+	c.revokeReq, c.revoke = pendingRequest(sc, hallpassv1.AnnotationRevokeClientSecret, recorded, annotationRevocationRequest)
+	return c
+}
 
-	if sc.Spec.Credentials != nil && sc.Spec.Credentials.ClientSecretRef != nil {
-		ref := sc.Spec.Credentials.ClientSecretRef
-		var byo corev1.Secret
-		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: ref.Name}, &byo)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("get Secret %s: %w", ref.Name, err)
+// settle records the requests acted on, so that each is acted on once.
+func (c *secretChange) settle() {
+	for k, v := range map[string]string{annotationRotationRequest: c.rotateReq, annotationRevocationRequest: c.revokeReq} {
+		if v != "" {
+			c.s.requests[k] = v
 		}
-		value, ok := byo.Data[ref.Key]
-		switch {
-		case !ok:
-			s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound,
-				fmt.Sprintf("spec.credentials.clientSecretRef: Secret %q has no key %q (or does not exist)", ref.Name, ref.Key))
-			return false, nil
-		case len(value) < minClientSecretLength:
-			s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret,
-				fmt.Sprintf("spec.credentials.clientSecretRef: the secret in Secret %q key %q is shorter than %d characters", ref.Name, ref.Key, minClientSecretLength))
-			return false, nil
-		}
-		s.secret = string(value)
-		switch {
-		case revoke && exists:
-			s.rotation.previous, s.rotation.until = "", time.Time{}
-			if current != "" && current != s.secret {
-				s.rotation.rotatedAt = now
-			}
-			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRevoked,
-				fmt.Sprintf("on request %q (annotation %s) the server accepts only the secret of spec.credentials.clientSecretRef", revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
-		case current != "" && current != s.secret:
-			replace(s.secret, true)
-			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretChanged,
-				fmt.Sprintf("the secret in Secret %q key %q changed; the previous one is accepted until %s", ref.Name, ref.Key, s.rotation.until.UTC().Format(time.RFC3339))}
-		case rotate && exists:
-			s.event = &clientEvent{corev1.EventTypeWarning, hallpassv1.ReasonRotationIgnored,
-				fmt.Sprintf("annotation %s: the client secret comes from spec.credentials.clientSecretRef; change the value in Secret %q to rotate it", hallpassv1.AnnotationRotateClientSecret, ref.Name)}
-		}
-		if s.rotation.rotatedAt.IsZero() {
+	}
+}
+
+// replace makes next the current secret; with keepPrevious the server accepts the one it
+// replaces for the overlap.
+func (c *secretChange) replace(next string, keepPrevious bool) {
+	rot := &c.s.rotation
+	rot.previous, rot.until = "", time.Time{}
+	if keepPrevious && len(c.current) >= minClientSecretLength {
+		rot.previous, rot.until = digest.Of(c.current), c.now.Add(c.overlap)
+	}
+	rot.rotatedAt = c.now
+	c.s.secret = next
+}
+
+// broughtClientSecret takes the secret from the team's own Secret: a changed value is a
+// rotation (the previous one accepted for the overlap), and a revocation request ends the
+// overlap at once.
+func (r *SSOClientReconciler) broughtClientSecret(ctx context.Context, c *secretChange, ref *hallpassv1.SecretKeyReference) (bool, error) {
+	s, now := c.s, c.now
+	var byo corev1.Secret
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.client.Namespace, Name: ref.Name}, &byo)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("get Secret %s: %w", ref.Name, err)
+	}
+	value, ok := byo.Data[ref.Key]
+	switch {
+	case !ok:
+		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretNotFound,
+			fmt.Sprintf("spec.credentials.clientSecretRef: Secret %q has no key %q (or does not exist)", ref.Name, ref.Key))
+		return false, nil
+	case len(value) < minClientSecretLength:
+		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret,
+			fmt.Sprintf("spec.credentials.clientSecretRef: the secret in Secret %q key %q is shorter than %d characters", ref.Name, ref.Key, minClientSecretLength))
+		return false, nil
+	}
+	s.secret = string(value)
+	switch {
+	case c.revoke && c.exists:
+		s.rotation.previous, s.rotation.until = "", time.Time{}
+		if c.current != "" && c.current != s.secret {
 			s.rotation.rotatedAt = now
 		}
-		settle()
-		if s.rotation.previous != "" {
-			s.requeueAfter(s.rotation.until.Sub(now))
-		}
-		return true, nil
+		s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRevoked,
+			fmt.Sprintf("on request %q (annotation %s) the server accepts only the secret of spec.credentials.clientSecretRef", c.revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
+	case c.current != "" && c.current != s.secret:
+		c.replace(s.secret, true)
+		s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretChanged,
+			fmt.Sprintf("the secret in Secret %q key %q changed; the previous one is accepted until %s", ref.Name, ref.Key, s.rotation.until.UTC().Format(time.RFC3339))}
+	case c.rotate && c.exists:
+		s.event = &clientEvent{corev1.EventTypeWarning, hallpassv1.ReasonRotationIgnored,
+			fmt.Sprintf("annotation %s: the client secret comes from spec.credentials.clientSecretRef; change the value in Secret %q to rotate it", hallpassv1.AnnotationRotateClientSecret, ref.Name)}
 	}
+	if s.rotation.rotatedAt.IsZero() {
+		s.rotation.rotatedAt = now
+	}
+	c.settle()
+	if s.rotation.previous != "" {
+		s.requeueAfter(s.rotation.until.Sub(now))
+	}
+	return true, nil
+}
 
-	due := interval > 0 && !now.Before(s.rotation.rotatedAt.Add(interval))
-	if len(current) < minClientSecretLength || revoke || rotate || due {
+// generatedClientSecret keeps the recorded secret, or writes a new random one when there is
+// none, when a rotation is requested or due (keeping the previous one for the overlap), or
+// when a revocation is requested (ending the previous one at once).
+func (c *secretChange) generatedClientSecret() (bool, error) {
+	s, now := c.s, c.now
+	due := c.interval > 0 && !now.Before(s.rotation.rotatedAt.Add(c.interval))
+	if len(c.current) < minClientSecretLength || c.revoke || c.rotate || due {
 		next, err := config.RandomToken(clientSecretBytes)
 		if err != nil {
 			return false, fmt.Errorf("generate client secret: %w", err)
 		}
 		switch {
-		case len(current) < minClientSecretLength:
-			replace(next, false)
-		case revoke:
-			replace(next, false)
+		case len(c.current) < minClientSecretLength:
+			c.replace(next, false)
+		case c.revoke:
+			c.replace(next, false)
 			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRevoked,
-				fmt.Sprintf("on request %q (annotation %s) a new client secret was written and the previous one is no longer accepted", revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
+				fmt.Sprintf("on request %q (annotation %s) a new client secret was written and the previous one is no longer accepted", c.revokeReq, hallpassv1.AnnotationRevokeClientSecret)}
 		default:
-			replace(next, true)
+			c.replace(next, true)
 			why := "spec.credentials.rotation.interval"
-			if rotate {
-				why = fmt.Sprintf("request %q (annotation %s)", rotateReq, hallpassv1.AnnotationRotateClientSecret)
+			if c.rotate {
+				why = fmt.Sprintf("request %q (annotation %s)", c.rotateReq, hallpassv1.AnnotationRotateClientSecret)
 			}
 			s.event = &clientEvent{corev1.EventTypeNormal, hallpassv1.ReasonClientSecretRotated,
 				fmt.Sprintf("a new client secret was written on %s; the previous one is accepted until %s", why, s.rotation.until.UTC().Format(time.RFC3339))}
 		}
-		settle()
+		c.settle()
 	} else {
-		s.secret = current
+		s.secret = c.current
 	}
 	if s.rotation.previous != "" {
 		s.requeueAfter(s.rotation.until.Sub(now))
 	}
-	if interval > 0 {
-		s.requeueAfter(s.rotation.rotatedAt.Add(interval).Sub(now))
+	if c.interval > 0 {
+		s.requeueAfter(s.rotation.rotatedAt.Add(c.interval).Sub(now))
 	}
 	return true, nil
 }

@@ -410,8 +410,8 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 		return err
 	}
 	s.server.Status.ConfigHash = digest.Of(out.Bytes)
-	s.server.Status.Clients = int32(len(out.Config.Clients))
-	s.server.Status.Connections = int32(len(out.Config.Connections))
+	s.server.Status.Clients = statusCount(len(out.Config.Clients))
+	s.server.Status.Connections = statusCount(len(out.Config.Connections))
 	msg := fmt.Sprintf("serving %d clients, %d connections and %d APIs", len(out.Config.Clients), len(out.Config.Connections), len(out.Config.APIs))
 	if len(out.LeftOut) > 0 {
 		msg += fmt.Sprintf("; left out %d clients, each reported on its SSOClient", len(out.LeftOut))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -85,4 +86,10 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 		return kerrors.NewAggregate([]error{reconcileErr, fmt.Errorf("patch status: %w", err)})
 	}
 	return reconcileErr
+}
+
+// statusCount is a count as a status field holds it (int32, as Kubernetes API conventions
+// ask), saturating rather than wrapping around.
+func statusCount(n int) int32 {
+	return int32(min(n, math.MaxInt32)) //nolint:gosec // G115: bounded by the min above
 }

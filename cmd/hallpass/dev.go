@@ -76,7 +76,7 @@ func runDev(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("read admin kubeconfig: %w", err)
 		}
-		if err := os.WriteFile(*kubeconfigOut, data, 0o600); err != nil { //nolint:gosec // G703: the path the user asked for with --kubeconfig-out
+		if err := os.WriteFile(*kubeconfigOut, data, 0o600); err != nil {
 			return fmt.Errorf("write --kubeconfig-out: %w", err)
 		}
 		defer os.Remove(*kubeconfigOut)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/hallpass/hallpass/internal/config"
 )
@@ -56,11 +55,11 @@ func createKeysFile(path, alg string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := writeTemp(path, data)
+	tmp, err := writePrivateTemp(path, data)
 	if err != nil {
-		return err
+		return fmt.Errorf("create signing keys file: %w", err)
 	}
-	defer os.Remove(tmp)
+	defer func() { _ = os.Remove(tmp) }()
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("create signing keys file: %w", err)
 	}
@@ -85,43 +84,17 @@ func rotateKeysFile(path string) error {
 	if data, err = config.MarshalSigningKeys(keys); err != nil {
 		return err
 	}
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := replacePrivateFile(path, data); err != nil {
 		return fmt.Errorf("replace signing keys file: %w", err)
 	}
 	return nil
-}
-
-// writeTemp writes data to a new file, mode 0600, in path's directory (so that a link or
-// rename to path stays on one file system) and returns its name.
-func writeTemp(path string, data []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".keys-*.json")
-	if err != nil {
-		return "", fmt.Errorf("write signing keys file: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("write signing keys file: %w", err)
-	}
-	return f.Name(), nil
 }
 
 // ensureKeysFile creates the keys file of a standalone server that has none, for the
 // algorithm its config names, and reports whether it did.
 func ensureKeysFile(configPath, keysPath string) (bool, error) {
 	if _, err := os.Stat(keysPath); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return false, nil //nolint:nilerr // an unreadable file is reported when it is read
+		return false, nil // an unreadable file is reported when it is read
 	}
 	data, err := os.ReadFile(configPath)
 	if err != nil {

@@ -358,23 +358,13 @@ func writeTokenCache(path string, c *cachedToken) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create token cache directory: %w", err)
 	}
-	data, err := json.Marshal(c)
+	// The cache holds the refresh token on purpose, in a file only its owner may read, as
+	// kubectl's own caches do.
+	data, err := json.Marshal(c) //nolint:gosec // G117: see above
 	if err != nil {
-		return err
+		return fmt.Errorf("encode token cache: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".token-*")
-	if err != nil {
-		return fmt.Errorf("write token cache: %w", err)
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := replacePrivateFile(path, data); err != nil {
 		return fmt.Errorf("write token cache: %w", err)
 	}
 	return nil
@@ -383,7 +373,8 @@ func writeTokenCache(path string, c *cachedToken) error {
 // openInBrowser opens url in the user's browser: $BROWSER if set, else the system's opener.
 func openInBrowser(url string) error {
 	if b := os.Getenv("BROWSER"); b != "" {
-		return exec.Command(b, url).Start()
+		// The user's own choice of program, given the URL as one argument (no shell).
+		return exec.Command(b, url).Start() //nolint:gosec // G702: see above
 	}
 	switch runtime.GOOS {
 	case "darwin":

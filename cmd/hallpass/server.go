@@ -107,17 +107,7 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	defer closeAll(listeners) // already closed by Shutdown once serving
 
-	if source.client == nil {
-		// A standalone server without keys makes its own, once, and keeps them.
-		created, err := ensureKeysFile(source.f.configPath, source.f.keysPath)
-		if err != nil {
-			return err
-		}
-		if created {
-			logger.Info("generated signing keys", "file", source.f.keysPath)
-		}
-	}
-	configData, keysData, err := source.read(ctx)
+	configData, keysData, err := source.readInitial(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -177,6 +167,21 @@ func runServer(ctx context.Context, args []string) error {
 	ready.Store(false)
 	shutdown(ctx, logger, srv, servers)
 	return err
+}
+
+// readInitial reads the config and keys the server starts with. A standalone server without
+// keys makes its own, once, and keeps them.
+func (s *configOrigin) readInitial(ctx context.Context, logger *slog.Logger) (configData, keysData []byte, err error) {
+	if s.client == nil {
+		created, err := ensureKeysFile(s.f.configPath, s.f.keysPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		if created {
+			logger.Info("generated signing keys", "file", s.f.keysPath)
+		}
+	}
+	return s.read(ctx)
 }
 
 // shutdown stops accepting requests, lets those in progress finish, and gives the logouts

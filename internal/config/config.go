@@ -428,12 +428,31 @@ func Parse(data []byte) (*Config, error) {
 
 // Validate reports every problem of the config at once.
 func (c *Config) Validate() error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
+	var p problems
+	c.validateServer(&p)
+	c.validateClients(&p)
+	c.validateConnections(&p)
+	c.validateAPIs(&p)
+	if len(p) > 0 {
+		return fmt.Errorf("invalid config: %w", errors.Join(p...))
 	}
+	return nil
+}
+
+// problems collects what is wrong with a config, so that one validation reports it all.
+type problems []error
+
+// check records the problem that format describes when bad is true.
+func (p *problems) check(bad bool, format string, args ...any) {
+	if bad {
+		*p = append(*p, fmt.Errorf(format, args...))
+	}
+}
+
+// validateServer checks the settings of the server itself: issuer, lifetimes, storage,
+// signing, MFA and email.
+func (c *Config) validateServer(p *problems) {
+	check := p.check
 	u, err := url.Parse(c.Issuer)
 	check(err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "", "issuer %q is not an absolute URL without query or fragment", c.Issuer)
 	check(err == nil && u.Scheme != "https" && (!c.DevMode || u.Scheme != "http"), "issuer %q must use https (http only in dev mode)", c.Issuer)
@@ -454,16 +473,21 @@ func (c *Config) Validate() error {
 	}
 	check(c.Signing.Algorithm != "RS256" && c.Signing.Algorithm != "ES256", "signing.algorithm %q is not RS256 or ES256", c.Signing.Algorithm)
 	check(!slices.Contains([]string{"", MFAOff, MFAOptional, MFARequired}, c.MFA.Policy), "mfa.policy %q is not Off, Optional or Required", c.MFA.Policy)
+	for i, f := range c.MFA.Factors {
+		check(f != FactorTOTP && f != FactorWebAuthn, "mfa.factors[%d] %q is not a known factor (TOTP or WebAuthn)", i, f)
+	}
 	if e := c.Email; e != nil {
 		check(e.Host == "" || e.Port < 1 || e.Port > 65535, "email.host and email.port (1-65535) are required")
 		check(!strings.Contains(e.From, "@"), "email.from %q is not an address", e.From)
 		check(!slices.Contains([]string{EmailSTARTTLS, EmailTLS, EmailNone}, e.Security), "email.security %q is not STARTTLS, TLS or None", e.Security)
 		check(e.Security == EmailNone && !Loopback(e.Host), "email.security None is only allowed for a loopback host, not %q", e.Host)
 	}
-	for i, f := range c.MFA.Factors {
-		check(f != FactorTOTP && f != FactorWebAuthn, "mfa.factors[%d] %q is not a known factor (TOTP or WebAuthn)", i, f)
-	}
+}
 
+// validateClients checks every client: unique IDs, a known type, a secret exactly when
+// confidential, grants its type may use and connections that exist.
+func (c *Config) validateClients(p *problems) {
+	check := p.check
 	check(!slices.IsSortedFunc(c.Clients, func(a, b Client) int { return compare(a.ID, b.ID) }), "clients must be sorted by id")
 	for i, cl := range c.Clients {
 		check(cl.ID == "", "clients[%d].id is empty", i)
@@ -485,6 +509,12 @@ func (c *Config) Validate() error {
 			check(!ok, "clients[%d].connections names unknown connection %q", i, n)
 		}
 	}
+}
+
+// validateConnections checks that connection names are unique and that each connection
+// has the block of its type.
+func (c *Config) validateConnections(p *problems) {
+	check := p.check
 	check(!slices.IsSortedFunc(c.Connections, func(a, b Connection) int { return compare(a.Name, b.Name) }), "connections must be sorted by name")
 	for i, cn := range c.Connections {
 		check(cn.Name == "", "connections[%d].name is empty", i)
@@ -495,24 +525,14 @@ func (c *Config) Validate() error {
 		check(cn.Type == ConnectionSAML && cn.SAML == nil, "connections[%d] of type SAML has no saml block", i)
 		check(cn.Type == ConnectionLDAP && cn.LDAP == nil, "connections[%d] of type LDAP has no ldap block", i)
 	}
-	errs = append(errs, c.validateAPIs()...)
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid config: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 // validateAPIs checks that every API is well formed and that no audience can be mistaken
 // for another: an identifier that equals a client ID would make an access token pass as
 // that client's ID token, and one that equals the issuer would make it pass where the
 // issuer itself is the audience.
-func (c *Config) validateAPIs() []error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
+func (c *Config) validateAPIs(p *problems) {
+	check := p.check
 	check(!slices.IsSortedFunc(c.APIs, func(a, b API) int { return compare(a.Identifier, b.Identifier) }), "apis must be sorted by identifier")
 	for i, a := range c.APIs {
 		check(!strings.Contains(a.Identifier, ":") || len(a.Identifier) > 2048 || strings.ContainsFunc(a.Identifier, unicode.IsSpace),
@@ -542,7 +562,6 @@ func (c *Config) validateAPIs() []error {
 			}
 		}
 	}
-	return errs
 }
 
 // Duration is a time.Duration written as a Go duration string ("168h").

@@ -90,7 +90,7 @@ const (
 )
 
 // Render builds the server config.
-func Render(in Input) (*Output, error) {
+func Render(in Input) (*Output, error) { //nolint:funlen // split when the scale work (issue 18) has settled the render
 	s := in.Server
 	durations, err := parseDurations(s)
 	if err != nil {

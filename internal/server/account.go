@@ -88,14 +88,7 @@ type sessionView struct {
 
 // handleAccount shows the account page (GET) and runs its forms (POST).
 func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+	if !s.openPage(w, r, "This page") {
 		return
 	}
 	ctx := r.Context()

@@ -35,12 +35,8 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, st *stat
 	}
 	conn, _ := st.cfg.Connection(sess.Connection)
 	current, next := r.PostForm.Get("current-password"), r.PostForm.Get("new-password")
-	switch {
-	case len(next) < minPasswordLength || len(next) > maxCredentialBytes:
-		retry(http.StatusBadRequest, fmt.Sprintf("Choose a new password of at least %d characters.", minPasswordLength))
-		return
-	case next != r.PostForm.Get("confirm-password"):
-		retry(http.StatusBadRequest, "The new password and its confirmation differ.")
+	if problem := newPasswordProblem(r.PostForm); problem != "" {
+		retry(http.StatusBadRequest, problem)
 		return
 	}
 	release, ok := s.acquireVerification(ctx)

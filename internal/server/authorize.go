@@ -13,14 +13,7 @@ import (
 
 // handleAuthorize serves /authorize over GET and POST (OIDC Core §3.1.2.1).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "The authorization endpoint accepts GET and POST only.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+	if !s.openPage(w, r, "The authorization endpoint") {
 		return
 	}
 	st := s.state.Load()

@@ -97,3 +97,24 @@ func allowCORS(w http.ResponseWriter, r *http.Request, client config.Client) {
 		w.Header().Set("Access-Control-Allow-Origin", o)
 	}
 }
+
+// tokenEndpointClient reads the form of a POST to an endpoint of the token family (token,
+// device authorization, revocation, introspection) and authenticates its client; when either
+// fails it has answered with the protocol's error and returns false.
+func (s *Server) tokenEndpointClient(w http.ResponseWriter, r *http.Request, st *state) (config.Client, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, &oauthError{Code: ErrInvalidRequest, Description: "this endpoint accepts POST only", status: http.StatusMethodNotAllowed})
+		return config.Client{}, false
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, newError(ErrInvalidRequest, "the request body is not a form"))
+		return config.Client{}, false
+	}
+	client, oerr := authenticateClient(r, st)
+	if oerr != nil {
+		writeClientError(w, r, oerr)
+		return config.Client{}, false
+	}
+	return client, true
+}

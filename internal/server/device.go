@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,18 +58,8 @@ type deviceAuthorizationResponse struct {
 // handleDeviceAuthorization starts a device authorization (RFC 8628 §3.1).
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, &oauthError{Code: ErrInvalidRequest, Description: "the device authorization endpoint accepts POST only", status: http.StatusMethodNotAllowed})
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, newError(ErrInvalidRequest, "the request body is not a form"))
-		return
-	}
-	client, oerr := authenticateClient(r, st)
-	if oerr != nil {
-		writeClientError(w, r, oerr)
+	client, ok := s.tokenEndpointClient(w, r, st)
+	if !ok {
 		return
 	}
 	if !client.AllowsGrant(config.GrantDeviceCode) {
@@ -106,7 +95,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(max(1, int(math.Ceil(wait.Seconds())))))
+		w.Header().Set("Retry-After", fmt.Sprint(waitSeconds(wait)))
 		writeError(w, &oauthError{Code: ErrSlowDown, Description: "too many device authorizations from this address", status: http.StatusTooManyRequests})
 		return
 	}
@@ -212,14 +201,7 @@ const (
 // handleDevice serves the device page: the form to enter a user code, the confirmation that
 // names the application, and the user's answer.
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+	if !s.openPage(w, r, "This page") {
 		return
 	}
 	st := s.state.Load()
@@ -323,7 +305,7 @@ func (s *Server) lookUpUserCode(r *http.Request, st *state, typed string) (d fou
 		wait = time.Second
 	}
 	if !ok {
-		return d, client, fmt.Sprintf("Too many codes were tried from your network. Try again in %d seconds.", max(1, int(math.Ceil(wait.Seconds())))),
+		return d, client, fmt.Sprintf("Too many codes were tried from your network. Try again in %d seconds.", waitSeconds(wait)),
 			http.StatusTooManyRequests, nil
 	}
 	normalized, valid := normalizeUserCode(typed)

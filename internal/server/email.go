@@ -8,7 +8,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/digest"
-	"github.com/hallpass/hallpass/internal/passhash"
 	"github.com/hallpass/hallpass/internal/storage"
 )
 
@@ -198,17 +196,10 @@ func (s *Server) sendResetLinks(ctx context.Context, st *state, conn config.Conn
 // handleResetPassword shows the form of a reset link and sets the new password: the link
 // is spent, and every session of the user ends (with back-channel logout).
 func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
+	if !s.openPage(w, r, "This page") {
+		return
+	}
 	st := s.state.Load()
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
-		return
-	}
 	ctx := r.Context()
 	token := r.Form.Get("token")
 	t, err := s.store.GetEmailToken(ctx, digest.Of(token), storage.EmailTokenReset, s.now())
@@ -236,29 +227,16 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 		show(http.StatusOK, "")
 		return
 	}
-	next := r.PostForm.Get("new-password")
-	form := []byte(r.PostForm.Get("csrf"))
-	switch {
-	case len(form) == 0 || subtle.ConstantTimeCompare(form, []byte(st.cookies.value(r, csrfCookie))) != 1:
+	if !formCSRF(r, st) {
 		show(http.StatusForbidden, msgFormExpired)
 		return
-	case len(next) < minPasswordLength || len(next) > maxCredentialBytes:
-		show(http.StatusBadRequest, fmt.Sprintf("Choose a password of at least %d characters.", minPasswordLength))
-		return
-	case next != r.PostForm.Get("confirm-password"):
-		show(http.StatusBadRequest, "The new password and its confirmation differ.")
+	}
+	if problem := newPasswordProblem(r.PostForm); problem != "" {
+		show(http.StatusBadRequest, problem)
 		return
 	}
-	release, ok := s.acquireVerification(ctx)
+	hash, ok := s.hashNewPassword(ctx, w, r, r.PostForm.Get("new-password"), show)
 	if !ok {
-		w.Header().Set("Retry-After", busyRetryAfter)
-		show(http.StatusServiceUnavailable, msgBusy)
-		return
-	}
-	hash, err := passhash.Hash(next)
-	release()
-	if err != nil {
-		s.serverError(w, r, err)
 		return
 	}
 	// Spent only now, so a mistyped confirmation does not cost the link; of two

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,14 +37,7 @@ type loginFlow struct {
 // openLoginFlow reads the transaction of a login page request; it renders the error page
 // itself and returns false when the request cannot continue.
 func (s *Server) openLoginFlow(w http.ResponseWriter, r *http.Request) (*loginFlow, bool) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
-		return nil, false
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+	if !s.openPage(w, r, "This page") {
 		return nil, false
 	}
 	return s.loginFlowOf(w, s.state.Load(), r.Form.Get("tx"))
@@ -173,13 +165,19 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginWithPasskey(w, r, f, conn)
 		return
 	}
+	s.loginWithPassword(w, r, f, conn)
+}
+
+// loginWithPassword checks the username and password of the login form, throttled per
+// user and per client address, and finishes the login when they are right.
+func (s *Server) loginWithPassword(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection) {
 	// Normalized once, so the throttle and the lookup see the same name.
 	username, password := normalizeUsername(conn, r.PostForm.Get("username")), r.PostForm.Get("password")
 	ctx := r.Context()
 	keys := loginThrottleKeys(conn.Name, s.throttleUsername(ctx, f.st, conn, username), s.clientIP(r))
 	throttled := func(wait time.Duration) {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
-		secs := max(1, int(math.Ceil(wait.Seconds())))
+		secs := waitSeconds(wait)
 		s.showPage(w, f, http.StatusTooManyRequests, false, conn, pageData{Username: username,
 			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)})
 	}
@@ -356,31 +354,12 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusForbidden, msgFormExpired)
 		return
 	}
-	switch {
-	case !validUsername(username):
-		retry(http.StatusBadRequest, "Choose a username of 1 to 64 letters, digits, dots, dashes, underscores or @.")
-		return
-	case len(password) < minPasswordLength || len(password) > maxCredentialBytes:
-		retry(http.StatusBadRequest, fmt.Sprintf("Choose a password of at least %d characters.", minPasswordLength))
-		return
-	case email != "" && !validMailAddress(email):
-		retry(http.StatusBadRequest, "Enter a valid email address or leave it empty.")
+	if problem := signupProblem(username, email, password); problem != "" {
+		retry(http.StatusBadRequest, problem)
 		return
 	}
 	ctx := r.Context()
-	// Every sign-up attempt of a client IP counts: each costs a password hash and may
-	// probe which usernames exist.
-	keys := signupThrottleKeys(s.clientIP(r))
-	wait, before, err := s.throttleWait(ctx, keys)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	if ok, err := s.reserveAttempt(ctx, keys, before); err != nil {
-		s.serverError(w, r, err)
-		return
-	} else if !ok || wait > 0 {
-		retry(http.StatusTooManyRequests, fmt.Sprintf("Too many sign-ups from your network. Try again in %d seconds.", max(1, int(math.Ceil(wait.Seconds())))))
+	if !s.admitSignup(w, r, retry) {
 		return
 	}
 	if _, _, found, err := s.findUser(ctx, conn, username); err != nil {
@@ -390,20 +369,12 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusConflict, "This username is taken.")
 		return
 	}
-	release, ok := s.acquireVerification(ctx)
+	hash, ok := s.hashNewPassword(ctx, w, r, password, retry)
 	if !ok {
-		w.Header().Set("Retry-After", busyRetryAfter)
-		retry(http.StatusServiceUnavailable, msgBusy)
-		return
-	}
-	hash, err := passhash.Hash(password)
-	release()
-	if err != nil {
-		s.serverError(w, r, err)
 		return
 	}
 	claims := storage.Claims{Subject: subject(conn.Name, username), Username: username, Email: email}
-	err = s.store.CreateUser(ctx, storage.User{Connection: conn.Name, Username: username, PasswordHash: hash, Claims: claims, CreatedAt: s.now()})
+	err := s.store.CreateUser(ctx, storage.User{Connection: conn.Name, Username: username, PasswordHash: hash, Claims: claims, CreatedAt: s.now()})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		retry(http.StatusConflict, "This username is taken.")
 		return
@@ -419,6 +390,40 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	s.finishLogin(w, r, f, newSession{connection: conn.Name, claims: claims, amr: []string{amrPassword}})
+}
+
+// signupProblem says what is wrong with the fields of a sign-up form, or "".
+func signupProblem(username, email, password string) string {
+	switch {
+	case !validUsername(username):
+		return "Choose a username of 1 to 64 letters, digits, dots, dashes, underscores or @."
+	case len(password) < minPasswordLength || len(password) > maxCredentialBytes:
+		return fmt.Sprintf("Choose a password of at least %d characters.", minPasswordLength)
+	case email != "" && !validMailAddress(email):
+		return "Enter a valid email address or leave it empty."
+	}
+	return ""
+}
+
+// admitSignup counts a sign-up attempt against its client address. Every attempt counts: each
+// costs a password hash and may probe which usernames exist. When the address is over its
+// budget, or the count fails, it has answered the request and returns false.
+func (s *Server) admitSignup(w http.ResponseWriter, r *http.Request, retry func(status int, msg string)) bool {
+	ctx := r.Context()
+	keys := signupThrottleKeys(s.clientIP(r))
+	wait, before, err := s.throttleWait(ctx, keys)
+	if err != nil {
+		s.serverError(w, r, err)
+		return false
+	}
+	if ok, err := s.reserveAttempt(ctx, keys, before); err != nil {
+		s.serverError(w, r, err)
+		return false
+	} else if !ok || wait > 0 {
+		retry(http.StatusTooManyRequests, fmt.Sprintf("Too many sign-ups from your network. Try again in %d seconds.", waitSeconds(wait)))
+		return false
+	}
+	return true
 }
 
 func validUsername(u string) bool {

@@ -87,14 +87,7 @@ type logoutRequest struct {
 // readLogoutRequest reads the parameters of a logout request, with the name of its redirect
 // parameter; when the request is refused it has answered it and ok is false.
 func (s *Server) readLogoutRequest(w http.ResponseWriter, r *http.Request, targetParam string) (logoutRequest, bool) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "Sign-out accepts GET and POST only.")
-		return logoutRequest{}, false
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+	if !s.openPage(w, r, "Sign-out") {
 		return logoutRequest{}, false
 	}
 	req := logoutRequest{st: s.state.Load(), clientID: r.Form.Get("client_id"), target: r.Form.Get(targetParam)}

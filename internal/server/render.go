@@ -177,3 +177,20 @@ dt{font-weight:600}dd{margin:0 0 .5rem}
 button.secondary{background:#fff;color:#1d1f23;border:1px solid #5c6370;margin-top:.5rem}
 .notice{background:#e8f0fe;padding:.6rem;border-radius:.4rem}
 `
+
+// openPage starts a browser page that takes GET and POST: the answer is never cached and the
+// form is read. When the request cannot go on it has answered it and returns false; what
+// names the page in that answer ("This page accepts GET and POST only.").
+func (s *Server) openPage(w http.ResponseWriter, r *http.Request, what string) bool {
+	noStore(w)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, http.StatusMethodNotAllowed, what+" accepts GET and POST only.")
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+		return false
+	}
+	return true
+}

@@ -70,23 +70,3 @@ func (s *Server) revoke(ctx context.Context, client config.Client, token, hint s
 	}
 	return nil
 }
-
-// tokenEndpointClient reads the form of a POST to revocation or introspection and
-// authenticates its client, answering the error itself when it fails.
-func (s *Server) tokenEndpointClient(w http.ResponseWriter, r *http.Request, st *state) (config.Client, bool) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, &oauthError{Code: ErrInvalidRequest, Description: "this endpoint accepts POST only", status: http.StatusMethodNotAllowed})
-		return config.Client{}, false
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, newError(ErrInvalidRequest, "the request body is not a form"))
-		return config.Client{}, false
-	}
-	client, oerr := authenticateClient(r, st)
-	if oerr != nil {
-		writeClientError(w, r, oerr)
-		return config.Client{}, false
-	}
-	return client, true
-}

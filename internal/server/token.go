@@ -36,23 +36,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if handlePreflight(w, r, st, "POST") {
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, &oauthError{Code: ErrInvalidRequest, Description: "the token endpoint accepts POST only", status: http.StatusMethodNotAllowed})
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, newError(ErrInvalidRequest, "the request body is not a form"))
-		return
-	}
-	client, oerr := authenticateClient(r, st)
-	if oerr != nil {
-		writeClientError(w, r, oerr)
+	client, ok := s.tokenEndpointClient(w, r, st)
+	if !ok {
 		return
 	}
 	allowCORS(w, r, client)
 
-	var resp *tokenResponse
+	var (
+		resp *tokenResponse
+		oerr *oauthError
+	)
 	gt := r.PostForm.Get("grant_type")
 	switch gt {
 	case grantAuthorizationCode:

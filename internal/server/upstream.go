@@ -255,14 +255,7 @@ func (s *Server) callbackSlot(w http.ResponseWriter, r *http.Request, conn confi
 // handleConnectionCallback takes the browser back from the upstream (GET for OAuth2 and
 // OIDC, POST for a SAML response) and finishes the login.
 func (s *Server) handleConnectionCallback(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "This page accepts GET and POST only.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
+	if !s.openPage(w, r, "This page") {
 		return
 	}
 	st := s.state.Load()

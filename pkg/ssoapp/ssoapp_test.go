@@ -193,7 +193,7 @@ func (b *browser) signIn(p page) page {
 	return b.post(action.String(), form)
 }
 
-func noRedirects(t *testing.T) *http.Client {
+func noRedirects() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
@@ -220,7 +220,7 @@ func TestSSOEndpointRefusesWhatIsNotALocalPath(t *testing.T) {
 		{"a NUL byte is refused", "connection=people&target_url=/dashboard%00", "target_url must be a local path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := noRedirects(t).Get(a.url + "/auth/sso?" + tc.query)
+			resp, err := noRedirects().Get(a.url + "/auth/sso?" + tc.query)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +242,7 @@ func TestSSOEndpointRefusesWhatIsNotALocalPath(t *testing.T) {
 
 func TestSSOEndpointSendsAUserWithoutSessionToAuthorizeWithTheConnection(t *testing.T) {
 	f, apps := newFixture(t, 1)
-	resp, err := noRedirects(t).Get(apps[0].url + "/auth/sso?connection=people&target_url=/dashboard")
+	resp, err := noRedirects().Get(apps[0].url + "/auth/sso?connection=people&target_url=/dashboard")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +465,7 @@ func TestPendingSignInsLiveInTheBrowser(t *testing.T) {
 		if !f.isLoginPage(loginPage) {
 			t.Fatalf("a protected page should lead to the login page, got %s", loginPage.url)
 		}
-		flood := noRedirects(t)
+		flood := noRedirects()
 		for i := range 12_000 {
 			resp, err := flood.Get(a.url + "/auth/login")
 			if err != nil {

@@ -78,12 +78,12 @@ func session(id string) storage.Session {
 	}
 }
 
-// codeIn returns the redemption of a code issued in a stored session.
-func codeIn(t *testing.T, s storage.Storage, name string) storage.CodeRedemption {
+// storedCode returns the redemption of a code issued in a stored session.
+func storedCode(t *testing.T, s storage.Storage) storage.CodeRedemption {
 	t.Helper()
-	sess := session(name)
+	sess := session("s")
 	must(t, s.CreateSession(t.Context(), sess))
-	return storage.CodeRedemption{CodeHash: digest.Of("code-" + name), SessionIDHash: sess.IDHash, ExpiresAt: t0.Add(time.Minute)}
+	return storage.CodeRedemption{CodeHash: digest.Of("code-s"), SessionIDHash: sess.IDHash, ExpiresAt: t0.Add(time.Minute)}
 }
 
 func accessToken(token string) storage.AccessToken {
@@ -361,7 +361,7 @@ func issuing(tok storage.AccessToken, fam *storage.RefreshFamily, got *storage.S
 
 var codeRedemptionTests = []test{
 	{"a redemption gets the code's session and stores the tokens it issued", func(t *testing.T, s storage.Storage) {
-		c, tok, fam := codeIn(t, s, "s"), accessToken("t"), family("fam-1")
+		c, tok, fam := storedCode(t, s), accessToken("t"), family("fam-1")
 		var got storage.Session
 		must(t, s.RedeemCode(t.Context(), c, issuing(tok, &fam, &got)))
 		equal(t, "session given to issue", session("s"), got)
@@ -373,20 +373,20 @@ var codeRedemptionTests = []test{
 		equal(t, "refresh family", fam, gotFam)
 	}},
 	{"a second redemption of a code is refused and stores nothing", func(t *testing.T, s storage.Storage) {
-		c, second := codeIn(t, s, "s"), accessToken("t2")
+		c, second := storedCode(t, s), accessToken("t2")
 		must(t, s.RedeemCode(t.Context(), c, issuing(accessToken("t"), nil, nil)))
 		alreadyExists(t, "second redemption", s.RedeemCode(t.Context(), c, issuing(second, nil, nil)))
 		tokenGone(t, s, second, true)
 	}},
 	{"a redemption without a refresh family stores the access token only", func(t *testing.T, s storage.Storage) {
-		c, tok := codeIn(t, s, "s"), accessToken("t")
+		c, tok := storedCode(t, s), accessToken("t")
 		must(t, s.RedeemCode(t.Context(), c, issuing(tok, nil, nil)))
 		tokenGone(t, s, tok, false)
 		_, err := s.GetRefreshFamily(t.Context(), "fam")
 		notFound(t, "refresh family", err)
 	}},
 	{"a failed issue records no redemption and stores no token", func(t *testing.T, s storage.Storage) {
-		c, tok, fam := codeIn(t, s, "s"), accessToken("t"), family("fam-1")
+		c, tok, fam := storedCode(t, s), accessToken("t"), family("fam-1")
 		refused(t, s.RedeemCode(t.Context(), c, func(storage.Session) (storage.Issued, error) {
 			return storage.Issued{AccessToken: tok, RefreshFamily: &fam}, errRefused
 		}))
@@ -397,7 +397,7 @@ var codeRedemptionTests = []test{
 		must(t, s.RedeemCode(t.Context(), c, issuing(tok, &fam, nil)))
 	}},
 	{"a redemption whose tokens cannot be stored is not recorded", func(t *testing.T, s storage.Storage) {
-		c, fam, tok := codeIn(t, s, "s"), family("fam-1"), accessToken("t")
+		c, fam, tok := storedCode(t, s), family("fam-1"), accessToken("t")
 		taken := family("fam-1")
 		taken.ClientID = "other"
 		must(t, s.CreateRefreshFamily(t.Context(), taken))
@@ -407,7 +407,7 @@ var codeRedemptionTests = []test{
 		must(t, s.RedeemCode(t.Context(), c, issuing(tok, &fam, nil)))
 	}},
 	{"a code whose session has ended is refused before issue runs and stores nothing", func(t *testing.T, s storage.Storage) {
-		c, tok := codeIn(t, s, "s"), accessToken("t")
+		c, tok := storedCode(t, s), accessToken("t")
 		must(t, s.RevokeSession(t.Context(), c.SessionIDHash))
 		err := s.RedeemCode(t.Context(), c, func(storage.Session) (storage.Issued, error) {
 			t.Error("issue ran for a code whose session has ended")
@@ -664,7 +664,7 @@ var revocationTests = []test{
 		tokenGone(t, s, b.codeToken, false)
 	}},
 	{"revoking by a code without a family deletes the code's token only", func(t *testing.T, s storage.Storage) {
-		c, tok, other := codeIn(t, s, "s"), accessToken("t"), accessToken("other")
+		c, tok, other := storedCode(t, s), accessToken("t"), accessToken("other")
 		tok.RefreshFamilyID, other.RefreshFamilyID = "", ""
 		must(t, s.RedeemCode(t.Context(), c, issuing(tok, nil, nil)))
 		must(t, s.CreateAccessToken(t.Context(), other))
@@ -1161,7 +1161,7 @@ var concurrencyTests = []test{
 		}
 	}},
 	{"exactly one of many concurrent redemptions of a code wins and revoking by the code takes what it issued", func(t *testing.T, s storage.Storage) {
-		c := codeIn(t, s, "s")
+		c := storedCode(t, s)
 		var wins atomic.Int32
 		winner := make(chan int, 1)
 		concurrently(20, func(i int) {

@@ -125,7 +125,7 @@ type collect struct {
 }
 
 // New returns a Store on db, whose schema must be migrated already.
-func New(db DB, d Dialect) *Store {
+func New(db DB, d Dialect) *Store { //nolint:funlen // one table of SQL statements, a line each, read as a list
 	p := d.Placeholder
 	// Expired rows go gcBatch at a time, each batch its own statement: one DELETE of a
 	// whole backlog would hold SQLite's only writer, and every login waiting to commit, for
