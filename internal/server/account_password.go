@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/passhash"
@@ -19,7 +18,7 @@ func passwordChangeable(st *state, sess storage.Session) bool {
 	if !ok || conn.Type != config.ConnectionDatabase || !conn.Database.SignupEnabled {
 		return false
 	}
-	return !slices.ContainsFunc(conn.Database.Users, func(u config.DatabaseUser) bool { return u.Username == sess.Claims.Username })
+	return signedUp(conn, sess.Claims.Username)
 }
 
 // changePassword checks the current password, throttled like a sign-in, and stores the
