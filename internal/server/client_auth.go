@@ -118,3 +118,17 @@ func (s *Server) tokenEndpointClient(w http.ResponseWriter, r *http.Request, st 
 	}
 	return client, true
 }
+
+// browserTokenEndpointClient is tokenEndpointClient for the endpoints a single-page app calls
+// from its own origin (token, revocation): it answers the CORS preflight itself and allows
+// the client's web origins to read the answer.
+func (s *Server) browserTokenEndpointClient(w http.ResponseWriter, r *http.Request, st *state) (config.Client, bool) {
+	if handlePreflight(w, r, st, "POST") {
+		return config.Client{}, false
+	}
+	client, ok := s.tokenEndpointClient(w, r, st)
+	if ok {
+		allowCORS(w, r, client)
+	}
+	return client, ok
+}

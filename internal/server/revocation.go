@@ -15,14 +15,10 @@ import (
 // endpoint does not tell which tokens exist; a token of another client is left alone.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
-	if handlePreflight(w, r, st, "POST") {
-		return
-	}
-	client, ok := s.tokenEndpointClient(w, r, st)
+	client, ok := s.browserTokenEndpointClient(w, r, st)
 	if !ok {
 		return
 	}
-	allowCORS(w, r, client)
 	token := r.PostForm.Get("token")
 	if token == "" {
 		writeError(w, newError(ErrInvalidRequest, "token is missing"))

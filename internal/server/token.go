@@ -33,14 +33,10 @@ type tokenResponse struct {
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
-	if handlePreflight(w, r, st, "POST") {
-		return
-	}
-	client, ok := s.tokenEndpointClient(w, r, st)
+	client, ok := s.browserTokenEndpointClient(w, r, st)
 	if !ok {
 		return
 	}
-	allowCORS(w, r, client)
 
 	var (
 		resp *tokenResponse
