@@ -120,6 +120,18 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.grantTypes: refresh_token needs a grant that signs a user in",
 		},
+		"token exchange without a grant that signs a user in": {
+			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) {
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantTokenExchange}
+			}),
+			"spec.grantTypes: token exchange trades the client's own tokens of a user",
+		},
+		"token exchange on a machine-to-machine client": {
+			sso(hallpassv1.MachineToMachine, func(c *hallpassv1.SSOClient) {
+				c.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantClientCredentials, hallpassv1.GrantTokenExchange}
+			}),
+			"spec.grantTypes: client_credentials is the one grant of MachineToMachine clients",
+		},
 		"an unknown grant type": {
 			sso(hallpassv1.Native, func(c *hallpassv1.SSOClient) { c.Spec.GrantTypes = []hallpassv1.GrantType{"password"} }),
 			"spec.grantTypes[0]: Unsupported value",
@@ -490,6 +502,15 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	cli.Spec.RedirectURIs = nil
 	cli.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantDeviceCode, hallpassv1.GrantRefreshToken}
 	create(t, cli)
+
+	// A command-line tool that also exchanges its tokens for API tokens (RFC 8693), and a
+	// web app that does: token exchange goes with any grant that signs a user in.
+	exchanger := newClient(ns, "exchanger", ns, "defaults", hallpassv1.Native)
+	exchanger.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantAuthorizationCode, hallpassv1.GrantDeviceCode,
+		hallpassv1.GrantRefreshToken, hallpassv1.GrantTokenExchange}
+	backend := newClient(ns, "backend", ns, "defaults", hallpassv1.RegularWebApp)
+	backend.Spec.GrantTypes = []hallpassv1.GrantType{hallpassv1.GrantAuthorizationCode, hallpassv1.GrantTokenExchange}
+	create(t, exchanger, backend)
 
 	web := newClient(ns, "web", ns, "defaults", hallpassv1.RegularWebApp)
 	web.Spec.Credentials = &hallpassv1.ClientCredentials{Keys: &hallpassv1.CredentialKeys{}, Rotation: &hallpassv1.SecretRotation{}}

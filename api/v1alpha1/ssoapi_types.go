@@ -106,7 +106,8 @@ type APIGrant struct {
 	// +required
 	Clients GrantedClients `json:"clients"`
 	// userFlows lets the clients get tokens for the API on behalf of a user (authorization
-	// code and refresh token), with these scopes at most. Unset: not in user flows.
+	// code, refresh token, and token exchange of their own tokens for clients that list
+	// that grant), with these scopes at most. Unset: not in user flows.
 	// +optional
 	UserFlows *GrantedScopes `json:"userFlows,omitempty"`
 	// clientCredentials lets the clients (MachineToMachine) get tokens for the API on

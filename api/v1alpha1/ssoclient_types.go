@@ -24,7 +24,7 @@ const (
 func (t ClientType) Public() bool { return t == SinglePageApp || t == Native }
 
 // GrantType is an OAuth 2.0 grant a client may use.
-// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code"
+// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code";"urn:ietf:params:oauth:grant-type:token-exchange"
 type GrantType string
 
 // Grant types.
@@ -35,6 +35,10 @@ const (
 	// GrantDeviceCode is the device authorization grant (RFC 8628): a command-line tool or
 	// a device without a browser shows a code that the user confirms at the issuer.
 	GrantDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTokenExchange is token exchange (RFC 8693): the client trades its own ID token or
+	// access token, issued in a user's session, for an access token of an API that an
+	// SSOAPI grants it for user flows.
+	GrantTokenExchange GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // DeletionPolicy decides what happens to the credentials Secret when the SSOClient goes.
@@ -58,6 +62,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes) || self.type == 'Native'",message="spec.grantTypes: the device code grant is for Native clients only"
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || (self.type == 'MachineToMachine' ? self.grantTypes.all(g, g == 'client_credentials') : !('client_credentials' in self.grantTypes))",message="spec.grantTypes: client_credentials is the one grant of MachineToMachine clients, and only theirs"
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes || 'urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes",message="spec.grantTypes: refresh_token needs a grant that signs a user in (authorization_code or the device code grant)"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes) || 'authorization_code' in self.grantTypes || 'urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes",message="spec.grantTypes: token exchange trades the client's own tokens of a user, so it needs a grant that signs a user in (authorization_code or the device code grant)"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Native' || !has(self.redirectURIs) || self.redirectURIs.all(u, u.startsWith('https://') || u.startsWith('http://'))",message="spec.redirectURIs: only Native clients may use custom URI schemes"
 type SSOClientSpec struct {
 	// serverRef is the SSOServer this client registers with. The server's
@@ -157,7 +162,10 @@ type SSOClientSpec struct {
 	// client_credentials for MachineToMachine. The device code grant
 	// (urn:ietf:params:oauth:grant-type:device_code, RFC 8628), with which a command-line
 	// tool such as kubectl signs in on a machine without a browser, is for Native clients
-	// and only when listed. Leaving out refresh_token gives no refresh tokens;
+	// and only when listed. Token exchange
+	// (urn:ietf:params:oauth:grant-type:token-exchange, RFC 8693) lets the client trade its
+	// own ID token or access token of a signed-in user for an access token of an API that
+	// an SSOAPI grants it for user flows. Leaving out refresh_token gives no refresh tokens;
 	// leaving out authorization_code lets a Native client have no redirect URIs.
 	// +optional
 	// +listType=set

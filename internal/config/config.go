@@ -65,6 +65,9 @@ const (
 	GrantClientCredentials = "client_credentials"
 	// GrantDeviceCode is the device authorization grant (RFC 8628), for Native clients.
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTokenExchange is token exchange (RFC 8693): a client trades a token this server
+	// issued to it in a user's session for an access token of an API (ADR 0023).
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Storage types.
@@ -498,7 +501,7 @@ func (c *Config) validateClients(p *problems) {
 		check(cl.Public() && len(cl.SecretSHA256) > 0, "clients[%d] is a public client but has a secret", i)
 		check(!cl.Public() && len(cl.SecretSHA256) == 0, "clients[%d] is a confidential client without a secret", i)
 		for _, g := range cl.GrantTypes {
-			check(!slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}, g),
+			check(!slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange}, g),
 				"clients[%d].grantTypes: %q is unknown", i, g)
 			check((g == GrantClientCredentials) != (cl.Type == ClientMachineToMachine),
 				"clients[%d].grantTypes: %s is for MachineToMachine clients only, and the only grant they have", i, GrantClientCredentials)

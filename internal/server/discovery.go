@@ -68,7 +68,7 @@ func (s *Server) discoveryDocument(st *state) discovery {
 		ScopesSupported:                   supportedScopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{modeQuery, modeFragment, modeFormPost, modeWebMessage},
-		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantDeviceCode},
+		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantDeviceCode, grantTokenExchange},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  st.keys.algs,
 		TokenEndpointAuthMethodsSupported: auth,

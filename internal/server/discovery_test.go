@@ -49,7 +49,7 @@ func TestDiscoveryMatchesWhatIsServed(t *testing.T) {
 
 	want := map[string][]string{
 		"response_types_supported":              {"code"},
-		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
+		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"},
 		"code_challenge_methods_supported":      {"S256"},
 		"id_token_signing_alg_values_supported": {"RS256", "ES256"},
 		"response_modes_supported":              {"query", "fragment", "form_post", "web_message"},

@@ -19,6 +19,7 @@ const (
 	grantRefreshToken      = "refresh_token"
 	grantClientCredentials = "client_credentials"
 	grantDeviceCode        = config.GrantDeviceCode
+	grantTokenExchange     = config.GrantTokenExchange
 )
 
 // tokenResponse is the successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -29,6 +30,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IssuedTokenType is the type of a token exchange's token (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +55,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, oerr = s.grantClientCredentials(r.Context(), st, client, r)
 	case grantDeviceCode:
 		resp, oerr = s.grantDeviceCode(r.Context(), st, client, r)
+	case grantTokenExchange:
+		resp, oerr = s.grantTokenExchange(r.Context(), st, client, r)
 	case "":
 		oerr = newError(ErrInvalidRequest, "grant_type is missing")
 	default:
@@ -61,6 +66,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case grantAuthorizationCode, grantRefreshToken, grantClientCredentials:
 	case grantDeviceCode:
 		gt = "device_code"
+	case grantTokenExchange:
+		gt = "token_exchange"
 	default:
 		gt = "other"
 	}
