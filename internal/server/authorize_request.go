@@ -292,22 +292,6 @@ func parsePKCE(_ *config.Config, client config.Client, form url.Values, req *aut
 	return nil
 }
 
-// userScopes are the scopes of a request for no API that the client gets: the server's own.
-// Others are dropped, not refused, as at the authorization endpoint (parseScopesAndAPI); so
-// is offline_access for a client without refresh tokens.
-func userScopes(client config.Client, requested string) []string {
-	var out []string
-	for _, sc := range strings.Fields(requested) {
-		if sc == scopeOfflineAccess && !client.AllowsGrant(config.GrantRefreshToken) {
-			continue
-		}
-		if slices.Contains(supportedScopes, sc) && !slices.Contains(out, sc) {
-			out = append(out, sc)
-		}
-	}
-	return out
-}
-
 // validChallenge reports whether c looks like BASE64URL(SHA256(verifier)) without padding.
 func validChallenge(c string) bool {
 	if len(c) != 43 {

@@ -70,12 +70,9 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, newError(ErrInvalidRequest, "scope is repeated or too long"))
 		return
 	}
-	// The tokens of this grant are for no API: a device code records no audience, and
-	// refusing the parameter is plainer than ignoring it.
-	if t, oerr := parseTarget(r.PostForm); oerr != nil || t.identifier != "" {
-		if oerr == nil {
-			oerr = t.refuse("the device authorization grant gives no tokens for an API; leave out " + t.param)
-		}
+	// An API (audience or resource) and its scopes, under the same grants as /authorize.
+	var asked authorizeRequest
+	if oerr := parseScopesAndAPI(st.cfg, client, r.PostForm, &asked); oerr != nil {
 		writeError(w, oerr)
 		return
 	}
@@ -99,7 +96,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, &oauthError{Code: ErrSlowDown, Description: "too many device authorizations from this address", status: http.StatusTooManyRequests})
 		return
 	}
-	resp, err := s.startDeviceAuthorization(ctx, st, client, userScopes(client, r.PostForm.Get("scope")))
+	resp, err := s.startDeviceAuthorization(ctx, st, client, asked.Audience, asked.Scopes)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "device authorization failed", "client", client.ID, "err", err)
 		writeError(w, newError(ErrServerError, ""))
@@ -110,7 +107,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 
 // startDeviceAuthorization stores a new device code, drawing another user code in the
 // unlikely case that the one drawn is taken.
-func (s *Server) startDeviceAuthorization(ctx context.Context, st *state, client config.Client, scopes []string) (*deviceAuthorizationResponse, error) {
+func (s *Server) startDeviceAuthorization(ctx context.Context, st *state, client config.Client, audience string, scopes []string) (*deviceAuthorizationResponse, error) {
 	deviceCode, err := config.RandomToken(32)
 	if err != nil {
 		return nil, err
@@ -125,6 +122,7 @@ func (s *Server) startDeviceAuthorization(ctx context.Context, st *state, client
 			DeviceCodeHash: digest.Of(deviceCode),
 			UserCodeHash:   digest.Of(userCode),
 			ClientID:       client.ID,
+			Audience:       audience,
 			Scopes:         scopes,
 			Status:         storage.DeviceCodePending,
 			Interval:       devicePollInterval,

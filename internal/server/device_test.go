@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -48,6 +47,12 @@ type device struct {
 
 func (e *env) startDevice(t *testing.T, clientID string, scopes ...string) *device {
 	t.Helper()
+	return e.startDeviceWith(t, clientID, nil, scopes...)
+}
+
+// startDeviceWith starts a device authorization with extra parameters (an API's audience).
+func (e *env) startDeviceWith(t *testing.T, clientID string, params []oauth2.AuthCodeOption, scopes ...string) *device {
+	t.Helper()
 	provider, err := oidc.NewProvider(context.Background(), e.issuer)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +64,7 @@ func (e *env) startDevice(t *testing.T, clientID string, scopes ...string) *devi
 	if cfg.Endpoint.DeviceAuthURL != e.issuer+"/oauth/device/code" {
 		t.Fatalf("discovery advertises device_authorization_endpoint %q", cfg.Endpoint.DeviceAuthURL)
 	}
-	auth, err := cfg.DeviceAuth(context.Background())
+	auth, err := cfg.DeviceAuth(context.Background(), params...)
 	if err != nil {
 		t.Fatalf("start device authorization: %v", err)
 	}
@@ -386,28 +391,5 @@ func TestADeviceOfAClientThatRequiresMFAStepsTheSessionUpFirst(t *testing.T) {
 	}
 	if _, idt := d.tokens(t); !equalSets(claimsOf(t, idt).AMR, []string{"pwd", "otp", "mfa"}) {
 		t.Errorf("the device's ID token has amr %v, want the stepped-up session's", claimsOf(t, idt).AMR)
-	}
-}
-
-func TestADeviceCannotAskForAnAPIsToken(t *testing.T) {
-	e := newEnv(t, withDeviceClient())
-	for _, tc := range []struct{ param, wantError string }{{"audience", "access_denied"}, {"resource", "invalid_target"}} {
-		form := url.Values{"client_id": {cliClient}, "scope": {"openid"}, tc.param: {"https://api.example.com/orders"}}
-		resp, err := http.PostForm(e.issuer+"/oauth/device/code", form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body map[string]any
-		decodeErr := json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if decodeErr != nil || resp.StatusCode != http.StatusBadRequest || body["error"] != tc.wantError {
-			t.Errorf("a device authorization naming an API with %s: status %d %v, want 400 %s", tc.param, resp.StatusCode, body, tc.wantError)
-		}
-	}
-	d := e.startDevice(t, cliClient)
-	status, body := tokenRequest(t, e, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},
-		"device_code": {d.auth.DeviceCode}, "client_id": {cliClient}, "resource": {"https://api.example.com/orders"}}, "", "")
-	if status != http.StatusBadRequest || body["error"] != "invalid_target" {
-		t.Errorf("a poll naming an API: status %d %v, want invalid_target", status, body)
 	}
 }

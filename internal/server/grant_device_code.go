@@ -19,10 +19,6 @@ func (s *Server) grantDeviceCode(ctx context.Context, st *state, client config.C
 	if !client.AllowsGrant(config.GrantDeviceCode) {
 		return nil, newError(ErrUnauthorizedClient, "the application may not use the device authorization grant")
 	}
-	// Device codes are for no API (the device authorization request may not name one).
-	if refused := checkSameTarget(r.PostForm, ""); refused != nil {
-		return nil, refused
-	}
 	deviceCode := r.PostForm.Get("device_code")
 	if deviceCode == "" {
 		return nil, newError(ErrInvalidRequest, "device_code is missing")
@@ -61,6 +57,14 @@ func (s *Server) grantDeviceCode(ctx context.Context, st *state, client config.C
 	case answer != nil:
 		return nil, answer
 	}
+	// The tokens are for the API the device asked for, if any, as the config grants it now.
+	if refused := checkSameTarget(r.PostForm, d.Audience); refused != nil {
+		return nil, refused
+	}
+	api, scopes, granted := regrant(st.cfg, client, d.Audience, d.Scopes)
+	if !granted {
+		return nil, newError(ErrInvalidGrant, "the application is no longer granted the API this device code was issued for")
+	}
 	redemption := storage.CodeRedemption{CodeHash: hash, SessionIDHash: d.SessionIDHash, ExpiresAt: d.ExpiresAt}
-	return s.redeemInSession(ctx, st, client, redemption, nil, d.Scopes, "", "device code")
+	return s.redeemInSession(ctx, st, client, redemption, api, scopes, "", "device code")
 }

@@ -146,8 +146,10 @@ type DeviceCode struct {
 	// code whose user code is taken fails with ErrAlreadyExists.
 	UserCodeHash string
 	ClientID     string
-	Scopes       []string
-	Status       DeviceCodeStatus
+	// Audience is the identifier of the API the device asked for; empty for none.
+	Audience string
+	Scopes   []string
+	Status   DeviceCodeStatus
 	// SessionIDHash is the central session that approved the code (empty until then).
 	SessionIDHash string
 	// Interval is the minimum time between two polls; it grows with every slow_down.

@@ -107,7 +107,7 @@ func family(id string) storage.RefreshFamily {
 func deviceCode(name string) storage.DeviceCode {
 	return storage.DeviceCode{
 		DeviceCodeHash: digest.Of("device-" + name), UserCodeHash: digest.Of("USER" + name),
-		ClientID: "cli", Scopes: []string{"openid", "groups", "offline_access"}, Status: storage.DeviceCodePending,
+		ClientID: "cli", Audience: "urn:example:orders", Scopes: []string{"openid", "groups", "offline_access", "orders:read"}, Status: storage.DeviceCodePending,
 		Interval: 5 * time.Second, CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
 	}
 }

@@ -204,4 +204,10 @@ CREATE TABLE device_codes (
 ) WITHOUT ROWID;
 CREATE INDEX device_codes_by_expiry ON device_codes (expires_at);
 `,
+	// Device codes for an API (SSOAPI): the identifier the device asked for, so that the
+	// approved code's tokens are for it. Rows of the previous version get the empty audience:
+	// they were for no API.
+	`
+ALTER TABLE device_codes ADD COLUMN audience TEXT NOT NULL DEFAULT '';
+`,
 }

@@ -138,7 +138,7 @@ var (
 	}}
 	DeviceCodes = Table{Name: "device_codes", Key: 1, Columns: []string{
 		"device_code_hash", "user_code_hash", "client_id", "scopes", "status", "session_id_hash",
-		"poll_interval", "last_polled_at", "created_at", "expires_at",
+		"poll_interval", "last_polled_at", "created_at", "expires_at", "audience",
 	}}
 	Throttles = Table{Name: "throttles", Key: 1, Columns: []string{
 		"throttle_key", "failures", "last_failure",
@@ -311,7 +311,7 @@ func ScanFactor(row Scanner) (storage.Factor, error) {
 func DeviceCodeValues(d storage.DeviceCode) ([]any, error) {
 	return []any{
 		d.DeviceCodeHash, d.UserCodeHash, d.ClientID, jsonList(d.Scopes), string(d.Status), d.SessionIDHash,
-		int64(d.Interval), nanos(d.LastPolledAt), nanos(d.CreatedAt), nanos(d.ExpiresAt),
+		int64(d.Interval), nanos(d.LastPolledAt), nanos(d.CreatedAt), nanos(d.ExpiresAt), d.Audience,
 	}, nil
 }
 
@@ -324,7 +324,7 @@ func ScanDeviceCode(row Scanner) (storage.DeviceCode, error) {
 		interval, polled, created, expiry sql.NullInt64
 	)
 	if err := row.Scan(&d.DeviceCodeHash, &d.UserCodeHash, &d.ClientID, &scopes, &status, &d.SessionIDHash,
-		&interval, &polled, &created, &expiry); err != nil {
+		&interval, &polled, &created, &expiry, &d.Audience); err != nil {
 		return storage.DeviceCode{}, err
 	}
 	d.Status, d.Interval = storage.DeviceCodeStatus(status), time.Duration(interval.Int64)
