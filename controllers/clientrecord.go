@@ -42,8 +42,11 @@ const (
 	// Written by the SSOServer controller under its own field manager: the generation of the
 	// SSOClient the last config serves, or why the last render left the client out.
 	annotationServedGeneration = "sso.hallpass.dev/served-generation"
-	annotationLeftOutReason    = "sso.hallpass.dev/left-out-reason"
-	annotationLeftOutMessage   = "sso.hallpass.dev/left-out-message"
+	// annotationServedRevision is the configRevision of the first config that served that
+	// generation: the client is Served once the pods have applied that revision or a later one.
+	annotationServedRevision = "sso.hallpass.dev/served-revision"
+	annotationLeftOutReason  = "sso.hallpass.dev/left-out-reason"
+	annotationLeftOutMessage = "sso.hallpass.dev/left-out-message"
 
 	recordClientIDKey     = "client_id"
 	recordClientSecretKey = "client_secret"
@@ -78,15 +81,15 @@ type clientRecord struct {
 
 // verdict is what a render did with a client: served at a generation, or left out.
 type verdict struct {
-	servedGeneration              string
-	leftOutReason, leftOutMessage string
+	servedGeneration, servedRevision string
+	leftOutReason, leftOutMessage    string
 }
 
 func (v verdict) annotations() map[string]string {
 	if v.leftOutReason != "" {
 		return map[string]string{annotationLeftOutReason: v.leftOutReason, annotationLeftOutMessage: v.leftOutMessage}
 	}
-	return map[string]string{annotationServedGeneration: v.servedGeneration}
+	return map[string]string{annotationServedGeneration: v.servedGeneration, annotationServedRevision: v.servedRevision}
 }
 
 func readClientRecord(s *corev1.Secret) *clientRecord {
@@ -103,7 +106,7 @@ func readClientRecord(s *corev1.Secret) *clientRecord {
 		clientID:       string(s.Data[recordClientIDKey]),
 		secret:         string(s.Data[recordClientSecretKey]),
 		annotations:    a,
-		verdict:        verdict{a[annotationServedGeneration], a[annotationLeftOutReason], a[annotationLeftOutMessage]},
+		verdict:        verdict{a[annotationServedGeneration], a[annotationServedRevision], a[annotationLeftOutReason], a[annotationLeftOutMessage]},
 	}
 }
 

@@ -108,6 +108,9 @@ func (r *SSOServerReconciler) reconcileConfigApplied(ctx context.Context, s *ser
 		set(metav1.ConditionFalse, hallpassv1.ReasonNoReadyReplicas, fmt.Sprintf("no server pod is ready to serve config %s", abbrev(want)))
 	case applied >= ready:
 		set(metav1.ConditionTrue, hallpassv1.ReasonConfigApplied, fmt.Sprintf("%d of %d ready pods serve config %s", applied, ready, abbrev(want)))
+		// A high-water mark: pods that later serve nothing or an older config (one that
+		// failed to load) do not take back what they applied; Available says whether they run.
+		srv.Status.AppliedConfigRevision = max(srv.Status.AppliedConfigRevision, srv.Status.ConfigRevision)
 		s.requeueAfter(reportFreshness)
 	default:
 		msg := fmt.Sprintf("%d of %d ready pods serve config %s", applied, ready, abbrev(want))

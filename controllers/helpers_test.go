@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,10 +12,12 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/server/configsource"
 )
 
 // Bounds of every wait in the suite. Reconciles take milliseconds; the timeout only absorbs
@@ -128,6 +131,34 @@ func markDeploymentReady(t *testing.T, ns, name string) {
 		d.Status.AvailableReplicas = *d.Spec.Replicas
 		g.Expect(k8s.Status().Patch(context.Background(), d, patch)).To(Succeed())
 	})
+}
+
+// actAsServerPods does once what the server's pods and their Deployment controller do: the
+// Deployment's pods become ready, and one pod reports applying the config the operator
+// rendered last.
+func actAsServerPods(g Gomega, ns, server string) {
+	ctx := context.Background()
+	var d appsv1.Deployment
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: server}, &d); err == nil && d.Status.ReadyReplicas < *d.Spec.Replicas {
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = *d.Spec.Replicas, *d.Spec.Replicas, *d.Spec.Replicas
+		g.Expect(k8s.Status().Patch(ctx, &d, patch)).To(Succeed())
+	}
+	srv := get(g, ns, server, &hallpassv1.SSOServer{})
+	if srv.Status.ConfigHash == "" {
+		return
+	}
+	reportApplied(g, ns, server, server+"-pod", srv.Status.ConfigHash)
+}
+
+// reportApplied writes a pod's report of the config it applied, as a server pod does.
+func reportApplied(g Gomega, ns, server, pod, hash string) {
+	value, err := json.Marshal(configsource.PodReport{ConfigHash: hash, At: clock.Now().UTC().Truncate(time.Second)})
+	g.Expect(err).NotTo(HaveOccurred())
+	patch, err := json.Marshal(map[string]any{"data": map[string]string{pod: string(value)}})
+	g.Expect(err).NotTo(HaveOccurred())
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: statusConfigMapName(server)}}
+	g.Expect(k8s.Patch(context.Background(), cm, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
 }
 
 // touch changes an annotation of obj so that its controller reconciles it again.

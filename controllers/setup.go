@@ -15,10 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -52,7 +55,9 @@ func CacheOptions() cache.Options {
 	} {
 		byObject[obj] = cache.ByObject{Label: managed}
 	}
-	return cache.Options{ByObject: byObject}
+	// Nothing the operator does reads managed fields; they are often the larger part of an
+	// object.
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // Setup registers the field indexes and the four controllers with the manager.
@@ -68,7 +73,8 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error { //nol
 	}
 	// A second cache, unfiltered and metadata-only, sees changes to any Secret or ConfigMap,
 	// so that edits to a referenced one re-render the config within seconds.
-	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultTransform: cache.TransformStripManagedFields()})
 	if err != nil {
 		return fmt.Errorf("create metadata cache: %w", err)
 	}
@@ -83,19 +89,31 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error { //nol
 	secretSource := func(mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
 		return metadataSource("Secret", mapFn)
 	}
+	// The server's Secrets change with every client in a burst (credentials Secrets).
+	coalescedSecretSource := func(mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		return source.Kind(metaCache, obj, coalesce(handler.TypedEnqueueRequestsFromMapFunc(mapFn)))
+	}
 	c := mgr.GetClient()
 	m := mapper{c}
 
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&hallpassv1.SSOServer{}).
-		Owns(&corev1.Secret{}).Owns(&appsv1.Deployment{}).Owns(&corev1.Service{}).
+		// The server's own status writes are no news to it.
+		For(&hallpassv1.SSOServer{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		// Client records change in bursts, as clients do: one render serves a burst.
+		Watches(&corev1.Secret{}, coalesce(handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hallpassv1.SSOServer{}, handler.OnlyControllerOwner())),
+			builder.WithPredicates(notOnlyVerdict{})).
+		Owns(&appsv1.Deployment{}).Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
-		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.serverOfClient)).
+		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(m.serverOfClient)),
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.serverOfConnection)).
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(m.serverOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.serversSelectingNamespaces)).
-		WatchesRawSource(secretSource(m.serversOfSecret)).
+		WatchesRawSource(coalescedSecretSource(m.serversOfSecret)).
 		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
@@ -105,9 +123,13 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error { //nol
 	}
 
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&hallpassv1.SSOClient{}).
+		// The client's own status writes are no news to it; its annotations are (requests).
+		For(&hallpassv1.SSOClient{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.clientsOfServer)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.clientOfRecord)).
+		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{m}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: clientReconcilers}).
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.clientsOfConnectionServer)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.clientsInNamespace)).
 		WatchesRawSource(secretSource(m.clientsOfSecret)).
@@ -265,12 +287,18 @@ func (m mapper) clientsOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 	if name := o.Labels[hallpassv1.LabelClient]; name != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.Namespace, Name: name}})
 	}
-	// A client record names its SSOClient; the server's verdict on it is news to the client.
-	if o.Labels[labelRecord] == recordClient && o.Labels[hallpassv1.LabelManagedBy] == hallpassv1.ManagedByValue {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{
-			Namespace: o.Annotations[annotationRecordNamespace], Name: o.Annotations[annotationRecordName]}})
-	}
 	return reqs
+}
+
+// clientOfRecord maps a client record to the SSOClient it names: the server's verdict on it
+// is news to the client. It watches the cache the client's reconcile reads the record from,
+// so the reconcile sees the record that triggered it.
+func (m mapper) clientOfRecord(_ context.Context, o client.Object) []reconcile.Request {
+	if o.GetLabels()[labelRecord] != recordClient {
+		return nil
+	}
+	a := o.GetAnnotations()
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a[annotationRecordNamespace], Name: a[annotationRecordName]}}}
 }
 
 func (m mapper) connectionsOfServer(ctx context.Context, o client.Object) []reconcile.Request {

@@ -71,6 +71,7 @@ func TestATenantCannotGrantItselfAnotherTeamsAPI(t *testing.T) {
 	}
 
 	eventually(t, func(g Gomega) {
+		actAsServerPods(g, platform, "sso")
 		victim := get(g, ordersTeam, "batch", &hallpassv1.SSOClient{})
 		got := get(g, attacker, "thief", &hallpassv1.SSOClient{})
 		g.Expect(victim.Status.ClientID).NotTo(BeEmpty())

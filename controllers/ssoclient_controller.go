@@ -60,6 +60,8 @@ type clientScope struct {
 	// whether it belongs to this SSOClient (or to the one it restores after Orphan).
 	record *clientRecord
 	taken  bool
+	// recordSecret is the record as read from the cache, to skip writes that change nothing.
+	recordSecret *corev1.Secret
 	// migrating is set while a client issued before client records existed gets its first
 	// record, from its status and the credentials Secret the operator wrote then.
 	migrating *corev1.Secret
@@ -175,7 +177,7 @@ func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientSc
 	err := r.Get(ctx, client.ObjectKey{Namespace: s.server.Namespace, Name: recordNameOf(s.server, sc)}, &existing)
 	switch {
 	case err == nil:
-		s.record = readClientRecord(&existing)
+		s.record, s.recordSecret = readClientRecord(&existing), &existing
 	case !apierrors.IsNotFound(err):
 		return false, fmt.Errorf("get client record: %w", err)
 	}
@@ -445,8 +447,10 @@ func (r *SSOClientReconciler) reconcileRecord(ctx context.Context, s *clientScop
 		maps.Copy(annotations, s.requests)
 	}
 	record := clientRecordApply(s.server, s.client, s.clientID, s.secret, annotations)
-	if err := r.Apply(ctx, record, fieldOwner, client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("apply client record %s: %w", *record.Name, err)
+	if !appliedAlready(s.recordSecret, record, verdictAnnotations...) {
+		if err := r.Apply(ctx, record, fieldOwner, client.ForceOwnership); err != nil {
+			return false, fmt.Errorf("apply client record %s: %w", *record.Name, err)
+		}
 	}
 	if e := s.event; e != nil {
 		r.Recorder.Eventf(s.client, nil, e.eventType, e.reason, "RotateClientSecret", "%s", e.note)
@@ -462,6 +466,14 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	sc := s.client
 	name := sc.CredentialsSecretName()
 	existing := &corev1.Secret{}
+	// The Secret the operator created for this client, unchanged in the cache, needs no
+	// write: a Secret's name is unique, so no user's Secret can hide behind it.
+	desired := r.credentialsApply(s, name)
+	if err := r.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing); err == nil &&
+		s.credentialsUID != "" && existing.UID == s.credentialsUID && appliedAlready(existing, desired) {
+		r.credentialsReady(s, name)
+		return true, nil
+	}
 	// The cache only holds Secrets the operator manages, and a user's Secret of the same
 	// name must be found so it is never taken over.
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing); err != nil {
@@ -475,8 +487,8 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 			fmt.Sprintf("Secret %s exists and was not written by Hallpass for this SSOClient; delete it, or choose another spec.credentials.secretName", name))
 		return false, nil
 	}
-	if err := r.applyCredentials(ctx, s, name); err != nil {
-		return false, err
+	if err := r.Apply(ctx, desired, fieldOwner, client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("apply credentials Secret %s: %w", name, err)
 	}
 	if existing == nil || existing.UID != s.credentialsUID {
 		// Created now, or recognised: record it as this client's, so that a Secret put in
@@ -490,6 +502,13 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 			return ok, err
 		}
 	}
+	r.credentialsReady(s, name)
+	return true, nil
+}
+
+// credentialsReady reports the credentials Secret in status and CredentialsReady.
+func (r *SSOClientReconciler) credentialsReady(s *clientScope, name string) {
+	sc := s.client
 	sc.Status.ClientID = s.clientID
 	sc.Status.CredentialsSecret = name
 	message := fmt.Sprintf("credentials are in Secret %s", name)
@@ -500,7 +519,6 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 		}
 	}
 	s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, message)
-	return true, nil
 }
 
 // isCredentialsSecret reports whether an existing Secret is this client's credentials
@@ -519,7 +537,8 @@ func (s *clientScope) isCredentialsSecret(existing *corev1.Secret) bool {
 	return id == s.clientID
 }
 
-func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientScope, name string) error {
+// credentialsApply is the credentials Secret as the operator writes it.
+func (r *SSOClientReconciler) credentialsApply(s *clientScope, name string) *corev1ac.SecretApplyConfiguration {
 	sc := s.client
 	idKey, secretKey := sc.CredentialKeyNames()
 	data := map[string][]byte{
@@ -543,31 +562,34 @@ func (r *SSOClientReconciler) applyCredentials(ctx context.Context, s *clientSco
 	if sc.Spec.DeletionPolicy != hallpassv1.DeletionPolicyOrphan {
 		secret.WithOwnerReferences(ownerReference(sc, hallpassv1.GroupVersion.WithKind("SSOClient").Kind))
 	}
-	if err := r.Apply(ctx, secret, fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply credentials Secret %s: %w", name, err)
-	}
-	return nil
+	return secret
 }
 
-// reconcileServed reports what the server's last render did with the client: a client it
+// reconcileServed reports what the server did with the client: a client its last render
 // left out (over its namespace's budget, say) is not Accepted, and a client is Served, and so
-// Ready, only once the server's config holds its current generation.
+// Ready, only once the server's pods report applying a config that serves its current
+// generation (docs/adr/0021).
 func (r *SSOClientReconciler) reconcileServed(_ context.Context, s *clientScope) (bool, error) {
-	sc := s.client
+	sc, srv := s.client, s.server
 	var v verdict
 	if s.record != nil && s.record.uid == sc.UID {
 		v = s.record.verdict
 	}
+	revision, err := strconv.ParseInt(v.servedRevision, 10, 64)
 	switch {
 	case v.leftOutReason != "":
 		s.refuse(v.leftOutReason, v.leftOutMessage)
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
-	case v.servedGeneration != strconv.FormatInt(sc.Generation, 10):
+	case v.servedGeneration != strconv.FormatInt(sc.Generation, 10) || err != nil:
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionUnknown, hallpassv1.ReasonPending,
-			fmt.Sprintf("waiting for SSOServer %s/%s to serve generation %d of this client", s.server.Namespace, s.server.Name, sc.Generation))
+			fmt.Sprintf("waiting for SSOServer %s/%s to render generation %d of this client into its config", srv.Namespace, srv.Name, sc.Generation))
+	case srv.Status.AppliedConfigRevision < revision:
+		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, hallpassv1.ReasonWaitingForServer,
+			fmt.Sprintf("SSOServer %s/%s renders generation %d of this client into config revision %d; waiting for its server pods to apply it (they serve revision %d)",
+				srv.Namespace, srv.Name, sc.Generation, revision, srv.Status.AppliedConfigRevision))
 	default:
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
-			fmt.Sprintf("SSOServer %s/%s serves this client", s.server.Namespace, s.server.Name))
+			fmt.Sprintf("the server pods of SSOServer %s/%s serve this client", srv.Namespace, srv.Name))
 	}
 	return true, nil
 }

@@ -15,11 +15,15 @@ import (
 	"github.com/hallpass/hallpass/internal/digest"
 )
 
+// readyClient waits for the client to be Ready, standing in for its server's pods (which
+// envtest does not run): they apply every config the operator renders and report it.
 func readyClient(t *testing.T, ns, name string) *hallpassv1.SSOClient {
 	t.Helper()
 	var c *hallpassv1.SSOClient
 	eventually(t, func(g Gomega) {
 		c = get(g, ns, name, &hallpassv1.SSOClient{})
+		serverNS, server := c.ServerKey()
+		actAsServerPods(g, serverNS, server)
 		g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady)).To(haveCondition(metav1.ConditionTrue, hallpassv1.ReasonReconciled))
 		g.Expect(c.Status.ObservedGeneration).To(Equal(c.Generation))
 	})

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,6 +62,9 @@ type serverScope struct {
 	conds  conditionSetter
 	// records are the client records of the clients offered to render, by SSOClient UID.
 	records map[types.UID]namedRecord
+	// recordSecrets are the server's client records by name, as the cache holds them
+	// (read only).
+	recordSecrets map[string]*corev1.Secret
 	// conflicts name the objects of the server's names that belong to something else;
 	// noWorkload is set when the server's pods must not be deployed.
 	conflicts  []string
@@ -397,18 +402,21 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 		return nil
 	}
 	name := configSecretName(s.server.Name)
-	if ok, err := r.claim(ctx, s, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.server.Namespace, Name: name}}); err != nil || !ok {
+	existing := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.server.Namespace, Name: name}}
+	if ok, err := r.claim(ctx, s, existing); err != nil || !ok {
 		s.noWorkload = true
 		s.conds.set(hallpassv1.SSOServerConfigRendered, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
 			fmt.Sprintf("Secret %s exists and is not controlled by this SSOServer", name))
 		return err
 	}
-	if err := r.applySecret(ctx, s.server, name, map[string][]byte{config.CompressedConfigSecretKey: out.Compressed}); err != nil {
+	revision, err := r.writeConfig(ctx, s, existing, out.Compressed)
+	if err != nil {
 		return err
 	}
-	if err := r.reportLeftOut(ctx, s, out.LeftOut); err != nil {
+	if err := r.reportLeftOut(ctx, s, out.LeftOut, revision); err != nil {
 		return err
 	}
+	s.server.Status.ConfigRevision = revision
 	s.server.Status.ConfigHash = digest.Of(out.Bytes)
 	s.server.Status.Clients = statusCount(len(out.Config.Clients))
 	s.server.Status.Connections = statusCount(len(out.Config.Connections))
@@ -427,28 +435,41 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 }
 
 // reportLeftOut writes render's verdict into the record of each client offered to it: why
-// it was left out, or the generation of the client the config now serves. The SSOClient controller turns that into the
-// client's Accepted condition and an Event. Only changed verdicts are written.
-func (r *SSOServerReconciler) reportLeftOut(ctx context.Context, s *serverScope, leftOut []render.LeftOut) error {
+// it was left out, or the generation of the client the config now serves and the config
+// revision that first served it. The SSOClient controller turns that into the client's
+// Accepted and Served conditions and an Event. Only changed verdicts are written.
+func (r *SSOServerReconciler) reportLeftOut(ctx context.Context, s *serverScope, leftOut []render.LeftOut, revision int64) error {
 	verdicts := make(map[types.UID]render.LeftOut, len(leftOut))
 	for _, l := range leftOut {
 		verdicts[l.Client.UID] = l
 	}
+	// The writes go out a few at a time: a burst of new clients has a verdict each.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(verdictWriters)
 	for uid, nr := range s.records {
-		want := verdict{servedGeneration: strconv.FormatInt(nr.generation, 10)}
+		want := verdict{servedGeneration: strconv.FormatInt(nr.generation, 10), servedRevision: strconv.FormatInt(revision, 10)}
 		if l, ok := verdicts[uid]; ok {
 			want = verdict{leftOutReason: l.Reason, leftOutMessage: l.Message}
 		}
-		if nr.rec.verdict == want {
+		had := nr.rec.verdict
+		// A generation served since an earlier revision keeps that revision: it is in every
+		// config since, so the pods' applying any of them serves it.
+		if had == want || (want.leftOutReason == "" && had.leftOutReason == "" && had.servedGeneration == want.servedGeneration && had.servedRevision != "") {
 			continue
 		}
-		ac := corev1ac.Secret(nr.name, s.server.Namespace).WithAnnotations(want.annotations())
-		if err := r.Apply(ctx, ac, renderFieldOwner, client.ForceOwnership); err != nil {
-			return fmt.Errorf("report render verdict in client record %s: %w", nr.name, err)
-		}
+		g.Go(func() error {
+			ac := corev1ac.Secret(nr.name, s.server.Namespace).WithAnnotations(want.annotations())
+			if err := r.Apply(gctx, ac, renderFieldOwner, client.ForceOwnership); err != nil {
+				return fmt.Errorf("report render verdict in client record %s: %w", nr.name, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
+
+// verdictWriters is how many render verdicts are written at once.
+const verdictWriters = 8
 
 func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverScope) (*render.Input, error) {
 	srv := s.server
@@ -473,9 +494,20 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 		in.Connections = append(in.Connections, c)
 	}
 
+	// Read-only views of the cache: render is a pure function and changes nothing, and at
+	// ten thousand clients a deep copy of each would be most of a render's allocations.
 	var clients hallpassv1.SSOClientList
-	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}); err != nil {
+	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list SSOClients: %w", err)
+	}
+	var records corev1.SecretList
+	if err := r.List(ctx, &records, client.InNamespace(srv.Namespace), client.UnsafeDisableDeepCopy,
+		client.MatchingLabels{labelRecord: recordClient, hallpassv1.LabelServer: srv.Name, hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue}); err != nil {
+		return nil, fmt.Errorf("list client records: %w", err)
+	}
+	s.recordSecrets = make(map[string]*corev1.Secret, len(records.Items))
+	for i := range records.Items {
+		s.recordSecrets[records.Items[i].Name] = &records.Items[i]
 	}
 	for i := range clients.Items {
 		c, ok, err := r.servedClient(ctx, s, &clients.Items[i])
@@ -515,15 +547,11 @@ func (r *SSOServerReconciler) servedClient(ctx context.Context, s *serverScope, 
 	if refused, err := admitClient(ctx, r.Client, srv, sc); err != nil || refused != nil {
 		return render.Client{}, false, err
 	}
-	var secret corev1.Secret
-	err := r.Get(ctx, client.ObjectKey{Namespace: srv.Namespace, Name: recordNameOf(srv, sc)}, &secret)
-	if apierrors.IsNotFound(err) {
+	secret, ok := s.recordSecrets[recordNameOf(srv, sc)]
+	if !ok {
 		return render.Client{}, false, nil
 	}
-	if err != nil {
-		return render.Client{}, false, fmt.Errorf("get client record of SSOClient %s/%s: %w", sc.Namespace, sc.Name, err)
-	}
-	rec := readClientRecord(&secret)
+	rec := readClientRecord(secret)
 	if rec.uid != sc.UID || !rec.isRecordOf(sc) || rec.credentialsUID == "" || !config.ValidClientID(rec.clientID) {
 		return render.Client{}, false, nil
 	}
@@ -564,4 +592,32 @@ func (r *SSOServerReconciler) reconcileAvailability(ctx context.Context, s *serv
 			fmt.Sprintf("%d of %d server pods ready", d.Status.ReadyReplicas, s.server.Spec.Replicas))
 	}
 	return nil
+}
+
+// annotationConfigRevision on the config Secret records the revision of the config it holds
+// (status.configRevision), so that it survives a lost status and an operator restart.
+const annotationConfigRevision = "sso.hallpass.dev/config-revision"
+
+// writeConfig writes the compressed config into the config Secret unless the Secret already
+// holds exactly it, and returns the config's revision: the recorded one for an unchanged
+// config, else a new one greater than every earlier one.
+func (r *SSOServerReconciler) writeConfig(ctx context.Context, s *serverScope, existing *corev1.Secret, compressed []byte) (int64, error) {
+	recorded, _ := strconv.ParseInt(existing.Annotations[annotationConfigRevision], 10, 64)
+	if recorded > 0 && bytes.Equal(existing.Data[config.CompressedConfigSecretKey], compressed) && len(existing.Data) == 1 {
+		return recorded, nil
+	}
+	// The render's time, so that a config Secret recreated without its annotation still
+	// gets a revision above those recorded in client records; one more than the last if
+	// the clock is behind it.
+	revision := max(r.Now().UnixMilli(), recorded+1, s.server.Status.ConfigRevision+1)
+	secret := corev1ac.Secret(existing.Name, s.server.Namespace).
+		WithLabels(serverLabels(s.server)).
+		WithAnnotations(map[string]string{annotationConfigRevision: strconv.FormatInt(revision, 10)}).
+		WithOwnerReferences(r.owner(s.server)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{config.CompressedConfigSecretKey: compressed})
+	if err := r.Apply(ctx, secret, fieldOwner, client.ForceOwnership); err != nil {
+		return 0, fmt.Errorf("apply Secret %s: %w", existing.Name, err)
+	}
+	return revision, nil
 }

@@ -75,14 +75,19 @@ func (s conditionSetter) readyFrom(types ...string) {
 	s.set(hallpassv1.ConditionReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
 }
 
-// patchStatus writes the status of obj if it changed since before, joining its error with
+// patchStatus writes the status of obj if it changed since before (and only then), joining its error with
 // the reconcile error. observedGeneration is only advanced when the reconcile succeeded, so
 // it never claims a generation whose effects are not in place.
 func patchStatus(ctx context.Context, c client.Client, obj, before client.Object, observed *int64, reconcileErr error) error {
 	if reconcileErr == nil || errors.Is(reconcileErr, reconcile.TerminalError(nil)) {
 		*observed = obj.GetGeneration()
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil && client.IgnoreNotFound(err) != nil {
+	patch := client.MergeFrom(before)
+	// A status that did not change is not written: an empty patch still costs a request.
+	if data, err := patch.Data(obj); err == nil && string(data) == "{}" {
+		return reconcileErr
+	}
+	if err := c.Status().Patch(ctx, obj, patch); err != nil && client.IgnoreNotFound(err) != nil {
 		return kerrors.NewAggregate([]error{reconcileErr, fmt.Errorf("patch status: %w", err)})
 	}
 	return reconcileErr

@@ -103,18 +103,6 @@ func (r *SSOServerReconciler) reconcileRBAC(ctx context.Context, s *serverScope)
 	return nil
 }
 
-func (r *SSOServerReconciler) applySecret(ctx context.Context, srv *hallpassv1.SSOServer, name string, data map[string][]byte) error {
-	secret := corev1ac.Secret(name, srv.Namespace).
-		WithLabels(serverLabels(srv)).
-		WithOwnerReferences(r.owner(srv)).
-		WithType(corev1.SecretTypeOpaque).
-		WithData(data)
-	if err := r.Apply(ctx, secret, fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply Secret %s: %w", name, err)
-	}
-	return nil
-}
-
 // reconcileStorage creates the SQLite volume. A claim is created once and not updated: its
 // spec is immutable apart from growing, which is left to the cluster administrator.
 func (r *SSOServerReconciler) reconcileStorage(ctx context.Context, s *serverScope) error {

@@ -298,8 +298,8 @@ type SecretRotation struct {
 // SSOClientStatus is the observed state of an SSOClient.
 type SSOClientStatus struct {
 	// conditions: Ready, Accepted (the server admits the client and its namespace's budget
-	// has room), ConnectionsResolved, CredentialsReady, Served (the server's config serves the
-	// client's current generation), and Deprecated while the spec sets fields that have no
+	// has room), ConnectionsResolved, CredentialsReady, Served (the server's pods report applying a
+	// config that serves the client's current generation), and Deprecated while the spec sets fields that have no
 	// effect.
 	// +optional
 	// +listType=map
@@ -348,8 +348,9 @@ const (
 	SSOClientConnectionsResolved = "ConnectionsResolved"
 	// SSOClientCredentialsReady is True when the credentials Secret is written.
 	SSOClientCredentialsReady = "CredentialsReady"
-	// SSOClientServed is True when the server's config serves the client's current
-	// generation; False when the server left the client out (the reason says why).
+	// SSOClientServed is True when the server's pods report applying a config that serves
+	// the client's current generation; False while they have not yet (reason
+	// WaitingForServer) or when the server left the client out (the reason says why).
 	SSOClientServed = "Served"
 	// SSOClientDeprecated is True while the spec sets fields that no longer have an effect;
 	// its message says what to do instead. It never affects Ready.
@@ -369,6 +370,9 @@ const (
 	ReasonConnectionNotReady = "ConnectionNotReady"
 	// ReasonPending: the server has not yet rendered the client's current generation.
 	ReasonPending = "Pending"
+	// ReasonWaitingForServer: the server's config serves the client's current generation,
+	// and the server's pods have not yet all reported applying it.
+	ReasonWaitingForServer = "WaitingForServer"
 	// ReasonNotAccepted: Ready is False because Accepted is False.
 	ReasonNotAccepted = "NotAccepted"
 	// ReasonClientSecretRotated: a new client secret was written; the previous one is

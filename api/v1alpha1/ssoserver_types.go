@@ -413,6 +413,16 @@ type SSOServerStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	AppliedConfigHash string `json:"appliedConfigHash,omitempty"`
+	// configRevision numbers the config of configHash: it grows with every config that
+	// differs from the one before (it is the render's time in milliseconds, or one more than
+	// the last revision if the clock is behind), and is recorded on the config Secret.
+	// +optional
+	ConfigRevision int64 `json:"configRevision,omitempty"`
+	// appliedConfigRevision is the highest configRevision every ready server pod has
+	// reported serving. An SSOClient is Served, and so Ready, once the config revision that
+	// first served its current generation is at most this.
+	// +optional
+	AppliedConfigRevision int64 `json:"appliedConfigRevision,omitempty"`
 	// clients is the number of SSOClients the config serves.
 	// +optional
 	Clients int32 `json:"clients,omitempty"`

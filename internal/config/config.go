@@ -8,6 +8,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -416,11 +417,33 @@ func Marshal(c *Config) ([]byte, error) {
 	return b, nil
 }
 
-// Parse decodes and validates a config; unknown fields are an error, so that a typo in a
-// hand-written standalone config is not silently ignored.
+// MarshalJSON renders the config as compact JSON, which is YAML too: what the operator
+// writes. At ten thousand clients it is about a hundred times faster to write and to read
+// than YAML (docs/adr/0021). Output is deterministic for equal configs.
+func MarshalJSON(c *Config) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	return b, nil
+}
+
+// Parse decodes and validates a config, YAML or JSON; unknown fields are an error, so that a
+// typo in a hand-written standalone config is not silently ignored.
 func Parse(data []byte) (*Config, error) {
 	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		// JSON (as the operator writes it) is decoded directly: the YAML decoder would first
+		// build a generic tree of it and convert that back to JSON.
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("parse config: %w", err)
+		}
+		if dec.More() {
+			return nil, errors.New("parse config: data after the config's JSON object")
+		}
+	} else if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	if err := c.Validate(); err != nil {

@@ -171,7 +171,7 @@ func Render(in Input) (*Output, error) { //nolint:funlen // split when the scale
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("render config: %w", err)
 		}
-		if out.Bytes, err = config.Marshal(cfg); err != nil {
+		if out.Bytes, err = config.MarshalJSON(cfg); err != nil {
 			return nil, err
 		}
 		if out.Compressed, err = config.Compress(out.Bytes); err != nil {

@@ -1,0 +1,158 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+)
+
+// How the controllers take bursts (docs/adr/0021).
+const (
+	// renderCoalesceDelay is how long a change of a client or client record waits before
+	// its server renders, so that a burst of changes (a GitOps sync of a thousand clients)
+	// is rendered a few times instead of once per change. The work queue holds a key once,
+	// so every change within the delay, or during the render, joins the next render.
+	renderCoalesceDelay = 500 * time.Millisecond
+	// clientReconcilers is how many SSOClients are reconciled at once. Each reconcile
+	// waits mostly on the API server; chosen by measurement (docs/benchmarks.md).
+	clientReconcilers = 8
+)
+
+// coalesce delays the requests of h by renderCoalesceDelay.
+func coalesce[T client.Object](h handler.TypedEventHandler[T, reconcile.Request]) handler.TypedEventHandler[T, reconcile.Request] {
+	return coalescing[T]{h}
+}
+
+type coalescing[T client.Object] struct {
+	handler.TypedEventHandler[T, reconcile.Request]
+}
+
+type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+
+// delayedQueue turns Add into AddAfter; a key already waiting keeps its earlier time.
+type delayedQueue struct{ queue }
+
+func (q delayedQueue) Add(r reconcile.Request) { q.AddAfter(r, renderCoalesceDelay) }
+
+func (c coalescing[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q queue) {
+	c.TypedEventHandler.Create(ctx, e, delayedQueue{q})
+}
+
+func (c coalescing[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q queue) {
+	c.TypedEventHandler.Update(ctx, e, delayedQueue{q})
+}
+
+func (c coalescing[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q queue) {
+	c.TypedEventHandler.Delete(ctx, e, delayedQueue{q})
+}
+
+func (c coalescing[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q queue) {
+	c.TypedEventHandler.Generic(ctx, e, delayedQueue{q})
+}
+
+// notOnlyVerdict passes every Secret event except an update that changed nothing but the
+// render verdicts the SSOServer controller itself writes into client records.
+type notOnlyVerdict struct {
+	predicate.Funcs
+}
+
+func (notOnlyVerdict) Create(event.CreateEvent) bool   { return true }
+func (notOnlyVerdict) Delete(event.DeleteEvent) bool   { return true }
+func (notOnlyVerdict) Generic(event.GenericEvent) bool { return true }
+
+func (notOnlyVerdict) Update(e event.UpdateEvent) bool {
+	before, ok1 := e.ObjectOld.(*corev1.Secret)
+	after, ok2 := e.ObjectNew.(*corev1.Secret)
+	if !ok1 || !ok2 || after.Labels[labelRecord] != recordClient {
+		return true
+	}
+	strip := func(a map[string]string) map[string]string {
+		a = maps.Clone(a)
+		for _, k := range verdictAnnotations {
+			delete(a, k)
+		}
+		return a
+	}
+	same := maps.Equal(strip(before.Annotations), strip(after.Annotations)) &&
+		maps.Equal(before.Labels, after.Labels) &&
+		maps.EqualFunc(before.Data, after.Data, func(a, b []byte) bool { return string(a) == string(b) }) &&
+		before.DeletionTimestamp.Equal(after.DeletionTimestamp)
+	return !same
+}
+
+// clientsOfServerHandler maps an SSOServer event to the SSOClients that depend on it: all of
+// them when the server's spec changes or it comes or goes; when only the config revision the
+// pods applied moves on, those whose served revision it now covers and that are not yet
+// Served. Status writes that change neither are no news to any client, which matters with
+// ten thousand clients on one server.
+type clientsOfServerHandler struct{ m mapper }
+
+func (h clientsOfServerHandler) Create(ctx context.Context, e event.CreateEvent, q queue) {
+	addAll(q, h.m.clientsOfServer(ctx, e.Object))
+}
+
+func (h clientsOfServerHandler) Delete(ctx context.Context, e event.DeleteEvent, q queue) {
+	addAll(q, h.m.clientsOfServer(ctx, e.Object))
+}
+
+func (h clientsOfServerHandler) Generic(ctx context.Context, e event.GenericEvent, q queue) {
+	addAll(q, h.m.clientsOfServer(ctx, e.Object))
+}
+
+func (h clientsOfServerHandler) Update(ctx context.Context, e event.UpdateEvent, q queue) {
+	before, ok1 := e.ObjectOld.(*hallpassv1.SSOServer)
+	after, ok2 := e.ObjectNew.(*hallpassv1.SSOServer)
+	switch {
+	case !ok1 || !ok2:
+		return
+	case before.Generation != after.Generation || !before.DeletionTimestamp.Equal(after.DeletionTimestamp) ||
+		before.Status.Issuer != after.Status.Issuer:
+		addAll(q, h.m.clientsOfServer(ctx, after))
+	case before.Status.AppliedConfigRevision != after.Status.AppliedConfigRevision:
+		addAll(q, h.m.clientsNowServed(ctx, after))
+	}
+}
+
+func addAll(q queue, reqs []reconcile.Request) {
+	for _, r := range reqs {
+		q.Add(r)
+	}
+}
+
+// clientsNowServed lists the clients of srv that are not Served at their generation and
+// whose record says the config revision the pods applied serves them.
+func (m mapper) clientsNowServed(ctx context.Context, srv *hallpassv1.SSOServer) []reconcile.Request {
+	var clients hallpassv1.SSOClientList
+	if err := m.c.List(ctx, &clients, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range clients.Items {
+		sc := &clients.Items[i]
+		if c := meta.FindStatusCondition(sc.Status.Conditions, hallpassv1.SSOClientServed); c != nil &&
+			c.Status == "True" && c.ObservedGeneration == sc.Generation {
+			continue
+		}
+		var rec corev1.Secret
+		if err := m.c.Get(ctx, types.NamespacedName{Namespace: srv.Namespace, Name: recordNameOf(srv, sc)}, &rec); err != nil {
+			continue
+		}
+		if revision, err := strconv.ParseInt(rec.Annotations[annotationServedRevision], 10, 64); err == nil && revision <= srv.Status.AppliedConfigRevision {
+			reqs = append(reqs, requestFor(sc))
+		}
+	}
+	return reqs
+}
