@@ -37,6 +37,10 @@ step "Building the envtest control plane (cached after the first run)"
 KUBEBUILDER_ASSETS="$(make --no-print-directory -s envtest)"
 export KUBEBUILDER_ASSETS
 
+step "Building oauth2-proxy for its browser test (cached after the first run)"
+HALLPASS_OAUTH2_PROXY="$(hack/oauth2-proxy.sh)"
+export HALLPASS_OAUTH2_PROXY
+
 step "Starting PostgreSQL on loopback"
 HALLPASS_TEST_POSTGRES_DSN="$(hack/postgres.sh)"
 export HALLPASS_TEST_POSTGRES_DSN

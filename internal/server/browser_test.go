@@ -210,7 +210,8 @@ func serveOn(t *testing.T, ln net.Listener, h http.Handler) {
 }
 
 // testNamesClient is the applications' HTTP client: it dials every .test name on loopback,
-// as Chromium's resolver rules do, and refuses every other name.
+// as Chromium's resolver rules do, and loopback addresses as they are; every other name and
+// address is refused.
 func testNamesClient() *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Client{
@@ -219,6 +220,9 @@ func testNamesClient() *http.Client {
 			host, port, err := net.SplitHostPort(addr)
 			if err != nil {
 				return nil, fmt.Errorf("dial %s: %w", addr, err)
+			}
+			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+				return d.DialContext(ctx, network, addr)
 			}
 			if !strings.HasSuffix(host, ".test") {
 				return nil, fmt.Errorf("dial %s: only .test names resolve in this test", addr)
