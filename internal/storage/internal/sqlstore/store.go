@@ -870,6 +870,7 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (int64, error
 	return total, nil
 }
 
-// gcBatch is how many rows one statement of GarbageCollect deletes: on this project's
-// 2-core machine, a few milliseconds of the writer.
+// gcBatch is how many rows one statement of GarbageCollect deletes: on SQLite, about a
+// quarter of a second of the writer on a busy 2-core machine (docs/benchmarks.md), where one
+// statement for a backlog of 600,000 rows held it for a minute.
 const gcBatch = 1000
