@@ -232,6 +232,12 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.email.from",
 		},
+		"an enrolment grace longer than 90 days": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.MFA = hallpassv1.MFA{Policy: hallpassv1.MFARequired, EnrolmentGrace: "2161h"}
+			}),
+			"spec.mfa.enrolmentGrace must be at most 2160h (90 days)",
+		},
 		"an unknown kind of second factor": {
 			server(func(s *hallpassv1.SSOServer) { s.Spec.MFA.Factors = []hallpassv1.FactorKind{"SMS"} }),
 			"spec.mfa.factors",

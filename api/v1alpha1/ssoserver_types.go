@@ -267,8 +267,8 @@ type MFA struct {
 	// policy says who is asked for a second factor at sign-in. Off: only users of a client
 	// with requireMFA, or of a request whose acr_values ask for
 	// urn:hallpass:acr:mfa. Optional: those, and every user who has enrolled a factor.
-	// Required: every user; a user without a factor enrols one (an authenticator app) right
-	// after the password. Defaults to Off.
+	// Required: every user; a user without a factor enrols one (an authenticator app or a
+	// passkey) right after the password, or after enrolmentGrace. Defaults to Off.
 	// +optional
 	// +kubebuilder:default=Off
 	Policy MFAPolicy `json:"policy,omitempty"`
@@ -280,6 +280,15 @@ type MFA struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=4
 	Factors []FactorKind `json:"factors,omitempty"`
+
+	// enrolmentGrace is how long, under policy Required, a user without a factor may still
+	// sign in without one, counted from the first sign-in that asked the user to enrol: until
+	// it ends, the enrolment page offers "Not now"; after it, enrolment completes the sign-in.
+	// It does not soften a client's requireMFA or a request's acr_values. At most 2160h
+	// (90 days). Defaults to none: enrolment at the first sign-in.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}(ms|s|m|h))+$') || duration(self) <= duration('2160h')",message="spec.mfa.enrolmentGrace must be at most 2160h (90 days)"
+	EnrolmentGrace Duration `json:"enrolmentGrace,omitempty"`
 }
 
 // NamespaceBudgets are the per-namespace limits of a server's clients.

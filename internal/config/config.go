@@ -117,6 +117,9 @@ type MFA struct {
 	Policy string `json:"policy,omitempty"`
 	// Factors are the kinds users may enrol and use; empty allows every kind.
 	Factors []string `json:"factors,omitempty"`
+	// EnrolmentGrace is how long, under Required, a user without a factor may skip enrolling
+	// one, from the first time asked (ADR 0024); zero asks at once.
+	EnrolmentGrace Duration `json:"enrolmentGrace,omitzero"`
 }
 
 // Email security modes, as in SSOServer.spec.email.security.
@@ -502,6 +505,7 @@ func (c *Config) validateServer(p *problems) {
 	for i, f := range c.MFA.Factors {
 		check(f != FactorTOTP && f != FactorWebAuthn, "mfa.factors[%d] %q is not a known factor (TOTP or WebAuthn)", i, f)
 	}
+	check(c.MFA.EnrolmentGrace.Duration < 0, "mfa.enrolmentGrace %s is negative", c.MFA.EnrolmentGrace)
 	if e := c.Email; e != nil {
 		check(e.Host == "" || e.Port < 1 || e.Port > 65535, "email.host and email.port (1-65535) are required")
 		check(!strings.Contains(e.From, "@"), "email.from %q is not an address", e.From)

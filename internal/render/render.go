@@ -112,7 +112,8 @@ func Render(in Input) (*Output, error) { //nolint:funlen // split when the scale
 		},
 		Signing:        config.Signing{Algorithm: cmp.Or(s.Spec.SigningKeys.Algorithm, "RS256")},
 		TrustedProxies: sortedCopy(s.Spec.TrustedProxies),
-		MFA:            config.MFA{Policy: string(s.Spec.MFA.Policy), Factors: mfaFactors(s.Spec.MFA.Factors)},
+		MFA: config.MFA{Policy: string(s.Spec.MFA.Policy), Factors: mfaFactors(s.Spec.MFA.Factors),
+			EnrolmentGrace: durations["mfa.enrolmentGrace"]},
 		Branding: config.Branding{
 			Title:           s.Spec.Branding.Title,
 			LogoURL:         s.Spec.Branding.LogoURL,
@@ -255,6 +256,7 @@ func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error)
 		"tokens.refreshToken":         {s.Spec.Tokens.RefreshToken, 720 * time.Hour},
 		"tokens.refreshReuseInterval": {s.Spec.Tokens.RefreshReuseInterval, 3 * time.Second},
 		"tokens.authorizationCode":    {s.Spec.Tokens.AuthorizationCode, time.Minute},
+		"mfa.enrolmentGrace":          {s.Spec.MFA.EnrolmentGrace, 0},
 	}
 	out := make(map[string]config.Duration, len(fields))
 	for name, f := range fields {

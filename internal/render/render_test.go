@@ -81,7 +81,8 @@ func TestRender(t *testing.T) {
 		"the second-factor policy, a client's requireMFA and a connection's trust in the upstream's amr reach the config": {
 			in: func() Input {
 				srv := server()
-				srv.Spec.MFA = hallpassv1.MFA{Policy: hallpassv1.MFARequired, Factors: []hallpassv1.FactorKind{hallpassv1.FactorTOTP}}
+				srv.Spec.MFA = hallpassv1.MFA{Policy: hallpassv1.MFARequired, Factors: []hallpassv1.FactorKind{hallpassv1.FactorTOTP},
+					EnrolmentGrace: "336h"}
 				strict := client("strict", "strict-id", hallpassv1.RegularWebApp, 1)
 				strict.Client.Spec.RequireMFA = true
 				corp := &hallpassv1.IdentityConnection{
@@ -99,7 +100,8 @@ func TestRender(t *testing.T) {
 			},
 			check: func(t *testing.T, out *Output) {
 				c := out.Config
-				expect(t, c.MFA.Policy == config.MFARequired && len(c.MFA.Factors) == 1 && c.MFA.Allows(config.FactorTOTP), "mfa: %+v", c.MFA)
+				expect(t, c.MFA.Policy == config.MFARequired && len(c.MFA.Factors) == 1 && c.MFA.Allows(config.FactorTOTP) &&
+					c.MFA.EnrolmentGrace.Duration == 14*24*time.Hour, "mfa: %+v", c.MFA)
 				expect(t, len(c.Clients) == 1 && c.Clients[0].RequireMFA, "clients: %+v", c.Clients)
 				expect(t, len(c.Connections) == 1 && c.Connections[0].TrustUpstreamMFA, "connections: %+v", c.Connections)
 			},

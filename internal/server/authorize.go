@@ -53,7 +53,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *state, re
 		current = &sess
 	}
 	refusal := silentLoginRefusal(client, current, req, hint, s.now())
-	if refusal == nil && mfaDemanded(st.cfg, client, req) && !hasMFA(sess.AMR) {
+	lacking := false
+	if refusal == nil {
+		if lacking, err = s.lacksSecondFactor(ctx, st, client, req, sess); err != nil {
+			s.failAuthorization(w, r, st, req, internalError("load the user's second factors", err))
+			return
+		}
+	}
+	if lacking {
 		if !req.PromptNone {
 			s.metrics.authorization.WithLabelValues("step_up").Inc()
 			s.startStepUp(w, r, st, req, client, sess)

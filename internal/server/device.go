@@ -266,7 +266,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case !usable:
 			s.startLogin(w, r, st, req)
-		case mfaDemanded(st.cfg, client, req) && !hasMFA(sess.AMR):
+		case s.mustStepUp(r, st, client, req, sess):
 			s.startStepUp(w, r, st, req, client, sess)
 		default:
 			if sess, err = s.useSession(r.Context(), st, sess, client.ID); err != nil {

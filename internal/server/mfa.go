@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"slices"
 	"strings"
@@ -56,9 +55,12 @@ type mfaTransaction struct {
 	// SessionIDHash names the session a step-up raises, or (at stageContinue) the session
 	// the second factor completed.
 	SessionIDHash string `json:"h,omitempty"`
-	// Secret is the TOTP secret being enrolled (stageEnrol).
-	Secret  string `json:"k,omitempty"`
-	Expires int64  `json:"e"`
+	// Secret is the TOTP secret being enrolled (stageEnrol), if TOTP is allowed.
+	Secret string `json:"k,omitempty"`
+	// GraceEnds is when the user's enrolment grace ends (Unix seconds; stageEnrol), or 0
+	// when the user may not put enrolment off.
+	GraceEnds int64 `json:"g,omitempty"`
+	Expires   int64 `json:"e"`
 }
 
 // hasMFA reports whether authentication methods include a second factor.
@@ -122,16 +124,8 @@ func (s *Server) askSecondFactor(w http.ResponseWriter, r *http.Request, f *logi
 	}
 	mt.TX, mt.Expires = f.sealed, s.now().Add(mfaLifetime).Unix()
 	mt.Stage = stageVerify
-	if len(factors) == 0 {
-		if !f.st.cfg.MFA.Allows(config.FactorTOTP) {
-			s.renderError(w, http.StatusForbidden, "This application requires a second factor, but this server offers none you can enrol.")
-			return true
-		}
-		if mt.Secret, err = newTOTPSecret(); err != nil {
-			s.serverError(w, r, err)
-			return true
-		}
-		mt.Stage = stageEnrol
+	if len(factors) == 0 && !s.prepareEnrolment(w, r, f, &mt) {
+		return true
 	}
 	s.showMFAPage(w, r, f, http.StatusOK, mt, "", nil)
 	return true
@@ -170,13 +164,10 @@ func (s *Server) showMFAPage(w http.ResponseWriter, r *http.Request, f *loginFlo
 	case recoveryCodes != nil:
 		data.Heading = "Save your recovery codes"
 	case mt.Stage == stageEnrol:
-		data.Heading = "Set up two-step verification"
-		e, err := newTOTPEnrolment(totpIssuer(f.st), accountName(mt.Claims), mt.Secret)
-		if err != nil {
+		if err := s.enrolmentPage(f.st, mt, &data); err != nil {
 			s.serverError(w, r, err)
 			return
 		}
-		data.QRImage, data.ManualKey = template.URL(e.QR), e.ManualKey //nolint:gosec // a PNG data URI this server drew
 	default:
 		data.Heading = "Two-step verification"
 		factors, err := s.usableFactors(r.Context(), f.st, mt.Connection, mt.Claims.Subject)
@@ -239,7 +230,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 	case stageContinue:
 		s.continueAfterMFA(w, r, f, mt)
 	case stageEnrol:
-		s.enrolTOTP(w, r, f, mt)
+		s.enrol(w, r, f, mt)
 	default:
 		s.verifySecondFactor(w, r, f, mt)
 	}
@@ -330,6 +321,7 @@ func (s *Server) enrolTOTP(w http.ResponseWriter, r *http.Request, f *loginFlow,
 	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (bool, error) {
 		var match bool
 		step, match = totpStep(mt.Secret, r.PostForm.Get("code"), now)
+		match = match && mt.Secret != ""
 		if !match {
 			s.auditFactor(ctx, "failed", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
 		}

@@ -25,49 +25,9 @@ import (
 // the passkey alone, typing no username; the application's ID token names the hardware key
 // and mfa in amr.
 func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
-	ssoLn := listenLoopback(t)
-	issuer := "http://" + hostPort(ssoHost, ssoLn)
-	app := newRelyingApp(t, "app-a", "App A", appAHost)
-	cfg := testConfig(t, issuer)
-	cfg.MFA = config.MFA{Policy: config.MFAOptional, Factors: []string{config.FactorTOTP, config.FactorWebAuthn}}
-	cfg.APIs = nil // the test config grants its API to clients this test replaces
-	cfg.Clients = []config.Client{{
-		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{digest.Of(app.secret)},
-		RedirectURIs: []string{app.url + "/callback"}, PostLogoutRedirectURIs: []string{app.url + "/signed-out"},
-		SingleSignOn: true, Connections: []string{"people"},
-	}}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
-	app.connect(t, issuer)
-	// WebAuthn runs only in secure contexts; the test's issuer is plain HTTP on loopback
-	// under a test host name, which this flag lets Chromium treat as the HTTPS origin it is
-	// in production.
-	var b *chromium.Browser
-	b = chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost},
-		Flags:     map[string]any{"unsafely-treat-insecure-origin-as-secure": issuer},
-		OnFailure: func(string) { t.Logf("the page shows:\n%s", b.Text("main")) }})
+	issuer, app, b, authenticator := startPasskeyWorld(t, config.MFA{Policy: config.MFAOptional,
+		Factors: []string{config.FactorTOTP, config.FactorWebAuthn}})
 	shots := newScreenshots(t, b)
-	var authenticator webauthn.AuthenticatorID
-	b.Run("add a virtual platform authenticator", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-			return err
-		}
-		added, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
-			Options: &webauthn.VirtualAuthenticatorOptions{
-				Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
-				HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-			}})
-		authenticator = added.AuthenticatorID
-		return err
-	}))
 
 	b.Run("open App A", chromedp.Navigate(app.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
@@ -136,4 +96,56 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 		t.Fatalf("a passkey with a counter gone back shows %q, want it refused on the login page", b.Text("main"))
 	}
 	shots.take("5 cloned passkey refused")
+}
+
+// startPasskeyWorld serves Hallpass with the MFA policy mfa for one application (App A) and
+// starts Chromium with a DevTools WebAuthn virtual platform authenticator (CTAP2, internal
+// transport, resident keys, user verification; it stands in for a phone's or laptop's
+// passkey store, which cannot run here).
+func startPasskeyWorld(t *testing.T, mfa config.MFA) (string, *relyingApp, *chromium.Browser, webauthn.AuthenticatorID) {
+	t.Helper()
+	ssoLn := listenLoopback(t)
+	issuer := "http://" + hostPort(ssoHost, ssoLn)
+	app := newRelyingApp(t, "app-a", "App A", appAHost)
+	cfg := testConfig(t, issuer)
+	cfg.MFA = mfa
+	cfg.APIs = nil // the test config grants its API to clients this test replaces
+	cfg.Clients = []config.Client{{
+		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
+		SecretSHA256: []string{digest.Of(app.secret)},
+		RedirectURIs: []string{app.url + "/callback"}, PostLogoutRedirectURIs: []string{app.url + "/signed-out"},
+		SingleSignOn: true, Connections: []string{"people"},
+	}}
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	serveOn(t, ssoLn, srv)
+	app.connect(t, issuer)
+	// WebAuthn runs only in secure contexts; the test's issuer is plain HTTP on loopback
+	// under a test host name, which this flag lets Chromium treat as the HTTPS origin it is
+	// in production.
+	var b *chromium.Browser
+	b = chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost},
+		Flags:     map[string]any{"unsafely-treat-insecure-origin-as-secure": issuer},
+		OnFailure: func(string) { t.Logf("the page shows:\n%s", b.Text("main")) }})
+	var authenticator webauthn.AuthenticatorID
+	b.Run("add a virtual platform authenticator", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+			return err
+		}
+		added, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+			Options: &webauthn.VirtualAuthenticatorOptions{
+				Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
+				HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+			}})
+		authenticator = added.AuthenticatorID
+		return err
+	}))
+
+	return issuer, app, b, authenticator
 }

@@ -56,6 +56,8 @@ type pageData struct {
 	QRImage       template.URL
 	ManualKey     string
 	RecoveryCodes []string
+	// GraceEnds is when the user's enrolment grace ends, on an enrolment page within it.
+	GraceEnds string
 	// Passkey is the button of a WebAuthn ceremony, on pages that offer one.
 	Passkey *passkeyButton
 

@@ -216,26 +216,7 @@ func (s *Server) passkeyEnrolment(st *state, sess storage.Session, factors []sto
 	if err != nil {
 		return nil, err
 	}
-	rp, err := relyingParty(st)
-	if err != nil {
-		return nil, err
-	}
-	var exclude []protocol.CredentialDescriptor
-	for _, c := range user.credentials {
-		exclude = append(exclude, c.Descriptor())
-	}
-	// Discoverable (resident) credentials, so the passkey can sign in without a username;
-	// platform and roaming authenticators alike.
-	options, session, err := rp.BeginRegistration(user,
-		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
-			ResidentKey: protocol.ResidentKeyRequirementRequired, RequireResidentKey: protocol.ResidentKeyRequired(),
-			UserVerification: protocol.VerificationPreferred}),
-		webauthn.WithExclusions(exclude))
-	if err != nil {
-		return nil, fmt.Errorf("begin WebAuthn registration: %w", err)
-	}
-	session.Expires = s.now().Add(ceremonyLifetime)
-	return newPasskeyButton(st, "create", "Add a passkey", options, session, sess.IDHash)
+	return s.passkeyRegistration(st, user, "Add a passkey", sess.IDHash)
 }
 
 // enrolPasskey stores the credential the account page's passkey button created.

@@ -339,6 +339,11 @@ type Storage interface {
 	// CountRecoveryCodes is how many unused recovery codes the user has.
 	CountRecoveryCodes(ctx context.Context, connection, subject string) (int, error)
 
+	// StartEnrolmentGrace records now as the start of the user's grace to enrol a second
+	// factor, unless a start is recorded already, and returns the recorded start: the first
+	// time the user was asked to enrol, whichever replica asked (ADR 0024).
+	StartEnrolmentGrace(ctx context.Context, connection, subject string, now time.Time) (time.Time, error)
+
 	// RecordLoginFailure increments the failure count of key (resetting it first if the last
 	// failure is older than window) and returns the new state.
 	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (Throttle, error)

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"users", userTests},
 		{"factors", factorTests},
 		{"recovery codes", recoveryCodeTests},
+		{"enrolment grace", enrolmentGraceTests},
 		{"email", emailTests},
 		{"throttles", throttleTests},
 		{"single use", singleUseTests},

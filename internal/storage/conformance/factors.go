@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,5 +187,44 @@ var recoveryCodeTests = []test{
 		n, err := s.CountRecoveryCodes(t.Context(), "db", "alice")
 		must(t, err)
 		equal(t, "codes", 1, n)
+	}},
+}
+
+var enrolmentGraceTests = []test{
+	{"a user's enrolment grace starts at the first ask and never again", func(t *testing.T, s storage.Storage) {
+		for _, tc := range []struct {
+			subject string
+			now     time.Time
+			want    time.Time
+		}{
+			{"alice", t0, t0},
+			{"alice", t0.Add(48 * time.Hour), t0},
+			{"bob", t0.Add(time.Hour), t0.Add(time.Hour)},
+		} {
+			got, err := s.StartEnrolmentGrace(t.Context(), "db", tc.subject, tc.now)
+			must(t, err)
+			if !got.Equal(tc.want) {
+				t.Fatalf("%s asked at %v: grace started %v, want %v", tc.subject, tc.now, got, tc.want)
+			}
+		}
+	}},
+	{"concurrent first asks agree on one start", func(t *testing.T, s storage.Storage) {
+		starts := make([]time.Time, 10)
+		var wg sync.WaitGroup
+		for i := range starts {
+			wg.Go(func() {
+				var err error
+				starts[i], err = s.StartEnrolmentGrace(t.Context(), "db", "alice", t0.Add(time.Duration(i)*time.Second))
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, got := range starts {
+			if !got.Equal(starts[0]) {
+				t.Fatalf("starts differ: %v", starts)
+			}
+		}
 	}},
 }

@@ -211,4 +211,15 @@ CREATE INDEX device_codes_by_expiry ON device_codes (expires_at);
 	`
 ALTER TABLE device_codes ADD COLUMN audience TEXT NOT NULL DEFAULT '';
 `,
+	// When each user was first asked to enrol a second factor: the start of the user's
+	// enrolment grace under mfa.policy Required (ADR 0024). Add-only: a replica of the previous
+	// version never reads it.
+	`
+CREATE TABLE enrolment_grace (
+  connection TEXT NOT NULL,
+  subject    TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  PRIMARY KEY (connection, subject)
+);
+`,
 }

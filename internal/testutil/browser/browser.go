@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -200,5 +201,32 @@ func (b *Browser) RecordPages() (stop func() []string) {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(urls)
+	}
+}
+
+// RecordConsoleErrors starts recording the messages the browser logs at error level
+// (Content-Security-Policy violations among them, whose source is "security"), as
+// "source: text (url)". The returned function stops recording and returns them in order.
+func (b *Browser) RecordConsoleErrors() (stop func() []string) {
+	b.t.Helper()
+	ctx, cancel := context.WithCancel(b.ctx)
+	var mu sync.Mutex
+	var entries []string
+	err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*cdplog.EventEntryAdded); ok && e.Entry.Level == cdplog.EntryLevelError {
+			mu.Lock()
+			entries = append(entries, string(e.Entry.Source)+": "+e.Entry.Text+" ("+e.Entry.URL+")")
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		cancel()
+		b.t.Fatalf("listen to the browser's console: %v", err)
+	}
+	return func() []string {
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(entries)
 	}
 }

@@ -115,6 +115,7 @@ type queries struct {
 	factorsByUserHandle                                                      string
 	deleteRecoveryCodes, insertRecoveryCode, useRecoveryCode, countCodes     string
 	ping                                                                     string
+	insertGrace, selectGrace                                                 string
 	gc                                                                       []collect
 }
 
@@ -217,6 +218,9 @@ ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE singl
 		countCodes: fmt.Sprintf("SELECT COUNT(*) FROM recovery_codes WHERE connection = %s AND subject = %s", p(1), p(2)),
 
 		ping: "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+		insertGrace: fmt.Sprintf("INSERT INTO enrolment_grace (connection, subject, started_at) VALUES (%s, %s, %s) ON CONFLICT (connection, subject) DO NOTHING",
+			p(1), p(2), p(3)),
+		selectGrace: fmt.Sprintf("SELECT started_at FROM enrolment_grace WHERE connection = %s AND subject = %s", p(1), p(2)),
 
 		gc: []collect{
 			{query: expired("code_redemptions", "code_hash", "expires_at"), age: storage.CodeRedemptionRetention},
@@ -810,6 +814,19 @@ func (s *Store) CountRecoveryCodes(ctx context.Context, connection, subject stri
 		return 0, fmt.Errorf("count recovery codes: %w", err)
 	}
 	return int(n), nil
+}
+
+// StartEnrolmentGrace inserts the start unless a row is there (the insert of a concurrent
+// first ask loses, and both read the winner's start).
+func (s *Store) StartEnrolmentGrace(ctx context.Context, connection, subject string, now time.Time) (time.Time, error) {
+	if _, err := s.db.Exec(ctx, s.q.insertGrace, connection, subject, Nanos(now)); err != nil {
+		return time.Time{}, fmt.Errorf("start enrolment grace: %w", err)
+	}
+	var started int64
+	if err := s.db.QueryRow(ctx, s.q.selectGrace, connection, subject).Scan(&started); err != nil {
+		return time.Time{}, fmt.Errorf("read enrolment grace: %w", err)
+	}
+	return time.Unix(0, started).UTC(), nil
 }
 
 func (s *Store) RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (storage.Throttle, error) {
