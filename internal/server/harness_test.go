@@ -149,6 +149,8 @@ type env struct {
 	store  storage.Storage
 	issuer string
 	reg    *prometheus.Registry
+	// transport, when set, is the browsers' (a host-named issuer's dialler).
+	transport http.RoundTripper
 }
 
 // newEnv starts a server; mutate adjusts the config before it is served.
@@ -161,11 +163,31 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 // (back-channel deliveries) is shut down when the test ends.
 func newEnvWithOptions(t *testing.T, opts []server.Option, mutate ...func(*config.Config)) *env {
 	t.Helper()
+	return startEnv(t, "", opts, mutate...)
+}
+
+// newEnvOnHost is newEnv with an issuer named host (on loopback), as passkeys need: WebAuthn
+// scopes credentials to a domain name, never an IP address. Its browsers reach it; its
+// relying parties (env.rp) do not.
+func newEnvOnHost(t *testing.T, host string, mutate ...func(*config.Config)) *env {
+	t.Helper()
+	return startEnv(t, host, nil, mutate...)
+}
+
+func startEnv(t *testing.T, host string, opts []server.Option, mutate ...func(*config.Config)) *env {
+	t.Helper()
 	e := &env{t: t, clock: testclock.New(time.Now().Truncate(time.Second)), reg: prometheus.NewRegistry()}
 	var handler atomic.Pointer[http.Handler]
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
 	e.issuer = e.ts.URL
+	if host != "" {
+		addr := e.ts.Listener.Addr().String()
+		e.issuer = "http://" + hostPort(host, e.ts.Listener)
+		e.transport = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}
+	}
 	e.store = openTestStorage(t)
 	cfg := testConfig(t, e.issuer)
 	for _, m := range mutate {
@@ -203,7 +225,7 @@ type browser struct {
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
 	issuerHost := strings.TrimPrefix(e.issuer, "http://")
-	return &browser{e: e, ip: randomIP(), c: &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	return &browser{e: e, ip: randomIP(), c: &http.Client{Jar: jar, Transport: e.transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if req.URL.Host != issuerHost {
 			return http.ErrUseLastResponse
 		}

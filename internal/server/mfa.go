@@ -368,31 +368,9 @@ func (s *Server) regenerateRecoveryCodes(ctx context.Context, connection, subjec
 // secondFactorDone starts the session (or raises the stepped-up one) with the second
 // factor in it and answers the application, or first shows new recovery codes.
 func (s *Server) secondFactorDone(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, method string, recoveryCodes []string) {
-	ctx := r.Context()
 	now := s.now()
-	var sess storage.Session
-	var err error
-	if mt.SessionIDHash != "" {
-		sess, err = s.store.UpdateSession(ctx, mt.SessionIDHash, func(sess storage.Session) (storage.Session, error) {
-			if !sessionValid(sess, f.st.cfg.Session, now) || sess.Claims.Subject != mt.Claims.Subject {
-				return sess, errSessionEnded
-			}
-			sess.AMR, sess.MFAAt = withMFA(sess.AMR, method), now
-			return sess, nil
-		})
-		if errors.Is(err, errSessionEnded) || errors.Is(err, storage.ErrNotFound) {
-			s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
-			return
-		}
-		if err == nil {
-			sess, err = s.useSession(ctx, f.st, sess, f.client.ID)
-		}
-	} else {
-		sess, err = s.startLoginSession(ctx, w, r, f, newSession{connection: mt.Connection, claims: mt.Claims,
-			amr: withMFA(mt.AMR, method), mfaAt: now, upstream: mt.Upstream})
-	}
-	if err != nil {
-		s.serverError(w, r, err)
+	sess, ok := s.sessionAfterSecondStep(w, r, f, mt, method)
+	if !ok {
 		return
 	}
 	if recoveryCodes != nil {
@@ -402,6 +380,47 @@ func (s *Server) secondFactorDone(w http.ResponseWriter, r *http.Request, f *log
 		return
 	}
 	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
+}
+
+// sessionAfterSecondStep raises the session a step-up started from with a second factor of
+// method, or starts the sign-in's session with it; with no method (an enrolment put off in
+// the grace) the session gets no second factor. It answers the request itself and returns
+// false when the stepped-up session ended or storage failed.
+func (s *Server) sessionAfterSecondStep(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, method string) (storage.Session, bool) {
+	ctx := r.Context()
+	now := s.now()
+	amr, mfaAt := mt.AMR, time.Time{}
+	if method != "" {
+		amr, mfaAt = withMFA(mt.AMR, method), now
+	}
+	if mt.SessionIDHash == "" {
+		sess, err := s.startLoginSession(ctx, w, r, f, newSession{connection: mt.Connection, claims: mt.Claims,
+			amr: amr, mfaAt: mfaAt, upstream: mt.Upstream})
+		if err != nil {
+			s.serverError(w, r, err)
+		}
+		return sess, err == nil
+	}
+	sess, err := s.store.UpdateSession(ctx, mt.SessionIDHash, func(sess storage.Session) (storage.Session, error) {
+		if !sessionValid(sess, f.st.cfg.Session, now) || sess.Claims.Subject != mt.Claims.Subject {
+			return sess, errSessionEnded
+		}
+		if method != "" {
+			sess.AMR, sess.MFAAt = withMFA(sess.AMR, method), now
+		}
+		return sess, nil
+	})
+	if errors.Is(err, errSessionEnded) || errors.Is(err, storage.ErrNotFound) {
+		s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
+		return sess, false
+	}
+	if err == nil {
+		sess, err = s.useSession(ctx, f.st, sess, f.client.ID)
+	}
+	if err != nil {
+		s.serverError(w, r, err)
+	}
+	return sess, err == nil
 }
 
 // continueAfterMFA answers the application once the user has seen the recovery codes.

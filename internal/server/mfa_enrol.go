@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -151,26 +150,9 @@ func (s *Server) deferEnrolment(w http.ResponseWriter, r *http.Request, f *login
 		return
 	}
 	s.auditFactor(ctx, "enrolment_deferred", "none", mt.Connection, mt.Claims.Subject)
-	var sess storage.Session
-	var err error
-	if mt.SessionIDHash != "" {
-		sess, err = s.store.GetSession(ctx, mt.SessionIDHash)
-		if errors.Is(err, storage.ErrNotFound) || err == nil && (!sessionValid(sess, f.st.cfg.Session, s.now()) || sess.Claims.Subject != mt.Claims.Subject) {
-			s.renderError(w, http.StatusBadRequest, msgExpiredLogin)
-			return
-		}
-		if err == nil {
-			sess, err = s.useSession(ctx, f.st, sess, f.client.ID)
-		}
-	} else {
-		sess, err = s.startLoginSession(ctx, w, r, f, newSession{connection: mt.Connection, claims: mt.Claims,
-			amr: mt.AMR, upstream: mt.Upstream})
+	if sess, ok := s.sessionAfterSecondStep(w, r, f, mt, ""); ok {
+		s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
 	}
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	s.completeAuthorization(w, r, f.st, &f.tx.Request, sess)
 }
 
 // passkeyRegistration is a button that creates a discoverable passkey for user, bound to
@@ -226,7 +208,7 @@ func (s *Server) registerFirstPasskey(ctx context.Context, st *state, r *http.Re
 	if !passkeysOffered(st) {
 		return "", nil
 	}
-	session, ok, err := s.openCeremony(ctx, st, r, mt.TX)
+	session, ok, err := s.openCeremony(ctx, st, r, mt.TX, ceremonyUser{mt.Connection, mt.Claims.Subject})
 	if err != nil || !ok {
 		return "", err
 	}

@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
@@ -100,29 +98,14 @@ type servedPolicy struct{ url, policy string }
 // loads from the issuer.
 func recordPolicies(t *testing.T, b *chromium.Browser, issuer string) func() []servedPolicy {
 	t.Helper()
-	ctx, cancel := context.WithCancel(b.Context())
-	var mu sync.Mutex
-	var got []servedPolicy
-	err := chromedp.Listen(ctx, func(ev any) {
+	return chromium.Record(b, "responses", func(ev any) (servedPolicy, bool) {
 		e, ok := ev.(*network.EventResponseReceived)
 		if !ok || e.Type != network.ResourceTypeDocument || !strings.HasPrefix(e.Response.URL, issuer+"/") {
-			return
+			return servedPolicy{}, false
 		}
 		policy, _ := e.Response.Headers["Content-Security-Policy"].(string)
-		mu.Lock()
-		got = append(got, servedPolicy{url: e.Response.URL, policy: policy})
-		mu.Unlock()
+		return servedPolicy{url: e.Response.URL, policy: policy}, true
 	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	return func() []servedPolicy {
-		cancel()
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
 }
 
 // assertPasskeyPolicies checks that every page of the issuer has a policy, that scripts are

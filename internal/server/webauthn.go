@@ -123,20 +123,29 @@ func newPasskeyButton(st *state, mode, label string, options any, session *webau
 	return &passkeyButton{Mode: mode, Label: label, Options: string(opts), Ceremony: sealed, Script: st.endpoint(pathPasskeyScript)}, nil
 }
 
+// ceremonyUser names the user a ceremony is for, in audit events: the connection, and the
+// subject when it is known before the answer is read.
+type ceremonyUser struct{ connection, subject string }
+
 // openCeremony returns the ceremony of a form if it is bound to boundTo, unexpired, and
-// used for the first time.
-func (s *Server) openCeremony(ctx context.Context, st *state, r *http.Request, boundTo string) (webauthn.SessionData, bool, error) {
+// used for the first time. A refused one is audited as challenge_refused.
+func (s *Server) openCeremony(ctx context.Context, st *state, r *http.Request, boundTo string, u ceremonyUser) (webauthn.SessionData, bool, error) {
 	var c ceremony
 	// A ceremony that does not open is a forged or foreign form: refused, not an error.
 	opened := st.keys.sealer.open(purposeWebAuthnCeremony, r.PostForm.Get("ceremony"), &c) == nil
-	if !opened || subtle.ConstantTimeCompare([]byte(c.BoundTo), []byte(boundTo)) != 1 || !s.now().Before(c.Session.Expires) {
+	first := opened && subtle.ConstantTimeCompare([]byte(c.BoundTo), []byte(boundTo)) == 1 && s.now().Before(c.Session.Expires)
+	if first {
+		var err error
+		if first, err = s.store.UseOnce(ctx, "webauthn:"+digest.Of(c.Session.Challenge), s.now(), c.Session.Expires); err != nil {
+			return webauthn.SessionData{}, false, fmt.Errorf("record WebAuthn challenge use: %w", err)
+		}
+	}
+	if !first {
+		// Expired, spent already, shown to another browser or session, or not ours.
+		s.auditFactor(ctx, "challenge_refused", storage.FactorWebAuthn, u.connection, u.subject)
 		return webauthn.SessionData{}, false, nil
 	}
-	first, err := s.store.UseOnce(ctx, "webauthn:"+digest.Of(c.Session.Challenge), s.now(), c.Session.Expires)
-	if err != nil {
-		return webauthn.SessionData{}, false, fmt.Errorf("record WebAuthn challenge use: %w", err)
-	}
-	return c.Session, first, nil
+	return c.Session, true, nil
 }
 
 // credentialOf is a stored factor as go-webauthn's credential.
@@ -227,7 +236,7 @@ func (s *Server) enrolPasskey(w http.ResponseWriter, r *http.Request, st *state,
 		s.renderError(w, http.StatusForbidden, "This server does not offer passkeys.")
 		return
 	}
-	session, ok, err := s.openCeremony(ctx, st, r, sess.IDHash)
+	session, ok, err := s.openCeremony(ctx, st, r, sess.IDHash, ceremonyUser{conn, subject})
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -337,7 +346,7 @@ func (s *Server) passkeySecondFactor(st *state, mt mfaTransaction, factors []sto
 // verifyPasskeySecondFactor checks an assertion of one of the user's passkeys and returns
 // its amr method, or "" when it was refused.
 func (s *Server) verifyPasskeySecondFactor(ctx context.Context, st *state, r *http.Request, mt mfaTransaction) (string, error) {
-	session, ok, err := s.openCeremony(ctx, st, r, mt.TX)
+	session, ok, err := s.openCeremony(ctx, st, r, mt.TX, ceremonyUser{mt.Connection, mt.Claims.Subject})
 	if err != nil || !ok {
 		return "", err
 	}
@@ -410,7 +419,7 @@ func (s *Server) loginWithPasskey(w http.ResponseWriter, r *http.Request, f *log
 		fail(http.StatusBadRequest, msgBadPasskey)
 		return
 	}
-	session, ok, err := s.openCeremony(ctx, f.st, r, f.sealed)
+	session, ok, err := s.openCeremony(ctx, f.st, r, f.sealed, ceremonyUser{connection: conn.Name})
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -182,26 +182,13 @@ func (b *Browser) Text(sel string) string {
 // recorded). The returned function stops recording and returns the URLs in order.
 func (b *Browser) RecordPages() (stop func() []string) {
 	b.t.Helper()
-	ctx, cancel := context.WithCancel(b.ctx)
-	var mu sync.Mutex
-	var urls []string
-	err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*page.EventFrameNavigated); ok && e.Frame.ParentID == "" {
-			mu.Lock()
-			urls = append(urls, e.Frame.URL)
-			mu.Unlock()
+	return Record(b, "navigations", func(ev any) (string, bool) {
+		e, ok := ev.(*page.EventFrameNavigated)
+		if !ok || e.Frame.ParentID != "" {
+			return "", false
 		}
+		return e.Frame.URL, true
 	})
-	if err != nil {
-		cancel()
-		b.t.Fatalf("listen to the browser's navigations: %v", err)
-	}
-	return func() []string {
-		cancel()
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(urls)
-	}
 }
 
 // RecordConsoleErrors starts recording the messages the browser logs at error level
@@ -209,24 +196,37 @@ func (b *Browser) RecordPages() (stop func() []string) {
 // "source: text (url)". The returned function stops recording and returns them in order.
 func (b *Browser) RecordConsoleErrors() (stop func() []string) {
 	b.t.Helper()
+	return Record(b, "console", func(ev any) (string, bool) {
+		e, ok := ev.(*cdplog.EventEntryAdded)
+		if !ok || e.Entry.Level != cdplog.EntryLevelError {
+			return "", false
+		}
+		return string(e.Entry.Source) + ": " + e.Entry.Text + " (" + e.Entry.URL + ")", true
+	})
+}
+
+// Record starts recording what pick takes from the tab's DevTools events. The returned
+// function stops recording and returns the records in order.
+func Record[T any](b *Browser, what string, pick func(ev any) (T, bool)) (stop func() []T) {
+	b.t.Helper()
 	ctx, cancel := context.WithCancel(b.ctx)
 	var mu sync.Mutex
-	var entries []string
+	var got []T
 	err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*cdplog.EventEntryAdded); ok && e.Entry.Level == cdplog.EntryLevelError {
+		if v, ok := pick(ev); ok {
 			mu.Lock()
-			entries = append(entries, string(e.Entry.Source)+": "+e.Entry.Text+" ("+e.Entry.URL+")")
+			got = append(got, v)
 			mu.Unlock()
 		}
 	})
 	if err != nil {
 		cancel()
-		b.t.Fatalf("listen to the browser's console: %v", err)
+		b.t.Fatalf("listen to the browser's %s: %v", what, err)
 	}
-	return func() []string {
+	return func() []T {
 		cancel()
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(entries)
+		return slices.Clone(got)
 	}
 }
