@@ -226,6 +226,13 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.email.username and spec.email.passwordSecretRef must be set together",
 		},
+		"a CA for a relay reached in clear text": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.Email = &hallpassv1.Email{Host: "127.0.0.1", Security: hallpassv1.EmailNone, From: "sso@example.com",
+					RootCARef: &hallpassv1.SecretKeyReference{Name: "smtp", Key: "ca.crt"}}
+			}),
+			"spec.email.rootCARef needs security STARTTLS or TLS",
+		},
 		"a sender that is not an address": {
 			server(func(s *hallpassv1.SSOServer) {
 				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", From: "Hallpass"}

@@ -329,6 +329,7 @@ const (
 // Email is the SMTP server that delivers the server's mail.
 // +kubebuilder:validation:XValidation:rule="!has(self.security) || self.security != 'None' || self.host == 'localhost' || (isIP(self.host) && ip(self.host).isLoopback())",message="spec.email.security None is only allowed for a loopback host (localhost, 127.0.0.0/8 or ::1): reset links are credentials"
 // +kubebuilder:validation:XValidation:rule="has(self.username) == has(self.passwordSecretRef)",message="spec.email.username and spec.email.passwordSecretRef must be set together"
+// +kubebuilder:validation:XValidation:rule="!has(self.rootCARef) || !has(self.security) || self.security != 'None'",message="spec.email.rootCARef needs security STARTTLS or TLS"
 type Email struct {
 	// host name or IP address of the SMTP server. The server's TLS certificate must be
 	// valid for it.
@@ -363,6 +364,11 @@ type Email struct {
 	// passwordSecretRef is the Secret key holding the SMTP password of username.
 	// +optional
 	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
+	// rootCARef is a Secret key holding PEM CA certificates to trust for the SMTP server's
+	// certificate, in addition to the system's (a relay with a certificate of a private CA).
+	// Only with security STARTTLS or TLS.
+	// +optional
+	RootCARef *SecretKeyReference `json:"rootCARef,omitempty"`
 }
 
 // Branding customises the login page.
@@ -551,15 +557,19 @@ func init() {
 	SchemeBuilder.Register(&SSOServer{}, &SSOServerList{})
 }
 
-// SecretReferences returns every Secret key the server reads: the PostgreSQL DSN and the
-// SMTP password.
+// SecretReferences returns every Secret key the server reads: the PostgreSQL DSN, the SMTP
+// password and the SMTP server's CA.
 func (s *SSOServer) SecretReferences() []SecretKeyReference {
 	var refs []SecretKeyReference
 	if s.Spec.Storage.Postgres != nil {
 		refs = append(refs, s.Spec.Storage.Postgres.DSNSecretRef)
 	}
-	if s.Spec.Email != nil && s.Spec.Email.PasswordSecretRef != nil {
-		refs = append(refs, *s.Spec.Email.PasswordSecretRef)
+	if e := s.Spec.Email; e != nil {
+		for _, ref := range []*SecretKeyReference{e.PasswordSecretRef, e.RootCARef} {
+			if ref != nil {
+				refs = append(refs, *ref)
+			}
+		}
 	}
 	return refs
 }

@@ -9,6 +9,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,6 +139,8 @@ type Email struct {
 	Username string `json:"username,omitempty"`
 	// Password is the resolved SMTP password of Username.
 	Password string `json:"password,omitempty"`
+	// RootCA is PEM CA certificates trusted for the SMTP server, besides the system's.
+	RootCA string `json:"rootCA,omitempty"`
 }
 
 // Loopback reports whether host names this machine: the only place mail may go in clear text.
@@ -511,6 +514,7 @@ func (c *Config) validateServer(p *problems) {
 		check(!strings.Contains(e.From, "@"), "email.from %q is not an address", e.From)
 		check(!slices.Contains([]string{EmailSTARTTLS, EmailTLS, EmailNone}, e.Security), "email.security %q is not STARTTLS, TLS or None", e.Security)
 		check(e.Security == EmailNone && !Loopback(e.Host), "email.security None is only allowed for a loopback host, not %q", e.Host)
+		check(e.RootCA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(e.RootCA)), "email.rootCA holds no PEM certificate")
 	}
 }
 

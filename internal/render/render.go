@@ -302,6 +302,13 @@ func renderEmail(s *hallpassv1.SSOServer, values Values) (*config.Email, error) 
 		}
 		out.Password = password
 	}
+	if e.RootCARef != nil {
+		ca, err := values.Secret(s.Namespace, *e.RootCARef)
+		if err != nil {
+			return nil, fmt.Errorf("spec.email.rootCARef: %w", err)
+		}
+		out.RootCA = ca
+	}
 	return out, nil
 }
 

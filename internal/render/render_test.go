@@ -62,6 +62,7 @@ func TestRender(t *testing.T) {
 		{Kind: KindSecret, Namespace: "sso", Name: "customer-users", Key: "users.yaml"}: users("carol"),
 		{Kind: KindSecret, Namespace: "sso", Name: "pg", Key: "dsn"}:                    "postgres://db/sso",
 		{Kind: KindSecret, Namespace: "sso", Name: "smtp", Key: "password"}:             "mail-secret",
+		{Kind: KindSecret, Namespace: "sso", Name: "smtp", Key: "ca.crt"}:               relayCAPEM,
 	}
 	cases := map[string]struct {
 		in    func() Input
@@ -233,15 +234,17 @@ func TestRender(t *testing.T) {
 			},
 			err: `spec.storage.postgres.dsnSecretRef: Secret "nope" has no key "dsn"`,
 		},
-		"email takes its SMTP password from the referenced Secret and defaults to STARTTLS on 587": {
+		"email takes its SMTP password and the relay's CA from the referenced Secret and defaults to STARTTLS on 587": {
 			in: func() Input {
 				s := server()
 				s.Spec.Email = &hallpassv1.Email{Host: "smtp.example.com", From: "no-reply@example.com", Username: "sso",
-					PasswordSecretRef: &hallpassv1.SecretKeyReference{Name: "smtp", Key: "password"}}
+					PasswordSecretRef: &hallpassv1.SecretKeyReference{Name: "smtp", Key: "password"},
+					RootCARef:         &hallpassv1.SecretKeyReference{Name: "smtp", Key: "ca.crt"}}
 				return Input{Server: s, Values: values}
 			},
 			check: func(t *testing.T, out *Output) {
-				want := config.Email{Host: "smtp.example.com", Port: 587, Security: config.EmailSTARTTLS, From: "no-reply@example.com", Username: "sso", Password: "mail-secret"}
+				want := config.Email{Host: "smtp.example.com", Port: 587, Security: config.EmailSTARTTLS, From: "no-reply@example.com", Username: "sso",
+					Password: "mail-secret", RootCA: relayCAPEM}
 				expect(t, out.Config.Email != nil && *out.Config.Email == want, "email %+v", out.Config.Email)
 			},
 		},
@@ -380,3 +383,18 @@ func expect(t *testing.T, ok bool, format string, args ...any) {
 		t.Errorf(format, args...)
 	}
 }
+
+// relayCAPEM is a self-signed CA certificate, as a Secret holding an SMTP relay's CA has
+// (only its PEM form is checked; it need not be valid today).
+const relayCAPEM = `-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUYiHr7joaSnsgAF3ONxL3UbBEor8wCgYIKoZIzj0EAwIw
+HzEdMBsGA1UEAwwUUmVuZGVyIHRlc3QgcmVsYXkgQ0EwHhcNMjYxMjA3MDM0MjAw
+WhcNMjYxMjA4MDM0MjAwWjAfMR0wGwYDVQQDDBRSZW5kZXIgdGVzdCByZWxheSBD
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABMa876GF4dmUdxr8BUDEekwvh9v6
+TTbX2LI/vDC8Zm/HOnc0TW3Boogte3wZ1u0rJyY1wRy40UkOFmdcxZwj9qijUzBR
+MB0GA1UdDgQWBBQw+5nqlhii9I4Yu7ZBXC9IjpZ5bDAfBgNVHSMEGDAWgBQw+5nq
+lhii9I4Yu7ZBXC9IjpZ5bDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIQC8aMBE4qsC9wjmjnuhGqJbRIfBWA6ir5xOsVbAHiPd4gIgPOPK6JsiMXli
+NHPefDNchZWTqyn+0LogG0d4R/8TAfI=
+-----END CERTIFICATE-----
+`

@@ -26,8 +26,9 @@ type smtpServer struct {
 	maildir string
 }
 
-// startSMTPServer starts aiosmtpd; it is stopped when the test ends.
-func startSMTPServer(t *testing.T) *smtpServer {
+// startSMTPServer starts aiosmtpd with extra command-line options (TLS); it is stopped when
+// the test ends.
+func startSMTPServer(t *testing.T, extra ...string) *smtpServer {
 	t.Helper()
 	const python = "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "import aiosmtpd").Run(); err != nil {
@@ -41,7 +42,8 @@ func startSMTPServer(t *testing.T) *smtpServer {
 		}
 		s.port = l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
-		cmd := exec.Command(python, "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:"+strconv.Itoa(s.port), "-c", "aiosmtpd.handlers.Mailbox", s.maildir)
+		args := append([]string{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + strconv.Itoa(s.port)}, extra...)
+		cmd := exec.Command(python, append(args, "-c", "aiosmtpd.handlers.Mailbox", s.maildir)...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start aiosmtpd: %v", err)

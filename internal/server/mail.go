@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/connector"
 )
 
 const (
@@ -34,9 +35,12 @@ func sendMail(ctx context.Context, cfg *config.Email, m mail, now time.Time) err
 	ctx, cancel := context.WithTimeout(ctx, mailTimeout)
 	defer cancel()
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	tlsConfig := &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := connector.TLSConfig(cfg.RootCA)
+	if err != nil {
+		return fmt.Errorf("trust email.rootCA: %w", err)
+	}
+	tlsConfig.ServerName = cfg.Host
 	var conn net.Conn
-	var err error
 	if cfg.Security == config.EmailTLS {
 		conn, err = (&tls.Dialer{Config: tlsConfig}).DialContext(ctx, "tcp", addr)
 	} else {
