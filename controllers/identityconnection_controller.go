@@ -48,14 +48,11 @@ type connectionScope struct {
 // Reconcile brings one IdentityConnection's status up to date.
 func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	conn := &hallpassv1.IdentityConnection{}
-	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !conn.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+	if live, err := getLive(ctx, r.Client, req.NamespacedName, conn); !live {
+		return ctrl.Result{}, err
 	}
 	before := conn.DeepCopy()
-	s := &connectionScope{conn: conn, conds: conditionSetter{obj: conn, conditions: &conn.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
+	s := &connectionScope{conn: conn, conds: newConditionSetter(ctx, conn, &conn.Status.Conditions, r.Recorder)}
 	defer func() {
 		if s.noServer != nil {
 			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.noServer.reason, s.noServer.message)
@@ -65,17 +62,13 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 		reterr = patchStatus(ctx, r.Client, conn, before, &conn.Status.ObservedGeneration, reterr)
 	}()
 
-	for _, phase := range []func(context.Context, *connectionScope) (bool, error){
+	err := runPhases(ctx, s,
 		r.reconcileServer,
 		r.reconcileSAMLServiceProvider,
 		r.reconcileCredentials,
 		r.reconcileReachability,
-	} {
-		if proceed, err := phase(ctx, s); err != nil || !proceed {
-			return s.result, err
-		}
-	}
-	return s.result, nil
+	)
+	return s.result, err
 }
 
 // reconcileServer checks the server exists and counts the accepted clients that may use

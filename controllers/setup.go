@@ -61,7 +61,7 @@ func CacheOptions() cache.Options {
 }
 
 // Setup registers the field indexes and the four controllers with the manager.
-func Setup(ctx context.Context, mgr manager.Manager, opts Options) error { //nolint:funlen // split when the scale work (issue 18) has settled its watches
+func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -81,87 +81,119 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error { //nol
 	if err := mgr.Add(metaCache); err != nil {
 		return fmt.Errorf("start metadata cache: %w", err)
 	}
-	metadataSource := func(kind string, mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
-		obj := &metav1.PartialObjectMetadata{}
-		obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-		return source.Kind(metaCache, obj, handler.TypedEnqueueRequestsFromMapFunc(mapFn))
+	cs := controllerSetup{mgr: mgr, opts: opts, metaCache: metaCache, c: mgr.GetClient(), m: mapper{mgr.GetClient()}}
+	for _, setup := range []func() error{cs.serverController, cs.clientController, cs.connectionController, cs.apiController} {
+		if err := setup(); err != nil {
+			return err
+		}
 	}
-	secretSource := func(mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
-		return metadataSource("Secret", mapFn)
+	if opts.Webhooks {
+		if err := ctrl.NewWebhookManagedBy(mgr, &hallpassv1.SSOClient{}).WithValidator(ssoClientValidator{reader: cs.c}).Complete(); err != nil {
+			return fmt.Errorf("set up SSOClient webhook: %w", err)
+		}
 	}
-	// The server's Secrets change with every client in a burst (credentials Secrets).
-	coalescedSecretSource := func(mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
-		obj := &metav1.PartialObjectMetadata{}
-		obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		return source.Kind(metaCache, obj, coalesce(handler.TypedEnqueueRequestsFromMapFunc(mapFn)))
-	}
-	c := mgr.GetClient()
-	m := mapper{c}
+	return nil
+}
 
-	if err := ctrl.NewControllerManagedBy(mgr).
+// controllerSetup is what the four controllers are built from.
+type controllerSetup struct {
+	mgr       manager.Manager
+	opts      Options
+	metaCache cache.Cache
+	c         client.Client
+	m         mapper
+}
+
+// metadata is a source of events on any object of a core kind (Secret, ConfigMap), from the
+// metadata-only cache.
+func (cs controllerSetup) metadata(kind string, mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
+	return source.Kind(cs.metaCache, partialObject(kind), handler.TypedEnqueueRequestsFromMapFunc(mapFn))
+}
+
+// coalescedMetadata is metadata for a kind whose objects change in bursts, such as the
+// credentials Secrets of many clients: one reconcile serves a burst.
+func (cs controllerSetup) coalescedMetadata(kind string, mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
+	return source.Kind(cs.metaCache, partialObject(kind), coalesce(handler.TypedEnqueueRequestsFromMapFunc(mapFn)))
+}
+
+func partialObject(kind string) *metav1.PartialObjectMetadata {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+	return obj
+}
+
+func (cs controllerSetup) serverController() error {
+	err := ctrl.NewControllerManagedBy(cs.mgr).
 		// The server's own status writes are no news to it.
 		For(&hallpassv1.SSOServer{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		// Client records change in bursts, as clients do: one render serves a burst.
-		Watches(&corev1.Secret{}, coalesce(handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hallpassv1.SSOServer{}, handler.OnlyControllerOwner())),
+		Watches(&corev1.Secret{}, coalesce(handler.EnqueueRequestForOwner(cs.mgr.GetScheme(), cs.mgr.GetRESTMapper(), &hallpassv1.SSOServer{}, handler.OnlyControllerOwner())),
 			builder.WithPredicates(notOnlyVerdict{})).
 		Owns(&appsv1.Deployment{}).Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
-		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(m.serverOfClient)),
+		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.serverOfClient)),
 			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.serverOfConnection)).
-		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(m.serverOfAPI)).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.serversSelectingNamespaces)).
-		WatchesRawSource(coalescedSecretSource(m.serversOfSecret)).
-		WatchesRawSource(metadataSource("ConfigMap", m.serversOfConfigMap)).
+		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfConnection)).
+		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfAPI)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.serversSelectingNamespaces)).
+		WatchesRawSource(cs.coalescedMetadata("Secret", cs.m.serversOfSecret)).
+		WatchesRawSource(cs.metadata("ConfigMap", cs.m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
-			Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoserver-controller"),
-			ServerImage: opts.ServerImage, ServerLogLevel: opts.ServerLogLevel, AllowedImages: opts.AllowedServerImages, Now: opts.Now,
-		}); err != nil {
+			Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoserver-controller"),
+			ServerImage: cs.opts.ServerImage, ServerLogLevel: cs.opts.ServerLogLevel, AllowedImages: cs.opts.AllowedServerImages, Now: cs.opts.Now,
+		})
+	if err != nil {
 		return fmt.Errorf("set up SSOServer controller: %w", err)
 	}
+	return nil
+}
 
-	if err := ctrl.NewControllerManagedBy(mgr).
+func (cs controllerSetup) clientController() error {
+	err := ctrl.NewControllerManagedBy(cs.mgr).
 		// The client's own status writes are no news to it; its annotations are (requests).
 		For(&hallpassv1.SSOClient{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.clientOfRecord)).
-		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{m}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfRecord)).
+		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{cs.m}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: clientReconcilers}).
-		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(m.clientsOfConnectionServer)).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.clientsInNamespace)).
-		WatchesRawSource(secretSource(m.clientsOfSecret)).
-		Complete(&SSOClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ssoclient-controller"), Now: opts.Now}); err != nil {
+		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsOfConnectionServer)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsInNamespace)).
+		WatchesRawSource(cs.metadata("Secret", cs.m.clientsOfSecret)).
+		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now})
+	if err != nil {
 		return fmt.Errorf("set up SSOClient controller: %w", err)
 	}
+	return nil
+}
 
-	if err := ctrl.NewControllerManagedBy(mgr).
+func (cs controllerSetup) connectionController() error {
+	err := ctrl.NewControllerManagedBy(cs.mgr).
 		For(&hallpassv1.IdentityConnection{}).
-		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.connectionsOfServer)).
-		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.connectionsOfClientServer)).
-		WatchesRawSource(secretSource(m.connectionsOfSecret)).
-		WatchesRawSource(metadataSource("ConfigMap", m.connectionsOfConfigMap)).
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer)).
+		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer)).
+		WatchesRawSource(cs.metadata("Secret", cs.m.connectionsOfSecret)).
+		WatchesRawSource(cs.metadata("ConfigMap", cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
-		Complete(&IdentityConnectionReconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("identityconnection-controller"), Now: opts.Now}); err != nil {
+		Complete(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now})
+	if err != nil {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
 	}
+	return nil
+}
 
-	if err := ctrl.NewControllerManagedBy(mgr).
+func (cs controllerSetup) apiController() error {
+	err := ctrl.NewControllerManagedBy(cs.mgr).
 		For(&hallpassv1.SSOAPI{}).
-		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(m.apisOfAPIServer)).
-		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(m.apisOfServer)).
-		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(m.apisOfClientServer)).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.allAPIs)).
-		Complete(&SSOAPIReconciler{Client: c, Recorder: mgr.GetEventRecorder("ssoapi-controller")}); err != nil {
+		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfAPIServer)).
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer)).
+		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.allAPIs)).
+		Complete(&SSOAPIReconciler{Client: cs.c, Recorder: cs.mgr.GetEventRecorder("ssoapi-controller")})
+	if err != nil {
 		return fmt.Errorf("set up SSOAPI controller: %w", err)
-	}
-
-	if opts.Webhooks {
-		if err := ctrl.NewWebhookManagedBy(mgr, &hallpassv1.SSOClient{}).WithValidator(ssoClientValidator{reader: c}).Complete(); err != nil {
-			return fmt.Errorf("set up SSOClient webhook: %w", err)
-		}
 	}
 	return nil
 }

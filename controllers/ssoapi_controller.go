@@ -41,14 +41,11 @@ type apiScope struct {
 // Reconcile brings one SSOAPI's status up to date.
 func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	api := &hallpassv1.SSOAPI{}
-	if err := r.Get(ctx, req.NamespacedName, api); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !api.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+	if live, err := getLive(ctx, r.Client, req.NamespacedName, api); !live {
+		return ctrl.Result{}, err
 	}
 	before := api.DeepCopy()
-	s := &apiScope{api: api, conds: conditionSetter{obj: api, conditions: &api.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
+	s := &apiScope{api: api, conds: newConditionSetter(ctx, api, &api.Status.Conditions, r.Recorder)}
 	defer func() {
 		if s.refusal != nil {
 			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.refusal.reason, s.refusal.message)
@@ -59,16 +56,12 @@ func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		reterr = patchStatus(ctx, r.Client, api, before, &api.Status.ObservedGeneration, reterr)
 	}()
 
-	for _, phase := range []func(context.Context, *apiScope) (bool, error){
+	err := runPhases(ctx, s,
 		r.reconcileServer,
 		r.reconcileIdentifier,
 		r.reconcileGrants,
-	} {
-		if proceed, err := phase(ctx, s); err != nil || !proceed {
-			return ctrl.Result{}, err
-		}
-	}
-	return ctrl.Result{}, nil
+	)
+	return ctrl.Result{}, err
 }
 
 // reconcileServer finds the server and its clients that have a client ID.

@@ -107,17 +107,14 @@ func (s *clientScope) requeueAfter(d time.Duration) {
 // Reconcile brings one SSOClient to its desired state.
 func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	sc := &hallpassv1.SSOClient{}
-	if err := r.Get(ctx, req.NamespacedName, sc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !sc.DeletionTimestamp.IsZero() {
-		// Nothing to clean up: the credentials Secret goes with its owner reference (Delete)
-		// or stays (Orphan), the record stays for an Orphan restore, and the server
-		// re-renders without the client.
-		return ctrl.Result{}, nil
+	// A deleted client leaves nothing to clean up: the credentials Secret goes with its owner reference (Delete)
+	// or stays (Orphan), the record stays for an Orphan restore, and the server
+	// re-renders without the client.
+	if live, err := getLive(ctx, r.Client, req.NamespacedName, sc); !live {
+		return ctrl.Result{}, err
 	}
 	before := sc.DeepCopy()
-	s := &clientScope{client: sc, conds: conditionSetter{obj: sc, conditions: &sc.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
+	s := &clientScope{client: sc, conds: newConditionSetter(ctx, sc, &sc.Status.Conditions, r.Recorder)}
 	defer func() {
 		if s.admitted && !s.refused {
 			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
@@ -127,7 +124,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
 	}()
 
-	for _, phase := range []func(context.Context, *clientScope) (bool, error){
+	err := runPhases(ctx, s,
 		r.reconcileAcceptance,
 		r.reconcileClientID,
 		r.reconcileClientSecret,
@@ -135,12 +132,8 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.reconcileCredentials,
 		r.reconcileServed,
 		r.reconcileConnections,
-	} {
-		if proceed, err := phase(ctx, s); err != nil || !proceed {
-			return s.result, err
-		}
-	}
-	return s.result, nil
+	)
+	return s.result, err
 }
 
 // reconcileAcceptance finds the server and asks it to admit the client.

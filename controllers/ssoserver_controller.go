@@ -94,15 +94,12 @@ func dataClaimName(server string) string    { return server + "-data" }
 // Reconcile brings one SSOServer to its desired state.
 func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	server := &hallpassv1.SSOServer{}
-	if err := r.Get(ctx, req.NamespacedName, server); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !server.DeletionTimestamp.IsZero() {
-		// Everything the server owns lives in its namespace and goes by owner reference.
-		return ctrl.Result{}, nil
+	// Everything the server owns lives in its namespace and goes by owner reference.
+	if live, err := getLive(ctx, r.Client, req.NamespacedName, server); !live {
+		return ctrl.Result{}, err
 	}
 	before := server.DeepCopy()
-	s := &serverScope{server: server, conds: conditionSetter{obj: server, conditions: &server.Status.Conditions, recorder: r.Recorder, log: ctrl.LoggerFrom(ctx)}}
+	s := &serverScope{server: server, conds: newConditionSetter(ctx, server, &server.Status.Conditions, r.Recorder)}
 	server.Status.Issuer = server.Spec.Issuer
 	server.Status.DiscoveryURL = discoveryURL(server.Spec.Issuer)
 	defer func() {

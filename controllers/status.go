@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -27,6 +28,11 @@ type conditionSetter struct {
 	conditions *[]metav1.Condition
 	recorder   events.EventRecorder
 	log        logr.Logger
+}
+
+// newConditionSetter sets the conditions of obj, logging each change with the object's key.
+func newConditionSetter(ctx context.Context, obj client.Object, conditions *[]metav1.Condition, recorder events.EventRecorder) conditionSetter {
+	return conditionSetter{obj: obj, conditions: conditions, recorder: recorder, log: ctrl.LoggerFrom(ctx)}
 }
 
 func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, message string) {
@@ -97,4 +103,25 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 // ask), saturating rather than wrapping around.
 func statusCount(n int) int32 {
 	return int32(min(n, math.MaxInt32)) //nolint:gosec // G115: bounded by the min above
+}
+
+// getLive reads the object a reconcile is for. It reports false, with nothing to do, when the
+// object is gone or being deleted: what a resource of this operator leaves behind goes by
+// owner reference.
+func getLive(ctx context.Context, c client.Reader, key client.ObjectKey, obj client.Object) (bool, error) {
+	if err := c.Get(ctx, key, obj); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return obj.GetDeletionTimestamp().IsZero(), nil
+}
+
+// runPhases runs the phases of a reconcile in order, until one fails or says the reconcile
+// cannot go on (a condition it set says why).
+func runPhases[S any](ctx context.Context, s S, phases ...func(context.Context, S) (bool, error)) error {
+	for _, phase := range phases {
+		if proceed, err := phase(ctx, s); err != nil || !proceed {
+			return err
+		}
+	}
+	return nil
 }

@@ -72,7 +72,7 @@ func TestKubeAPIServerTrustsHallpassForKubectl(t *testing.T) {
 	must(t, os.WriteFile(authnFile, authn.Bytes(), 0o600))
 	assets, err := envtestbin.Dir(context.Background(), filepath.Join("..", ".."))
 	must(t, err)
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: envtestbin.StartTimeout}
 	env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", authnFile)
 	admin, err := env.Start()
 	if err != nil {

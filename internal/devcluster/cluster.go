@@ -27,6 +27,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/controllers"
+	"github.com/hallpass/hallpass/internal/envtestbin"
 )
 
 // Options configure a dev cluster.
@@ -105,7 +106,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: opts.BinaryAssetsDir,
 		// The first start on a busy machine compiles nothing but can be slow to settle.
-		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStartTimeout: envtestbin.StartTimeout,
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
 	if c.Config, err = c.env.Start(); err != nil {

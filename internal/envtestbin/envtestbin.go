@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Dir returns $KUBEBUILDER_ASSETS when set (make test sets it), else the cached build of
@@ -26,3 +27,8 @@ func Dir(ctx context.Context, repoRoot string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// StartTimeout bounds the start of each of the control plane's processes. envtest's own
+// default (20 s) is too short for a kube-apiserver on a busy two-core machine, where the
+// whole suite runs beside it, and a start that times out fails every test of a package.
+const StartTimeout = 2 * time.Minute

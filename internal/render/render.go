@@ -90,37 +90,13 @@ const (
 )
 
 // Render builds the server config.
-func Render(in Input) (*Output, error) { //nolint:funlen // split when the scale work (issue 18) has settled the render
+func Render(in Input) (*Output, error) {
 	s := in.Server
 	durations, err := parseDurations(s)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &config.Config{
-		Issuer:  s.Spec.Issuer,
-		DevMode: s.Spec.DevMode,
-		Session: config.Session{
-			AbsoluteLifetime: durations["session.absoluteLifetime"],
-			IdleTimeout:      durations["session.idleTimeout"],
-		},
-		Tokens: config.Tokens{
-			IDToken:              durations["tokens.idToken"],
-			AccessToken:          durations["tokens.accessToken"],
-			RefreshToken:         durations["tokens.refreshToken"],
-			RefreshReuseInterval: durations["tokens.refreshReuseInterval"],
-			AuthorizationCode:    durations["tokens.authorizationCode"],
-		},
-		Signing:        config.Signing{Algorithm: cmp.Or(s.Spec.SigningKeys.Algorithm, "RS256")},
-		TrustedProxies: sortedCopy(s.Spec.TrustedProxies),
-		MFA: config.MFA{Policy: string(s.Spec.MFA.Policy), Factors: mfaFactors(s.Spec.MFA.Factors),
-			EnrolmentGrace: durations["mfa.enrolmentGrace"]},
-		Branding: config.Branding{
-			Title:           s.Spec.Branding.Title,
-			LogoURL:         s.Spec.Branding.LogoURL,
-			PrimaryColor:    s.Spec.Branding.PrimaryColor,
-			BackgroundColor: s.Spec.Branding.BackgroundColor,
-		},
-	}
+	cfg := serverSettings(s, durations)
 	if cfg.Storage, err = renderStorage(s, in.Values); err != nil {
 		return nil, err
 	}
@@ -128,23 +104,12 @@ func Render(in Input) (*Output, error) { //nolint:funlen // split when the scale
 		return nil, err
 	}
 
-	var skipped []string
-	for _, c := range in.Connections {
-		rc, err := Connection(c, in.Values)
-		if err != nil {
-			skipped = append(skipped, c.Name)
-			continue
-		}
-		cfg.Connections = append(cfg.Connections, rc)
+	var skipped, connectionNames []string
+	if cfg.Connections, skipped, err = renderConnections(in); err != nil {
+		return nil, err
 	}
-	slices.Sort(skipped)
-	slices.SortFunc(cfg.Connections, func(a, b config.Connection) int { return cmp.Compare(a.Name, b.Name) })
-	if i := duplicateConnection(cfg.Connections); i >= 0 {
-		return nil, fmt.Errorf("render connections: two connections are named %q", cfg.Connections[i].Name)
-	}
-	connectionNames := make([]string, len(cfg.Connections))
-	for i, c := range cfg.Connections {
-		connectionNames[i] = c.Name
+	for _, c := range cfg.Connections {
+		connectionNames = append(connectionNames, c.Name)
 	}
 
 	clients, leftOut := uniqueClients(in.Clients)
@@ -195,6 +160,54 @@ func Render(in Input) (*Output, error) { //nolint:funlen // split when the scale
 	}
 	out.LeftOut, out.RefusedAPIs = leftOut, refusedAPIs
 	return out, nil
+}
+
+// serverSettings is the part of the config that comes from the SSOServer alone.
+func serverSettings(s *hallpassv1.SSOServer, durations map[string]config.Duration) *config.Config {
+	return &config.Config{
+		Issuer:  s.Spec.Issuer,
+		DevMode: s.Spec.DevMode,
+		Session: config.Session{
+			AbsoluteLifetime: durations["session.absoluteLifetime"],
+			IdleTimeout:      durations["session.idleTimeout"],
+		},
+		Tokens: config.Tokens{
+			IDToken:              durations["tokens.idToken"],
+			AccessToken:          durations["tokens.accessToken"],
+			RefreshToken:         durations["tokens.refreshToken"],
+			RefreshReuseInterval: durations["tokens.refreshReuseInterval"],
+			AuthorizationCode:    durations["tokens.authorizationCode"],
+		},
+		Signing:        config.Signing{Algorithm: cmp.Or(s.Spec.SigningKeys.Algorithm, "RS256")},
+		TrustedProxies: sortedCopy(s.Spec.TrustedProxies),
+		MFA: config.MFA{Policy: string(s.Spec.MFA.Policy), Factors: mfaFactors(s.Spec.MFA.Factors),
+			EnrolmentGrace: durations["mfa.enrolmentGrace"]},
+		Branding: config.Branding{
+			Title:           s.Spec.Branding.Title,
+			LogoURL:         s.Spec.Branding.LogoURL,
+			PrimaryColor:    s.Spec.Branding.PrimaryColor,
+			BackgroundColor: s.Spec.Branding.BackgroundColor,
+		},
+	}
+}
+
+// renderConnections renders the connections whose credentials resolve, sorted by name, and
+// names the ones it skipped.
+func renderConnections(in Input) (conns []config.Connection, skipped []string, err error) {
+	for _, c := range in.Connections {
+		rc, err := Connection(c, in.Values)
+		if err != nil {
+			skipped = append(skipped, c.Name)
+			continue
+		}
+		conns = append(conns, rc)
+	}
+	slices.Sort(skipped)
+	slices.SortFunc(conns, func(a, b config.Connection) int { return cmp.Compare(a.Name, b.Name) })
+	if i := duplicateConnection(conns); i >= 0 {
+		return nil, nil, fmt.Errorf("render connections: two connections are named %q", conns[i].Name)
+	}
+	return conns, skipped, nil
 }
 
 // budgeted is a client that fits its namespace's budget, rendered.

@@ -78,7 +78,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	// No CRDs here: the tests install the chart's.
-	testEnv := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
+	testEnv := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: envtestbin.StartTimeout}
 	if env.restConfig, err = testEnv.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
 		return 1
