@@ -98,8 +98,15 @@ func TestServerCommandServesFromFilesWithHealthAndMetrics(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if status, _ := get("http://" + metricsAddr + "/readyz"); status != http.StatusOK {
-		t.Errorf("/readyz: %d", status)
+	// Not ready until it serves, as a kubelet sees it: /readyz is polled until it says so.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		status, _ := get("http://" + metricsAddr + "/readyz")
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d after 10 s", status)
+		}
 	}
 	if status, _ := get("http://" + metricsAddr + "/healthz"); status != http.StatusOK {
 		t.Errorf("/healthz: %d", status)
