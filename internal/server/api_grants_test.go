@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -79,18 +78,7 @@ func TestAnOpaqueAPITokenHasTheAPIsAudienceAndLifetime(t *testing.T) {
 		t.Fatalf("status %d body %v, want an opaque token for the API's 10 minutes", status, body)
 	}
 	// The API checks an opaque token by introspection, and must see it is for the API.
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("app1", "app1-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
+	got := e.introspect(t, token)
 	if got["active"] != true || got["aud"] != reportsAPI || got["scope"] != "reports:read reports:write" || got["exp"].(float64)-got["iat"].(float64) != 600 {
 		t.Fatalf("introspection = %v, want the API's audience, granted scopes and lifetime", got)
 	}
@@ -142,17 +130,7 @@ func TestAWithdrawnGrantEndsRefreshes(t *testing.T) {
 	app2 := e.rp("app2", "app2-secret", "openid", "offline_access", "orders:read")
 	tok, _ := app2.signIn(t, e.browser(), "alice", alicePassword, forOrders)
 
-	cfg := *e.srv.Config()
-	cfg.APIs = slices.Clone(cfg.APIs)
-	for i := range cfg.APIs {
-		if cfg.APIs[i].Identifier == ordersAPI {
-			cfg.APIs[i].Grants = slices.DeleteFunc(slices.Clone(cfg.APIs[i].Grants), func(g config.APIGrant) bool { return g.ClientID == "app2" })
-		}
-	}
-	keys, _ := testKeys()
-	if err := e.srv.Apply(&cfg, keys); err != nil {
-		t.Fatal(err)
-	}
+	e.withdrawGrant(t, ordersAPI, "app2")
 	_, err := refresh(app2, tok.RefreshToken)
 	assertOAuthError(t, err, "invalid_grant")
 }

@@ -62,15 +62,7 @@ func TestBrowserSignsInOnceForEveryClientWithSingleSignOnUntilLogout(t *testing.
 			SingleSignOn: a.clientID != "app-c", Connections: []string{"people"},
 		})
 	}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	serveConfigOn(t, ssoLn, cfg)
 	for _, a := range apps {
 		a.connect(t, issuer)
 	}
@@ -198,6 +190,21 @@ func listenLoopback(t *testing.T) net.Listener {
 
 func hostPort(host string, ln net.Listener) string {
 	return net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+}
+
+// serveConfigOn starts a server of cfg, with the test keys and fresh test storage, and serves
+// it on ln until t ends.
+func serveConfigOn(t *testing.T, ln net.Listener, cfg *config.Config, opts ...server.Option) {
+	t.Helper()
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, keys, openTestStorage(t), append([]server.Option{server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	serveOn(t, ln, srv)
 }
 
 func serveOn(t *testing.T, ln net.Listener, h http.Handler) {

@@ -101,17 +101,7 @@ func TestADeviceCodeForAWithdrawnGrantGivesNothing(t *testing.T) {
 	d := e.startDeviceWith(t, cliClient, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("resource", ordersAPI)}, "openid", "orders:read")
 	answer(t, b, d.confirmation(t, b), "allow")
 
-	cfg := *e.srv.Config()
-	cfg.APIs = slices.Clone(cfg.APIs)
-	for i := range cfg.APIs {
-		if cfg.APIs[i].Identifier == ordersAPI {
-			cfg.APIs[i].Grants = slices.DeleteFunc(slices.Clone(cfg.APIs[i].Grants), func(g config.APIGrant) bool { return g.ClientID == cliClient })
-		}
-	}
-	keys, _ := testKeys()
-	if err := e.srv.Apply(&cfg, keys); err != nil {
-		t.Fatal(err)
-	}
+	e.withdrawGrant(t, ordersAPI, cliClient)
 	e.clock.Advance(5 * time.Second)
 	d.pollError(t, "invalid_grant")
 }

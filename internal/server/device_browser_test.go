@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hallpass/hallpass/internal/config"
-	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -25,15 +23,7 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	issuer := "http://" + hostPort(ssoHost, ln)
 	cfg := testConfig(t, issuer)
 	withDeviceClient(func(c *config.Client) { c.Connections = []string{"people"} })(cfg)
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ln, srv)
+	serveConfigOn(t, ln, cfg)
 	ctx := oidc.ClientContext(context.Background(), testNamesClient())
 	provider, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {

@@ -438,19 +438,7 @@ func TestRevocationAndIntrospection(t *testing.T) {
 	rp := e.rp("app2", "app2-secret")
 	tok, _ := rp.signIn(t, e.browser(), "alice", alicePassword)
 
-	introspect := func(token string) map[string]any {
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("app1", "app1-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return body
-	}
+	introspect := func(token string) map[string]any { return e.introspect(t, token) }
 	if got := introspect(tok.AccessToken); got["active"] != true || got["sub"] != "people|alice" || got["client_id"] != "app2" {
 		t.Fatalf("introspect access token = %v", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -502,4 +503,42 @@ func (b *browser) signOut(u string) page {
 		p = b.post(action, form)
 	}
 	return p
+}
+
+// introspect asks the introspection endpoint, as app1, about token and returns its answer.
+func (e *env) introspect(t *testing.T, token string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("app1", "app1-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("introspection answer: %v", err)
+	}
+	return body
+}
+
+// withdrawGrant applies the server's config without clientID's grant on the API, as the
+// operator does when an SSOAPI stops granting a client.
+func (e *env) withdrawGrant(t *testing.T, api, clientID string) {
+	t.Helper()
+	cfg := *e.srv.Config()
+	cfg.APIs = slices.Clone(cfg.APIs)
+	for i := range cfg.APIs {
+		if cfg.APIs[i].Identifier == api {
+			cfg.APIs[i].Grants = slices.DeleteFunc(slices.Clone(cfg.APIs[i].Grants), func(g config.APIGrant) bool { return g.ClientID == clientID })
+		}
+	}
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Apply(&cfg, keys); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/digest"
-	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -70,15 +68,7 @@ func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *te
 			SingleSignOn: true, Connections: []string{"people"}, RequireMFA: a.clientID == "app-b",
 		})
 	}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	serveConfigOn(t, ssoLn, cfg)
 	for _, a := range apps {
 		a.connect(t, issuer)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"html/template"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/digest"
-	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
@@ -92,15 +90,7 @@ func startWikiBehindOAuth2Proxy(t *testing.T) (string, string, *relyingApp) {
 			RedirectURIs: []string{proxyURL + "/oauth2/callback"}, SingleSignOn: true, Connections: []string{"people"}},
 	}
 	cfg.APIs = nil
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	serveConfigOn(t, ssoLn, cfg)
 	appA.connect(t, issuer)
 	upstream := startUpstream(t)
 	startOAuth2Proxy(t, proxyBin, proxyAddr, []string{

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/digest"
-	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -116,15 +114,7 @@ func startPasskeyWorld(t *testing.T, mfa config.MFA) (string, *relyingApp, *chro
 		RedirectURIs: []string{app.url + "/callback"}, PostLogoutRedirectURIs: []string{app.url + "/signed-out"},
 		SingleSignOn: true, Connections: []string{"people"},
 	}}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	serveConfigOn(t, ssoLn, cfg)
 	app.connect(t, issuer)
 	// WebAuthn runs only in secure contexts; the test's issuer is plain HTTP on loopback
 	// under a test host name, which this flag lets Chromium treat as the HTTPS origin it is

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"cmp"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -148,17 +147,7 @@ func TestAGrantWithdrawnFromTheAPIEndsExchanges(t *testing.T) {
 	tok, _ := e.rp("app2", "app2-secret").signIn(t, e.browser(), "alice", alicePassword)
 	idToken, _ := tok.Extra("id_token").(string)
 
-	cfg := *e.srv.Config()
-	cfg.APIs = slices.Clone(cfg.APIs)
-	for i := range cfg.APIs {
-		if cfg.APIs[i].Identifier == ordersAPI {
-			cfg.APIs[i].Grants = slices.DeleteFunc(slices.Clone(cfg.APIs[i].Grants), func(g config.APIGrant) bool { return g.ClientID == "app2" })
-		}
-	}
-	keys, _ := testKeys()
-	if err := e.srv.Apply(&cfg, keys); err != nil {
-		t.Fatal(err)
-	}
+	e.withdrawGrant(t, ordersAPI, "app2")
 	if status, body := exchange(t, e, "app2", idToken, idTokenType, url.Values{"audience": {ordersAPI}}); status != http.StatusBadRequest || body["error"] != "invalid_target" {
 		t.Errorf("after the grant is withdrawn: status %d body %v, want invalid_target", status, body)
 	}
@@ -167,19 +156,5 @@ func TestAGrantWithdrawnFromTheAPIEndsExchanges(t *testing.T) {
 // introspectActive asks the introspection endpoint, as app1, whether token is active.
 func introspectActive(t *testing.T, e *env, token string) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("app1", "app1-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got struct {
-		Active bool `json:"active"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
-	return got.Active
+	return e.introspect(t, token)["active"] == true
 }

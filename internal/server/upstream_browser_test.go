@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -46,15 +45,7 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	cfg.Connections = append(cfg.Connections, config.Connection{Name: "upstream", Type: config.ConnectionOIDC, DisplayName: "Upstream IdP",
 		OIDC: &config.OIDCConnection{Issuer: peer.Issuer, ClientID: conntest.OIDCClientID, ClientSecret: conntest.OIDCClientSecret,
 			Scopes: []string{"email", "openid", "profile"}}})
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)), server.WithUpstreamHTTPClient(testNamesClient()))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	serveConfigOn(t, ssoLn, cfg, server.WithUpstreamHTTPClient(testNamesClient()))
 	appA.connect(t, issuer)
 	appB.connect(t, issuer)
 
