@@ -39,9 +39,6 @@ func (s *Server) presentedCode(st *state, client config.Client, form url.Values)
 // redeem the code, and whoever saw a code in a log could otherwise sign its user out of the
 // application.
 func (s *Server) grantAuthorizationCode(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if !client.AllowsGrant(config.GrantAuthorizationCode) {
-		return nil, newError(ErrUnauthorizedClient, "the application may not use the authorization code grant")
-	}
 	c, codeHash, refused := s.presentedCode(st, client, r.PostForm)
 	if refused != nil {
 		return nil, refused

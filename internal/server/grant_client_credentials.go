@@ -13,9 +13,6 @@ import (
 // grantClientCredentials issues an access token to a machine-to-machine client acting on
 // its own behalf (RFC 6749 §4.4): no user, so no ID token and no refresh token.
 func (s *Server) grantClientCredentials(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if client.Type != config.ClientMachineToMachine {
-		return nil, newError(ErrUnauthorizedClient, "only machine-to-machine applications may use client_credentials")
-	}
 	target, oerr := parseTarget(r.PostForm)
 	if oerr != nil {
 		return nil, oerr

@@ -16,9 +16,6 @@ import (
 // expired, and the tokens once approved, redeemed like an authorization code in the session
 // that approved it (single use, refused when that session has ended).
 func (s *Server) grantDeviceCode(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if !client.AllowsGrant(config.GrantDeviceCode) {
-		return nil, newError(ErrUnauthorizedClient, "the application may not use the device authorization grant")
-	}
 	deviceCode := r.PostForm.Get("device_code")
 	if deviceCode == "" {
 		return nil, newError(ErrInvalidRequest, "device_code is missing")

@@ -73,9 +73,6 @@ func narrowScopes(granted []string, requested string) ([]string, *oauthError) {
 }
 
 func (s *Server) grantRefreshToken(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if !client.AllowsGrant(config.GrantRefreshToken) {
-		return nil, newError(ErrUnauthorizedClient, "the application may not use refresh tokens")
-	}
 	presented := r.PostForm.Get("refresh_token")
 	if presented == "" {
 		return nil, newError(ErrInvalidRequest, "refresh_token is missing")

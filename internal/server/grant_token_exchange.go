@@ -33,9 +33,6 @@ var userClaimScopes = []string{scopeProfile, scopeEmail, scopeGroups}
 // invalid_request for a missing or unacceptable subject token, invalid_target for an API the
 // client may not get, unauthorized_client for a client that does not declare the grant.
 func (s *Server) grantTokenExchange(ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError) {
-	if !client.AllowsGrant(config.GrantTokenExchange) {
-		return nil, newError(ErrUnauthorizedClient, "the application may not use token exchange")
-	}
 	form := r.PostForm
 	if refused := checkExchangeParameters(form); refused != nil {
 		return nil, refused

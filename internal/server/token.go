@@ -34,6 +34,23 @@ type tokenResponse struct {
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
+// tokenGrant is one grant type of the token endpoint: what answers it, the label of its
+// requests in the metrics, and the refusal for a client that may not use it (the one check
+// every grant shares, made before the grant is called).
+type tokenGrant struct {
+	issue   func(s *Server, ctx context.Context, st *state, client config.Client, r *http.Request) (*tokenResponse, *oauthError)
+	label   string
+	refusal string
+}
+
+var tokenGrants = map[string]tokenGrant{
+	grantAuthorizationCode: {(*Server).grantAuthorizationCode, "authorization_code", "the application may not use the authorization code grant"},
+	grantRefreshToken:      {(*Server).grantRefreshToken, "refresh_token", "the application may not use refresh tokens"},
+	grantClientCredentials: {(*Server).grantClientCredentials, "client_credentials", "only machine-to-machine applications may use client_credentials"},
+	grantDeviceCode:        {(*Server).grantDeviceCode, "device_code", "the application may not use the device authorization grant"},
+	grantTokenExchange:     {(*Server).grantTokenExchange, "token_exchange", "the application may not use token exchange"},
+}
+
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	client, ok := s.browserTokenEndpointClient(w, r, st)
@@ -45,34 +62,22 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp *tokenResponse
 		oerr *oauthError
 	)
+	label := "other"
 	gt := r.PostForm.Get("grant_type")
-	switch gt {
-	case grantAuthorizationCode:
-		resp, oerr = s.grantAuthorizationCode(r.Context(), st, client, r)
-	case grantRefreshToken:
-		resp, oerr = s.grantRefreshToken(r.Context(), st, client, r)
-	case grantClientCredentials:
-		resp, oerr = s.grantClientCredentials(r.Context(), st, client, r)
-	case grantDeviceCode:
-		resp, oerr = s.grantDeviceCode(r.Context(), st, client, r)
-	case grantTokenExchange:
-		resp, oerr = s.grantTokenExchange(r.Context(), st, client, r)
-	case "":
+	grant, known := tokenGrants[gt]
+	switch {
+	case gt == "":
 		oerr = newError(ErrInvalidRequest, "grant_type is missing")
-	default:
+	case !known:
 		oerr = newError(ErrUnsupportedGrantType, "grant_type is not supported")
-	}
-	switch gt {
-	case grantAuthorizationCode, grantRefreshToken, grantClientCredentials:
-	case grantDeviceCode:
-		gt = "device_code"
-	case grantTokenExchange:
-		gt = "token_exchange"
+	case !client.AllowsGrant(gt):
+		label, oerr = grant.label, newError(ErrUnauthorizedClient, grant.refusal)
 	default:
-		gt = "other"
+		label = grant.label
+		resp, oerr = grant.issue(s, r.Context(), st, client, r)
 	}
 	if oerr != nil {
-		s.metrics.tokens.WithLabelValues(gt, string(oerr.Code)).Inc()
+		s.metrics.tokens.WithLabelValues(label, string(oerr.Code)).Inc()
 		if oerr.Code == ErrServerError {
 			s.logger.ErrorContext(r.Context(), "token request failed", "client", client.ID, "err", oerr)
 			oerr = newError(ErrServerError, "")
@@ -80,7 +85,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
-	s.metrics.tokens.WithLabelValues(gt, "ok").Inc()
+	s.metrics.tokens.WithLabelValues(label, "ok").Inc()
 	writeJSON(w, http.StatusOK, resp)
 }
 
