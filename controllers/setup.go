@@ -156,7 +156,7 @@ func (cs controllerSetup) clientController() error {
 		For(&hallpassv1.SSOClient{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfRecord)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfOwnSecret)).
 		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{cs.m}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: clientReconcilers}).
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsOfConnectionServer)).
@@ -322,15 +322,20 @@ func (m mapper) clientsOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 	return reqs
 }
 
-// clientOfRecord maps a client record to the SSOClient it names: the server's verdict on it
-// is news to the client. It watches the cache the client's reconcile reads the record from,
-// so the reconcile sees the record that triggered it.
-func (m mapper) clientOfRecord(_ context.Context, o client.Object) []reconcile.Request {
-	if o.GetLabels()[labelRecord] != recordClient {
-		return nil
+// clientOfOwnSecret maps a client record, or a credentials Secret, to the SSOClient it is
+// for: the server's verdict on the record is news to the client, and so is a credentials
+// Secret deleted or changed by someone else (with the Orphan policy it has no owner
+// reference to be watched by). It watches the cache the client's reconcile reads both from,
+// so the reconcile sees the change that triggered it.
+func (m mapper) clientOfOwnSecret(_ context.Context, o client.Object) []reconcile.Request {
+	if o.GetLabels()[labelRecord] == recordClient {
+		a := o.GetAnnotations()
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a[annotationRecordNamespace], Name: a[annotationRecordName]}}}
 	}
-	a := o.GetAnnotations()
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a[annotationRecordNamespace], Name: a[annotationRecordName]}}}
+	if name := o.GetLabels()[hallpassv1.LabelClient]; name != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+	}
+	return nil
 }
 
 func (m mapper) connectionsOfServer(ctx context.Context, o client.Object) []reconcile.Request {
