@@ -247,6 +247,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	switch r.PostForm.Get("decision") {
 	case "":
 		page.Confirm, page.ClientName, page.UserCode = true, client.Name, formatUserCode(d.normalized)
+		page.APIName = apiName(st, d.Audience)
 		if usable {
 			page.SignedInAs = displayUser(sess.Claims)
 		}
@@ -278,6 +279,19 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.renderError(w, http.StatusBadRequest, "The request could not be read.")
 	}
+}
+
+// apiName names the API a device code asks a token for, for the confirmation: the SSOAPI's
+// display name, or its identifier when the API is no longer served (the code then gives
+// nothing: its redemption checks the grant again). Empty when the code names no API.
+func apiName(st *state, audience string) string {
+	if audience == "" {
+		return ""
+	}
+	if api, ok := st.cfg.API(audience); ok && api.Name != "" {
+		return api.Name
+	}
+	return audience
 }
 
 // foundDeviceCode is a device code found by the user code typed for it.

@@ -105,3 +105,37 @@ func TestADeviceCodeForAWithdrawnGrantGivesNothing(t *testing.T) {
 	e.clock.Advance(5 * time.Second)
 	d.pollError(t, "invalid_grant")
 }
+
+// TestTheDeviceConfirmationNamesTheAPIItAsksFor: the user who confirms a code sees which
+// API the device will get a token for, by the SSOAPI's display name, before allowing it.
+func TestTheDeviceConfirmationNamesTheAPIItAsksFor(t *testing.T) {
+	e := newEnv(t, withOrdersAPI(), withDeviceClient(), withOrdersGrantForTheCLI)
+	b := e.browser()
+	e.rp("app2", "app2-secret").signIn(t, b, "alice", alicePassword)
+	tests := []struct {
+		name    string
+		opts    []oauth2.AuthCodeOption
+		wantAPI string
+	}{
+		{name: "a code for the API by audience names it", opts: []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("audience", ordersAPI)},
+			wantAPI: `with access to <strong id="api-name">Orders</strong>`},
+		{name: "a code for the API by resource names it", opts: []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("resource", ordersAPI)},
+			wantAPI: `with access to <strong id="api-name">Orders</strong>`},
+		{name: "a code for sign-in only names no API"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := e.startDeviceWith(t, cliClient, tt.opts, "openid")
+			p := d.confirmation(t, b)
+			if !strings.Contains(p.body, "Cluster CLI") {
+				t.Errorf("the confirmation does not name the application:\n%s", p.body)
+			}
+			if tt.wantAPI != "" && !strings.Contains(p.body, tt.wantAPI) {
+				t.Errorf("the confirmation does not show %q:\n%s", tt.wantAPI, p.body)
+			}
+			if tt.wantAPI == "" && strings.Contains(p.body, "with access to") {
+				t.Errorf("the confirmation of a sign-in names an API:\n%s", p.body)
+			}
+		})
+	}
+}

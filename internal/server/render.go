@@ -66,10 +66,12 @@ type pageData struct {
 	TOTPAllowed bool
 
 	// The device page: the user code typed or confirmed, and on the confirmation the user
-	// the device will be signed in as, when the browser's session can answer.
+	// the device will be signed in as, when the browser's session can answer, and the API
+	// the device asks a token for, if any.
 	UserCode   string
 	SignedInAs string
 	Confirm    bool
+	APIName    string
 
 	// Auto-submitted responses.
 	Fields       []formField
