@@ -93,6 +93,26 @@ func (notOnlyVerdict) Update(e event.UpdateEvent) bool {
 	return !same
 }
 
+// readinessChanged passes the creation and deletion of an object, and an update that changes
+// its generation (spec) or the status of its Ready condition.
+type readinessChanged struct {
+	predicate.Funcs
+}
+
+func (readinessChanged) Create(event.CreateEvent) bool   { return true }
+func (readinessChanged) Delete(event.DeleteEvent) bool   { return true }
+func (readinessChanged) Generic(event.GenericEvent) bool { return true }
+
+func (readinessChanged) Update(e event.UpdateEvent) bool {
+	before, ok1 := e.ObjectOld.(*hallpassv1.IdentityConnection)
+	after, ok2 := e.ObjectNew.(*hallpassv1.IdentityConnection)
+	if !ok1 || !ok2 || before.Generation != after.Generation || !before.DeletionTimestamp.Equal(after.DeletionTimestamp) {
+		return true
+	}
+	return meta.IsStatusConditionTrue(before.Status.Conditions, hallpassv1.ConditionReady) !=
+		meta.IsStatusConditionTrue(after.Status.Conditions, hallpassv1.ConditionReady)
+}
+
 // clientsOfServerHandler maps an SSOServer event to the SSOClients that depend on it: all of
 // them when the server's spec changes or it comes or goes; when only the config revision the
 // pods applied moves on, those whose served revision it now covers and that are not yet

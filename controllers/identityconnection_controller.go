@@ -97,12 +97,13 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, s *c
 	}
 
 	var clients hallpassv1.SSOClientList
-	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(server.Namespace, server.Name)}); err != nil {
+	// Read only: a deep copy of each of ten thousand clients per count would be most of it.
+	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(server.Namespace, server.Name)}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("list SSOClients of SSOServer %s: %w", server.Name, err)
 	}
 	var n int32
-	for _, c := range clients.Items {
-		if meta.IsStatusConditionTrue(c.Status.Conditions, hallpassv1.SSOClientAccepted) &&
+	for i := range clients.Items {
+		if c := &clients.Items[i]; meta.IsStatusConditionTrue(c.Status.Conditions, hallpassv1.SSOClientAccepted) &&
 			(len(c.Spec.Connections) == 0 || slices.Contains(c.Spec.Connections, conn.Name)) {
 			n++
 		}

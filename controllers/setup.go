@@ -135,7 +135,10 @@ func (cs controllerSetup) serverController() error {
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.serverOfClient)),
 			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfConnection)).
+		// Render reads a connection's spec, not its status (the count of its clients changes
+		// with every burst of clients).
+		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfConnection),
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.serversSelectingNamespaces)).
 		WatchesRawSource(cs.coalescedMetadata("Secret", cs.m.serversOfSecret)).
@@ -159,7 +162,10 @@ func (cs controllerSetup) clientController() error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfOwnSecret)).
 		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{cs.m}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: clientReconcilers}).
-		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsOfConnectionServer)).
+		// A client cares whether its connections exist and are ready, not about their other
+		// status (such as their count of clients, which each accepted client changes).
+		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsOfConnectionServer),
+			builder.WithPredicates(readinessChanged{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsInNamespace)).
 		WatchesRawSource(cs.metadata("Secret", cs.m.clientsOfSecret)).
 		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now})
@@ -173,7 +179,8 @@ func (cs controllerSetup) connectionController() error {
 	err := ctrl.NewControllerManagedBy(cs.mgr).
 		For(&hallpassv1.IdentityConnection{}).
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer)).
-		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer)).
+		// A connection counts its accepted clients: one count per burst of clients.
+		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer))).
 		WatchesRawSource(cs.metadata("Secret", cs.m.connectionsOfSecret)).
 		WatchesRawSource(cs.metadata("ConfigMap", cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
@@ -189,7 +196,7 @@ func (cs controllerSetup) apiController() error {
 		For(&hallpassv1.SSOAPI{}).
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfAPIServer)).
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer)).
-		Watches(&hallpassv1.SSOClient{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer)).
+		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.allAPIs)).
 		Complete(&SSOAPIReconciler{Client: cs.c, Recorder: cs.mgr.GetEventRecorder("ssoapi-controller")})
 	if err != nil {

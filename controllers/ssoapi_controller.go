@@ -79,7 +79,8 @@ func (r *SSOAPIReconciler) reconcileServer(ctx context.Context, s *apiScope) (bo
 		return false, fmt.Errorf("get SSOServer %s: %w", api.Spec.ServerRef.Name, err)
 	}
 	var clients hallpassv1.SSOClientList
-	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(api.Namespace, api.Spec.ServerRef.Name)}); err != nil {
+	// Read only, as render reads them.
+	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(api.Namespace, api.Spec.ServerRef.Name)}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("list SSOClients of SSOServer %s: %w", api.Spec.ServerRef.Name, err)
 	}
 	for i := range clients.Items {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -462,10 +463,21 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	// The Secret the operator created for this client, unchanged in the cache, needs no
 	// write: a Secret's name is unique, so no user's Secret can hide behind it.
 	desired := r.credentialsApply(s, name)
-	if err := r.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing); err == nil &&
-		s.credentialsUID != "" && existing.UID == s.credentialsUID && appliedAlready(existing, desired) {
+	err := r.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing)
+	if err == nil && s.credentialsUID != "" && existing.UID == s.credentialsUID && appliedAlready(existing, desired) {
 		r.credentialsReady(s, name)
 		return true, nil
+	}
+	if apierrors.IsNotFound(err) {
+		// None that the operator manages; most often a new client's. A create (never an
+		// apply) cannot take over a user's Secret of that name, and answers with the UID.
+		created, err := r.createCredentials(ctx, desired)
+		switch {
+		case err == nil:
+			return r.recordCredentials(ctx, s, created.UID, name)
+		case !apierrors.IsAlreadyExists(err):
+			return false, fmt.Errorf("create credentials Secret %s: %w", name, err)
+		}
 	}
 	// The cache only holds Secrets the operator manages, and a user's Secret of the same
 	// name must be found so it is never taken over.
@@ -473,30 +485,104 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 		if !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
 		}
-		existing = nil
+		// Gone since the cache saw it.
+		created, err := r.createCredentials(ctx, desired)
+		if err != nil {
+			return false, fmt.Errorf("create credentials Secret %s: %w", name, err)
+		}
+		return r.recordCredentials(ctx, s, created.UID, name)
 	}
-	if existing != nil && !s.isCredentialsSecret(existing) {
+	if !s.isCredentialsSecret(existing) {
 		s.conds.set(hallpassv1.SSOClientCredentialsReady, metav1.ConditionFalse, hallpassv1.ReasonSecretConflict,
 			fmt.Sprintf("Secret %s exists and was not written by Hallpass for this SSOClient; delete it, or choose another spec.credentials.secretName", name))
 		return false, nil
 	}
-	if err := r.Apply(ctx, desired, fieldOwner, client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("apply credentials Secret %s: %w", name, err)
+	if !appliedAlready(existing, desired) {
+		if err := r.Update(ctx, credentialsUpdate(existing, desired, sc), fieldOwner); err != nil {
+			return false, fmt.Errorf("update credentials Secret %s: %w", name, err)
+		}
 	}
-	if existing == nil || existing.UID != s.credentialsUID {
-		// Created now, or recognised: record it as this client's, so that a Secret put in
-		// its place later is not.
-		created := &corev1.Secret{}
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, created); err != nil {
-			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
-		}
-		s.credentialsUID = created.UID
-		if ok, err := r.reconcileRecord(ctx, s); !ok || err != nil {
-			return ok, err
-		}
+	if existing.UID != s.credentialsUID {
+		// Recognised: record it as this client's, so that a Secret put in its place later
+		// is not.
+		return r.recordCredentials(ctx, s, existing.UID, name)
 	}
 	r.credentialsReady(s, name)
 	return true, nil
+}
+
+// recordCredentials records uid as that of this client's credentials Secret and reports it.
+func (r *SSOClientReconciler) recordCredentials(ctx context.Context, s *clientScope, uid types.UID, name string) (bool, error) {
+	s.credentialsUID = uid
+	if ok, err := r.reconcileRecord(ctx, s); !ok || err != nil {
+		return ok, err
+	}
+	r.credentialsReady(s, name)
+	return true, nil
+}
+
+// createCredentials creates the credentials Secret as desired; it fails if one of that name
+// exists.
+func (r *SSOClientReconciler) createCredentials(ctx context.Context, desired *corev1ac.SecretApplyConfiguration) (*corev1.Secret, error) {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: *desired.Namespace, Name: *desired.Name,
+			Labels: desired.Labels, Annotations: desired.Annotations,
+		},
+		Type: *desired.Type,
+		Data: desired.Data,
+	}
+	secret.OwnerReferences = ownerReferences(desired)
+	if err := r.Create(ctx, secret, fieldOwner); err != nil {
+		return nil, err
+	}
+	return secret, nil
+}
+
+// credentialsUpdate is existing as the operator writes it: its data replaced by the
+// desired data (keys it wrote under names no longer configured go), the desired labels,
+// annotations and owner reference set, and everything else left as others wrote it. An
+// update rather than an apply: the Secret is created with a create, which cannot take a
+// user's Secret over, and the fields of a create are not the apply's to remove (renamed keys
+// and the owner reference of a client switched to Orphan would stay).
+func credentialsUpdate(existing *corev1.Secret, desired *corev1ac.SecretApplyConfiguration, sc *hallpassv1.SSOClient) *corev1.Secret {
+	out := existing.DeepCopy()
+	if out.Data == nil {
+		out.Data = map[string][]byte{}
+	}
+	oldID, oldSecret, ok := strings.Cut(existing.Annotations[annotationCredentialKeys], ",")
+	if !ok {
+		oldID, oldSecret = hallpassv1.DefaultClientIDKey, hallpassv1.DefaultClientSecretKey
+	}
+	delete(out.Data, oldID)
+	delete(out.Data, oldSecret)
+	if _, secretKey := sc.CredentialKeyNames(); desired.Data[secretKey] == nil {
+		delete(out.Data, secretKey)
+	}
+	maps.Copy(out.Data, desired.Data)
+	out.Labels = mergeMaps(out.Labels, desired.Labels)
+	out.Annotations = mergeMaps(out.Annotations, desired.Annotations)
+	out.OwnerReferences = slices.DeleteFunc(out.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == sc.UID })
+	out.OwnerReferences = append(out.OwnerReferences, ownerReferences(desired)...)
+	return out
+}
+
+func mergeMaps(into, from map[string]string) map[string]string {
+	if into == nil {
+		into = map[string]string{}
+	}
+	maps.Copy(into, from)
+	return into
+}
+
+func ownerReferences(desired *corev1ac.SecretApplyConfiguration) []metav1.OwnerReference {
+	var refs []metav1.OwnerReference
+	for _, o := range desired.OwnerReferences {
+		refs = append(refs, metav1.OwnerReference{
+			APIVersion: *o.APIVersion, Kind: *o.Kind, Name: *o.Name, UID: *o.UID, Controller: o.Controller, BlockOwnerDeletion: o.BlockOwnerDeletion,
+		})
+	}
+	return refs
 }
 
 // credentialsReady reports the credentials Secret in status and CredentialsReady.

@@ -200,6 +200,16 @@ func TestDeletionPolicies(t *testing.T) {
 	eventually(t, func(g Gomega) {
 		g.Expect(get(g, ns, "kept-sso-credentials", &corev1.Secret{}).OwnerReferences).To(ConsistOf(HaveField("UID", again.UID)))
 	})
+
+	// And back to Orphan: the Secret no longer goes with the client.
+	again = get(g, ns, "kept", &hallpassv1.SSOClient{})
+	patch = client.MergeFrom(again.DeepCopy())
+	again.Spec.DeletionPolicy = hallpassv1.DeletionPolicyOrphan
+	g.Expect(k8s.Patch(ctx, again, patch)).To(Succeed())
+	eventually(t, func(g Gomega) {
+		g.Expect(get(g, ns, "kept-sso-credentials", &corev1.Secret{}).OwnerReferences).To(BeEmpty())
+	})
+	g.Expect(get(g, ns, "kept-sso-credentials", &corev1.Secret{}).Data).To(Equal(keptCreds.Data))
 }
 
 // TestACopiedCredentialsSecretGivesNoClientID copies a client's credentials Secret into

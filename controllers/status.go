@@ -19,10 +19,11 @@ import (
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 )
 
-// conditionSetter writes conditions of one object and records an Event whenever a
-// condition changes status, so `kubectl describe` tells the story without log access. The
-// same change goes to the operator's log, whose logger carries the object's key, for those
-// who read logs rather than Events (and Events expire after an hour).
+// conditionSetter writes conditions of one object and records an Event when a condition
+// changes in a way a user cares about (newsworthy), so `kubectl describe` tells the story
+// without log access. The same change goes to the operator's log, whose logger carries the
+// object's key, for those who read logs rather than Events (and Events expire after an
+// hour); the quiet changes of an object on its way to Ready are logged at debug level.
 type conditionSetter struct {
 	obj        client.Object
 	conditions *[]metav1.Condition
@@ -52,6 +53,10 @@ func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, 
 	if previous != nil && previous.Status == status && previous.Reason == reason {
 		return
 	}
+	if !newsworthy(typ, previous, status, reason) {
+		s.log.V(1).Info("condition changed", "condition", typ, "status", status, "reason", reason, "message", message)
+		return
+	}
 	eventType := corev1.EventTypeNormal
 	if status != metav1.ConditionTrue {
 		eventType = corev1.EventTypeWarning
@@ -62,6 +67,35 @@ func (s conditionSetter) set(typ string, status metav1.ConditionStatus, reason, 
 	}
 	s.recorder.Eventf(s.obj, nil, eventType, reason, typ, "%s", note)
 	s.log.Info("condition changed", "condition", typ, "status", status, "reason", reason, "message", message)
+}
+
+// waiting reports whether a condition is False only because the server has not got there
+// yet: an SSOClient not yet rendered (Pending) or rendered and waiting for the server's pods.
+// Progress, not a problem. (An SSOServer's ConfigApplied is Pending too while a pod serves an
+// older config; that one is news, since a pod that cannot load a config stays there.)
+func waiting(typ, reason string) bool {
+	return reason == hallpassv1.ReasonWaitingForServer ||
+		reason == hallpassv1.ReasonPending && (typ == hallpassv1.SSOClientServed || typ == hallpassv1.ConditionReady)
+}
+
+// newsworthy reports whether a condition's change from previous (nil: first observed) to
+// status and reason is worth an Event: a problem (False, for a reason other than waiting),
+// the end of a problem, or a True with a reason of its own (keys generated or rotated, a
+// config applied). An object on its way to Ready passes through Unknown, waiting reasons
+// and a first True: at ten thousand SSOClients those were seven Events each, and
+// the one Event that mattered was lost among them.
+func newsworthy(typ string, previous *metav1.Condition, status metav1.ConditionStatus, reason string) bool {
+	switch {
+	case status == metav1.ConditionUnknown:
+		return false
+	case status == metav1.ConditionFalse:
+		return !waiting(typ, reason)
+	case reason != hallpassv1.ReasonReconciled:
+		return true
+	default:
+		// True and Reconciled: news only as the end of a problem.
+		return previous != nil && previous.Status == metav1.ConditionFalse && !waiting(typ, previous.Reason)
+	}
 }
 
 // readyFrom sets Ready from the given conditions: True when all are True, otherwise False

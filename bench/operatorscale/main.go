@@ -14,8 +14,8 @@
 //
 //   - CPU used over an idle window after all are Ready;
 //
-//   - API requests per client made by the operator (client-go's request metric, less this
-//     benchmark's own requests);
+//   - API requests per client made by the operator (counted on its transport), in all and
+//     by verb and resource;
 //
 //   - the config Secret's size.
 //
@@ -23,29 +23,29 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	_ "net/http/pprof" // served only with -pprof, on the address given
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/devcluster"
@@ -91,16 +91,15 @@ func run() error {
 	if f.pprof != "" {
 		go func() { _ = http.ListenAndServe(f.pprof, nil) }()
 	}
-	cluster, issuer, err := startCluster(ctx, f.repo)
+	operator := &requestCounts{}
+	cluster, issuer, err := startCluster(ctx, f.repo, operator)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
 
-	var mine atomic.Int64
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.QPS, cfg.Burst = -1, 0
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return counting{rt, &mine} }
 	c, err := client.New(cfg, client.Options{Scheme: devcluster.Scheme()})
 	if err != nil {
 		return err
@@ -108,7 +107,7 @@ func run() error {
 	if err := prepare(ctx, c, f.n); err != nil {
 		return err
 	}
-	before, mineBefore := requests(), mine.Load()
+	operator.reset()
 	start := time.Now()
 	if err := applyClients(ctx, c, f.n, f.workers); err != nil {
 		return err
@@ -127,7 +126,7 @@ func run() error {
 		return err
 	}
 	authorized := time.Since(start)
-	operatorRequests := requests() - before - float64(mine.Load()-mineBefore)
+	operatorRequests := operator.snapshot()
 	peakReady, _ := rss()
 
 	cpuBefore := cpuTime()
@@ -146,13 +145,15 @@ func run() error {
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	fmt.Printf("| %d | %s | %s | %s | %d (%d) / %d MiB | %s | %.1f | %d B |\n", f.n, applied.Round(100*time.Millisecond),
 		allReady.Round(100*time.Millisecond), authorized.Round(100*time.Millisecond), peak>>20, peakReady>>20, settled>>20,
-		idleCPU.Round(10*time.Millisecond), operatorRequests/float64(f.n), size)
+		idleCPU.Round(10*time.Millisecond), float64(total(operatorRequests))/float64(f.n), size)
+	fmt.Println()
+	printRequests(operatorRequests, f.n)
 	return nil
 }
 
 // startCluster builds hallpass, starts the dev cluster (API server, etcd, operator, pod
 // runner) and the sample SSOServer, and waits for it to be Ready.
-func startCluster(ctx context.Context, repo string) (*devcluster.Cluster, string, error) {
+func startCluster(ctx context.Context, repo string, counts *requestCounts) (*devcluster.Cluster, string, error) {
 	bin, err := os.MkdirTemp("", "hallpass-bench-")
 	if err != nil {
 		return nil, "", err
@@ -174,6 +175,7 @@ func startCluster(ctx context.Context, repo string) (*devcluster.Cluster, string
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cluster, err := devcluster.Start(ctx, devcluster.Options{
 		CRDDir: filepath.Join(repo, "config", "crd", "bases"), BinaryAssetsDir: assets, ServerBinary: server, Logs: io.Discard,
+		OperatorTransport: func(rt http.RoundTripper) http.RoundTripper { return counting{rt, counts} },
 	})
 	if err != nil {
 		return nil, "", err
@@ -312,40 +314,99 @@ func waitAccepted(ctx context.Context, httpc *http.Client, issuer, clientID, red
 	return fmt.Errorf("the server does not accept client %s a minute after it is Ready", clientID)
 }
 
-// counting counts this benchmark's own requests, to subtract them from the process's.
+// counting counts the operator's requests by verb and resource.
 type counting struct {
-	rt http.RoundTripper
-	n  *atomic.Int64
+	rt     http.RoundTripper
+	counts *requestCounts
 }
 
 func (c counting) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
+	c.counts.add(requestKind(r))
 	return c.rt.RoundTrip(r)
 }
 
-// requests sums client-go's rest_client_requests_total of this process.
-func requests() float64 {
-	families, err := crmetrics.Registry.Gather()
-	if err != nil {
-		return 0
-	}
-	var total float64
-	for _, f := range families {
-		if f.GetName() != "rest_client_requests_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			total += counterValue(m)
-		}
-	}
-	return total
+type requestCounts struct {
+	mu sync.Mutex
+	m  map[string]int
 }
 
-func counterValue(m *dto.Metric) float64 {
-	if c := m.GetCounter(); c != nil {
-		return c.GetValue()
+func (c *requestCounts) add(kind string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int{}
 	}
-	return 0
+	c.m[kind]++
+}
+
+func (c *requestCounts) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = map[string]int{}
+}
+
+func (c *requestCounts) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.m)
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// printRequests prints the operator's requests per client by verb and resource, most first.
+func printRequests(m map[string]int, n int) {
+	kinds := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(m[b]-m[a], strings.Compare(a, b)) })
+	fmt.Println("| operator requests | per client |")
+	fmt.Println("|---|---|")
+	for _, k := range kinds {
+		fmt.Printf("| %s | %.2f |\n", k, float64(m[k])/float64(n))
+	}
+}
+
+// requestKind names a request to the API server by verb and resource, such as
+// "get secrets", "list ssoclients", "apply ssoclients/status" or "create events".
+func requestKind(r *http.Request) string {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return r.Method + " " + r.URL.Path
+	}
+	if len(parts) >= 3 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	if len(parts) == 0 {
+		return r.Method + " " + r.URL.Path
+	}
+	resource, named := parts[0], len(parts) > 1
+	if len(parts) > 2 {
+		resource += "/" + parts[2]
+	}
+	verb := strings.ToLower(r.Method)
+	switch {
+	case r.Method == http.MethodGet && r.URL.Query().Get("watch") == "true":
+		verb = "watch"
+	case r.Method == http.MethodGet && named:
+		verb = "get"
+	case r.Method == http.MethodGet:
+		verb = "list"
+	case r.Method == http.MethodPost:
+		verb = "create"
+	case r.Method == http.MethodPut:
+		verb = "update"
+	case r.Method == http.MethodPatch && strings.Contains(r.Header.Get("Content-Type"), "apply-patch"):
+		verb = "apply"
+	}
+	return verb + " " + resource
 }
 
 // rss returns this process's peak and current resident set size in bytes.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,9 @@ type Options struct {
 	Logs io.Writer
 	// Logger is the operator's and runner's logger; logr.Discard when unset.
 	Logger logr.Logger
+	// OperatorTransport, if set, wraps the transport of the operator's (and the pod
+	// runner's) API requests, for a benchmark to count them.
+	OperatorTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Cluster is a running dev cluster.
@@ -121,7 +125,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	mgr, err := ctrl.NewManager(c.Config, ctrl.Options{
+	operatorConfig := rest.CopyConfig(c.Config)
+	if opts.OperatorTransport != nil {
+		operatorConfig.Wrap(opts.OperatorTransport)
+	}
+	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
