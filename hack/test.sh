@@ -41,6 +41,12 @@ step "Building oauth2-proxy for its browser test (cached after the first run)"
 HALLPASS_OAUTH2_PROXY="$(hack/oauth2-proxy.sh)"
 export HALLPASS_OAUTH2_PROXY
 
+# Before the suites: kubectl's sign-in test (cmd/hallpass) runs the real kubectl.
+step "Building the real node's binaries: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl (cached after the first run)"
+HALLPASS_NODE_BIN="$(hack/node-binaries.sh)"
+HALLPASS_KUBECTL="$HALLPASS_NODE_BIN/kubectl"
+export HALLPASS_NODE_BIN HALLPASS_KUBECTL
+
 step "Starting PostgreSQL on loopback"
 HALLPASS_TEST_POSTGRES_DSN="$(hack/postgres.sh)"
 export HALLPASS_TEST_POSTGRES_DSN
@@ -55,10 +61,6 @@ go test -race -count=1 -timeout 30m ./...
 step "Running the PostgreSQL storage suite and benchmark on a durable cluster (fsync on)"
 HALLPASS_TEST_POSTGRES_DSN="$(HALLPASS_PG_DURABLE=1 hack/postgres.sh)" HALLPASS_TEST_POSTGRES_DURABLE=1 \
   go test -count=1 -timeout 15m -run 'TestStorage|TestTheDurableRun' -bench . -benchtime 200x ./internal/storage/postgres/
-
-step "Building the real node's binaries: kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl (cached after the first run)"
-HALLPASS_NODE_BIN="$(hack/node-binaries.sh)"
-export HALLPASS_NODE_BIN
 
 # Its own step, after the others, so that the node's pods do not compete with the suites
 # for the CPU. Not under -race: the code under test runs in containers, from the image.
