@@ -70,7 +70,9 @@ func TestKubectlSignsInWithHallpass(t *testing.T) {
 	if pages := stop(); !slices.ContainsFunc(pages, func(p string) bool { return strings.HasPrefix(p, issuer+"/login") }) {
 		t.Errorf("the first browser sign-in showed no login page: %v", pages)
 	}
-	assertWhoami(t, whoami.wait())
+	first := whoami.wait()
+	assertWhoami(t, first)
+	laptop.assertTokensKeptPrivately(first)
 
 	// 2. RBAC on the Hallpass group: denied without a binding, granted with one, denied
 	// again once it is gone. The cluster admin uses kubectl too. A role of its own: the
@@ -179,6 +181,30 @@ func assertForbidden(t *testing.T, r result) {
 	t.Helper()
 	if r.err == nil || !strings.Contains(r.stderr, "(Forbidden)") {
 		t.Fatalf("kubectl without a binding: %s, want Forbidden", r)
+	}
+}
+
+// assertTokensKeptPrivately checks the machine's token cache: one file, that only its owner
+// may read, whose tokens kubectl never showed the user.
+func (m *userMachine) assertTokensKeptPrivately(shown result) {
+	m.t.Helper()
+	files, err := filepath.Glob(filepath.Join(m.cacheHome, "hallpass", "tokens", "*.json"))
+	if err != nil || len(files) != 1 {
+		m.t.Fatalf("token cache under %s: %v %v, want one file", m.cacheHome, files, err)
+	}
+	info, err := os.Stat(files[0])
+	must(m.t, err)
+	if info.Mode().Perm() != 0o600 {
+		m.t.Errorf("the token cache has mode %v, want 0600", info.Mode().Perm())
+	}
+	data, err := os.ReadFile(files[0])
+	must(m.t, err)
+	var cached cachedToken
+	must(m.t, json.Unmarshal(data, &cached))
+	for name, secret := range map[string]string{"ID token": cached.IDToken, "refresh token": cached.RefreshToken} {
+		if secret == "" || strings.Contains(shown.stdout+shown.stderr, secret) {
+			m.t.Errorf("the %s is missing from the cache or kubectl showed it:\n%s", name, shown)
+		}
 	}
 }
 
