@@ -22,7 +22,8 @@ import (
 // users, refresh families and expired rows through the storage package's bulk writes
 // (sqlstore's CreateSessions and the like: the statements and encoding of the server's own
 // writes, many to a transaction), measures what each record takes on disk, and times one
-// garbage collection. The silent logins then run against the filled database.
+// sweep of expired sessions and one garbage collection. The silent logins then run against
+// the filled database.
 
 // fillBatch is how many records one bulk transaction writes.
 const fillBatch = 5000
@@ -39,8 +40,12 @@ type fillReport struct {
 	sessions, families              int
 	took                            time.Duration
 	bytesPerSession, bytesPerFamily float64
-	gcRows                          int64
-	gcTook                          time.Duration
+	// gcRows expired access tokens were deleted by one garbage collection in gcTook, then
+	// ended expired sessions were ended in sweepTook.
+	ended     int
+	sweepTook time.Duration
+	gcRows    int64
+	gcTook    time.Duration
 }
 
 func (f fillReport) String() string {
@@ -49,6 +54,9 @@ func (f fillReport) String() string {
 	}
 	s := fmt.Sprintf("%d sessions stored in %s (%.0f/s), %.0f B per session; %d refresh families, %.0f B per family",
 		f.sessions, f.took.Round(time.Second), float64(f.sessions)/f.took.Seconds(), f.bytesPerSession, f.families, f.bytesPerFamily)
+	if f.ended > 0 {
+		s += fmt.Sprintf("; the sweep ended %d expired sessions in %s (%.0f/s)", f.ended, f.sweepTook.Round(time.Millisecond), float64(f.ended)/f.sweepTook.Seconds())
+	}
 	if f.gcRows > 0 {
 		s += fmt.Sprintf("; GC deleted %d expired rows in %s (%.0f rows/s)", f.gcRows, f.gcTook.Round(time.Millisecond), float64(f.gcRows)/f.gcTook.Seconds())
 	}
@@ -87,16 +95,22 @@ func fill(ctx context.Context, st config.Storage, o options) (fillReport, error)
 		return rep, err
 	}
 	rep.bytesPerFamily = float64(after-before) / float64(max(o.fillFamilies, 1))
-	rep.gcRows, rep.gcTook, err = timedGC(ctx, store, o.gcRows, now)
+	err = timedGC(ctx, store, o.gcRows, now, &rep)
 	fmt.Println("fill:", rep)
 	return rep, err
 }
 
-// timedGC stores n expired sessions and n expired access tokens and times the collection
-// that deletes them (with the rows of the fill alive beside them).
-func timedGC(ctx context.Context, store bulkStore, n int, now time.Time) (int64, time.Duration, error) {
+// sweepBatch is the server's: how many expired sessions one transaction ends.
+const sweepBatch = 100
+
+// timedGC stores n expired sessions and n expired access tokens of theirs (with the rows of
+// the fill alive beside them), then times the server's two steps apart: one garbage
+// collection, which deletes the tokens whatever the sessions' backlog, and the sweep that
+// ends the sessions as the server's does (ListExpiredSessions and RevokeSessions, a batch at
+// a time, none of them with a back-channel client to announce to).
+func timedGC(ctx context.Context, store bulkStore, n int, now time.Time, rep *fillReport) error {
 	if n == 0 {
-		return 0, 0, nil
+		return nil
 	}
 	err := inBatches(n, func(from, to int) error {
 		if err := store.CreateSessions(ctx, fillSessions(from, to, now, true)); err != nil {
@@ -105,14 +119,34 @@ func timedGC(ctx context.Context, store bulkStore, n int, now time.Time) (int64,
 		return store.CreateAccessTokens(ctx, fillTokens(from, to, now))
 	})
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	start := time.Now()
-	deleted, err := store.GarbageCollect(ctx, now)
-	if err != nil {
-		return 0, 0, fmt.Errorf("garbage collection: %w", err)
+	if rep.gcRows, err = store.GarbageCollect(ctx, now); err != nil {
+		return fmt.Errorf("garbage collection: %w", err)
 	}
-	return deleted, time.Since(start), nil
+	rep.gcTook = time.Since(start)
+	start = time.Now()
+	for {
+		batch, err := store.ListExpiredSessions(ctx, now, sweepBatch)
+		if err != nil {
+			return fmt.Errorf("list expired sessions: %w", err)
+		}
+		ids := make([]string, len(batch))
+		for i, sess := range batch {
+			ids[i] = sess.IDHash
+		}
+		ended, err := store.RevokeSessions(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("end expired sessions: %w", err)
+		}
+		rep.ended += len(ended)
+		if len(batch) < sweepBatch {
+			break
+		}
+	}
+	rep.sweepTook = time.Since(start)
+	return nil
 }
 
 // inBatches calls write for [from, to) ranges of at most fillBatch covering [0, n).

@@ -79,8 +79,8 @@ type options struct {
 	// alg is the ID tokens' signing algorithm (RS256 or ES256).
 	alg string
 	// fill is how many sessions of other users are stored before the server starts, with
-	// fillFamilies refresh families and gcRows expired sessions and access tokens for one
-	// timed garbage collection (fill.go).
+	// fillFamilies refresh families and gcRows expired sessions and access tokens for a
+	// timed sweep and garbage collection (fill.go).
 	fill, fillFamilies, gcRows int
 }
 
@@ -99,7 +99,7 @@ func main() {
 	flag.StringVar(&o.alg, "alg", "RS256", "signing algorithm of the ID tokens: RS256 or ES256")
 	flag.IntVar(&o.fill, "fill", 0, "sessions of other users stored (in bulk) before the server starts")
 	flag.IntVar(&o.fillFamilies, "fill-families", 100_000, "with -fill: refresh families stored, to measure their size")
-	flag.IntVar(&o.gcRows, "gc-rows", 300_000, "with -fill: expired sessions, and as many expired access tokens, deleted by one timed garbage collection")
+	flag.IntVar(&o.gcRows, "gc-rows", 300_000, "with -fill: expired sessions, ended by a timed sweep, and as many expired access tokens, deleted by one timed garbage collection")
 	flag.Parse()
 	o.backends = strings.Split(backends, ",")
 	if err := run(context.Background(), o); err != nil {
@@ -195,6 +195,9 @@ func run(ctx context.Context, o options) error {
 			// Each silent login leaves an access token and a code redemption to collect.
 			fmt.Printf("%s: GC deletes %.0f rows/s; the logins above leave %.0f rows/s to collect (2 per login)\n",
 				r.backend, float64(r.fill.gcRows)/r.fill.gcTook.Seconds(), 2*r.rate)
+		}
+		if r.fill.ended > 0 {
+			fmt.Printf("%s: the sweep ends %.0f expired sessions/s\n", r.backend, float64(r.fill.ended)/r.fill.sweepTook.Seconds())
 		}
 	}
 	fmt.Println("\nsrv CPU: the server process's CPU time / wall time (200% = both cores of a 2-core machine).")

@@ -53,7 +53,8 @@ type BackchannelOptions struct {
 	// Workers is how many deliveries run at once; default 4.
 	Workers int
 	// QueueSize bounds the deliveries waiting for a worker; default 1024. When it is full
-	// a new delivery is dropped (and counted) rather than slowing down a logout.
+	// a new delivery is dropped (and counted) rather than slowing down a logout. Those of
+	// the sweeper that ends expired sessions take at most half of it, and wait for room.
 	QueueSize int
 	// RequestTimeout bounds one POST; default 5s.
 	RequestTimeout time.Duration
@@ -101,6 +102,9 @@ type logoutDelivery struct {
 	subject  string
 	reason   string
 	attempt  int
+	// paced marks a delivery of the sweeper, which holds one of the queue's paced places
+	// until a worker takes it.
+	paced bool
 	// deadline ends the retries (real time: it bounds real work, whatever the test clock).
 	deadline time.Time
 }
@@ -109,6 +113,9 @@ type logoutDelivery struct {
 type backchannel struct {
 	opts  BackchannelOptions
 	queue chan logoutDelivery
+	// paced holds a token per delivery of the sweeper in the queue: at most half the queue,
+	// so that a mass expiry leaves room for the logouts of users meanwhile.
+	paced chan struct{}
 	// ctx ends in-flight requests when Shutdown gives up waiting.
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -127,6 +134,7 @@ func newBackchannel() *backchannel { return &backchannel{timers: map[*time.Timer
 func (b *backchannel) start(s *Server) {
 	b.opts.setDefaults()
 	b.queue = make(chan logoutDelivery, b.opts.QueueSize)
+	b.paced = make(chan struct{}, max(b.opts.QueueSize/2, 1))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	for range b.opts.Workers {
 		b.workers.Add(1)
@@ -137,6 +145,10 @@ func (b *backchannel) start(s *Server) {
 				case <-b.ctx.Done():
 					return
 				case d := <-b.queue:
+					if d.paced {
+						<-b.paced
+						d.paced = false
+					}
 					s.deliverLogoutToken(b.ctx, d)
 				}
 			}
@@ -166,6 +178,38 @@ func (b *backchannel) enqueue(d logoutDelivery, retry bool) bool {
 		}
 		return false
 	}
+}
+
+// enqueuePaced hands a delivery of the sweeper to the workers, waiting for one of the
+// queue's paced places rather than dropping it: ending expired sessions goes no faster
+// than their logout tokens are sent. It gives up only when ctx ends or the server shuts
+// down.
+func (b *backchannel) enqueuePaced(ctx context.Context, d logoutDelivery) bool {
+	select {
+	case b.paced <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	case <-b.ctx.Done():
+		return false
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		<-b.paced
+		return false
+	}
+	b.pending++
+	b.mu.Unlock()
+	d.paced = true
+	select {
+	case b.queue <- d:
+		return true
+	case <-ctx.Done():
+	case <-b.ctx.Done():
+	}
+	<-b.paced
+	b.done()
+	return false
 }
 
 // retryAfter re-enqueues d after delay. The wait holds no worker, so a dead client's
@@ -241,8 +285,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // announceLogout queues a logout token for every client of the ended session that
-// registered a back-channel URI, as the config being served now knows them.
-func (s *Server) announceLogout(ctx context.Context, st *state, sess storage.Session, reason string) {
+// registered a back-channel URI, as the config being served now knows them. A paced
+// announcement (the sweeper's) waits for room in the queue instead of being dropped.
+func (s *Server) announceLogout(ctx context.Context, st *state, sess storage.Session, reason string, paced bool) {
 	for _, id := range sess.Clients {
 		c, ok := st.cfg.Client(id)
 		if !ok || c.BackchannelLogoutURI == "" {
@@ -250,7 +295,13 @@ func (s *Server) announceLogout(ctx context.Context, st *state, sess storage.Ses
 		}
 		d := logoutDelivery{clientID: id, uri: c.BackchannelLogoutURI, sid: sess.SID, subject: sess.Claims.Subject,
 			reason: reason, deadline: time.Now().Add(s.backchannel.opts.RetryWindow)}
-		if !s.backchannel.enqueue(d, false) {
+		var queued bool
+		if paced {
+			queued = s.backchannel.enqueuePaced(ctx, d)
+		} else {
+			queued = s.backchannel.enqueue(d, false)
+		}
+		if !queued {
 			s.metrics.backchannel.WithLabelValues(deliveryDropped).Inc()
 			s.logger.WarnContext(ctx, "back-channel logout dropped: queue full or shutting down", "client", id, "sid", sess.SID, "reason", reason)
 		}

@@ -6,21 +6,30 @@ import (
 	"time"
 )
 
-// The sweeper ends expired sessions before garbage collection deletes them, so that their
-// clients get a logout token (Auth0's "session-expired" initiator): a session that simply
-// vanished from storage would leave every application's own session running.
-const (
-	// sweepBatch is how many expired sessions one storage query returns.
-	sweepBatch = 100
-	// sweepMaxBatches bounds one sweep; what is left waits for the next interval, and
-	// garbage collection waits with it so that no session is deleted unannounced.
-	sweepMaxBatches = 50
-)
+// The sweeper ends expired sessions through the path of a logout, so that their clients get
+// a logout token (Auth0's "session-expired" initiator): a session that simply vanished from
+// storage would leave every application's own session running. Garbage collection therefore
+// never deletes a session, and deletes everything else whatever the sweeper has left to do
+// (ADR 0027).
 
-// RunGarbageCollection ends expired sessions (announcing them by back-channel logout) and
-// then deletes expired codes, tokens, sessions and throttle rows, every interval until ctx
-// ends. Every replica may run it: ending a session and the deletes are idempotent, and only
-// the replica that actually ends a session announces it.
+// sweepBatch is how many expired sessions one storage transaction ends.
+const sweepBatch = 100
+
+// GarbageReport is what one CollectGarbage did.
+type GarbageReport struct {
+	// SessionsEnded is how many expired sessions it ended (and announced).
+	SessionsEnded int
+	// SessionsLeft is true when its time was up before every expired session had ended:
+	// the next run goes on with them.
+	SessionsLeft bool
+	// RowsDeleted is how many expired codes, tokens, families and other rows it deleted.
+	RowsDeleted int64
+}
+
+// RunGarbageCollection runs CollectGarbage every interval until ctx ends, each run ending
+// expired sessions for at most half the interval. Every replica may run it: ending a session
+// and the deletes are idempotent, and only the replica that actually ends a session
+// announces it.
 func (s *Server) RunGarbageCollection(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -30,55 +39,62 @@ func (s *Server) RunGarbageCollection(ctx context.Context, interval time.Duratio
 			return
 		case <-t.C:
 		}
-		s.collectGarbage(ctx)
+		s.CollectGarbage(ctx, interval/2)
 	}
 }
 
-func (s *Server) collectGarbage(ctx context.Context) {
+// CollectGarbage ends the sessions that have expired, in batches, for about sweepFor (at
+// least one batch, and the announcements of the last one), announcing each by back-channel
+// logout; then it deletes expired codes, tokens and other rows, however many expired
+// sessions are left for the next run.
+func (s *Server) CollectGarbage(ctx context.Context, sweepFor time.Duration) GarbageReport {
 	now := s.now()
-	ended, drained, err := s.endExpiredSessions(ctx, now)
-	if ended > 0 {
-		s.logger.InfoContext(ctx, "expired sessions ended", "sessions", ended)
+	var rep GarbageReport
+	var err error
+	rep.SessionsEnded, rep.SessionsLeft, err = s.endExpiredSessions(ctx, now, time.Now().Add(sweepFor))
+	if rep.SessionsEnded > 0 {
+		s.logger.InfoContext(ctx, "expired sessions ended", "sessions", rep.SessionsEnded)
 	}
-	if err != nil {
-		s.logger.ErrorContext(ctx, "ending expired sessions failed; garbage collection waits for the next run", "err", err)
-		return
+	switch {
+	case err != nil:
+		s.logger.ErrorContext(ctx, "ending expired sessions failed; the next run tries again", "err", err)
+	case rep.SessionsLeft:
+		s.logger.WarnContext(ctx, "more expired sessions than one run ends in its time; the next run goes on", "ended", rep.SessionsEnded)
 	}
-	if !drained {
-		s.logger.WarnContext(ctx, "more expired sessions than one sweep ends; garbage collection waits for the next run", "ended", ended)
-		return
-	}
-	n, err := s.store.GarbageCollect(ctx, now)
+	rep.RowsDeleted, err = s.store.GarbageCollect(ctx, now)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "garbage collection failed", "err", err)
-		return
 	}
-	if n > 0 {
-		s.logger.InfoContext(ctx, "garbage collected expired rows", "rows", n)
+	if rep.RowsDeleted > 0 {
+		s.logger.InfoContext(ctx, "garbage collected expired rows", "rows", rep.RowsDeleted)
 	}
+	return rep
 }
 
-// endExpiredSessions ends, in bounded batches, the sessions that expired by now. drained
-// is true when none is left, so that GarbageCollect(now) deletes no session unannounced.
-func (s *Server) endExpiredSessions(ctx context.Context, now time.Time) (ended int, drained bool, err error) {
+// endExpiredSessions ends the sessions that expired by now, a batch per storage transaction,
+// until none is left (left false) or the real time until has come (left true).
+func (s *Server) endExpiredSessions(ctx context.Context, now, until time.Time) (ended int, left bool, err error) {
 	st := s.state.Load()
-	for range sweepMaxBatches {
+	for {
 		batch, err := s.store.ListExpiredSessions(ctx, now, sweepBatch)
 		if err != nil {
-			return ended, false, fmt.Errorf("list expired sessions: %w", err)
+			return ended, true, fmt.Errorf("list expired sessions: %w", err)
 		}
-		for _, sess := range batch {
-			ok, err := s.terminateSession(ctx, st, sess, endExpired)
-			if err != nil {
-				return ended, false, err
-			}
-			if ok {
-				ended++
-			}
+		n, err := s.terminateSessions(ctx, st, batch, endExpired)
+		ended += n
+		if err != nil {
+			return ended, true, err
 		}
 		if len(batch) < sweepBatch {
+			return ended, false, nil
+		}
+		if !time.Now().Before(until) {
 			return ended, true, nil
 		}
+		select {
+		case <-ctx.Done(): // shutting down: the next start goes on
+			return ended, true, nil
+		default:
+		}
 	}
-	return ended, false, nil
 }

@@ -224,9 +224,38 @@ func (s *Server) terminateSession(ctx context.Context, st *state, sess storage.S
 	if err != nil {
 		return false, fmt.Errorf("end session (%s): %w", reason, err)
 	}
-	s.logger.InfoContext(ctx, "session ended", "sid", sess.SID, "reason", reason, "clients", len(sess.Clients))
-	s.announceLogout(ctx, st, sess, reason)
+	s.sessionEnded(ctx, st, sess, reason, false)
 	return true, nil
+}
+
+// terminateSessions is terminateSession for a batch of the sweeper's, in one storage
+// transaction. Its announcements wait for room in the back-channel queue rather than being
+// dropped, so a mass expiry goes at the pace its logout tokens are sent.
+func (s *Server) terminateSessions(ctx context.Context, st *state, sessions []storage.Session, reason string) (ended int, err error) {
+	if len(sessions) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(sessions))
+	for i, sess := range sessions {
+		ids[i] = sess.IDHash
+	}
+	gone, err := s.store.RevokeSessions(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("end sessions (%s): %w", reason, err)
+	}
+	for _, sess := range sessions {
+		if slices.Contains(gone, sess.IDHash) {
+			s.sessionEnded(ctx, st, sess, reason, true)
+			ended++
+		}
+	}
+	return ended, nil
+}
+
+// sessionEnded logs the end of a session that storage deleted and tells its clients.
+func (s *Server) sessionEnded(ctx context.Context, st *state, sess storage.Session, reason string, paced bool) {
+	s.logger.InfoContext(ctx, "session ended", "sid", sess.SID, "reason", reason, "clients", len(sess.Clients))
+	s.announceLogout(ctx, st, sess, reason, paced)
 }
 
 // endReplacedSession ends the session a browser had before a new login replaced it.

@@ -33,7 +33,7 @@ type Claims struct {
 
 // Session is a central SSO session. It is valid while now < CreatedAt+absolute lifetime and
 // now < LastActivity+idle timeout; both limits are policy of the server, and ExpiresAt
-// (the earlier of the two at the last write) lets GarbageCollect drop it.
+// (the earlier of the two at the last write) lets the server's sweeper find it and end it.
 type Session struct {
 	// IDHash is digest.Of(cookie value).
 	IDHash string
@@ -246,8 +246,9 @@ type Storage interface {
 	// ListSessionsBySubject returns the sessions of one user of one connection (for an
 	// administrator's "revoke all sessions of this user").
 	ListSessionsBySubject(ctx context.Context, connection, subject string) ([]Session, error)
-	// ListExpiredSessions returns up to limit sessions with ExpiresAt <= now, so that their end
-	// can be announced (back-channel logout) before they are deleted.
+	// ListExpiredSessions returns up to limit sessions with ExpiresAt <= now, earliest expiry
+	// first, so that they can be ended (RevokeSessions) and their end announced (back-channel
+	// logout): GarbageCollect never deletes a session.
 	ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
 
 	// RedeemCode records the redemption of a code and stores the tokens issue returns, in one
@@ -276,6 +277,10 @@ type Storage interface {
 	// RevokeSession deletes the session, revokes its refresh families and deletes the access
 	// tokens issued in it, in one transaction.
 	RevokeSession(ctx context.Context, idHash string) error
+	// RevokeSessions is RevokeSession for each of idHashes, all in one transaction. It
+	// returns the hashes of the sessions it deleted (the others were gone already), so that
+	// of two replicas ending the same sessions only one announces each.
+	RevokeSessions(ctx context.Context, idHashes []string) ([]string, error)
 	// RevokeRefreshFamily revokes the family and deletes the access tokens issued from it.
 	RevokeRefreshFamily(ctx context.Context, id string) error
 	// RevokeByCode revokes what the recorded redemption of a code issued: its access token and
@@ -356,9 +361,10 @@ type Storage interface {
 	UseOnce(ctx context.Context, key string, now, expires time.Time) (bool, error)
 
 	// GarbageCollect deletes expired access tokens, refresh families and single-use records,
-	// sessions with ExpiresAt <= now, code redemptions CodeRedemptionRetention after their
-	// code expired, device codes DeviceCodeRetention after they expired, and stale throttle
-	// rows, returning how many rows went.
+	// code redemptions CodeRedemptionRetention after their code expired, device codes
+	// DeviceCodeRetention after they expired, and stale throttle rows, returning how many
+	// rows went. It deletes no session: an expired session ends
+	// through RevokeSessions, so that its clients are told (ADR 0027).
 	GarbageCollect(ctx context.Context, now time.Time) (int64, error)
 
 	// Ping makes one round trip to the database that reads a table of the schema: it fails

@@ -608,22 +608,28 @@ func familyRevoked(t *testing.T, s storage.Storage, id string, revoked bool) {
 	}
 }
 
+// sessionRevoked checks that the session of x and what was issued in it are gone (revoked)
+// or all still there, and that the token issued outside any session stays either way.
+func sessionRevoked(t *testing.T, s storage.Storage, x issued, revoked bool) {
+	t.Helper()
+	_, err := s.GetSession(t.Context(), x.session.IDHash)
+	if revoked {
+		notFound(t, "get revoked session", err)
+	} else {
+		must(t, err)
+	}
+	familyRevoked(t, s, x.family.ID, revoked)
+	tokenGone(t, s, x.codeToken, revoked)
+	tokenGone(t, s, x.familyTok, revoked)
+	tokenGone(t, s, x.standalone, false)
+}
+
 var revocationTests = []test{
 	{"revoking a session deletes it and its access tokens and revokes its families", func(t *testing.T, s storage.Storage) {
 		a, b := issue(t, s, "a"), issue(t, s, "b")
 		must(t, s.RevokeSession(t.Context(), a.session.IDHash))
-		_, err := s.GetSession(t.Context(), a.session.IDHash)
-		notFound(t, "get revoked session", err)
-		familyRevoked(t, s, a.family.ID, true)
-		tokenGone(t, s, a.codeToken, true)
-		tokenGone(t, s, a.familyTok, true)
-		tokenGone(t, s, a.standalone, false)
-		// The other session is untouched.
-		_, err = s.GetSession(t.Context(), b.session.IDHash)
-		must(t, err)
-		familyRevoked(t, s, b.family.ID, false)
-		tokenGone(t, s, b.codeToken, false)
-		tokenGone(t, s, b.familyTok, false)
+		sessionRevoked(t, s, a, true)
+		sessionRevoked(t, s, b, false)
 	}},
 	{"revoking a session that is gone still revokes what was issued in it and reports not found", func(t *testing.T, s storage.Storage) {
 		a := issue(t, s, "a")
@@ -636,6 +642,48 @@ var revocationTests = []test{
 		a := issue(t, s, "a")
 		notFound(t, "revoke", s.RevokeSession(t.Context(), ""))
 		tokenGone(t, s, a.standalone, false)
+	}},
+	{"revoking sessions in bulk ends those still there, reports them in order, and leaves the others", func(t *testing.T, s storage.Storage) {
+		a, b, c, keep := issue(t, s, "a"), issue(t, s, "b"), issue(t, s, "c"), issue(t, s, "keep")
+		must(t, s.DeleteSession(t.Context(), b.session.IDHash))
+		ended, err := s.RevokeSessions(t.Context(), []string{c.session.IDHash, b.session.IDHash, "", a.session.IDHash})
+		must(t, err)
+		equal(t, "sessions ended", []string{c.session.IDHash, a.session.IDHash}, ended)
+		for _, x := range []issued{a, b, c} {
+			sessionRevoked(t, s, x, true)
+		}
+		sessionRevoked(t, s, keep, false)
+		again, err := s.RevokeSessions(t.Context(), []string{a.session.IDHash})
+		must(t, err)
+		if len(again) != 0 {
+			t.Fatalf("revoking an ended session again reported %d ended, want none", len(again))
+		}
+	}},
+	{"sessions revoked in bulk by two at once are each reported by exactly one", func(t *testing.T, s storage.Storage) {
+		var ids []string
+		for i := range 20 {
+			x := session(fmt.Sprint("both-", i))
+			must(t, s.CreateSession(t.Context(), x))
+			ids = append(ids, x.IDHash)
+		}
+		reversed := slices.Clone(ids)
+		slices.Reverse(reversed)
+		var ended [2][]string
+		concurrently(2, func(i int) {
+			order := ids
+			if i == 1 {
+				order = reversed
+			}
+			var err error
+			if ended[i], err = s.RevokeSessions(t.Context(), order); err != nil {
+				t.Errorf("revoker %d: %v", i, err)
+			}
+		})
+		all := append(slices.Clone(ended[0]), ended[1]...)
+		slices.Sort(all)
+		want := slices.Clone(ids)
+		slices.Sort(want)
+		equal(t, "sessions reported ended by either", want, all)
 	}},
 	{"revoking a family deletes its access tokens only", func(t *testing.T, s storage.Storage) {
 		a, b := issue(t, s, "a"), issue(t, s, "b")
@@ -1053,15 +1101,16 @@ var gcTests = []test{
 
 		n, err := s.GarbageCollect(t.Context(), now)
 		must(t, err)
-		if n != 6 {
-			t.Fatalf("garbage collection reported %d rows, want 6", n)
+		if n != 5 {
+			t.Fatalf("garbage collection reported %d rows, want 5", n)
 		}
 		if first, err := s.UseOnce(t.Context(), "used-live", now, live); err != nil || first {
 			t.Fatalf("a live single-use record after collection: first %v, err %v", first, err)
 		}
 
+		// Sessions end through RevokeSessions, announced by the server, never here.
 		_, err = s.GetSession(t.Context(), oldSession.IDHash)
-		notFound(t, "expired session", err)
+		must(t, err)
 		_, err = s.GetSession(t.Context(), liveSession.IDHash)
 		must(t, err)
 		_, err = s.GetAccessToken(t.Context(), oldToken.TokenHash)
@@ -1097,10 +1146,18 @@ var gcTests = []test{
 		listed, err := s.ListExpiredSessions(t.Context(), t0, 10)
 		must(t, err)
 		equal(t, "expired sessions", []storage.Session{x}, listed)
-		n, err := s.GarbageCollect(t.Context(), t0)
+	}},
+	{"garbage collection leaves expired sessions to be ended", func(t *testing.T, s storage.Storage) {
+		x := session("a")
+		x.ExpiresAt = time.Time{}
+		must(t, s.CreateSession(t.Context(), x))
+		n, err := s.GarbageCollect(t.Context(), t0.Add(time.Hour))
 		must(t, err)
-		if n != 1 {
-			t.Fatalf("garbage collection reported %d rows, want 1", n)
+		if n != 0 {
+			t.Fatalf("garbage collection reported %d rows, want 0", n)
+		}
+		if _, err := s.GetSession(t.Context(), x.IDHash); err != nil {
+			t.Fatalf("garbage collection deleted an expired session nobody ended: %v", err)
 		}
 	}},
 }

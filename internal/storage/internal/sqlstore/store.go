@@ -144,7 +144,14 @@ func New(db DB, d Dialect) *Store { //nolint:funlen // one table of SQL statemen
 		sessionsBySubject: fmt.Sprintf("SELECT %s FROM sessions WHERE connection = %s AND subject = %s ORDER BY created_at, id_hash",
 			Sessions.List(), p(1), p(2)),
 		// A zero ExpiresAt is stored as NULL and, being before any now, counts as expired.
-		expiredSessions: fmt.Sprintf("SELECT %s FROM sessions WHERE expires_at IS NULL OR expires_at <= %s ORDER BY expires_at NULLS FIRST, id_hash LIMIT %s",
+		// Each half reads the expiry index in order and stops at the limit: one condition
+		// "IS NULL OR <= now" sorted the whole backlog for every batch (PostgreSQL keeps
+		// NULLs last in the index, SQLite merged two index searches), so ending a backlog
+		// took time in its square.
+		expiredSessions: fmt.Sprintf("SELECT %[1]s FROM ("+
+			"SELECT %[1]s FROM (SELECT %[1]s FROM sessions WHERE expires_at IS NULL LIMIT %[3]s) AS never "+
+			"UNION ALL SELECT %[1]s FROM (SELECT %[1]s FROM sessions WHERE expires_at <= %[2]s ORDER BY expires_at LIMIT %[3]s) AS due"+
+			") AS expired ORDER BY expires_at NULLS FIRST, id_hash LIMIT %[3]s",
 			Sessions.List(), p(1), p(2)),
 
 		// The session of a code being redeemed is held until commit (see RedeemCode).
@@ -228,7 +235,6 @@ ON CONFLICT (use_key) DO UPDATE SET expires_at = excluded.expires_at WHERE singl
 			{query: expired("auth_codes", "code_hash", "expires_at")},
 			{query: expired("access_tokens", "token_hash", "expires_at")},
 			{query: expired("refresh_families", "id", "expires_at")},
-			{query: expired("sessions", "id_hash", "expires_at")},
 			{query: expired("throttles", "throttle_key", "last_failure"), age: storage.ThrottleRetention},
 			{query: expired("single_use", "use_key", "expires_at")},
 			{query: expired("email_tokens", "token_hash", "expires_at")},
@@ -538,15 +544,8 @@ func (s *Store) RevokeSession(ctx context.Context, idHash string) error {
 	}
 	var found bool
 	err := s.db.Tx(ctx, func(c Tx) error {
-		n, err := c.Exec(ctx, s.q.deleteSession, idHash)
-		if err != nil {
-			return err
-		}
-		found = n > 0
-		if _, err := c.Exec(ctx, s.q.revokeFamiliesOfSession, idHash); err != nil {
-			return err
-		}
-		_, err = c.Exec(ctx, s.q.deleteTokensOfSession, idHash)
+		var err error
+		found, err = s.revokeSession(ctx, c, idHash)
 		return err
 	})
 	if err == nil && !found {
@@ -556,6 +555,54 @@ func (s *Store) RevokeSession(ctx context.Context, idHash string) error {
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	return nil
+}
+
+// RevokeSessions is RevokeSession for many sessions in one transaction; it returns the
+// hashes of the sessions it deleted, in the order given. It deletes in the order of the
+// hashes, so two transactions ending overlapping batches wait for each other rather than
+// deadlock.
+func (s *Store) RevokeSessions(ctx context.Context, idHashes []string) ([]string, error) {
+	sorted := slices.Clone(idHashes)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	found := make(map[string]bool, len(sorted))
+	err := s.db.Tx(ctx, func(c Tx) error {
+		clear(found)
+		for _, idHash := range sorted {
+			if idHash == "" {
+				continue
+			}
+			ok, err := s.revokeSession(ctx, c, idHash)
+			if err != nil {
+				return err
+			}
+			found[idHash] = ok
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("revoke sessions: %w", err)
+	}
+	var ended []string
+	for _, idHash := range idHashes {
+		if found[idHash] {
+			ended = append(ended, idHash)
+			found[idHash] = false
+		}
+	}
+	return ended, nil
+}
+
+// revokeSession deletes a session and queues the revocation of what was issued in it; found
+// reports whether the session's row was there. What is queued affects any number of rows.
+func (s *Store) revokeSession(ctx context.Context, c Tx, idHash string) (found bool, err error) {
+	n, err := c.Exec(ctx, s.q.deleteSession, idHash)
+	if err != nil {
+		return false, err
+	}
+	c.Later(s.q.revokeFamiliesOfSession, idHash)
+	c.Later(s.q.deleteTokensOfSession, idHash)
+	return n > 0, nil
 }
 
 // RevokeRefreshFamily deletes the access tokens issued from id even when the family itself
