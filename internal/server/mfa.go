@@ -32,6 +32,8 @@ const (
 	// mfaLifetime bounds the time between the first factor and the second.
 	mfaLifetime = 10 * time.Minute
 	msgBadCode  = "That code is not right. Enter the current code from your authenticator app, or one of your recovery codes."
+	// msgBadPasskeyFactor refuses a passkey's answer made for another page, site or key.
+	msgBadPasskeyFactor = "That passkey could not be used here. Try again, or enter one of your recovery codes."
 )
 
 // Stages of the second-factor page.
@@ -241,10 +243,16 @@ func (s *Server) secondFactorKeys(r *http.Request, mt mfaTransaction) []throttle
 	return loginThrottleKeys("mfa:"+mt.Connection, mt.Claims.Subject, s.clientIP(r))
 }
 
-// throttledAttempt runs check under the login throttle of keys. It shows the page itself
-// and returns false when the attempt was throttled or failed.
-func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, keys []throttleKey, check func() (bool, error)) bool {
-	passed, throttled, wait, err := s.throttledCheck(r.Context(), keys, check)
+// throttledAttempt runs check under the login throttle of keys; check returns why the
+// attempt was refused, or "" when it passed. It shows the page itself, with that reason,
+// and returns false when the attempt was throttled or refused.
+func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, keys []throttleKey, check func() (refused string, err error)) bool {
+	var refused string
+	passed, throttled, wait, err := s.throttledCheck(r.Context(), keys, func() (bool, error) {
+		var err error
+		refused, err = check()
+		return refused == "", err
+	})
 	switch {
 	case err != nil:
 		s.serverError(w, r, err)
@@ -252,7 +260,7 @@ func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *log
 		s.auditFactor(r.Context(), "throttled", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
 		s.showMFAPage(w, r, f, http.StatusTooManyRequests, mt, fmt.Sprintf("Too many wrong codes. Try again in %d seconds.", waitSeconds(wait)), nil)
 	case !passed:
-		s.showMFAPage(w, r, f, http.StatusUnauthorized, mt, msgBadCode, nil)
+		s.showMFAPage(w, r, f, http.StatusUnauthorized, mt, refused, nil)
 	}
 	return passed && err == nil
 }
@@ -263,21 +271,19 @@ func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *l
 	ctx := r.Context()
 	code := strings.TrimSpace(r.PostForm.Get("code"))
 	method := amrOTP
-	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (bool, error) {
+	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (string, error) {
 		if r.PostForm.Has("credential") {
+			var refused string
 			var err error
-			method, err = s.verifyPasskeySecondFactor(ctx, f.st, r, mt)
-			if method == "" && err == nil {
-				s.auditFactor(ctx, "failed", storage.FactorWebAuthn, mt.Connection, mt.Claims.Subject)
-			}
-			return method != "", err
+			method, refused, err = s.verifyPasskeySecondFactor(ctx, f.st, r, mt)
+			return refused, err
 		}
 		if code == "" || len(code) > maxCredentialBytes {
-			return false, nil
+			return msgBadCode, nil
 		}
 		factors, err := s.usableFactors(ctx, f.st, mt.Connection, mt.Claims.Subject)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		now := s.now()
 		for _, fa := range factors {
@@ -287,25 +293,25 @@ func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *l
 			}
 			first, err := s.store.UseFactorStep(ctx, fa.ID, step, now)
 			if err != nil {
-				return false, fmt.Errorf("record TOTP use: %w", err)
+				return "", fmt.Errorf("record TOTP use: %w", err)
 			}
 			if !first {
 				s.auditFactor(ctx, "replay_refused", fa.Type, mt.Connection, mt.Claims.Subject)
-				return false, nil
+				return msgBadCode, nil
 			}
 			s.auditFactor(ctx, "verified", fa.Type, mt.Connection, mt.Claims.Subject)
-			return true, nil
+			return "", nil
 		}
 		used, err := s.store.UseRecoveryCode(ctx, mt.Connection, mt.Claims.Subject, recoveryCodeHash(code))
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		if used {
 			s.auditFactor(ctx, "recovery_code_used", "recovery", mt.Connection, mt.Claims.Subject)
-			return true, nil
+			return "", nil
 		}
 		s.auditFactor(ctx, "failed", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
-		return false, nil
+		return msgBadCode, nil
 	})
 	if ok {
 		s.secondFactorDone(w, r, f, mt, method, nil)
@@ -318,14 +324,14 @@ func (s *Server) enrolTOTP(w http.ResponseWriter, r *http.Request, f *loginFlow,
 	ctx := r.Context()
 	now := s.now()
 	var step int64
-	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (bool, error) {
+	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (string, error) {
 		var match bool
 		step, match = totpStep(mt.Secret, r.PostForm.Get("code"), now)
-		match = match && mt.Secret != ""
-		if !match {
+		if !match || mt.Secret == "" {
 			s.auditFactor(ctx, "failed", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
+			return msgBadCode, nil
 		}
-		return match, nil
+		return "", nil
 	})
 	if !ok {
 		return

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -21,8 +22,10 @@ import (
 
 const (
 	msgGraceOver = "Two-step verification is required now: set it up to continue."
-	// graceDateLayout shows when a grace ends, in the server's time zone (UTC in the image).
-	graceDateLayout = "2 January 2006, 15:04 MST"
+	// graceDateLayout shows when a grace ends, in UTC and saying so: the server cannot know
+	// the user's time zone without a script, and a page in the server's zone named by an
+	// abbreviation ("CST") leaves the reader guessing which.
+	graceDateLayout = "2 January 2006, 15:04 UTC"
 )
 
 // prepareEnrolment turns mt into the enrolment of a first factor, with a new TOTP secret
@@ -114,7 +117,7 @@ func (s *Server) enrolmentPage(st *state, mt mfaTransaction, data *pageData) err
 		data.QRImage, data.ManualKey = template.URL(e.QR), e.ManualKey //nolint:gosec // a PNG data URI this server drew
 	}
 	if mt.GraceEnds != 0 {
-		data.GraceEnds = time.Unix(mt.GraceEnds, 0).In(time.Local).Format(graceDateLayout)
+		data.GraceEnds = shownTime(time.Unix(mt.GraceEnds, 0), s.now())
 	}
 	if !passkeysOffered(st) {
 		return nil
@@ -220,16 +223,46 @@ func (s *Server) registerFirstPasskey(ctx context.Context, st *state, r *http.Re
 			return "", err
 		}
 		user := webauthnUser{handle: session.UserID, name: accountName(mt.Claims)}
-		c, perr = rp.CreateCredential(user, session, cred)
+		if c, perr = rp.CreateCredential(user, session, cred); perr == nil {
+			if perr, err = credentialTaken(s.storePasskey(ctx, mt.Connection, mt.Claims.Subject, session.UserID, c)); err != nil {
+				return "", err
+			}
+		}
 	}
 	if perr != nil {
 		s.auditFactor(ctx, "failed", storage.FactorWebAuthn, mt.Connection, mt.Claims.Subject)
 		s.logger.InfoContext(ctx, "passkey registration refused", "connection", mt.Connection, "err", perr)
 		return "", nil
 	}
-	if err := s.storePasskey(ctx, mt.Connection, mt.Claims.Subject, session.UserID, c); err != nil {
-		return "", err
-	}
 	s.auditFactor(ctx, "enrolled", storage.FactorWebAuthn, mt.Connection, mt.Claims.Subject)
 	return passkeyMethod(c.Flags), nil
+}
+
+// timeShown is a moment as a page shows it: a <time> element's machine-readable datetime
+// (RFC 3339, UTC), its text in UTC, and how far it is from now, which reads the same in
+// every time zone.
+type timeShown struct {
+	Datetime, UTC, Relative string
+}
+
+func shownTime(t, now time.Time) *timeShown {
+	return &timeShown{Datetime: t.UTC().Format(time.RFC3339), UTC: t.UTC().Format(graceDateLayout), Relative: relativeTime(t.Sub(now))}
+}
+
+// relativeTime says how far ahead d is: "in 2 days", "in 5 hours", "in 1 minute", rounded
+// to the nearest day or hour, and up to the next minute below an hour.
+func relativeTime(d time.Duration) string {
+	n, unit := 0, ""
+	switch {
+	case d >= 24*time.Hour:
+		n, unit = int(math.Round(d.Hours()/24)), "day"
+	case d >= time.Hour:
+		n, unit = int(math.Round(d.Hours())), "hour"
+	default:
+		n, unit = max(1, int(math.Ceil(d.Minutes()))), "minute"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("in %d %s", n, unit)
 }

@@ -40,10 +40,8 @@ func TestEnrolmentGraceUnderARequiredPolicy(t *testing.T) {
 	if !strings.Contains(p.body, notNow) || !qrRe.MatchString(p.body) {
 		t.Fatalf("first sign-in within the grace: expected the enrolment page with Not now (status %d):\n%s", p.status, p.body)
 	}
-	until := e.clock.Now().Add(48 * time.Hour).Format("2 January 2006, 15:04")
-	if !strings.Contains(p.body, "You can put this off until "+until) {
-		t.Fatalf("the enrolment page does not say the grace ends %s:\n%s", until, p.body)
-	}
+	ends := e.clock.Now().Add(48 * time.Hour)
+	assertGraceShown(t, p, ends, "in 2 days")
 	_, idt := app1.exchange(t, l, app1.callback(t, l, b.putOff(p)))
 	if c := claimsOf(t, idt); !equalSets(c.AMR, []string{"pwd"}) {
 		t.Fatalf("after Not now: amr %v, want the password only", c.AMR)
@@ -68,14 +66,14 @@ func TestEnrolmentGraceUnderARequiredPolicy(t *testing.T) {
 	b2 := e.browser()
 	l = newLogin()
 	p = app1.passwordStep(t, b2, l, "alice", alicePassword)
-	if !strings.Contains(p.body, "You can put this off until "+until) {
-		t.Fatalf("second sign-in: the grace does not end %s:\n%s", until, p.body)
-	}
+	assertGraceShown(t, p, ends, "in 1 day")
+	e.clock.Advance(23*time.Hour + 30*time.Minute)
+	assertGraceShown(t, app1.passwordStep(t, e.browser(), newLogin(), "alice", alicePassword), ends, "in 30 minutes")
 
 	// After the grace: the session of the skipped enrolment no longer answers silently, the
 	// page offers no Not now, a Not now posted from the last page is refused, and the
 	// enrolment completes the sign-in.
-	e.clock.Advance(24*time.Hour + time.Second)
+	e.clock.Advance(30*time.Minute + time.Second)
 	if _, _, errCode := app1.silent(t, b); errCode != "interaction_required" {
 		t.Fatalf("prompt=none at app1 after the grace: error %q, want interaction_required", errCode)
 	}
@@ -91,6 +89,18 @@ func TestEnrolmentGraceUnderARequiredPolicy(t *testing.T) {
 	_, idt = app1.exchange(t, l, app1.callback(t, l, done))
 	if c := claimsOf(t, idt); !equalSets(c.AMR, []string{"pwd", "otp", "mfa"}) {
 		t.Fatalf("after the enrolment: amr %v, want pwd, otp and mfa", c.AMR)
+	}
+}
+
+// assertGraceShown checks that an enrolment page says when the grace ends in a way no
+// reader can misread: a <time> element with the UTC instant, its text in UTC saying so,
+// and how far off it is.
+func assertGraceShown(t *testing.T, p page, ends time.Time, relative string) {
+	t.Helper()
+	want := `You can put this off until <time datetime="` + ends.UTC().Format(time.RFC3339) + `">` +
+		ends.UTC().Format("2 January 2006, 15:04") + ` UTC</time> (` + relative + `).`
+	if !strings.Contains(p.body, want) {
+		t.Fatalf("the enrolment page does not say %q:\n%s", want, p.body)
 	}
 }
 

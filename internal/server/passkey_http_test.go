@@ -66,10 +66,26 @@ type buttonOptions struct {
 }
 
 // ceremonyAnswer is what an authenticator and browser answer: the origin and RP ID it is
-// made for (the page's, unless a test changes them), and the key that signs it.
+// made for (the page's, unless a test changes them), the key that signs it, and the
+// authenticator whose credential ID and user handle it carries (the test's own when nil).
 type ceremonyAnswer struct {
 	origin, rpID string
 	key          *ecdsa.PrivateKey
+	as           *softKey
+}
+
+// by returns the authenticator that answers: a.as, or k.
+func (a ceremonyAnswer) by(k *softKey) *softKey {
+	if a.as != nil {
+		return a.as
+	}
+	return k
+}
+
+// ownAnswer is the answer of key to a page of e, as the browser makes it.
+func ownAnswer(e *env, key *softKey) ceremonyAnswer {
+	host := strings.TrimPrefix(e.issuer, "http://")
+	return ceremonyAnswer{origin: e.issuer, rpID: strings.Split(host, ":")[0], key: key.key}
 }
 
 func clientDataJSON(t *testing.T, kind, challenge, origin string) []byte {
@@ -88,9 +104,11 @@ func authenticatorData(rpID string, flags byte, counter uint32, attested []byte)
 	return append(out, attested...)
 }
 
-// create answers a "create" button: a new credential with attestation "none".
-func (k *softKey) create(t *testing.T, o buttonOptions, origin string) string {
+// create answers a "create" button: a new credential of a.key with attestation "none"
+// (which carries no signature: a.key is only the public key stored).
+func (k *softKey) create(t *testing.T, o buttonOptions, a ceremonyAnswer) string {
 	t.Helper()
+	k = a.by(k)
 	handle, err := b64.DecodeString(o.PublicKey.User.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +116,7 @@ func (k *softKey) create(t *testing.T, o buttonOptions, origin string) string {
 	k.handle = handle
 	pub, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
 		PublicKeyData: webauthncose.PublicKeyData{KeyType: int64(webauthncose.EllipticKey), Algorithm: int64(webauthncose.AlgES256)},
-		Curve:         1, XCoord: k.key.X.FillBytes(make([]byte, 32)), YCoord: k.key.Y.FillBytes(make([]byte, 32)),
+		Curve:         1, XCoord: a.key.X.FillBytes(make([]byte, 32)), YCoord: a.key.Y.FillBytes(make([]byte, 32)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,17 +124,18 @@ func (k *softKey) create(t *testing.T, o buttonOptions, origin string) string {
 	attested := append(make([]byte, 16), byte(len(k.id)>>8), byte(len(k.id)))
 	attested = append(append(attested, k.id...), pub...)
 	obj, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{},
-		"authData": authenticatorData(o.PublicKey.RP.ID, flagUserPresent|flagUserVerified|flagAttested, 0, attested)})
+		"authData": authenticatorData(a.rpID, flagUserPresent|flagUserVerified|flagAttested, 0, attested)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k.credentialJSON(t, map[string]any{"clientDataJSON": b64.EncodeToString(clientDataJSON(t, "webauthn.create", o.PublicKey.Challenge, origin)),
+	return k.credentialJSON(t, map[string]any{"clientDataJSON": b64.EncodeToString(clientDataJSON(t, "webauthn.create", o.PublicKey.Challenge, a.origin)),
 		"attestationObject": b64.EncodeToString(obj), "transports": []string{"usb"}})
 }
 
 // assert answers a "get" button with the next signature counter.
 func (k *softKey) assert(t *testing.T, o buttonOptions, a ceremonyAnswer) string {
 	t.Helper()
+	k = a.by(k)
 	k.counter++
 	ad := authenticatorData(a.rpID, flagUserPresent|flagUserVerified, k.counter, nil)
 	cd := clientDataJSON(t, "webauthn.get", o.PublicKey.Challenge, a.origin)
@@ -177,16 +196,24 @@ func hostLogin(e *env, clientID string) (*relyingParty, login, string) {
 // at the enrolment step.
 func enrolSoftKey(t *testing.T, e *env, key *softKey) {
 	t.Helper()
+	enrolSoftKeyAs(t, e, key, "alice", alicePassword)
+}
+
+// enrolSoftKeyAs is enrolSoftKey for any user; it returns the browser, signed in with the
+// passkey as second factor.
+func enrolSoftKeyAs(t *testing.T, e *env, key *softKey, user, password string) *browser {
+	t.Helper()
 	b := e.browser()
 	rp, l, authURL := hostLogin(e, "app1")
-	p := b.submitOwnForm(b.get(authURL), url.Values{"username": {"alice"}, "password": {alicePassword}})
+	p := b.submitOwnForm(b.get(authURL), url.Values{"username": {user}, "password": {password}})
 	action, form, o := passkeyForm(t, p)
-	form.Set("credential", key.create(t, o, e.issuer))
+	form.Set("credential", key.create(t, o, ownAnswer(e, key)))
 	codes := b.post(action, form)
 	if n := len(recoveryCodeRe.FindAllString(codes.body, -1)); n != 10 {
 		t.Fatalf("after creating a passkey at the enrolment step: %d recovery codes, want 10 (status %d):\n%s", n, codes.status, codes.body)
 	}
 	rp.callback(t, l, b.submitOwnForm(codes, nil))
+	return b
 }
 
 var firstFormRe = regexp.MustCompile(`(?s)<form method="post" action="([^"]+)".*?</form>`)
@@ -219,104 +246,156 @@ func aliceSessions(t *testing.T, e *env) int {
 }
 
 func TestAPasskeySignInIsRefusedWhenItsAnswerIsNotThePagesOwn(t *testing.T) {
-	e := newEnvOnHost(t, "sso.test", func(c *config.Config) {
-		c.MFA = config.MFA{Policy: config.MFARequired, Factors: []string{config.FactorTOTP, config.FactorWebAuthn}}
-	})
+	e := newEnvOnHost(t, "sso.test", requirePasskeys)
 	key := newSoftKey(t)
 	enrolSoftKey(t, e, key)
 	assertMetric(t, e, `hallpass_second_factor_events_total{event="enrolled",factor="webauthn"}`, 1)
-	host := strings.TrimPrefix(e.issuer, "http://")
-	rpID := strings.Split(host, ":")[0]
-	other := newSoftKey(t).key
+	_, _, authURL := hostLogin(e, "app1")
+	r := passkeyRefusals{e: e, own: ownAnswer(e, key), respond: key.assert, count: aliceSessions,
+		open: func(t *testing.T) passkeyPage {
+			t.Helper()
+			b := e.browser()
+			return openPasskeyForm(t, b, b.get(authURL))
+		}}
 
 	// The valid answer first, so that every refusal below is the change it makes.
-	b := e.browser()
 	rp, l, authURL := hostLogin(e, "app1")
-	action, form, o := passkeyForm(t, b.get(authURL))
-	form.Set("credential", key.assert(t, o, ceremonyAnswer{origin: e.issuer, rpID: rpID, key: key.key}))
-	rp.callback(t, l, b.post(action, form))
-	first := func() (*browser, string, url.Values) { return b, action, form }
+	b := e.browser()
+	first := openPasskeyForm(t, b, b.get(authURL))
+	first.form.Set("credential", key.assert(t, first.o, r.own))
+	rp.callback(t, l, b.post(first.action, first.form))
 
-	for name, tc := range map[string]refusedPasskey{
-		"an assertion signed by a key that is not the passkey's is refused": {
-			answer: func(buttonOptions) ceremonyAnswer { return ceremonyAnswer{origin: e.issuer, rpID: rpID, key: other} },
-			status: 401, message: "That passkey could not be used here", auditedEvent: "failed",
-		},
-		"an assertion made for another origin is refused": {
-			answer: func(buttonOptions) ceremonyAnswer {
-				return ceremonyAnswer{origin: "https://sso.attacker.test", rpID: rpID, key: key.key}
-			},
-			status: 401, message: "That passkey could not be used here", auditedEvent: "failed",
-		},
-		"an assertion made for another relying party ID is refused": {
-			answer: func(buttonOptions) ceremonyAnswer {
-				return ceremonyAnswer{origin: e.issuer, rpID: "attacker.test", key: key.key}
-			},
-			status: 401, message: "That passkey could not be used here", auditedEvent: "failed",
-		},
-		"the same answer posted again by the same browser is refused": {
-			replay: first,
-			status: 400, message: "This form has expired", auditedEvent: "challenge_refused",
-		},
-		"a challenge shown to another browser is refused": {
-			ceremony: func() (url.Values, buttonOptions) {
-				_, theirs, theirOptions := passkeyForm(t, e.browser().get(authURL))
-				return theirs, theirOptions
-			},
-			status: 400, message: "This form has expired", auditedEvent: "challenge_refused",
-		},
-	} {
-		if tc.answer == nil {
-			tc.answer = func(buttonOptions) ceremonyAnswer { return ceremonyAnswer{origin: e.issuer, rpID: rpID, key: key.key} }
-		}
-		t.Run(name, func(t *testing.T) {
-			b, action, form := tc.answered(t, e, key, rpID)
-			sessions := aliceSessions(t, e)
-			event := `hallpass_second_factor_events_total{event="` + tc.auditedEvent + `",factor="webauthn"}`
-			before := metricValue(t, e, event)
-
-			p := b.post(action, form)
-			if p.status != tc.status || p.location != nil || !strings.Contains(p.body, tc.message) {
-				t.Fatalf("status %d, redirect %v; want %d on the login page saying %q:\n%s", p.status, p.location, tc.status, tc.message, p.body)
-			}
-			if n := aliceSessions(t, e); n != sessions {
-				t.Fatalf("alice has %d sessions after the refusal, had %d", n, sessions)
-			}
-			if got := metricValue(t, e, event); got != before+1 {
-				t.Fatalf("%s = %v, want %v", event, got, before+1)
-			}
-		})
-	}
+	wrong := refusal{status: 401, message: "That passkey could not be used here", auditedEvent: "failed"}
+	expired := refusal{status: 400, message: "This form has expired", auditedEvent: "challenge_refused"}
+	cases := r.everyForm(first, wrong, expired)
+	cases["an assertion signed by a key that is not the passkey's is refused"] = refusedPasskey{
+		answer: func(a ceremonyAnswer) ceremonyAnswer { a.key = newSoftKey(t).key; return a }, refusal: wrong}
+	r.run(t, cases)
 }
 
-// refusedPasskey is a passkey sign-in that answers something other than its own page.
-type refusedPasskey struct {
-	// answer is the origin, RP ID and key of the assertion; the page's own when nil.
-	answer func(o buttonOptions) ceremonyAnswer
-	// ceremony, when set, replaces the form's own challenge.
-	ceremony func() (url.Values, buttonOptions)
-	// replay, when set, is a browser that posts a form as it was posted before.
-	replay       func() (*browser, string, url.Values)
+// requirePasskeys makes a second factor required, an authenticator app or a passkey.
+func requirePasskeys(c *config.Config) {
+	c.MFA = config.MFA{Policy: config.MFARequired, Factors: []string{config.FactorTOTP, config.FactorWebAuthn}}
+}
+
+// passkeyPage is a page's passkey form as a browser holds it.
+type passkeyPage struct {
+	b      *browser
+	action string
+	form   url.Values
+	o      buttonOptions
+}
+
+func openPasskeyForm(t *testing.T, b *browser, p page) passkeyPage {
+	t.Helper()
+	action, form, o := passkeyForm(t, p)
+	return passkeyPage{b: b, action: action, form: form, o: o}
+}
+
+// refusal is what a refused passkey answer gets: the status and error of its page, and the
+// audit event counted once.
+type refusal struct {
 	status       int
 	message      string
 	auditedEvent string
 }
 
-// answered returns a browser and the passkey form it posts: its own login page's, or the
-// replayed one, with the answer and challenge of the case.
-func (tc refusedPasskey) answered(t *testing.T, e *env, key *softKey, rpID string) (*browser, string, url.Values) {
+// refusedPasskey is an answer to a passkey form other than its page's own.
+type refusedPasskey struct {
+	// answer changes the page's own answer; nil leaves it.
+	answer func(own ceremonyAnswer) ceremonyAnswer
+	// ceremony, when set, is another page whose challenge replaces the form's.
+	ceremony func(t *testing.T) passkeyPage
+	// replay, when set, is a form posted before, posted again as it was.
+	replay func() passkeyPage
+	refusal
+}
+
+// passkeyRefusals runs refused answers against one kind of passkey form: open shows a
+// fresh one to a browser of the test's user, elsewhere one to another browser (open when
+// nil), respond answers its options as an authenticator does, and count is what an answer
+// wrongly accepted would change (the user's sessions, factors). before, when set, runs
+// before each case.
+type passkeyRefusals struct {
+	e         *env
+	open      func(t *testing.T) passkeyPage
+	elsewhere func(t *testing.T) passkeyPage
+	respond   func(t *testing.T, o buttonOptions, a ceremonyAnswer) string
+	own       ceremonyAnswer
+	count     func(t *testing.T, e *env) int
+	before    func(t *testing.T)
+}
+
+// everyForm are the refusals every passkey form owes: an answer made for another origin or
+// another relying party ID (a phishing page), first's answer posted again, and a challenge
+// shown to another browser.
+func (r passkeyRefusals) everyForm(first passkeyPage, wrong, expired refusal) map[string]refusedPasskey {
+	elsewhere := r.elsewhere
+	if elsewhere == nil {
+		elsewhere = r.open
+	}
+	return map[string]refusedPasskey{
+		"an answer made for another origin is refused": {
+			answer:  func(a ceremonyAnswer) ceremonyAnswer { a.origin = "https://sso.attacker.test"; return a },
+			refusal: wrong,
+		},
+		"an answer made for another relying party ID is refused": {
+			answer:  func(a ceremonyAnswer) ceremonyAnswer { a.rpID = "attacker.test"; return a },
+			refusal: wrong,
+		},
+		"the same answer posted again by the same browser is refused": {
+			replay: func() passkeyPage { return first }, refusal: expired,
+		},
+		"a challenge shown to another browser is refused": {
+			ceremony: elsewhere, refusal: expired,
+		},
+	}
+}
+
+func (r passkeyRefusals) run(t *testing.T, cases map[string]refusedPasskey) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if r.before != nil {
+				r.before(t)
+			}
+			p := r.answered(t, tc)
+			before := r.count(t, r.e)
+			event := `hallpass_second_factor_events_total{event="` + tc.auditedEvent + `",factor="webauthn"}`
+			audited := metricValue(t, r.e, event)
+
+			res := p.b.post(p.action, p.form)
+			if res.status != tc.status || res.location != nil || !strings.Contains(res.body, tc.message) {
+				t.Fatalf("status %d, redirect %v; want %d on the page saying %q:\n%s", res.status, res.location, tc.status, tc.message, res.body)
+			}
+			if n := r.count(t, r.e); n != before {
+				t.Fatalf("the refused answer changed the count from %d to %d", before, n)
+			}
+			if got := metricValue(t, r.e, event); got != audited+1 {
+				t.Fatalf("%s = %v, want %v", event, got, audited+1)
+			}
+		})
+	}
+}
+
+// answered returns the form a case posts: a fresh page's, or the replayed one, with the
+// case's answer and challenge.
+func (r passkeyRefusals) answered(t *testing.T, tc refusedPasskey) passkeyPage {
 	t.Helper()
 	if tc.replay != nil {
 		return tc.replay()
 	}
-	b := e.browser()
-	_, _, authURL := hostLogin(e, "app1")
-	action, form, o := passkeyForm(t, b.get(authURL))
+	p := r.open(t)
+	o := p.o
 	if tc.ceremony != nil {
-		var theirs url.Values
-		theirs, o = tc.ceremony()
-		form.Set("ceremony", theirs.Get("ceremony"))
+		theirs := tc.ceremony(t)
+		p.form.Set("ceremony", theirs.form.Get("ceremony"))
+		o = theirs.o
 	}
-	form.Set("credential", key.assert(t, o, tc.answer(o)))
-	return b, action, form
+	a := r.own
+	if tc.answer != nil {
+		a = tc.answer(a)
+	}
+	p.form.Set("credential", r.respond(t, o, a))
+	return p
 }

@@ -57,7 +57,7 @@ type pageData struct {
 	ManualKey     string
 	RecoveryCodes []string
 	// GraceEnds is when the user's enrolment grace ends, on an enrolment page within it.
-	GraceEnds string
+	GraceEnds *timeShown
 	// Passkey is the button of a WebAuthn ceremony, on pages that offer one.
 	Passkey *passkeyButton
 

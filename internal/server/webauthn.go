@@ -259,7 +259,7 @@ func (s *Server) enrolPasskey(w http.ResponseWriter, r *http.Request, st *state,
 		}
 		var c *webauthn.Credential
 		if c, perr = rp.CreateCredential(user, session, cred); perr == nil {
-			err = s.storePasskey(ctx, conn, subject, user.handle, c)
+			perr, err = credentialTaken(s.storePasskey(ctx, conn, subject, user.handle, c))
 		}
 		if err == nil && perr == nil {
 			// The new passkey was just presented: the session has a second factor now, as
@@ -286,6 +286,18 @@ func (s *Server) enrolPasskey(w http.ResponseWriter, r *http.Request, st *state,
 	}
 }
 
+// credentialTaken sorts the error of storePasskey: a credential ID registered already (to
+// this user or another: WebAuthn §7.1 step 22) refuses the registration, as an answer that
+// does not verify does; any other error is the server's.
+func credentialTaken(err error) (refused, failed error) {
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return err, nil
+	}
+	return nil, err
+}
+
+// storePasskey stores a new passkey factor; storage.ErrAlreadyExists when its credential ID
+// is registered already.
 func (s *Server) storePasskey(ctx context.Context, connection, subject string, handle []byte, c *webauthn.Credential) error {
 	id, err := config.RandomToken(16)
 	if err != nil {
@@ -344,31 +356,39 @@ func (s *Server) passkeySecondFactor(st *state, mt mfaTransaction, factors []sto
 }
 
 // verifyPasskeySecondFactor checks an assertion of one of the user's passkeys and returns
-// its amr method, or "" when it was refused.
-func (s *Server) verifyPasskeySecondFactor(ctx context.Context, st *state, r *http.Request, mt mfaTransaction) (string, error) {
+// its amr method, or why it was refused (audited once: a challenge that is not the page's
+// own as challenge_refused, any other refusal as failed).
+func (s *Server) verifyPasskeySecondFactor(ctx context.Context, st *state, r *http.Request, mt mfaTransaction) (method, refused string, err error) {
 	session, ok, err := s.openCeremony(ctx, st, r, mt.TX, ceremonyUser{mt.Connection, mt.Claims.Subject})
 	if err != nil || !ok {
-		return "", err
+		return "", msgFormExpired, err
 	}
-	assertion, perr := parseAssertion(r)
 	factors, err := s.usableFactors(ctx, st, mt.Connection, mt.Claims.Subject)
-	if err != nil || perr != nil {
-		return "", err
-	}
-	user, err := passkeyUser(factors, accountName(mt.Claims))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	rp, err := relyingParty(st)
-	if err != nil {
-		return "", err
+	assertion, verr := parseAssertion(r)
+	var c *webauthn.Credential
+	if verr == nil {
+		var user webauthnUser
+		if user, err = passkeyUser(factors, accountName(mt.Claims)); err != nil {
+			return "", "", err
+		}
+		var rp *webauthn.WebAuthn
+		if rp, err = relyingParty(st); err != nil {
+			return "", "", err
+		}
+		c, verr = rp.ValidateLogin(user, session, assertion)
 	}
-	c, verr := rp.ValidateLogin(user, session, assertion)
 	if verr != nil {
+		s.auditFactor(ctx, "failed", storage.FactorWebAuthn, mt.Connection, mt.Claims.Subject)
 		s.logger.InfoContext(ctx, "passkey assertion refused", "connection", mt.Connection, "err", verr)
-		return "", nil
+		return "", msgBadPasskeyFactor, nil
 	}
-	return s.acceptAssertion(ctx, factors, c)
+	if method, err = s.acceptAssertion(ctx, factors, c); err != nil || method == "" {
+		return "", msgBadPasskeyFactor, err
+	}
+	return method, "", nil
 }
 
 // acceptAssertion records a verified assertion of one of factors, and returns its amr
