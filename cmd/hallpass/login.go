@@ -40,6 +40,9 @@ const (
 	// tokenMargin is how long before its expiry a cached ID token is no longer handed to
 	// kubectl: the API server must still accept it when the request arrives.
 	tokenMargin = 30 * time.Second
+	// parentCheckInterval is how often a sign-in that waits for the user checks that the
+	// command which ran the plugin (kubectl) is still there.
+	parentCheckInterval = time.Second
 )
 
 // loginFlags are the flags of `hallpass login` (and what `hallpass kubeconfig` writes).
@@ -158,6 +161,7 @@ func loginToken(ctx context.Context, f loginFlags, stderr io.Writer, open func(s
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
+	untilParentEnds(ctx, cancel)
 	s.ctx = ctx
 	if f.device {
 		tok, err := s.deviceLogin()
@@ -171,6 +175,33 @@ func loginToken(ctx context.Context, f loginFlags, stderr io.Writer, open func(s
 		return nil, err
 	}
 	return s.keep(tok, "", nonce)
+}
+
+// untilParentEnds cancels the sign-in when the process that ran the plugin ends (kubectl
+// stopped by a script's timeout, say, which does not stop its children): nobody would read
+// the answer, so the plugin stops polling the server and closes its loopback listener
+// instead of waiting until --timeout. On systems where the parent of a process does not
+// change when it ends, this never cancels.
+func untilParentEnds(ctx context.Context, cancel context.CancelFunc) {
+	parent := os.Getppid()
+	if parent <= 1 {
+		return
+	}
+	go func() {
+		tick := time.NewTicker(parentCheckInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if os.Getppid() != parent {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 }
 
 // refresh trades the cached refresh token for new tokens.

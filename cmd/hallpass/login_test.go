@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,8 +45,16 @@ func startIssuer(t *testing.T, ca *conntest.CA, edit ...func(*config.Config)) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srv *server.Server
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
+	// The server is made once the listener's address, its issuer, is known; the handler
+	// reads it atomically, since the serving goroutines start before.
+	var srv atomic.Pointer[server.Server]
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := srv.Load(); s != nil {
+			s.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
 	if ca != nil {
 		ts.TLS = ca.TLSConfig(t)
 		ts.StartTLS()
@@ -72,9 +81,11 @@ func startIssuer(t *testing.T, ca *conntest.CA, edit ...func(*config.Config)) st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	if srv, err = server.New(cfg, keys, store, server.WithLogger(slog.New(slog.DiscardHandler))); err != nil {
+	s, err := server.New(cfg, keys, store, server.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
 		t.Fatal(err)
 	}
+	srv.Store(s)
 	return ts.URL
 }
 
