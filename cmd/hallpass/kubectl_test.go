@@ -38,7 +38,8 @@ import (
 // Chromium as the user's browsers. On the workstation kubectl opens the browser (a password
 // sign-in); on a remote machine kubectl signs in with --device, the code typed on a phone
 // (a second Chromium, password again), and on another one the workstation's browser confirms
-// the code with its session, without a password. RBAC on the Hallpass group grants and
+// the code with its session, without a password, as it answers the browser sign-in of a dev
+// container with no tokens of its own. RBAC on the Hallpass group grants and
 // denies; after signing out everywhere the refresh fails and kubectl asks to sign in again.
 func TestKubectlSignsInWithHallpass(t *testing.T) {
 	if testing.Short() {
@@ -118,6 +119,18 @@ func TestKubectlSignsInWithHallpass(t *testing.T) {
 		chromedp.WaitNotPresent(chromedp.CSS(`#allow`)))
 	if pages := stop(); slices.ContainsFunc(pages, func(p string) bool { return strings.HasPrefix(p, issuer+"/login") }) {
 		t.Errorf("confirming the code showed the login page although the browser had a session: %v", pages)
+	}
+	assertWhoami(t, whoami.wait())
+
+	// A dev container on the workstation, with no tokens of its own, opens its sign-in in the
+	// workstation's browser: the session answers without a page.
+	container := setup("dev-container")
+	whoami = container.start("auth", "whoami", "-o", "json")
+	stop = workstation.RecordPages()
+	workstation.Run("open the sign-in the container asks for", chromedp.Navigate(container.waitForBrowser()),
+		chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	if pages := stop(); slices.ContainsFunc(pages, func(p string) bool { return strings.HasPrefix(p, issuer+"/login") }) {
+		t.Errorf("the browser sign-in showed the login page although the browser had a session: %v", pages)
 	}
 	assertWhoami(t, whoami.wait())
 
