@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,4 +150,74 @@ func TestAMassExpiryEndsWithinARunAndTokensAreCollectedMeanwhile(t *testing.T) {
 	}
 	assertMetric(t, e, `hallpass_backchannel_logout_total{result="dropped"}`, 0)
 	assertMetric(t, e, `hallpass_backchannel_logout_total{result="delivered"}`, announced)
+}
+
+// heldReceiver is a back-channel endpoint that holds every request until released, as a
+// slow application does; inFlight counts the requests it holds.
+type heldReceiver struct {
+	url      string
+	inFlight atomic.Int32
+	received atomic.Int32
+	release  chan struct{}
+	// free releases every request held and every one to come.
+	free func()
+}
+
+func newHeldReceiver(t *testing.T) *heldReceiver {
+	t.Helper()
+	rec := &heldReceiver{release: make(chan struct{})}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		rec.inFlight.Add(1)
+		defer rec.inFlight.Add(-1)
+		<-rec.release
+		rec.received.Add(1)
+	}))
+	t.Cleanup(ts.Close)
+	var once sync.Once
+	rec.free = func() { once.Do(func() { close(rec.release) }) }
+	t.Cleanup(rec.free) // runs before Close, which waits for the handlers
+	rec.url = ts.URL + "/backchannel-logout"
+	return rec
+}
+
+// While the sweeper waits for a slow application to take the logout tokens of a mass
+// expiry, a user who signs out of another application still gets that application told:
+// the sweeper never holds more than half of the back-channel queue.
+func TestASignOutDuringAMassExpiryIsStillAnnounced(t *testing.T) {
+	slow, fast := newHeldReceiver(t), newSIDReceiver(t)
+	e := newEnvWithOptions(t, []server.Option{server.WithBackchannelOptions(server.BackchannelOptions{QueueSize: 8, RequestTimeout: time.Minute})},
+		withBackchannel(map[string]string{"app1": slow.url, "app2": fast.url}))
+	alice := e.browser()
+	tok, idt := e.rp("app2", "app2-secret").signIn(t, alice, "alice", alicePassword, oauthConnection("people"))
+	const backlog = 50
+	storeExpiredBacklog(t, e, backlog, backlog)
+
+	swept := make(chan server.GarbageReport, 1)
+	go func() { swept <- e.srv.CollectGarbage(context.Background(), time.Minute) }()
+	// Every worker holds one of the expired sessions' tokens; the sweeper then fills its
+	// share of the queue and waits.
+	for deadline := time.Now().Add(10 * time.Second); slow.inFlight.Load() < 4; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow application holds %d requests, want the 4 workers' own", slow.inFlight.Load())
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	raw, _ := tok.Extra("id_token").(string)
+	alice.get(e.issuer + "/oidc/logout?" + url.Values{"id_token_hint": {raw}}.Encode())
+	assertMetric(t, e, `hallpass_backchannel_logout_total{result="dropped"}`, 0)
+
+	slow.free()
+	if rep := <-swept; rep.SessionsEnded != backlog {
+		t.Errorf("the sweep ended %d sessions, want %d", rep.SessionsEnded, backlog)
+	}
+	e.drain(t)
+	if got := fast.received(); got[sidOf(t, idt)] != 1 {
+		t.Errorf("app2 got logout tokens for %v, want one for alice's session", got)
+	}
+	if n := slow.received.Load(); n != backlog {
+		t.Errorf("the slow application got %d logout tokens, want %d", n, backlog)
+	}
+	assertMetric(t, e, `hallpass_backchannel_logout_total{result="dropped"}`, 0)
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // secondFactorPage signs user in with a password, in a new browser, up to the second-factor
-// page and its passkey button.
+// page and its passkey button (the enrolment page's, for a user without a factor).
 func secondFactorPage(t *testing.T, e *env, user, password string) passkeyPage {
 	t.Helper()
 	_, _, authURL := hostLogin(e, "app1")
@@ -57,13 +57,16 @@ func TestAPasskeyAsSecondFactorIsRefusedWhenItsAnswerIsNotThePagesOwn(t *testing
 	r.run(t, cases)
 }
 
-func aliceFactors(t *testing.T, e *env) int {
-	t.Helper()
-	f, err := e.store.ListFactors(t.Context(), "people", "people|alice")
-	if err != nil {
-		t.Fatal(err)
+// factorsOf counts the second factors of a user of the people connection.
+func factorsOf(user string) func(t *testing.T, e *env) int {
+	return func(t *testing.T, e *env) int {
+		t.Helper()
+		f, err := e.store.ListFactors(t.Context(), "people", "people|"+user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(f)
 	}
-	return len(f)
 }
 
 func TestAPasskeyAddedOnTheAccountPageIsRefusedWhenItsAnswerIsNotThePagesOwn(t *testing.T) {
@@ -72,7 +75,7 @@ func TestAPasskeyAddedOnTheAccountPageIsRefusedWhenItsAnswerIsNotThePagesOwn(t *
 	alice := enrolSoftKeyAs(t, e, key, "alice", alicePassword)
 	bob := enrolSoftKeyAs(t, e, bobs, "bob", bobPassword)
 	account := e.issuer + "/account"
-	r := passkeyRefusals{e: e, own: ownAnswer(e, key), count: aliceFactors,
+	r := passkeyRefusals{e: e, own: ownAnswer(e, key), count: factorsOf("alice"),
 		open: func(t *testing.T) passkeyPage {
 			t.Helper()
 			return openPasskeyForm(t, alice, alice.get(account))
@@ -93,7 +96,7 @@ func TestAPasskeyAddedOnTheAccountPageIsRefusedWhenItsAnswerIsNotThePagesOwn(t *
 	if p := alice.post(first.action, first.form); p.status != 200 || !strings.Contains(p.body, "<h1>Your account</h1>") {
 		t.Fatalf("adding a passkey: status %d; want the account page again:\n%s", p.status, p.body)
 	}
-	if n := aliceFactors(t, e); n != 2 {
+	if n := factorsOf("alice")(t, e); n != 2 {
 		t.Fatalf("alice has %d factors after adding a second passkey, want 2", n)
 	}
 
@@ -102,5 +105,29 @@ func TestAPasskeyAddedOnTheAccountPageIsRefusedWhenItsAnswerIsNotThePagesOwn(t *
 	cases := r.everyForm(first, wrong, expired)
 	cases["a credential registered already to another user is refused"] = refusedPasskey{
 		answer: func(a ceremonyAnswer) ceremonyAnswer { a.as = &softKey{id: bobs.id}; return a }, refusal: wrong}
+	r.run(t, cases)
+}
+
+// The enrolment step of a sign-in under a Required policy, for a user without a factor.
+func TestAPasskeyCreatedAtTheEnrolmentStepIsRefusedWhenItsAnswerIsNotThePagesOwn(t *testing.T) {
+	e := newEnvOnHost(t, "sso.test", requirePasskeys)
+	alices := newSoftKey(t)
+	enrolSoftKey(t, e, alices)
+	r := passkeyRefusals{e: e, own: ownAnswer(e, newSoftKey(t)), count: factorsOf("bob"),
+		open: func(t *testing.T) passkeyPage {
+			t.Helper()
+			return secondFactorPage(t, e, "bob", bobPassword)
+		},
+		respond: func(t *testing.T, o buttonOptions, a ceremonyAnswer) string {
+			t.Helper()
+			return newSoftKey(t).create(t, o, a)
+		}}
+	wrong := refusal{status: 400, message: "The passkey could not be created", auditedEvent: "failed"}
+	expired := refusal{status: 400, message: "The passkey could not be created", auditedEvent: "challenge_refused"}
+	// Bob enrols nothing here, so there is no answer of his to post twice.
+	cases := r.everyForm(passkeyPage{}, wrong, expired)
+	delete(cases, "the same answer posted again by the same browser is refused")
+	cases["a credential registered already to another user is refused"] = refusedPasskey{
+		answer: func(a ceremonyAnswer) ceremonyAnswer { a.as = &softKey{id: alices.id}; return a }, refusal: wrong}
 	r.run(t, cases)
 }
