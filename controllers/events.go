@@ -26,6 +26,13 @@ const (
 	// is rendered a few times instead of once per change. The work queue holds a key once,
 	// so every change within the delay, or during the render, joins the next render.
 	renderCoalesceDelay = 500 * time.Millisecond
+	// verdictDelay is how long a change of a client's record (most often the render's
+	// verdict) waits before the client is reconciled. The server's pods apply a config
+	// within about a second of its render, and the revision they applied reaches the
+	// client at once (clientsOfServerHandler): a verdict that waits this long finds the
+	// client served, and the client's status is written once, not first as
+	// WaitingForServer and then again as served.
+	verdictDelay = 2 * time.Second
 	// clientReconcilers is how many SSOClients are reconciled at once. Each reconcile
 	// waits mostly on the API server; chosen by measurement (docs/benchmarks.md).
 	clientReconcilers = 8
@@ -33,34 +40,43 @@ const (
 
 // coalesce delays the requests of h by renderCoalesceDelay.
 func coalesce[T client.Object](h handler.TypedEventHandler[T, reconcile.Request]) handler.TypedEventHandler[T, reconcile.Request] {
-	return coalescing[T]{h}
+	return delay(renderCoalesceDelay, h)
 }
 
-type coalescing[T client.Object] struct {
+// delay delays the requests of h by d.
+func delay[T client.Object](d time.Duration, h handler.TypedEventHandler[T, reconcile.Request]) handler.TypedEventHandler[T, reconcile.Request] {
+	return delaying[T]{h, d}
+}
+
+type delaying[T client.Object] struct {
 	handler.TypedEventHandler[T, reconcile.Request]
+	delay time.Duration
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 
 // delayedQueue turns Add into AddAfter; a key already waiting keeps its earlier time.
-type delayedQueue struct{ queue }
-
-func (q delayedQueue) Add(r reconcile.Request) { q.AddAfter(r, renderCoalesceDelay) }
-
-func (c coalescing[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q queue) {
-	c.TypedEventHandler.Create(ctx, e, delayedQueue{q})
+type delayedQueue struct {
+	queue
+	delay time.Duration
 }
 
-func (c coalescing[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q queue) {
-	c.TypedEventHandler.Update(ctx, e, delayedQueue{q})
+func (q delayedQueue) Add(r reconcile.Request) { q.AddAfter(r, q.delay) }
+
+func (c delaying[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q queue) {
+	c.TypedEventHandler.Create(ctx, e, delayedQueue{q, c.delay})
 }
 
-func (c coalescing[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q queue) {
-	c.TypedEventHandler.Delete(ctx, e, delayedQueue{q})
+func (c delaying[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q queue) {
+	c.TypedEventHandler.Update(ctx, e, delayedQueue{q, c.delay})
 }
 
-func (c coalescing[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q queue) {
-	c.TypedEventHandler.Generic(ctx, e, delayedQueue{q})
+func (c delaying[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q queue) {
+	c.TypedEventHandler.Delete(ctx, e, delayedQueue{q, c.delay})
+}
+
+func (c delaying[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q queue) {
+	c.TypedEventHandler.Generic(ctx, e, delayedQueue{q, c.delay})
 }
 
 // notOnlyVerdict passes every Secret event except an update that changed nothing but the

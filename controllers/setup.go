@@ -41,6 +41,9 @@ type Options struct {
 	Now func() time.Time
 	// Webhooks registers the admission webhooks with the manager's webhook server.
 	Webhooks bool
+	// ClientReconcilers is how many SSOClients are reconciled at once; clientReconcilers
+	// when zero.
+	ClientReconcilers int
 }
 
 // CacheOptions limits the manager's cache of the kinds the operator writes to the objects it
@@ -64,6 +67,9 @@ func CacheOptions() cache.Options {
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ClientReconcilers <= 0 {
+		opts.ClientReconcilers = clientReconcilers
 	}
 	if len(opts.AllowedServerImages) == 0 {
 		opts.AllowedServerImages = []string{imageRepository(opts.ServerImage)}
@@ -159,9 +165,9 @@ func (cs controllerSetup) clientController() error {
 		For(&hallpassv1.SSOClient{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfOwnSecret)).
+		Watches(&corev1.Secret{}, delay(verdictDelay, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfOwnSecret))).
 		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{cs.m}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: clientReconcilers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cs.opts.ClientReconcilers}).
 		// A client cares whether its connections exist and are ready, not about their other
 		// status (such as their count of clients, which each accepted client changes).
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsOfConnectionServer),

@@ -67,6 +67,9 @@ type clientScope struct {
 	// record, from its status and the credentials Secret the operator wrote then.
 	migrating *corev1.Secret
 	clientID  string
+	// fresh is set when the client gets a new client ID in this reconcile: its record is
+	// written once, with the UID of the credentials Secret created for it.
+	fresh bool
 	// secret is the generated or brought client secret (confidential clients only).
 	secret string
 	// rotation is the rotation record written with the secret, and requests the request
@@ -190,7 +193,7 @@ func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientSc
 		if err != nil {
 			return false, fmt.Errorf("generate client ID: %w", err)
 		}
-		s.clientID = id
+		s.clientID, s.fresh = id, true
 		return true, nil
 	}
 	if !config.ValidClientID(s.clientID) {
@@ -435,6 +438,13 @@ func (c *secretChange) generatedClientSecret() (bool, error) {
 // request values acted on, in one apply, so they cannot disagree. It is written before the
 // credentials Secret, which is only ever a copy of it.
 func (r *SSOClientReconciler) reconcileRecord(ctx context.Context, s *clientScope) (bool, error) {
+	if s.fresh && s.credentialsUID == "" {
+		// A new client's record is written once, by reconcileCredentials, when its
+		// credentials Secret exists: the record holds that Secret's UID, and the server
+		// serves no client whose record lacks it. Until then nothing holds the new
+		// credentials, and a reconcile that stops here starts afresh.
+		return true, nil
+	}
 	annotations := map[string]string{annotationRecordCredentialsUID: string(s.credentialsUID)}
 	if s.secret != "" {
 		maps.Copy(annotations, s.rotation.annotations())
@@ -464,14 +474,14 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	// write: a Secret's name is unique, so no user's Secret can hide behind it.
 	desired := r.credentialsApply(s, name)
 	err := r.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, existing)
-	if err == nil && s.credentialsUID != "" && existing.UID == s.credentialsUID && appliedAlready(existing, desired) {
+	if err == nil && s.credentialsUID != "" && existing.UID == s.credentialsUID && appliedAlready(existing, desired, annotationRecordUID) {
 		r.credentialsReady(s, name)
 		return true, nil
 	}
 	if apierrors.IsNotFound(err) {
 		// None that the operator manages; most often a new client's. A create (never an
 		// apply) cannot take over a user's Secret of that name, and answers with the UID.
-		created, err := r.createCredentials(ctx, desired)
+		created, err := r.createCredentials(ctx, sc, desired)
 		switch {
 		case err == nil:
 			return r.recordCredentials(ctx, s, created.UID, name)
@@ -486,7 +496,7 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 			return false, fmt.Errorf("get credentials Secret %s: %w", name, err)
 		}
 		// Gone since the cache saw it.
-		created, err := r.createCredentials(ctx, desired)
+		created, err := r.createCredentials(ctx, sc, desired)
 		if err != nil {
 			return false, fmt.Errorf("create credentials Secret %s: %w", name, err)
 		}
@@ -497,7 +507,7 @@ func (r *SSOClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 			fmt.Sprintf("Secret %s exists and was not written by Hallpass for this SSOClient; delete it, or choose another spec.credentials.secretName", name))
 		return false, nil
 	}
-	if !appliedAlready(existing, desired) {
+	if !appliedAlready(existing, desired, annotationRecordUID) {
 		if err := r.Update(ctx, credentialsUpdate(existing, desired, sc), fieldOwner); err != nil {
 			return false, fmt.Errorf("update credentials Secret %s: %w", name, err)
 		}
@@ -521,13 +531,13 @@ func (r *SSOClientReconciler) recordCredentials(ctx context.Context, s *clientSc
 	return true, nil
 }
 
-// createCredentials creates the credentials Secret as desired; it fails if one of that name
-// exists.
-func (r *SSOClientReconciler) createCredentials(ctx context.Context, desired *corev1ac.SecretApplyConfiguration) (*corev1.Secret, error) {
+// createCredentials creates the credentials Secret as desired, annotated with the UID of the
+// SSOClient it is created for; it fails if one of that name exists.
+func (r *SSOClientReconciler) createCredentials(ctx context.Context, sc *hallpassv1.SSOClient, desired *corev1ac.SecretApplyConfiguration) (*corev1.Secret, error) {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: *desired.Namespace, Name: *desired.Name,
-			Labels: desired.Labels, Annotations: desired.Annotations,
+			Labels: desired.Labels, Annotations: mergeMaps(maps.Clone(desired.Annotations), map[string]string{annotationRecordUID: string(sc.UID)}),
 		},
 		Type: *desired.Type,
 		Data: desired.Data,
@@ -601,16 +611,21 @@ func (r *SSOClientReconciler) credentialsReady(s *clientScope, name string) {
 }
 
 // isCredentialsSecret reports whether an existing Secret is this client's credentials
-// Secret: the one the operator recorded creating, or one that already holds exactly this
-// client's ID under Hallpass's labels (what a reconcile still in flight for a deleted
-// SSOClient of the same name may have written). Neither lets a Secret decide an ID: the
-// second only recognises the ID the record already holds.
+// Secret: the one the operator recorded creating; one under Hallpass's labels created for
+// this very SSOClient (its UID annotated) whose record was not written after it (an
+// interrupted first reconcile); or one that already holds exactly this client's ID under
+// Hallpass's labels (what a reconcile still in flight for a deleted SSOClient of the same
+// name may have written). None lets a Secret decide an ID: the second is overwritten with
+// the record's, and the third only recognises the ID the record already holds.
 func (s *clientScope) isCredentialsSecret(existing *corev1.Secret) bool {
 	if s.credentialsUID != "" && existing.UID == s.credentialsUID {
 		return true
 	}
 	if existing.Labels[hallpassv1.LabelManagedBy] != hallpassv1.ManagedByValue || existing.Labels[hallpassv1.LabelClient] != s.client.Name {
 		return false
+	}
+	if s.fresh && existing.Annotations[annotationRecordUID] == string(s.client.UID) {
+		return true
 	}
 	id, _ := storedCredentials(existing, s.client)
 	return id == s.clientID

@@ -235,7 +235,11 @@ func TestACopiedCredentialsSecretGivesNoClientID(t *testing.T) {
 		c := get(g, otherNS, "app", &hallpassv1.SSOClient{})
 		g.Expect(c.Status.ClientID).NotTo(Equal(original.Status.ClientID))
 		g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientCredentialsReady)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonSecretConflict))
-		g.Expect(string(clientRecordOf(g, ns, "sso", otherNS, "app").Data[recordClientIDKey])).NotTo(Equal(original.Status.ClientID))
+		// A new client's record is written once its credentials Secret is its own: none here.
+		var rec corev1.Secret
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: clientRecordName("sso", otherNS, "app")}, &rec)
+		g.Expect(apierrors.IsNotFound(err) || string(rec.Data[recordClientIDKey]) != original.Status.ClientID).To(BeTrue(),
+			"no record gives the copy's client the original's ID")
 	})
 	eventually(t, func(g Gomega) {
 		cfg := renderedConfig(g, ns, "sso")
@@ -333,5 +337,41 @@ func TestConnectionsAClientNames(t *testing.T) {
 		g.Expect(ok).To(BeTrue())
 		g.Expect(served.Connections).To(Equal([]string{"staff"}))
 		g.Expect(cfg.Connections).To(HaveLen(2))
+	})
+}
+
+// TestAnInterruptedFirstReconcileIsNoConflict leaves behind what a first reconcile stopped
+// between creating a client's credentials Secret and writing its record would: a Secret
+// under Hallpass's labels for this very SSOClient holding an ID no record holds. The client
+// is not reported as a conflict; it gets credentials the server serves, written into that
+// Secret.
+func TestAnInterruptedFirstReconcileIsNoConflict(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	create(t, newServer(ns, "sso"))
+	eventually(t, func(g Gomega) {
+		g.Expect(get(g, ns, "sso", &hallpassv1.SSOServer{}).Status.ConfigRevision).NotTo(BeZero())
+	})
+	stopManager()
+	sc := newClient(ns, "web", ns, "sso", hallpassv1.RegularWebApp)
+	create(t, sc)
+	const unrecorded = "0123456789abcdef0123456789abcdef"
+	create(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns, Name: "web-sso-credentials",
+			Labels:      map[string]string{hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue, hallpassv1.LabelClient: "web"},
+			Annotations: map[string]string{annotationRecordUID: string(sc.UID)},
+		},
+		Data: map[string][]byte{CredentialsClientID: []byte(unrecorded)},
+	})
+	g.Expect(startManager()).To(Succeed())
+
+	c := readyClient(t, ns, "web")
+	g.Expect(c.Status.ClientID).NotTo(Equal(unrecorded), "an ID no record holds is never taken")
+	data := get(g, ns, "web-sso-credentials", &corev1.Secret{}).Data
+	g.Expect(string(data[CredentialsClientID])).To(Equal(c.Status.ClientID))
+	eventually(t, func(g Gomega) {
+		_, served := renderedConfig(g, ns, "sso").Client(c.Status.ClientID)
+		g.Expect(served).To(BeTrue())
 	})
 }

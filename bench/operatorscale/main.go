@@ -19,12 +19,13 @@
 //
 //   - the config Secret's size.
 //
-//     go run ./bench/operatorscale -n 1000 [-pprof 127.0.0.1:6060]
+//     go run ./bench/operatorscale -n 1000 [-pprof 127.0.0.1:6060] [-cpuprofile cpu.out] [-heapprofile heap.out]
 package main
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +35,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +48,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
@@ -69,6 +73,9 @@ func main() {
 type flags struct {
 	n, workers  int
 	repo, pprof string
+	reconcilers int
+	cpuProfile  string
+	heapProfile string
 	timeout     time.Duration
 	idle        time.Duration
 }
@@ -77,8 +84,11 @@ func parseFlags() flags {
 	var f flags
 	flag.IntVar(&f.n, "n", 1000, "number of SSOClients")
 	flag.IntVar(&f.workers, "workers", 16, "parallel apply requests")
+	flag.IntVar(&f.reconcilers, "reconcilers", 0, "SSOClients the operator reconciles at once (0: its default)")
 	flag.StringVar(&f.repo, "repo", ".", "repository root")
 	flag.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof of the operator's process on this address")
+	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write the CPU profile from the first apply to all Ready to this file")
+	flag.StringVar(&f.heapProfile, "heapprofile", "", "write a heap profile at all Ready to this file")
 	flag.DurationVar(&f.timeout, "timeout", 15*time.Minute, "give up when not all are Ready by then")
 	flag.DurationVar(&f.idle, "idle", 60*time.Second, "idle window over which CPU is measured")
 	flag.Parse()
@@ -92,7 +102,7 @@ func run() error {
 		go func() { _ = http.ListenAndServe(f.pprof, nil) }()
 	}
 	operator := &requestCounts{}
-	cluster, issuer, err := startCluster(ctx, f.repo, operator)
+	cluster, issuer, err := startCluster(ctx, f, operator)
 	if err != nil {
 		return err
 	}
@@ -108,13 +118,21 @@ func run() error {
 		return err
 	}
 	operator.reset()
+	stopProfile, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := applyClients(ctx, c, f.n, f.workers); err != nil {
 		return err
 	}
 	applied := time.Since(start)
-	allReady, err := waitReady(ctx, c, f.n, start, f.timeout)
+	allReady, err := waitReady(ctx, cfg, f.n, start, f.timeout)
+	stopProfile()
 	if err != nil {
+		return err
+	}
+	if err := writeHeapProfile(f.heapProfile); err != nil {
 		return err
 	}
 	last, err := lastClient(ctx, c, f.n)
@@ -153,7 +171,8 @@ func run() error {
 
 // startCluster builds hallpass, starts the dev cluster (API server, etcd, operator, pod
 // runner) and the sample SSOServer, and waits for it to be Ready.
-func startCluster(ctx context.Context, repo string, counts *requestCounts) (*devcluster.Cluster, string, error) {
+func startCluster(ctx context.Context, f flags, counts *requestCounts) (*devcluster.Cluster, string, error) {
+	repo := f.repo
 	bin, err := os.MkdirTemp("", "hallpass-bench-")
 	if err != nil {
 		return nil, "", err
@@ -176,6 +195,7 @@ func startCluster(ctx context.Context, repo string, counts *requestCounts) (*dev
 	cluster, err := devcluster.Start(ctx, devcluster.Options{
 		CRDDir: filepath.Join(repo, "config", "crd", "bases"), BinaryAssetsDir: assets, ServerBinary: server, Logs: io.Discard,
 		OperatorTransport: func(rt http.RoundTripper) http.RoundTripper { return counting{rt, counts} },
+		ClientReconcilers: f.reconcilers,
 	})
 	if err != nil {
 		return nil, "", err
@@ -264,28 +284,90 @@ func applyClients(ctx context.Context, c client.Client, n, workers int) error {
 	}
 }
 
-// waitReady polls until every bench SSOClient is Ready with its generation observed.
-func waitReady(ctx context.Context, c client.Client, n int, start time.Time, timeout time.Duration) (time.Duration, error) {
+// waitReady watches the SSOClients until every bench SSOClient is Ready with its
+// generation observed, and prints the progress every five seconds to stderr: how many have
+// credentials, how many the server has rendered, how many are Ready. A watch, not a list
+// every so often: listing ten thousand clients twice a second would load the API server
+// more than the operator does.
+func waitReady(ctx context.Context, cfg *rest.Config, n int, start time.Time, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Only what progress needs is kept: the benchmark's cache is in the operator's process
+	// and would otherwise count in its RSS.
+	informers, err := cache.New(cfg, cache.Options{Scheme: devcluster.Scheme(), DefaultTransform: slim})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := informers.GetInformer(ctx, &hallpassv1.SSOClient{}); err != nil {
+		return 0, err
+	}
+	go func() { _ = informers.Start(ctx) }()
+	if !informers.WaitForCacheSync(ctx) {
+		return 0, errors.New("the SSOClient watch did not sync")
+	}
+	lastReport := time.Now()
 	for {
 		var list hallpassv1.SSOClientList
-		if err := c.List(ctx, &list); err != nil {
+		if err := informers.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 			return 0, err
 		}
-		ready := 0
-		for _, sc := range list.Items {
-			if cond := meta.FindStatusCondition(sc.Status.Conditions, hallpassv1.ConditionReady); cond != nil && cond.Status == metav1.ConditionTrue &&
-				strings.HasPrefix(sc.Namespace, "team-") && sc.Status.ObservedGeneration == sc.Generation {
-				ready++
-			}
-		}
-		if ready >= n {
+		p := progressOf(list.Items)
+		if p.ready >= n {
 			return time.Since(start), nil
 		}
-		if time.Since(start) > timeout {
-			return 0, fmt.Errorf("%d of %d SSOClients Ready after %s", ready, n, timeout)
+		if time.Since(lastReport) >= 5*time.Second {
+			lastReport = time.Now()
+			fmt.Fprintf(os.Stderr, "%6.1fs: %d SSOClients, %d with credentials, %d rendered, %d Ready\n",
+				time.Since(start).Seconds(), p.clients, p.credentials, p.rendered, p.ready)
 		}
-		time.Sleep(500 * time.Millisecond)
+		if time.Since(start) > timeout {
+			return 0, fmt.Errorf("%d of %d SSOClients Ready after %s", p.ready, n, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// slim keeps of an SSOClient what progressOf reads.
+func slim(obj any) (any, error) {
+	sc, ok := obj.(*hallpassv1.SSOClient)
+	if !ok {
+		return obj, nil
+	}
+	out := &hallpassv1.SSOClient{ObjectMeta: metav1.ObjectMeta{
+		Namespace: sc.Namespace, Name: sc.Name, Generation: sc.Generation, ResourceVersion: sc.ResourceVersion,
+	}}
+	out.Status.ClientID = sc.Status.ClientID
+	out.Status.ObservedGeneration = sc.Status.ObservedGeneration
+	for _, c := range sc.Status.Conditions {
+		if c.Type == hallpassv1.SSOClientServed || c.Type == hallpassv1.ConditionReady {
+			out.Status.Conditions = append(out.Status.Conditions, metav1.Condition{Type: c.Type, Status: c.Status})
+		}
+	}
+	return out, nil
+}
+
+type progress struct{ clients, credentials, rendered, ready int }
+
+func progressOf(items []hallpassv1.SSOClient) progress {
+	var p progress
+	for i := range items {
+		sc := &items[i]
+		if !strings.HasPrefix(sc.Namespace, "team-") {
+			continue
+		}
+		p.clients++
+		if sc.Status.ClientID != "" {
+			p.credentials++
+		}
+		if cond := meta.FindStatusCondition(sc.Status.Conditions, hallpassv1.SSOClientServed); cond != nil && cond.Status != metav1.ConditionUnknown {
+			p.rendered++
+		}
+		if cond := meta.FindStatusCondition(sc.Status.Conditions, hallpassv1.ConditionReady); cond != nil && cond.Status == metav1.ConditionTrue &&
+			sc.Status.ObservedGeneration == sc.Generation {
+			p.ready++
+		}
+	}
+	return p
 }
 
 func lastClient(ctx context.Context, c client.Client, n int) (*hallpassv1.SSOClient, error) {
@@ -321,51 +403,64 @@ type counting struct {
 }
 
 func (c counting) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.counts.add(requestKind(r))
-	return c.rt.RoundTrip(r)
+	start := time.Now()
+	resp, err := c.rt.RoundTrip(r)
+	c.counts.add(requestKind(r), time.Since(start))
+	return resp, err
 }
 
+// requestCounts counts requests by kind, and the time until their response headers (a
+// watch's is its start).
 type requestCounts struct {
 	mu sync.Mutex
-	m  map[string]int
+	m  map[string]requestCount
 }
 
-func (c *requestCounts) add(kind string) {
+type requestCount struct {
+	n    int
+	time time.Duration
+}
+
+func (c *requestCounts) add(kind string, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string]int{}
+		c.m = map[string]requestCount{}
 	}
-	c.m[kind]++
+	rc := c.m[kind]
+	rc.n++
+	rc.time += d
+	c.m[kind] = rc
 }
 
 func (c *requestCounts) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m = map[string]int{}
+	c.m = map[string]requestCount{}
 }
 
-func (c *requestCounts) snapshot() map[string]int {
+func (c *requestCounts) snapshot() map[string]requestCount {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.m)
 }
 
-func total(m map[string]int) int {
+func total(m map[string]requestCount) int {
 	n := 0
 	for _, v := range m {
-		n += v
+		n += v.n
 	}
 	return n
 }
 
-// printRequests prints the operator's requests per client by verb and resource, most first.
-func printRequests(m map[string]int, n int) {
-	kinds := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(m[b]-m[a], strings.Compare(a, b)) })
-	fmt.Println("| operator requests | per client |")
-	fmt.Println("|---|---|")
+// printRequests prints the operator's requests per client by verb and resource, most
+// first, with their mean latency.
+func printRequests(m map[string]requestCount, n int) {
+	kinds := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(m[b].n-m[a].n, strings.Compare(a, b)) })
+	fmt.Println("| operator requests | per client | mean latency |")
+	fmt.Println("|---|---|---|")
 	for _, k := range kinds {
-		fmt.Printf("| %s | %.2f |\n", k, float64(m[k])/float64(n))
+		fmt.Printf("| %s | %.2f | %.1f ms |\n", k, float64(m[k].n)/float64(n), float64(m[k].time.Microseconds())/1000/float64(m[k].n))
 	}
 }
 
@@ -407,6 +502,36 @@ func requestKind(r *http.Request) string {
 		verb = "apply"
 	}
 	return verb + " " + resource
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = out.Close()
+	}, nil
+}
+
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	runtime.GC()
+	return pprof.WriteHeapProfile(out)
 }
 
 // rss returns this process's peak and current resident set size in bytes.

@@ -49,6 +49,9 @@ type Options struct {
 	// OperatorTransport, if set, wraps the transport of the operator's (and the pod
 	// runner's) API requests, for a benchmark to count them.
 	OperatorTransport func(http.RoundTripper) http.RoundTripper
+	// ClientReconcilers is how many SSOClients the operator reconciles at once; its
+	// default when zero.
+	ClientReconcilers int
 }
 
 // Cluster is a running dev cluster.
@@ -141,7 +144,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	c.stopMgr = stopMgr
-	if err := controllers.Setup(mgrCtx, mgr, controllers.Options{ServerImage: "hallpass/hallpass:dev"}); err != nil {
+	if err := controllers.Setup(mgrCtx, mgr, controllers.Options{ServerImage: "hallpass/hallpass:dev", ClientReconcilers: opts.ClientReconcilers}); err != nil {
 		return nil, err
 	}
 	if c.Runner, err = SetupRunner(mgrCtx, mgr, RunnerOptions{
