@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/server/configsource"
+	"github.com/hallpass/hallpass/internal/server/servingcert"
 	"github.com/hallpass/hallpass/internal/storage"
 	"github.com/hallpass/hallpass/internal/storage/postgres"
 	"github.com/hallpass/hallpass/internal/storage/sqlite"
@@ -64,6 +67,8 @@ type serverFlags struct {
 	// storageCheck is the time between probes of storage, unreadyAfter how long storage
 	// must fail before /readyz says not ready (0: never).
 	storageCheck, unreadyAfter time.Duration
+	// tlsCertFile and tlsKeyFile, or tlsSecret, make the server speak https on --listen.
+	tlsCertFile, tlsKeyFile, tlsSecret string
 }
 
 func parseServerFlags(args []string) (serverFlags, error) {
@@ -76,8 +81,14 @@ func parseServerFlags(args []string) (serverFlags, error) {
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "least severe log lines written: debug, info, warn or error")
 	fs.DurationVar(&f.storageCheck, "storage-check-interval", storage.DefaultHealthInterval, "time between two probes of storage for /readyz")
 	fs.DurationVar(&f.unreadyAfter, "storage-unready-after", storage.DefaultUnreadyAfter, "how long storage must fail on every probe before /readyz reports not ready (0: never)")
+	fs.StringVar(&f.tlsCertFile, "tls-cert-file", "", "PEM file of the certificate (then its chain) to serve https with on --listen; re-read every second")
+	fs.StringVar(&f.tlsKeyFile, "tls-key-file", "", "PEM file of the private key of --tls-cert-file")
+	fs.StringVar(&f.tlsSecret, "tls-secret", "", "namespace/name of a kubernetes.io/tls Secret to serve https with on --listen (in a cluster); the server watches it")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if (f.tlsCertFile == "") != (f.tlsKeyFile == "") || f.tlsSecret != "" && f.tlsCertFile != "" {
+		return f, errors.New("give --tls-cert-file with --tls-key-file, or --tls-secret, or neither")
 	}
 	if f.storageCheck <= 0 || f.unreadyAfter < 0 {
 		return f, errors.New("-storage-check-interval must be positive and -storage-unready-after not negative")
@@ -136,6 +147,11 @@ func runServer(ctx context.Context, args []string) error {
 	defer cancel()
 	health := watchStorage(ctx, store, f, reg, logger)
 	errs := make(chan error, 4)
+	if tlsConfig, err := servingTLS(ctx, f, source, reg, logger, errs); err != nil {
+		return err
+	} else if tlsConfig != nil {
+		listeners[0] = tls.NewListener(listeners[0], tlsConfig)
+	}
 	go func() {
 		if err := source.watch(ctx, reloader); err != nil {
 			errs <- err
@@ -158,7 +174,7 @@ func runServer(ctx context.Context, args []string) error {
 		}()
 	}
 	ready.Store(true)
-	logger.Info("serving", "issuer", cfg.Issuer, "listen", listeners[0].Addr().String(), "metrics", listeners[1].Addr().String())
+	logger.Info("serving", "issuer", cfg.Issuer, "listen", listeners[0].Addr().String(), "tls", f.tlsSecret != "" || f.tlsCertFile != "", "metrics", listeners[1].Addr().String())
 
 	select {
 	case <-ctx.Done():
@@ -182,6 +198,45 @@ func (s *configOrigin) readInitial(ctx context.Context, logger *slog.Logger) (co
 		}
 	}
 	return s.read(ctx)
+}
+
+// servingTLS loads the certificate of --tls-cert-file or --tls-secret and follows its
+// rotation until ctx ends; it returns nil without either flag. A certificate that cannot
+// be loaded at the start stops the server: there is no last good one to serve.
+func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg prometheus.Registerer, logger *slog.Logger, errs chan<- error) (*tls.Config, error) {
+	if f.tlsSecret == "" && f.tlsCertFile == "" {
+		return nil, nil
+	}
+	expiry := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hallpass_tls_certificate_expiry_timestamp_seconds",
+		Help: "When the TLS certificate being served expires.",
+	})
+	reg.MustRegister(expiry)
+	keeper := servingcert.NewKeeper(logger)
+	keeper.OnLoad = func(leaf *x509.Certificate) { expiry.Set(float64(leaf.NotAfter.Unix())) }
+	if f.tlsCertFile != "" {
+		if err := keeper.LoadFiles(f.tlsCertFile, f.tlsKeyFile); err != nil {
+			return nil, err
+		}
+		go keeper.PollFiles(ctx, f.tlsCertFile, f.tlsKeyFile, filePollInterval)
+		return keeper.TLSConfig(), nil
+	}
+	if source.client == nil {
+		return nil, errors.New("--tls-secret needs --config-secret and --keys-secret; with files, use --tls-cert-file and --tls-key-file")
+	}
+	ref, err := configsource.ParseSecretRef(f.tlsSecret)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-secret: %w", err)
+	}
+	if err := keeper.LoadSecret(ctx, source.client, ref); err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := keeper.WatchSecret(ctx, source.client, ref); err != nil {
+			errs <- err
+		}
+	}()
+	return keeper.TLSConfig(), nil
 }
 
 // shutdown stops accepting requests, lets those in progress finish, and gives the logouts

@@ -4,79 +4,39 @@
 package conntest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/localca"
 )
 
 // CA is a throwaway certificate authority for loopback TLS.
 type CA struct {
-	Cert    *x509.Certificate
-	Key     *ecdsa.PrivateKey
+	*localca.CA
 	CertPEM string
 }
 
-// NewCA makes a CA valid for one day.
+// NewCA makes a CA valid for one day, for loopback names only.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := localca.New("Hallpass test CA", 24*time.Hour)
 	if err != nil {
-		t.Fatalf("generate CA key: %v", err)
+		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Hallpass test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatalf("create CA certificate: %v", err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &CA{Cert: cert, Key: key, CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+	return &CA{CA: ca, CertPEM: string(ca.CertPEM)}
 }
 
 // Issue returns a PEM server certificate and PKCS#8 key for 127.0.0.1, localhost and
-// names.
+// names, valid for a day.
 func (ca *CA) Issue(t testing.TB, names ...string) (certPEM, keyPEM string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, k, err := ca.CA.Issue(24*time.Hour, append([]string{"localhost", "127.0.0.1"}, names...)...)
 	if err != nil {
-		t.Fatalf("generate server key: %v", err)
+		t.Fatal(err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     append([]string{"localhost"}, names...),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		t.Fatalf("issue server certificate: %v", err)
-	}
-	k, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatalf("encode server key: %v", err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}))
+	return string(c), string(k)
 }
 
 // TLSConfig is a server TLS config with a certificate of the CA.

@@ -2,7 +2,6 @@ package configsource
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,19 +46,13 @@ func GetSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keysRe
 	return configData, ks.Data[config.KeysSecretKey], nil
 }
 
-// WatchSecrets watches the two Secrets until ctx ends and hands every change to l. Each
-// watch lists and watches a single object through a metadata.name field selector, so the
-// server's Role can grant get/list/watch on exactly these two resourceNames.
+// WatchSecrets watches the two Secrets until ctx ends and hands every change to l.
 func WatchSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keysRef SecretRef, l *Reloader) error {
 	var mu sync.Mutex
 	latest := map[SecretRef][]byte{}
-	onChange := func(ref SecretRef, content func(map[string][]byte) ([]byte, error)) cache.ResourceEventHandlerFuncs {
-		update := func(obj any) {
-			s, ok := obj.(*corev1.Secret)
-			if !ok {
-				return
-			}
-			data, err := content(s.Data)
+	informer := func(ref SecretRef, content func(map[string][]byte) ([]byte, error)) cache.Controller {
+		onData := func(secretData map[string][]byte) {
+			data, err := content(secretData)
 			if err != nil {
 				l.Refuse("secret "+ref.String(), err)
 				return
@@ -73,39 +66,54 @@ func WatchSecrets(ctx context.Context, client kubernetes.Interface, cfgRef, keys
 				_ = l.Load("secrets "+cfgRef.String()+" and "+keysRef.String(), c, k)
 			}
 		}
-		return cache.ResourceEventHandlerFuncs{
-			AddFunc:    update,
-			UpdateFunc: func(_, obj any) { update(obj) },
-			DeleteFunc: func(any) {
-				l.logger.Warn("config secret deleted; keeping the current config", "secret", ref.String())
-			},
+		onDelete := func() {
+			l.logger.Warn("config secret deleted; keeping the current config", "secret", ref.String())
+		}
+		return SecretInformer(client, ref, onData, onDelete)
+	}
+	keysContent := func(data map[string][]byte) ([]byte, error) { return data[config.KeysSecretKey], nil }
+	return RunInformers(ctx, "watch config secrets", informer(cfgRef, config.FromSecretData), informer(keysRef, keysContent))
+}
+
+// SecretInformer watches the one Secret ref: onData gets its data when it appears or
+// changes, onDelete is called when it is deleted. It lists and watches through a
+// metadata.name field selector, so a Role can grant get/list/watch on exactly the
+// resourceNames a server reads.
+func SecretInformer(client kubernetes.Interface, ref SecretRef, onData func(map[string][]byte), onDelete func()) cache.Controller {
+	update := func(obj any) {
+		if s, ok := obj.(*corev1.Secret); ok {
+			onData(s.Data)
 		}
 	}
+	lw := cache.NewListWatchFromClient(client.CoreV1().RESTClient(), "secrets", ref.Namespace,
+		fields.OneTermEqualSelector("metadata.name", ref.Name))
+	_, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: lw,
+		ObjectType:    &corev1.Secret{},
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    update,
+			UpdateFunc: func(_, obj any) { update(obj) },
+			DeleteFunc: func(any) { onDelete() },
+		},
+	})
+	return ctrl
+}
+
+// RunInformers runs the informers until ctx ends. It fails, naming what, when they stop
+// before their caches synced.
+func RunInformers(ctx context.Context, what string, informers ...cache.Controller) error {
 	var wg sync.WaitGroup
-	var controllers []cache.Controller
-	keysContent := func(data map[string][]byte) ([]byte, error) { return data[config.KeysSecretKey], nil }
-	for _, w := range []struct {
-		ref     SecretRef
-		content func(map[string][]byte) ([]byte, error)
-	}{{cfgRef, config.FromSecretData}, {keysRef, keysContent}} {
-		lw := cache.NewListWatchFromClient(client.CoreV1().RESTClient(), "secrets", w.ref.Namespace,
-			fields.OneTermEqualSelector("metadata.name", w.ref.Name))
-		_, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
-			ListerWatcher: lw,
-			ObjectType:    &corev1.Secret{},
-			Handler:       onChange(w.ref, w.content),
-		})
-		controllers = append(controllers, ctrl)
+	for _, c := range informers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctrl.RunWithContext(ctx)
+			c.RunWithContext(ctx)
 		}()
 	}
-	for _, c := range controllers {
+	for _, c := range informers {
 		if !cache.WaitForCacheSync(ctx.Done(), c.HasSynced) {
 			wg.Wait()
-			return errors.New("watch config secrets: cache did not sync")
+			return fmt.Errorf("%s: cache did not sync", what)
 		}
 	}
 	wg.Wait()
