@@ -138,6 +138,8 @@ func (k *Keeper) LoadSecret(ctx context.Context, client kubernetes.Interface, re
 func (k *Keeper) WatchSecret(ctx context.Context, client kubernetes.Interface, ref configsource.SecretRef) error {
 	from := "secret " + ref.String()
 	onData := func(data map[string][]byte) { _ = k.Load(from, data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey]) }
-	onDelete := func() { k.logger.Warn("TLS secret deleted; the current certificate keeps serving", "secret", ref.String()) }
+	onDelete := func() {
+		k.logger.Warn("TLS secret deleted; the current certificate keeps serving", "secret", ref.String())
+	}
 	return configsource.RunInformers(ctx, "watch TLS secret", configsource.SecretInformer(client, ref, onData, onDelete))
 }
