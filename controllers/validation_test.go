@@ -226,6 +226,17 @@ func TestAdmissionRejectsInvalidResources(t *testing.T) {
 			}),
 			"spec.email.username and spec.email.passwordSecretRef must be set together",
 		},
+		"a server speaking TLS on an http issuer": {
+			server(func(s *hallpassv1.SSOServer) {
+				s.Spec.Issuer, s.Spec.DevMode = "http://127.0.0.1:5556", true
+				s.Spec.TLS = &hallpassv1.ServerTLS{SecretName: "sso-tls"}
+			}),
+			"spec.tls needs an https spec.issuer",
+		},
+		"a TLS Secret that is not a name": {
+			server(func(s *hallpassv1.SSOServer) { s.Spec.TLS = &hallpassv1.ServerTLS{SecretName: "../tls"} }),
+			"spec.tls.secretName",
+		},
 		"a CA for a relay reached in clear text": {
 			server(func(s *hallpassv1.SSOServer) {
 				s.Spec.Email = &hallpassv1.Email{Host: "127.0.0.1", Security: hallpassv1.EmailNone, From: "sso@example.com",

@@ -64,7 +64,7 @@ func (r *SSOServerReconciler) reconcileRBAC(ctx context.Context, s *serverScope)
 		WithRules(rbacv1ac.PolicyRule().
 			WithAPIGroups("").
 			WithResources("secrets").
-			WithResourceNames(configSecretName(srv.Name), keysSecretName(srv.Name)).
+			WithResourceNames(serverSecretNames(srv)...).
 			WithVerbs("get", "list", "watch"),
 			// A merge patch of the pod's own key needs no other verb (docs/adr/0011).
 			rbacv1ac.PolicyRule().
@@ -101,6 +101,26 @@ func (r *SSOServerReconciler) reconcileRBAC(ctx context.Context, s *serverScope)
 		}
 	}
 	return nil
+}
+
+// serverSecretNames are the Secrets the server pods read: their config, their signing
+// keys and, with spec.tls, their certificate.
+func serverSecretNames(srv *hallpassv1.SSOServer) []string {
+	names := []string{configSecretName(srv.Name), keysSecretName(srv.Name)}
+	if srv.Spec.TLS != nil {
+		names = append(names, srv.Spec.TLS.SecretName)
+	}
+	return names
+}
+
+// servingPort is the name of the port the server pods serve OpenID Connect on, and of
+// the Service's port: https with spec.tls, else http (service meshes read the protocol
+// from the name).
+func servingPort(srv *hallpassv1.SSOServer) (name string, servicePort int32) {
+	if srv.Spec.TLS != nil {
+		return "https", 443
+	}
+	return "http", 80
 }
 
 // reconcileStorage creates the SQLite volume. A claim is created once and not updated: its
@@ -171,6 +191,7 @@ func (r *SSOServerReconciler) reconcileWorkload(ctx context.Context, s *serverSc
 	if err := r.Apply(ctx, r.deployment(srv), fieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply Deployment %s: %w", srv.Name, err)
 	}
+	portName, servicePort := servingPort(srv)
 	svc := corev1ac.Service(srv.Name, srv.Namespace).
 		WithLabels(serverLabels(srv)).
 		WithOwnerReferences(r.owner(srv)).
@@ -178,7 +199,7 @@ func (r *SSOServerReconciler) reconcileWorkload(ctx context.Context, s *serverSc
 			WithType(corev1.ServiceTypeClusterIP).
 			WithSelector(selectorLabels(srv)).
 			WithPorts(
-				corev1ac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromString("http")),
+				corev1ac.ServicePort().WithName(portName).WithPort(servicePort).WithTargetPort(intstr.FromString(portName)),
 				corev1ac.ServicePort().WithName("metrics").WithPort(metricsPort).WithTargetPort(intstr.FromString("metrics")),
 			))
 	if err := r.Apply(ctx, svc, fieldOwner, client.ForceOwnership); err != nil {
@@ -203,6 +224,7 @@ func (r *SSOServerReconciler) deployment(srv *hallpassv1.SSOServer) *appsv1ac.De
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("metrics"))).
 			WithPeriodSeconds(10).WithFailureThreshold(failures)
 	}
+	portName, _ := servingPort(srv)
 	container := corev1ac.Container().
 		WithName("server").
 		WithImage(image).
@@ -211,7 +233,7 @@ func (r *SSOServerReconciler) deployment(srv *hallpassv1.SSOServer) *appsv1ac.De
 		WithEnv(corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().
 			WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name")))).
 		WithPorts(
-			corev1ac.ContainerPort().WithName("http").WithContainerPort(httpPort),
+			corev1ac.ContainerPort().WithName(portName).WithContainerPort(httpPort),
 			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(metricsPort)).
 		WithReadinessProbe(probe("/readyz", 3)).
 		WithLivenessProbe(probe("/healthz", 6)).
@@ -263,6 +285,9 @@ func (r *SSOServerReconciler) serverArgs(srv *hallpassv1.SSOServer) []string {
 		"--status-configmap", srv.Namespace + "/" + statusConfigMapName(srv.Name),
 		fmt.Sprintf("--listen=:%d", httpPort),
 		fmt.Sprintf("--metrics-listen=:%d", metricsPort)}
+	if srv.Spec.TLS != nil {
+		args = append(args, "--tls-secret", srv.Namespace+"/"+srv.Spec.TLS.SecretName)
+	}
 	if r.ServerLogLevel != "" {
 		args = append(args, "--log-level="+r.ServerLogLevel)
 	}

@@ -9,6 +9,7 @@ import (
 // SSOServerSpec is the desired state of one central SSO service.
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || (has(self.storage) && has(self.storage.type) && self.storage.type == 'Postgres')",message="spec.replicas: more than one replica requires spec.storage.type Postgres; SQLite is a single-writer file"
 // +kubebuilder:validation:XValidation:rule="self.issuer.startsWith('https://') || (self.devMode && self.issuer.startsWith('http://'))",message="spec.issuer must be an https URL (http is allowed only with spec.devMode)"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.issuer.startsWith('https://')",message="spec.tls needs an https spec.issuer"
 type SSOServerSpec struct {
 	// issuer is the public URL of the server, used as the `iss` of every token and the base
 	// of every endpoint (discovery is at issuer + "/.well-known/openid-configuration").
@@ -95,6 +96,13 @@ type SSOServerSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="spec.trustedProxies must be CIDRs such as 10.0.0.0/8 or fd00::/8"
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
+	// tls makes the server pods speak https themselves, with the certificate of a
+	// kubernetes.io/tls Secret in the server's namespace (one cert-manager keeps, for
+	// example); a renewed certificate is served without a restart. Needs an https issuer.
+	// When unset the pods speak http and TLS ends in front of them (an Ingress or a Gateway).
+	// +optional
+	TLS *ServerTLS `json:"tls,omitempty"`
+
 	// image overrides the server image. Defaults to the image of the operator's own version.
 	// It must be in a repository the operator allows (its --allowed-server-images, by
 	// default only the repository of its own server image); otherwise nothing is deployed
@@ -107,6 +115,19 @@ type SSOServerSpec struct {
 	// 256Mi memory limit.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ServerTLS names the certificate the server pods serve https with.
+type ServerTLS struct {
+	// secretName is a Secret of type kubernetes.io/tls (keys tls.crt and tls.key) in the
+	// server's namespace. The server pods may read it and nothing else of the namespace's
+	// Secrets; a pod without it does not start, and a replacement that is not a valid
+	// pair is refused while the last good certificate keeps serving.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	SecretName string `json:"secretName"`
 }
 
 // SessionPolicy is the lifetime of a central session. A session is valid while

@@ -36,8 +36,8 @@ const podTokenLifetime = 24 * 3600
 
 // plan turns a Deployment's pod template into a local process, the way a kubelet turns it
 // into a container: the image becomes the hallpass binary, container ports become free
-// loopback ports (the "http" port of an SSO server becomes its issuer's port, so that the
-// issuer URL reaches it), the ServiceAccount becomes a kubeconfig holding its token, and
+// loopback ports (the "http" or "https" port of an SSO server becomes its issuer's port, so
+// that the issuer URL reaches it), the ServiceAccount becomes a kubeconfig holding its token, and
 // volumes become directories.
 func (r *Runner) plan(ctx context.Context, d *appsv1.Deployment) (spec podSpec, err error) {
 	key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
@@ -208,7 +208,7 @@ func rewriteListenArgs(args []string, ports map[int]int) []string {
 
 // hostPort chooses the loopback port of a container port.
 func (r *Runner) hostPort(ctx context.Context, d *appsv1.Deployment, p corev1.ContainerPort) (int, error) {
-	if p.Name == "http" {
+	if p.Name == "http" || p.Name == "https" {
 		if port, err := r.issuerPort(ctx, d); err != nil || port != 0 {
 			return port, err
 		}
