@@ -67,14 +67,15 @@ func TestSamplesBecomeReady(t *testing.T) {
 	eventually(t, func(g Gomega) {
 		s := get(g, ns, "hallpass", &hallpassv1.SSOServer{})
 		g.Expect(condition(s.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(s.Status.Clients).To(Equal(int32(2)))
+		g.Expect(s.Status.Clients).To(Equal(int32(3)))
 		g.Expect(s.Status.Connections).To(Equal(int32(1)))
 		conn := get(g, ns, "username-password", &hallpassv1.IdentityConnection{})
 		g.Expect(condition(conn.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(conn.Status.Clients).To(Equal(int32(2)))
+		g.Expect(conn.Status.Clients).To(Equal(int32(3)))
 	})
 	readyClient(t, ns, "app1")
 	readyClient(t, ns, "app2")
+	readyClient(t, ns, "kubectl")
 	for _, name := range []string{"hallpass-config", "hallpass-signing-keys", "app1-sso-credentials", "app2-sso-credentials"} {
 		get(g, ns, name, &corev1.Secret{})
 	}
@@ -83,6 +84,7 @@ func TestSamplesBecomeReady(t *testing.T) {
 	g.Expect(ok).To(BeTrue())
 	g.Expect(db.Database.Users).To(ConsistOf(HaveField("Username", "demo")))
 	g.Expect(cfg.Clients).To(ContainElement(And(HaveField("Type", config.ClientSinglePageApp), HaveField("WebOrigins", []string{"https://app1.example.com"}))))
+	g.Expect(cfg.Clients).To(ContainElement(And(HaveField("Type", config.ClientNative), HaveField("GrantTypes", ContainElement(config.GrantDeviceCode)))))
 }
 
 // readSamples decodes every manifest of config/samples listed in its kustomization.

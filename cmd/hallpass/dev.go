@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
+	"github.com/hallpass/hallpass/internal/localca"
 )
 
 func init() {
@@ -25,76 +27,117 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-func runDev(ctx context.Context, args []string) error {
+// devFlags are the flags of `hallpass dev`.
+type devFlags struct {
+	crdDir, assets, serverBinary, workDir, kubeconfigOut, namespace, readyFile string
+	readyTimeout                                                               time.Duration
+	apply, mapURL                                                              stringList
+	caDir, kubectlClient, kubectlKubeconfigOut                                 string
+	zap                                                                        zap.Options
+}
+
+func parseDevFlags(args []string) (devFlags, error) {
+	f := devFlags{zap: zap.Options{Development: true, Level: zapcore.InfoLevel}}
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	crdDir := fs.String("crd-dir", "config/crd/bases", "directory of the CRD manifests")
-	assets := fs.String("envtest-assets", "", "directory of kube-apiserver and etcd (default: $KUBEBUILDER_ASSETS, else built by hack/envtest-binaries.sh)")
-	serverBinary := fs.String("server-binary", "", "hallpass binary that server pods run (default: this binary)")
-	workDir := fs.String("work-dir", "", "directory for pod data and kubeconfigs (default: a temporary directory, removed on exit)")
-	kubeconfigOut := fs.String("kubeconfig-out", "", "also write the administrator kubeconfig here, for kubectl and the example apps")
-	namespace := fs.String("namespace", "default", "namespace of applied manifests that name none")
-	readyTimeout := fs.Duration("ready-timeout", 2*time.Minute, "how long to wait for the SSOServers of the applied manifests to become Ready")
-	readyFile := fs.String("ready-file", "", "file written once everything applied is Ready (scripts wait for it)")
-	var apply, mapURL stringList
-	fs.Var(&apply, "apply", "directory of manifests to apply once started (repeatable): its kustomization's resources, or every .yaml file")
-	fs.Var(&mapURL, "map-url", "FROM=TO: replace the URL prefix FROM with TO in applied manifests (repeatable), e.g. https://sso.example.com=http://127.0.0.1:5556")
-	zapOpts := zap.Options{Development: true, Level: zapcore.InfoLevel}
-	zapOpts.BindFlags(fs)
+	fs.StringVar(&f.crdDir, "crd-dir", "config/crd/bases", "directory of the CRD manifests")
+	fs.StringVar(&f.assets, "envtest-assets", "", "directory of kube-apiserver and etcd (default: $KUBEBUILDER_ASSETS, else built by hack/envtest-binaries.sh)")
+	fs.StringVar(&f.serverBinary, "server-binary", "", "hallpass binary that server pods run (default: this binary)")
+	fs.StringVar(&f.workDir, "work-dir", "", "directory for pod data and kubeconfigs (default: a temporary directory, removed on exit)")
+	fs.StringVar(&f.kubeconfigOut, "kubeconfig-out", "", "also write the administrator kubeconfig here, for kubectl and the example apps")
+	fs.StringVar(&f.namespace, "namespace", "default", "namespace of applied manifests that name none")
+	fs.DurationVar(&f.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the SSOServers of the applied manifests to become Ready")
+	fs.StringVar(&f.readyFile, "ready-file", "", "file written once everything applied is Ready (scripts wait for it)")
+	fs.Var(&f.apply, "apply", "directory of manifests to apply once started (repeatable): its kustomization's resources, or every .yaml file")
+	fs.Var(&f.mapURL, "map-url", "FROM=TO: replace the URL prefix FROM with TO in applied manifests (repeatable), e.g. https://sso.example.com=https://localhost:5556")
+	fs.StringVar(&f.caDir, "ca-dir", "", "keep a local CA (for loopback names only) in this directory, created when missing, and give each applied SSOServer whose issuer is https on localhost a serving certificate from it, as cert-manager would in a cluster")
+	fs.StringVar(&f.kubectlClient, "kubectl-client", "", "[namespace/]name of an applied Native SSOClient: kube-apiserver then trusts its server's ID tokens for it, as `hallpass kubeconfig --apiserver-config` prints")
+	fs.StringVar(&f.kubectlKubeconfigOut, "kubectl-kubeconfig-out", "", "with --kubectl-client, write a kubeconfig here whose user signs in with `hallpass login`")
+	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return f, err
 	}
-	mapping, err := urlMappings(mapURL)
+	if f.kubectlKubeconfigOut != "" && f.kubectlClient == "" {
+		return f, errors.New("--kubectl-kubeconfig-out needs --kubectl-client")
+	}
+	return f, nil
+}
+
+func runDev(ctx context.Context, args []string) error {
+	f, err := parseDevFlags(args)
 	if err != nil {
 		return err
 	}
-	if *serverBinary == "" {
-		exe, err := os.Executable()
-		if err != nil {
+	mapping, err := urlMappings(f.mapURL)
+	if err != nil {
+		return err
+	}
+	if f.serverBinary == "" {
+		if f.serverBinary, err = os.Executable(); err != nil {
 			return fmt.Errorf("find this binary: %w", err)
 		}
-		*serverBinary = exe
 	}
-	if *assets == "" {
-		var err error
-		if *assets, err = envtestbin.Dir(ctx, "."); err != nil {
+	if f.assets == "" {
+		if f.assets, err = envtestbin.Dir(ctx, "."); err != nil {
 			return err
 		}
 	}
+	var ca *localca.CA
+	if f.caDir != "" {
+		if ca, err = localca.LoadOrCreate(f.caDir, "Hallpass dev CA (loopback names only)"); err != nil {
+			return err
+		}
+	}
+	authn, err := initialAuthenticationConfig(f.kubectlClient != "")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(authn)
 
-	logger := zap.New(zap.UseFlagOptions(&zapOpts))
 	fmt.Fprintln(os.Stderr, "hallpass dev: starting kube-apiserver, etcd and the operator")
 	cluster, err := devcluster.Start(ctx, devcluster.Options{
-		CRDDir: *crdDir, BinaryAssetsDir: *assets, ServerBinary: *serverBinary, WorkDir: *workDir,
-		Logs: os.Stderr, Logger: logger,
+		CRDDir: f.crdDir, BinaryAssetsDir: f.assets, ServerBinary: f.serverBinary, WorkDir: f.workDir,
+		Logs: os.Stderr, Logger: zap.New(zap.UseFlagOptions(&f.zap)), AuthenticationConfig: authn,
 	})
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	if *kubeconfigOut != "" {
-		data, err := os.ReadFile(cluster.Kubeconfig)
-		if err != nil {
-			return fmt.Errorf("read admin kubeconfig: %w", err)
-		}
-		if err := os.WriteFile(*kubeconfigOut, data, 0o600); err != nil {
+	if f.kubeconfigOut != "" {
+		if err := copyFile(cluster.Kubeconfig, f.kubeconfigOut); err != nil {
 			return fmt.Errorf("write --kubeconfig-out: %w", err)
 		}
-		defer os.Remove(*kubeconfigOut)
+		defer os.Remove(f.kubeconfigOut)
 	}
-	fmt.Fprintf(os.Stderr, "hallpass dev: API server at %s; kubeconfig %s\n", cluster.Config.Host, firstNonEmpty(*kubeconfigOut, cluster.Kubeconfig))
+	fmt.Fprintf(os.Stderr, "hallpass dev: API server at %s; kubeconfig %s\n", cluster.Config.Host, firstNonEmpty(f.kubeconfigOut, cluster.Kubeconfig))
 
-	if err := applyManifests(ctx, cluster, apply, *namespace, mapping, *readyTimeout); err != nil {
+	if err := applyManifests(ctx, cluster, f, mapping, ca); err != nil {
 		return err
 	}
-	if *readyFile != "" {
-		if err := os.WriteFile(*readyFile, []byte(cluster.Config.Host+"\n"), 0o600); err != nil {
+	if f.kubectlClient != "" {
+		if err := trustForKubectl(ctx, cluster, f, authn); err != nil {
+			return err
+		}
+		if f.kubectlKubeconfigOut != "" {
+			defer os.Remove(f.kubectlKubeconfigOut)
+		}
+	}
+	if f.readyFile != "" {
+		if err := os.WriteFile(f.readyFile, []byte(cluster.Config.Host+"\n"), 0o600); err != nil {
 			return fmt.Errorf("write --ready-file: %w", err)
 		}
-		defer os.Remove(*readyFile)
+		defer os.Remove(f.readyFile)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "hallpass dev: stopping")
 	return nil
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o600)
 }
 
 // urlMappings parses the --map-url values.
@@ -110,24 +153,30 @@ func urlMappings(values []string) (map[string]string, error) {
 	return mapping, nil
 }
 
-// applyManifests applies the manifests of each directory, with their URLs mapped, and
-// waits for the SSOServers to become Ready.
-func applyManifests(ctx context.Context, cluster *devcluster.Cluster, dirs []string, namespace string, mapping map[string]string, timeout time.Duration) error {
-	for _, dir := range dirs {
+// applyManifests applies the manifests of each directory, with their URLs mapped and, with
+// a CA, certificates for their loopback https issuers, and waits for the SSOServers to
+// become Ready.
+func applyManifests(ctx context.Context, cluster *devcluster.Cluster, f devFlags, mapping map[string]string, ca *localca.CA) error {
+	for _, dir := range f.apply {
 		objs, err := devcluster.ReadManifests(dir)
 		if err != nil {
 			return err
 		}
 		devcluster.MapURLs(objs, mapping)
-		if err := devcluster.Apply(ctx, cluster.Client, namespace, objs); err != nil {
+		if ca != nil {
+			if objs, err = devcluster.ServeHTTPS(objs, ca); err != nil {
+				return err
+			}
+		}
+		if err := devcluster.Apply(ctx, cluster.Client, f.namespace, objs); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "hallpass dev: applied %d objects from %s\n", len(objs), dir)
 	}
-	if len(dirs) == 0 {
+	if len(f.apply) == 0 {
 		return nil
 	}
-	if err := cluster.WaitServersReady(ctx, namespace, timeout); err != nil {
+	if err := cluster.WaitServersReady(ctx, f.namespace, f.readyTimeout); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "hallpass dev: every SSOServer is Ready")

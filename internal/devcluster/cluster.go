@@ -52,6 +52,10 @@ type Options struct {
 	// ClientReconcilers is how many SSOClients the operator reconciles at once; its
 	// default when zero.
 	ClientReconcilers int
+	// AuthenticationConfig, when set, is the kube-apiserver's --authentication-config file
+	// (an AuthenticationConfiguration). The API server re-reads it when it changes, so it may
+	// be written again once the SSO server it trusts is running.
+	AuthenticationConfig string
 }
 
 // Cluster is a running dev cluster.
@@ -115,6 +119,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		// The first start on a busy machine compiles nothing but can be slow to settle.
 		ControlPlaneStartTimeout: envtestbin.StartTimeout,
 		ControlPlaneStopTimeout:  30 * time.Second,
+	}
+	if opts.AuthenticationConfig != "" {
+		c.env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", opts.AuthenticationConfig)
 	}
 	if c.Config, err = c.env.Start(); err != nil {
 		c.env = nil

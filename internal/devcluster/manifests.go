@@ -74,8 +74,9 @@ func manifestFiles(dir string) ([]string, error) {
 
 // MapURLs replaces URL prefixes in every string of the objects: the samples declare the
 // URLs of a production deployment (https://app1.example.com), and a local run maps them to
-// loopback ones (http://localhost:3001). An SSOServer whose issuer becomes http is put in
-// devMode, which the API requires for http issuers and redirect URIs.
+// loopback ones (http://127.0.0.1:3001). When any URL becomes http, the SSOServers are put
+// in devMode, which the API requires for http issuers and the server for http redirect and
+// logout URIs.
 func MapURLs(objs []*unstructured.Unstructured, mapping map[string]string) {
 	// Longest prefixes first, so https://a.example.com/x wins over https://a.example.com.
 	froms := make([]string, 0, len(mapping))
@@ -83,6 +84,10 @@ func MapURLs(objs []*unstructured.Unstructured, mapping map[string]string) {
 		froms = append(froms, from)
 	}
 	slices.SortFunc(froms, func(a, b string) int { return len(b) - len(a) })
+	toHTTP := false
+	for _, to := range mapping {
+		toHTTP = toHTTP || strings.HasPrefix(to, "http://")
+	}
 	var walk func(v any) any
 	walk = func(v any) any {
 		switch v := v.(type) {
@@ -112,10 +117,8 @@ func MapURLs(objs []*unstructured.Unstructured, mapping map[string]string) {
 				obj.Object[field] = walk(v)
 			}
 		}
-		if obj.GetKind() == "SSOServer" {
-			if issuer, _, _ := unstructured.NestedString(obj.Object, "spec", "issuer"); strings.HasPrefix(issuer, "http://") {
-				_ = unstructured.SetNestedField(obj.Object, true, "spec", "devMode")
-			}
+		if obj.GetKind() == "SSOServer" && toHTTP {
+			_ = unstructured.SetNestedField(obj.Object, true, "spec", "devMode")
 		}
 	}
 }

@@ -35,7 +35,7 @@ import (
 
 const (
 	operatorNamespace = "hallpass-system"
-	// serverNamespace holds the samples: the SSOServer, its users and two SSOClients.
+	// serverNamespace holds the samples: the SSOServer, its users and three SSOClients.
 	serverNamespace = "sso"
 	serverName      = "hallpass"
 	nodeName        = "hallpass-node"

@@ -1,0 +1,66 @@
+package localca
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestTheLocalCAIssuesForLoopbackNamesOnly(t *testing.T) {
+	ca, err := New("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for _, tc := range []struct {
+		name, host string
+		trusted    bool
+	}{
+		{"localhost is trusted", "localhost", true},
+		{"a name under localhost is trusted", "sso.localhost", true},
+		{"a .test name is trusted", "app1.test", true},
+		{"a loopback address is trusted", "127.0.0.1", true},
+		{"a public name is not, even if a certificate names it", "sso.example.com", false},
+		{"a public address is not", "192.0.2.1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			certPEM, _, err := ca.Issue(time.Hour, tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, _ := pem.Decode(certPEM)
+			cert, _ := x509.ParseCertificate(block.Bytes)
+			_, err = cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: tc.host})
+			if (err == nil) != tc.trusted {
+				t.Errorf("verify %s: %v, want trusted=%v", tc.host, err, tc.trusted)
+			}
+		})
+	}
+}
+
+func TestACAKeptInADirectoryIsTheSameNextRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	first, err := LoadOrCreate(dir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := LoadOrCreate(dir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.CertPEM, second.CertPEM) || !first.Key.Equal(second.Key) {
+		t.Error("the second run made another CA; a browser that trusted the first would distrust the demo")
+	}
+	info, err := os.Stat(filepath.Join(dir, keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("the CA key has mode %v, want 0600", info.Mode().Perm())
+	}
+}
