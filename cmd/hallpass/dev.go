@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -86,6 +87,8 @@ func runDev(ctx context.Context, args []string) error {
 		if ca, err = localca.LoadOrCreate(f.caDir, "Hallpass dev CA (loopback names only)"); err != nil {
 			return err
 		}
+		fmt.Fprintf(os.Stderr, "hallpass dev: https issuers on localhost get certificates of the dev CA %s (valid for loopback names only); "+
+			"trust it in your browser, or start Chromium with --ignore-certificate-errors-spki-list=%s\n", filepath.Join(f.caDir, localca.CertFile), ca.SPKIHash())
 	}
 	authn, err := initialAuthenticationConfig(f.kubectlClient != "")
 	if err != nil {

@@ -72,7 +72,7 @@ func trustForKubectl(ctx context.Context, cluster *devcluster.Cluster, f devFlag
 	if f.kubectlKubeconfigOut == "" {
 		return nil
 	}
-	return writeUserKubeconfig(cluster.Kubeconfig, f.kubectlKubeconfigOut, login)
+	return writeUserKubeconfig(cluster.Kubeconfig, f.kubectlKubeconfigOut, f.serverBinary, login)
 }
 
 // kubectlLogin waits until the SSOClient is Ready and returns how `hallpass login` signs in
@@ -130,17 +130,13 @@ func waitAuthenticationLoaded(ctx context.Context, cluster *devcluster.Cluster, 
 }
 
 // writeUserKubeconfig writes a kubeconfig for the dev cluster whose user is the one
-// `hallpass kubeconfig` prints, running this binary's `hallpass login`.
-func writeUserKubeconfig(adminKubeconfig, out string, login loginFlags) error {
+// `hallpass kubeconfig` prints, running `hallpass login` of the binary hallpass.
+func writeUserKubeconfig(adminKubeconfig, out, hallpass string, login loginFlags) error {
 	admin, err := clientcmd.LoadFromFile(adminKubeconfig)
 	if err != nil {
 		return fmt.Errorf("read admin kubeconfig: %w", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find this binary: %w", err)
-	}
-	userYAML, err := yaml.Marshal(kubeconfigUser(login, "hallpass", exe))
+	userYAML, err := yaml.Marshal(kubeconfigUser(login, "hallpass", hallpass))
 	if err != nil {
 		return fmt.Errorf("render the kubeconfig user: %w", err)
 	}

@@ -105,6 +105,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, fmt.Errorf("create work directory: %w", err)
 		}
 		c.removeWork = true
+	} else if err := os.MkdirAll(c.workDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create work directory: %w", err)
 	}
 	defer func() {
 		if err != nil {

@@ -30,14 +30,22 @@ func ServeHTTPS(objs []*unstructured.Unstructured, ca *localca.CA) ([]*unstructu
 			continue
 		}
 		name := obj.GetName() + "-tls"
-		certPEM, keyPEM, err := ca.Issue(servingCertValidity, host, "localhost", "127.0.0.1", "::1")
+		names := []string{host}
+		for _, n := range []string{"localhost", "127.0.0.1", "::1"} {
+			if n != host {
+				names = append(names, n)
+			}
+		}
+		certPEM, keyPEM, err := ca.Issue(servingCertValidity, names...)
 		if err != nil {
 			return nil, fmt.Errorf("issue the serving certificate of SSOServer %s: %w", obj.GetName(), err)
 		}
 		secret := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "v1", "kind": "Secret", "type": string(corev1.SecretTypeTLS),
 			"metadata": map[string]any{"name": name, "namespace": obj.GetNamespace()},
-			"stringData": map[string]any{corev1.TLSCertKey: string(certPEM), corev1.TLSPrivateKeyKey: string(keyPEM)},
+			// The chain ends with the CA, as cert-manager's does, so that a browser can be told
+			// to trust the CA's key alone (Chromium's --ignore-certificate-errors-spki-list).
+			"stringData": map[string]any{corev1.TLSCertKey: string(certPEM) + string(ca.CertPEM), corev1.TLSPrivateKeyKey: string(keyPEM)},
 		}}
 		if obj.GetNamespace() == "" {
 			unstructured.RemoveNestedField(secret.Object, "metadata", "namespace")

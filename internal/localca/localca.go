@@ -8,8 +8,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -152,6 +154,14 @@ func (ca *CA) Issue(validity time.Duration, names ...string) (certPEM, keyPEM []
 		return nil, nil, fmt.Errorf("encode server key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), nil
+}
+
+// SPKIHash is the base64 SHA-256 of the CA's public key: Chromium's
+// --ignore-certificate-errors-spki-list with it trusts the certificates whose chain names
+// this CA, as if the CA were installed.
+func (ca *CA) SPKIHash() string {
+	sum := sha256.Sum256(ca.Cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 func serial() *big.Int {
