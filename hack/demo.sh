@@ -5,9 +5,11 @@
 # processes), applies config/samples with their URLs mapped to loopback, waits until the
 # SSOServer is Ready, starts App 1 and App 2, and prints where to go. Ctrl-C stops it all.
 #
-# The SSO server is at http://127.0.0.1:$SSO_PORT and the apps at http://localhost:$APP1_PORT
-# and http://localhost:$APP2_PORT: the server and the apps are on different hosts, so their
-# cookies are kept apart as on different sites.
+# The SSO server is at https://localhost:$SSO_PORT, with a certificate of a local CA kept in
+# bin/demo-ca (valid for loopback names only), and the apps at http://127.0.0.1:$APP1_PORT and
+# http://127.0.0.1:$APP2_PORT: the server and the apps are on different sites, so their cookies
+# are kept apart. The issuer is a host name over https because passkeys (WebAuthn) need a host
+# name and kube-apiserver trusts only https issuers; kubectl signs in with bin/demo-user.kubeconfig.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,8 @@ APP2_PORT="${APP2_PORT:-3002}"
 READY_TIMEOUT="${READY_TIMEOUT:-180}"
 BIN="$PWD/bin"
 KUBECONFIG_OUT="$BIN/demo.kubeconfig"
+USER_KUBECONFIG_OUT="$BIN/demo-user.kubeconfig"
+CA_DIR="$BIN/demo-ca"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -58,9 +62,11 @@ trap 'exit 130' INT TERM
 say "Starting the control plane, the operator and the SSO server pods (hallpass dev)"
 "$BIN/hallpass" dev \
   --apply config/samples \
-  --map-url "https://sso.example.com=http://127.0.0.1:$SSO_PORT" \
-  --map-url "https://app1.example.com=http://localhost:$APP1_PORT" \
-  --map-url "https://app2.example.com=http://localhost:$APP2_PORT" \
+  --map-url "https://sso.example.com=https://localhost:$SSO_PORT" \
+  --map-url "https://app1.example.com=http://127.0.0.1:$APP1_PORT" \
+  --map-url "https://app2.example.com=http://127.0.0.1:$APP2_PORT" \
+  --ca-dir "$CA_DIR" \
+  --kubectl-client kubectl --kubectl-kubeconfig-out "$USER_KUBECONFIG_OUT" \
   --kubeconfig-out "$KUBECONFIG_OUT" \
   --ready-file "$work/ready" \
   --ready-timeout "${READY_TIMEOUT}s" &
@@ -74,10 +80,11 @@ done
 [[ -f "$work/ready" ]] || die "the SSOServer did not become Ready within ${READY_TIMEOUT}s"
 
 say "Starting App 1 and App 2"
-"$BIN/app1" --listen "127.0.0.1:$APP1_PORT" --base-url "http://localhost:$APP1_PORT" \
-  --app2-url "http://localhost:$APP2_PORT" --kubeconfig "$KUBECONFIG_OUT" > >(sed -u 's/^/[app1] /' >&2) 2>&1 &
+"$BIN/app1" --listen "127.0.0.1:$APP1_PORT" --base-url "http://127.0.0.1:$APP1_PORT" \
+  --app2-url "http://127.0.0.1:$APP2_PORT" --kubeconfig "$KUBECONFIG_OUT" > >(sed -u 's/^/[app1] /' >&2) 2>&1 &
 pids+=($!)
-"$BIN/app2" --listen "127.0.0.1:$APP2_PORT" --base-url "http://localhost:$APP2_PORT" \
+# App 2 calls the issuer's token endpoint itself: it trusts the demo CA (and only it).
+SSL_CERT_FILE="$CA_DIR/ca.crt" "$BIN/app2" --listen "127.0.0.1:$APP2_PORT" --base-url "http://127.0.0.1:$APP2_PORT" \
   --kubeconfig "$KUBECONFIG_OUT" > >(sed -u 's/^/[app2] /' >&2) 2>&1 &
 pids+=($!)
 
@@ -85,17 +92,28 @@ cat >&2 <<MSG
 
   Hallpass is running.
 
-    SSO server (issuer)  http://127.0.0.1:$SSO_PORT/.well-known/openid-configuration
-    App 1 (single-page)  http://localhost:$APP1_PORT/
-    App 2 (Go web app)   http://localhost:$APP2_PORT/
-    Single sign-on link  http://localhost:$APP2_PORT/auth/sso?connection=username-password&target_url=/dashboard
+    SSO server (issuer)  https://localhost:$SSO_PORT/.well-known/openid-configuration
+    App 1 (single-page)  http://127.0.0.1:$APP1_PORT/
+    App 2 (Go web app)   http://127.0.0.1:$APP2_PORT/
+    Single sign-on link  http://127.0.0.1:$APP2_PORT/auth/sso?connection=username-password&target_url=/dashboard
 
     Demo user            demo / correct-horse-battery
-    Account page         http://127.0.0.1:$SSO_PORT/account
+    Account page         https://localhost:$SSO_PORT/account   (add a passkey there)
 
-    kubectl              export KUBECONFIG=$KUBECONFIG_OUT
+    Your browser must trust the demo CA for the issuer's pages and for passkeys. Either
+    start a Chromium of its own with the --ignore-certificate-errors-spki-list flag that
+    hallpass dev printed above (and --user-data-dir=\$(mktemp -d)), or trust
+    $CA_DIR/ca.crt once (it signs loopback names only; kept across runs):
+      Chrome/Chromium on Linux  certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n hallpass-demo -i $CA_DIR/ca.crt
+      macOS                     security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db $CA_DIR/ca.crt
+      Firefox                   Settings > Certificates > View Certificates > Authorities > Import
+
+    kubectl (admin)      export KUBECONFIG=$KUBECONFIG_OUT
                          kubectl get ssoservers,ssoclients,identityconnections
                          kubectl get secret app2-sso-credentials -o yaml
+    kubectl (demo user)  KUBECONFIG=$USER_KUBECONFIG_OUT kubectl auth whoami
+                         (hallpass login opens the browser; add --device to the user's
+                         args in that file to sign in with a code instead)
 
   Sign in on App 1, then follow its link to App 2: no second login. docs/demo.md has the tour.
   Press Ctrl-C to stop everything.

@@ -53,8 +53,8 @@ type clientConfig struct {
 
 func run(ctx context.Context) error {
 	listen := flag.String("listen", "127.0.0.1:3001", "address to serve on")
-	baseURL := flag.String("base-url", "http://localhost:3001", "this app's external URL; BASE/callback must be a redirect URI of its SSOClient")
-	app2URL := flag.String("app2-url", "http://localhost:3002", "App 2's external URL, for the SSO link")
+	baseURL := flag.String("base-url", "http://127.0.0.1:3001", "this app's external URL; BASE/callback must be a redirect URI of its SSOClient")
+	app2URL := flag.String("app2-url", "http://127.0.0.1:3002", "App 2's external URL, for the SSO link")
 	nodeModules := flag.String("node-modules", "examples/app1/node_modules", "node_modules installed by `npm ci` in examples/app1")
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig to read the credentials Secret with (in-cluster config when empty)")
 	namespace := flag.String("namespace", "default", "namespace of the credentials Secret")

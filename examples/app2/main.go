@@ -41,7 +41,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	listen := flag.String("listen", "127.0.0.1:3002", "address to serve on")
-	baseURL := flag.String("base-url", "http://localhost:3002", "this app's external URL; BASE/callback must be a redirect URI of its SSOClient")
+	baseURL := flag.String("base-url", "http://127.0.0.1:3002", "this app's external URL; BASE/callback must be a redirect URI of its SSOClient")
 	title := flag.String("title", "App 2", "name shown on the pages")
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig to read the credentials Secret with (in-cluster config when empty)")
 	namespace := flag.String("namespace", "default", "namespace of the credentials Secret")
