@@ -139,7 +139,6 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-
 	reloader := configsource.NewReloader(srv.Apply, configsource.NewMetrics(reg), logger, configData, keysData)
 
 	var ready atomic.Bool
@@ -147,10 +146,8 @@ func runServer(ctx context.Context, args []string) error {
 	defer cancel()
 	health := watchStorage(ctx, store, f, reg, logger)
 	errs := make(chan error, 4)
-	if tlsConfig, err := servingTLS(ctx, f, source, reg, logger, errs); err != nil {
+	if listeners[0], err = servingTLS(ctx, f, source, reg, logger, errs, listeners[0]); err != nil {
 		return err
-	} else if tlsConfig != nil {
-		listeners[0] = tls.NewListener(listeners[0], tlsConfig)
 	}
 	go func() {
 		if err := source.watch(ctx, reloader); err != nil {
@@ -200,12 +197,13 @@ func (s *configOrigin) readInitial(ctx context.Context, logger *slog.Logger) (co
 	return s.read(ctx)
 }
 
-// servingTLS loads the certificate of --tls-cert-file or --tls-secret and follows its
-// rotation until ctx ends; it returns nil without either flag. A certificate that cannot
-// be loaded at the start stops the server: there is no last good one to serve.
-func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg prometheus.Registerer, logger *slog.Logger, errs chan<- error) (*tls.Config, error) {
+// servingTLS returns l serving https with the certificate of --tls-cert-file or
+// --tls-secret, and follows its rotation until ctx ends; without either flag it returns l.
+// A certificate that cannot be loaded at the start stops the server: there is no last good
+// one to serve.
+func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg prometheus.Registerer, logger *slog.Logger, errs chan<- error, l net.Listener) (net.Listener, error) {
 	if f.tlsSecret == "" && f.tlsCertFile == "" {
-		return nil, nil
+		return l, nil
 	}
 	expiry := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "hallpass_tls_certificate_expiry_timestamp_seconds",
@@ -219,7 +217,7 @@ func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg pr
 			return nil, err
 		}
 		go keeper.PollFiles(ctx, f.tlsCertFile, f.tlsKeyFile, filePollInterval)
-		return keeper.TLSConfig(), nil
+		return tls.NewListener(l, keeper.TLSConfig()), nil
 	}
 	if source.client == nil {
 		return nil, errors.New("--tls-secret needs --config-secret and --keys-secret; with files, use --tls-cert-file and --tls-key-file")
@@ -236,7 +234,7 @@ func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg pr
 			errs <- err
 		}
 	}()
-	return keeper.TLSConfig(), nil
+	return tls.NewListener(l, keeper.TLSConfig()), nil
 }
 
 // shutdown stops accepting requests, lets those in progress finish, and gives the logouts
