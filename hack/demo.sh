@@ -101,9 +101,9 @@ cat >&2 <<MSG
     Account page         https://localhost:$SSO_PORT/account   (add a passkey there)
 
     Your browser must trust the demo CA for the issuer's pages and for passkeys. Either
-    start a Chromium of its own with the --ignore-certificate-errors-spki-list flag that
-    hallpass dev printed above (and --user-data-dir=\$(mktemp -d)), or trust
-    $CA_DIR/ca.crt once (it signs loopback names only; kept across runs):
+    open a Chromium of its own that trusts the demo CA's key:
+      chromium --user-data-dir=\$(mktemp -d) --ignore-certificate-errors-spki-list=$(cat "$CA_DIR/ca.spki-sha256") http://127.0.0.1:$APP1_PORT/
+    or trust $CA_DIR/ca.crt once (it signs loopback names only; kept across runs):
       Chrome/Chromium on Linux  certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n hallpass-demo -i $CA_DIR/ca.crt
       macOS                     security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db $CA_DIR/ca.crt
       Firefox                   Settings > Certificates > View Certificates > Authorities > Import

@@ -28,6 +28,10 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
+// caPinFile, in --ca-dir, holds the base64 SHA-256 of the dev CA's public key, the value of
+// Chromium's --ignore-certificate-errors-spki-list.
+const caPinFile = "ca.spki-sha256"
+
 // devFlags are the flags of `hallpass dev`.
 type devFlags struct {
 	crdDir, assets, serverBinary, workDir, kubeconfigOut, namespace, readyFile string
@@ -86,6 +90,10 @@ func runDev(ctx context.Context, args []string) error {
 	if f.caDir != "" {
 		if ca, err = localca.LoadOrCreate(f.caDir, "Hallpass dev CA (loopback names only)"); err != nil {
 			return err
+		}
+		// Scripts (make demo) read the pin to print a Chromium command line that trusts the CA.
+		if err := os.WriteFile(filepath.Join(f.caDir, caPinFile), []byte(ca.SPKIHash()+"\n"), 0o644); err != nil { //nolint:gosec // G306: a public key's hash
+			return fmt.Errorf("write the dev CA's pin: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "hallpass dev: https issuers on localhost get certificates of the dev CA %s (valid for loopback names only); "+
 			"trust it in your browser, or start Chromium with --ignore-certificate-errors-spki-list=%s\n", filepath.Join(f.caDir, localca.CertFile), ca.SPKIHash())

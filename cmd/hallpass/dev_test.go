@@ -84,9 +84,14 @@ func TestTheDemoSignsKubectlInAndEnrolsAPasskeyOverHTTPS(t *testing.T) {
 	pool.AddCert(ca.Cert)
 	discoveryOverTLS(t, issuer, pool)
 
-	// kubectl auth whoami: the plugin opens the browser; Chromium signs the demo user in.
+	// kubectl auth whoami: the plugin opens the browser; Chromium, trusting the CA by the pin
+	// make demo prints, signs the demo user in.
+	pin := strings.TrimSpace(readFile(filepath.Join(caDir, caPinFile)))
+	if pin != ca.SPKIHash() {
+		t.Fatalf("the pin file holds %q, want the CA's %q", pin, ca.SPKIHash())
+	}
 	br := chromium.Start(t, chromium.Options{Hosts: []string{"localhost"},
-		Flags: map[string]any{"ignore-certificate-errors-spki-list": ca.SPKIHash()}})
+		Flags: map[string]any{"ignore-certificate-errors-spki-list": pin}})
 	cfg, err := clientcmd.BuildConfigFromFlags("", userKubeconfig)
 	must(t, err)
 	user := kubernetes.NewForConfigOrDie(cfg)
