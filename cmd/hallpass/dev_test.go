@@ -102,7 +102,8 @@ func TestTheDemoSignsKubectlInAndEnrolsAPasskeyOverHTTPS(t *testing.T) {
 		review, err = user.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 		answer <- err
 	}()
-	authURL := waitForFile(t, opened, regexp.MustCompile(`^(https://\S+)$`))
+	waitForFile(t, opened, regexp.MustCompile(`^https://\S+$`))
+	authURL := readFile(opened)
 	br.Run("sign in as the demo user",
 		chromedp.Navigate(authURL),
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "demo", chromedp.NodeVisible),
