@@ -84,7 +84,7 @@ say "Starting App 1 and App 2"
   --app2-url "http://127.0.0.1:$APP2_PORT" --kubeconfig "$KUBECONFIG_OUT" > >(sed -u 's/^/[app1] /' >&2) 2>&1 &
 pids+=($!)
 # App 2 calls the issuer's token endpoint itself: it trusts the demo CA (and only it).
-SSL_CERT_FILE="$CA_DIR/ca.crt" "$BIN/app2" --listen "127.0.0.1:$APP2_PORT" --base-url "http://127.0.0.1:$APP2_PORT" \
+"$BIN/app2" --listen "127.0.0.1:$APP2_PORT" --base-url "http://127.0.0.1:$APP2_PORT" --ca-file "$CA_DIR/ca.crt" \
   --kubeconfig "$KUBECONFIG_OUT" > >(sed -u 's/^/[app2] /' >&2) 2>&1 &
 pids+=($!)
 

@@ -54,6 +54,7 @@ import (
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
+	"github.com/hallpass/hallpass/internal/loopback"
 )
 
 const (
@@ -187,7 +188,7 @@ func startCluster(ctx context.Context, f flags, counts *requestCounts) (*devclus
 	if err != nil {
 		return nil, "", err
 	}
-	port, err := devcluster.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, "", err
 	}

@@ -30,6 +30,7 @@ import (
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
+	"github.com/hallpass/hallpass/internal/loopback"
 )
 
 // Bounds: one change that takes longer than changeTimeout fails the run.
@@ -69,7 +70,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	port, err := devcluster.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}

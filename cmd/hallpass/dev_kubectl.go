@@ -144,13 +144,15 @@ func writeUserKubeconfig(adminKubeconfig, out, hallpass string, login loginFlags
 	if err != nil {
 		return fmt.Errorf("load the kubeconfig user: %w", err)
 	}
-	cfg := clientcmdapi.NewConfig()
-	for name, c := range admin.Clusters {
-		cfg.Clusters[name] = c
-		cfg.AuthInfos["hallpass"] = user.AuthInfos["hallpass"]
-		cfg.Contexts["hallpass"] = &clientcmdapi.Context{Cluster: name, AuthInfo: "hallpass", Namespace: "default"}
-		cfg.CurrentContext = "hallpass"
+	current, ok := admin.Contexts[admin.CurrentContext]
+	if !ok || admin.Clusters[current.Cluster] == nil {
+		return fmt.Errorf("read admin kubeconfig %s: its current context %q names no cluster", adminKubeconfig, admin.CurrentContext)
 	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[current.Cluster] = admin.Clusters[current.Cluster]
+	cfg.AuthInfos["hallpass"] = user.AuthInfos["hallpass"]
+	cfg.Contexts["hallpass"] = &clientcmdapi.Context{Cluster: current.Cluster, AuthInfo: "hallpass", Namespace: "default"}
+	cfg.CurrentContext = "hallpass"
 	if err := clientcmd.WriteToFile(*cfg, out); err != nil {
 		return fmt.Errorf("write --kubectl-kubeconfig-out: %w", err)
 	}

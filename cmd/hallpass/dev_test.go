@@ -21,9 +21,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
 	"github.com/hallpass/hallpass/internal/localca"
+	"github.com/hallpass/hallpass/internal/loopback"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -45,7 +45,7 @@ func TestTheDemoSignsKubectlInAndEnrolsAPasskeyOverHTTPS(t *testing.T) {
 	}
 	assets, err := envtestbin.Dir(context.Background(), repo)
 	must(t, err)
-	port, err := devcluster.FreePort()
+	port, err := loopback.FreePort()
 	must(t, err)
 	issuer := fmt.Sprintf("https://localhost:%d", port)
 	caDir, userKubeconfig, ready := filepath.Join(dir, "ca"), filepath.Join(dir, "user.kubeconfig"), filepath.Join(dir, "ready")

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +21,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/hallpass/hallpass/pkg/ssoapp"
 )
 
 func init() {
@@ -127,7 +127,7 @@ type loginSession struct {
 }
 
 func loginToken(ctx context.Context, f loginFlags, stderr io.Writer, open func(string) error) (*cachedToken, error) {
-	client, err := httpClient(f.caFile)
+	client, err := ssoapp.HTTPClientTrusting(f.caFile, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -338,24 +338,6 @@ func describe(err error) string {
 		return fmt.Sprintf("status %d", re.Response.StatusCode)
 	}
 	return err.Error()
-}
-
-// httpClient trusts the system's CAs, or those of caFile.
-func httpClient(caFile string) (*http.Client, error) {
-	c := &http.Client{Timeout: 30 * time.Second}
-	if caFile == "" {
-		return c, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("read --ca-file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
-	}
-	c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	return c, nil
 }
 
 // tokenCachePath is the cache file of one issuer and client: a digest of both under

@@ -178,6 +178,7 @@ func runServer(ctx context.Context, args []string) error {
 	case err = <-errs:
 	}
 	ready.Store(false)
+	cancel() // the sweeper stops after its batch, which Shutdown waits to be announced
 	shutdown(ctx, logger, srv, servers)
 	return err
 }
@@ -200,7 +201,7 @@ func (s *configOrigin) readInitial(ctx context.Context, logger *slog.Logger) (co
 // servingTLS returns l serving https with the certificate of --tls-cert-file or
 // --tls-secret, and follows its rotation until ctx ends; without either flag it returns l.
 // A certificate that cannot be loaded at the start stops the server: there is no last good
-// one to serve.
+// one to serve. On an error it returns l itself, which the caller still closes.
 func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg prometheus.Registerer, logger *slog.Logger, errs chan<- error, l net.Listener) (net.Listener, error) {
 	if f.tlsSecret == "" && f.tlsCertFile == "" {
 		return l, nil
@@ -214,20 +215,20 @@ func servingTLS(ctx context.Context, f serverFlags, source *configOrigin, reg pr
 	keeper.OnLoad = func(leaf *x509.Certificate) { expiry.Set(float64(leaf.NotAfter.Unix())) }
 	if f.tlsCertFile != "" {
 		if err := keeper.LoadFiles(f.tlsCertFile, f.tlsKeyFile); err != nil {
-			return nil, err
+			return l, err
 		}
 		go keeper.PollFiles(ctx, f.tlsCertFile, f.tlsKeyFile, filePollInterval)
 		return tls.NewListener(l, keeper.TLSConfig()), nil
 	}
 	if source.client == nil {
-		return nil, errors.New("--tls-secret needs --config-secret and --keys-secret; with files, use --tls-cert-file and --tls-key-file")
+		return l, errors.New("--tls-secret needs --config-secret and --keys-secret; with files, use --tls-cert-file and --tls-key-file")
 	}
 	ref, err := configsource.ParseSecretRef(f.tlsSecret)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-secret: %w", err)
+		return l, fmt.Errorf("--tls-secret: %w", err)
 	}
 	if err := keeper.LoadSecret(ctx, source.client, ref); err != nil {
-		return nil, err
+		return l, err
 	}
 	go func() {
 		if err := keeper.WatchSecret(ctx, source.client, ref); err != nil {

@@ -8,22 +8,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/loopback"
 	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // minimalConfig is a valid dev-mode config on SQLite in dir, with no clients.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -100,7 +101,7 @@ func TestServerServesHTTPSAndFollowsItsCertificate(t *testing.T) {
 	writePair("not a certificate", "not a key")
 	expiredCert, expiredKey, err := ca.CA.Issue(-2*time.Hour, "localhost", "127.0.0.1")
 	must(t, err)
-	waitLog(t, logs, "TLS certificate refused")
+	waitLog(t, logs, "failed to find any PEM data in certificate input")
 	writePair(string(expiredCert), string(expiredKey))
 	waitLog(t, logs, "the certificate expired at")
 	client.CloseIdleConnections()
@@ -110,6 +111,27 @@ func TestServerServesHTTPSAndFollowsItsCertificate(t *testing.T) {
 	if got := metricValue(t, get(t, "http://"+metricsAddr+"/metrics"), "hallpass_tls_certificate_expiry_timestamp_seconds"); got != float64(renewed.NotAfter.Unix()) {
 		t.Errorf("/metrics gives the served certificate's expiry as %v, want %d", got, renewed.NotAfter.Unix())
 	}
+}
+
+func TestAServerWithoutAValidCertificateDoesNotStart(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfgPath, keysPath := writeConfigFiles(t, dir, minimalConfig("https://"+addr, dir))
+	certPath, keyPath := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	must(t, os.WriteFile(certPath, []byte("not a certificate"), 0o600))
+	must(t, os.WriteFile(keyPath, []byte("not a key"), 0o600))
+
+	err := runServer(context.Background(), []string{"--config", cfgPath, "--keys", keysPath, "--listen", addr, "--metrics-listen", freeAddr(t),
+		"--tls-cert-file", certPath, "--tls-key-file", keyPath})
+	if err == nil || !strings.Contains(err.Error(), "PEM") {
+		t.Fatalf("err = %v, want one saying the certificate file holds no PEM data", err)
+	}
+	// The port it had bound is free again.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the server left %s bound after refusing to start: %v", addr, err)
+	}
+	_ = l.Close()
 }
 
 func TestServerCommandRefusesHalfATLSConfiguration(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -22,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hallpass/hallpass/examples/internal/serve"
 	"github.com/hallpass/hallpass/pkg/ssoapp/credentials"
 )
 
@@ -111,19 +111,5 @@ func run(ctx context.Context) error {
 		_, _ = w.Write(cfg)
 	})
 
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errs := make(chan error, 1)
-	go func() { errs <- srv.ListenAndServe() }()
-	logger.Info("serving", "app", "App 1", "url", *baseURL, "listen", *listen, "issuer", creds.Issuer, "client_id", creds.ClientID)
-	select {
-	case err := <-errs:
-		return fmt.Errorf("serve %s: %w", *listen, err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	return nil
+	return serve.Run(ctx, logger, *listen, mux, "app", "App 1", "url", *baseURL, "issuer", creds.Issuer, "client_id", creds.ClientID)
 }

@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"html/template"
@@ -26,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hallpass/hallpass/examples/internal/serve"
 	"github.com/hallpass/hallpass/pkg/ssoapp"
 	"github.com/hallpass/hallpass/pkg/ssoapp/credentials"
 )
@@ -47,6 +47,7 @@ func run(ctx context.Context) error {
 	namespace := flag.String("namespace", "default", "namespace of the credentials Secret")
 	secretName := flag.String("credentials-secret", "app2-sso-credentials", "credentials Secret written by the operator for this app's SSOClient")
 	connection := flag.String("connection", "username-password", "connection for the sign-in link")
+	caFile := flag.String("ca-file", "", "PEM file of the CA that signed the issuer's certificate, when the system's CAs do not vouch for it (the demo's local CA)")
 	insecure := flag.Bool("allow-insecure-http", false, "allow an http --base-url on a host that is not loopback (local tests with names such as app2.test)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -58,9 +59,13 @@ func run(ctx context.Context) error {
 			return err
 		}
 	}
+	httpClient, err := ssoapp.HTTPClientTrusting(*caFile, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("--ca-file: %w", err)
+	}
 	app, err := ssoapp.New(ssoapp.Config{
 		Issuer: creds.Issuer, ClientID: creds.ClientID, ClientSecret: creds.ClientSecret,
-		BaseURL: *baseURL, AllowInsecureHTTP: *insecure, Logger: logger,
+		BaseURL: *baseURL, AllowInsecureHTTP: *insecure, Logger: logger, HTTPClient: httpClient,
 	})
 	if err != nil {
 		return err
@@ -87,21 +92,7 @@ func run(ctx context.Context) error {
 		render(w, dashboardPage, pageData{Title: *title, User: u, Claims: sortedClaims(u.Claims)})
 	})))
 
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errs := make(chan error, 1)
-	go func() { errs <- srv.ListenAndServe() }()
-	logger.Info("serving", "app", *title, "url", *baseURL, "listen", *listen, "issuer", creds.Issuer, "client_id", creds.ClientID)
-	select {
-	case err := <-errs:
-		return fmt.Errorf("serve %s: %w", *listen, err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	return nil
+	return serve.Run(ctx, logger, *listen, mux, "app", *title, "url", *baseURL, "issuer", creds.Issuer, "client_id", creds.ClientID)
 }
 
 type pageData struct {

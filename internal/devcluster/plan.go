@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/internal/loopback"
 	"github.com/hallpass/hallpass/internal/render"
 )
 
@@ -113,7 +113,7 @@ func (r *Runner) planPorts(ctx context.Context, d *appsv1.Deployment, c corev1.C
 	// port is one), so such a port gets a loopback port too.
 	if probe := c.ReadinessProbe; probe != nil && probe.HTTPGet != nil && probe.HTTPGet.Port.Type == intstr.Int {
 		if port := probe.HTTPGet.Port.IntValue(); byContainerPort[port] == 0 {
-			hp, err := FreePort()
+			hp, err := loopback.FreePort()
 			if err != nil {
 				return nil, err
 			}
@@ -213,7 +213,7 @@ func (r *Runner) hostPort(ctx context.Context, d *appsv1.Deployment, p corev1.Co
 			return port, err
 		}
 	}
-	return FreePort()
+	return loopback.FreePort()
 }
 
 // issuerPort is the port of the issuer URL of the SSOServer that owns d, or 0 when the
@@ -242,16 +242,6 @@ func portOf(rawURL string) int {
 		return 0
 	}
 	return port
-}
-
-// FreePort returns a loopback port that is free now, for a process about to listen on it.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // volumeDir is the directory that backs one volume mount: per pod start for an emptyDir,

@@ -28,6 +28,16 @@ const (
 	keyFile  = "ca.key"
 )
 
+// loopbackDomain is the one DNS name, with its subdomains, that a local CA may issue for.
+const loopbackDomain = "localhost"
+
+func loopbackRanges() []*net.IPNet {
+	return []*net.IPNet{
+		{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)},
+		{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)},
+	}
+}
+
 // CA signs server certificates.
 type CA struct {
 	Cert    *x509.Certificate
@@ -51,11 +61,8 @@ func New(name string, validity time.Duration) (*CA, error) {
 		IsCA:                  true,
 		// A CA for loopback names only: a browser that trusts it trusts nothing else.
 		PermittedDNSDomainsCritical: true,
-		PermittedDNSDomains:         []string{"localhost", "test"},
-		PermittedIPRanges: []*net.IPNet{
-			{IP: net.IPv4(127, 0, 0, 0), Mask: net.CIDRMask(8, 32)},
-			{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)},
-		},
+		PermittedDNSDomains:         []string{loopbackDomain},
+		PermittedIPRanges:           loopbackRanges(),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -100,6 +107,10 @@ func LoadOrCreate(dir, name string) (*CA, error) {
 	return ca, nil
 }
 
+// parse reads a kept CA and refuses one that is not what New makes: a CA whose key matches
+// its certificate, still valid, and limited to loopback names. A CA file replaced by a
+// broader one must not be used to sign, since a browser told to trust the dev CA would then
+// trust whatever it signs.
 func parse(certPEM, keyPEM []byte) (*CA, error) {
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
@@ -118,7 +129,34 @@ func parse(certPEM, keyPEM []byte) (*CA, error) {
 	if !ok {
 		return nil, errors.New("parse CA key: not an ECDSA key")
 	}
+	switch {
+	case !ec.PublicKey.Equal(cert.PublicKey):
+		return nil, errors.New("read CA: the key does not belong to the certificate")
+	case !cert.IsCA:
+		return nil, errors.New("read CA: the certificate is not a CA's")
+	case time.Now().After(cert.NotAfter):
+		return nil, fmt.Errorf("read CA: the certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	case !limitedToLoopback(cert):
+		return nil, errors.New("read CA: the certificate is not limited to localhost and loopback addresses")
+	}
 	return &CA{Cert: cert, Key: ec, CertPEM: certPEM}, nil
+}
+
+// limitedToLoopback reports whether cert's name constraints are exactly New's.
+func limitedToLoopback(cert *x509.Certificate) bool {
+	if !cert.PermittedDNSDomainsCritical || len(cert.PermittedDNSDomains) != 1 || cert.PermittedDNSDomains[0] != loopbackDomain {
+		return false
+	}
+	want := loopbackRanges()
+	if len(cert.PermittedIPRanges) != len(want) {
+		return false
+	}
+	for i, r := range cert.PermittedIPRanges {
+		if r.String() != want[i].String() {
+			return false
+		}
+	}
+	return len(cert.PermittedEmailAddresses) == 0 && len(cert.PermittedURIDomains) == 0
 }
 
 // Issue returns a PEM server certificate and PKCS#8 key for names (host names or IP
@@ -156,9 +194,11 @@ func (ca *CA) Issue(validity time.Duration, names ...string) (certPEM, keyPEM []
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), nil
 }
 
-// SPKIHash is the base64 SHA-256 of the CA's public key: Chromium's
-// --ignore-certificate-errors-spki-list with it trusts the certificates whose chain names
-// this CA, as if the CA were installed.
+// SPKIHash is the base64 SHA-256 of the CA's public key. Chromium's
+// --ignore-certificate-errors-spki-list with it accepts any chain that contains a
+// certificate with this key, which is why the servers send the CA in their chain. Unlike an
+// installed CA, that flag ignores the name constraints: the browser then accepts whatever
+// the key has signed, for any name.
 func (ca *CA) SPKIHash() string {
 	sum := sha256.Sum256(ca.Cert.RawSubjectPublicKeyInfo)
 	return base64.StdEncoding.EncodeToString(sum[:])

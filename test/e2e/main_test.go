@@ -26,6 +26,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
+	"github.com/hallpass/hallpass/internal/loopback"
 
 	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 )
@@ -135,7 +136,7 @@ func setUp() error {
 		return err
 	}
 	for _, p := range []*int{&env.ssoPort, &env.app1Port, &env.app2Port, &env.app3Port} {
-		if *p, err = devcluster.FreePort(); err != nil {
+		if *p, err = loopback.FreePort(); err != nil {
 			return err
 		}
 	}

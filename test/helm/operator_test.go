@@ -23,6 +23,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/devcluster"
+	"github.com/hallpass/hallpass/internal/loopback"
 )
 
 // localRunValues are what running the chart's operator as a local process needs, and why:
@@ -92,7 +93,7 @@ func TestChartOperatorReconcilesASampleServer(t *testing.T) {
 		runner.Stop()
 	})
 
-	ssoPort, err := devcluster.FreePort()
+	ssoPort, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

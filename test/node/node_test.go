@@ -30,6 +30,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/internal/devcluster"
+	"github.com/hallpass/hallpass/internal/loopback"
 	testbrowser "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -118,10 +119,10 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 		// Point the samples at what the browser reaches on this machine: the Service through
 		// a port-forward on loopback, and App 2 as a process here.
 		var err error
-		if s.ssoPort, err = devcluster.FreePort(); err != nil {
+		if s.ssoPort, err = loopback.FreePort(); err != nil {
 			t.Fatal(err)
 		}
-		if s.app2Port, err = devcluster.FreePort(); err != nil {
+		if s.app2Port, err = loopback.FreePort(); err != nil {
 			t.Fatal(err)
 		}
 		samples, err := devcluster.ReadManifests(filepath.Join(env.repo, "config", "samples"))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/localca"
+	"github.com/hallpass/hallpass/internal/loopback"
 )
 
 // CA is a throwaway certificate authority for loopback TLS.
@@ -50,15 +51,14 @@ func (ca *CA) TLSConfig(t testing.TB, names ...string) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port for a peer about to listen on it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.FreePort()
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // WaitForPort polls until addr accepts TCP connections, for at most timeout.
