@@ -182,13 +182,12 @@ func (b *backchannel) enqueue(d logoutDelivery, retry bool) bool {
 
 // enqueuePaced hands a delivery of the sweeper to the workers, waiting for one of the
 // queue's paced places rather than dropping it: ending expired sessions goes no faster
-// than their logout tokens are sent. It gives up only when ctx ends or the server shuts
-// down.
-func (b *backchannel) enqueuePaced(ctx context.Context, d logoutDelivery) bool {
+// than their logout tokens are sent. It gives up only when Shutdown does; the caller's
+// context does not count, since the session it announces has already ended in storage and
+// would otherwise never be announced.
+func (b *backchannel) enqueuePaced(d logoutDelivery) bool {
 	select {
 	case b.paced <- struct{}{}:
-	case <-ctx.Done():
-		return false
 	case <-b.ctx.Done():
 		return false
 	}
@@ -204,12 +203,24 @@ func (b *backchannel) enqueuePaced(ctx context.Context, d logoutDelivery) bool {
 	select {
 	case b.queue <- d:
 		return true
-	case <-ctx.Done():
 	case <-b.ctx.Done():
 	}
 	<-b.paced
 	b.done()
 	return false
+}
+
+// hold counts work that may still announce logouts (a sweep) as pending, so that Shutdown
+// waits for it as for a delivery; it returns false once the server is shutting down. Each
+// hold that returns true is ended by done.
+func (b *backchannel) hold() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.pending++
+	return true
 }
 
 // retryAfter re-enqueues d after delay. The wait holds no worker, so a dead client's
@@ -249,8 +260,10 @@ func (b *backchannel) doneLocked() {
 }
 
 // Shutdown stops accepting logout deliveries, waits until the pending ones (retries
-// included) have an outcome or ctx ends, then abandons the rest. Call it after the HTTP
-// server has stopped, so the logouts it served are still announced.
+// included) have an outcome and a sweep in progress has announced the sessions it ended, or
+// until ctx ends, then abandons the rest. Call it after the HTTP server has stopped and the
+// context of RunGarbageCollection has ended, so the logouts served until then are still
+// announced.
 func (s *Server) Shutdown(ctx context.Context) error {
 	b := s.backchannel
 	b.mu.Lock()
@@ -297,7 +310,7 @@ func (s *Server) announceLogout(ctx context.Context, st *state, sess storage.Ses
 			reason: reason, deadline: time.Now().Add(s.backchannel.opts.RetryWindow)}
 		var queued bool
 		if paced {
-			queued = s.backchannel.enqueuePaced(ctx, d)
+			queued = s.backchannel.enqueuePaced(d)
 		} else {
 			queued = s.backchannel.enqueue(d, false)
 		}

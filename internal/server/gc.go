@@ -50,8 +50,14 @@ func (s *Server) RunGarbageCollection(ctx context.Context, interval time.Duratio
 func (s *Server) CollectGarbage(ctx context.Context, sweepFor time.Duration) GarbageReport {
 	now := s.now()
 	var rep GarbageReport
+	if !s.backchannel.hold() {
+		return rep // shutting down: the next start goes on
+	}
+	// Shutdown waits for the sweep: the sessions of a batch end in storage at once, and each
+	// must still be announced.
 	var err error
 	rep.SessionsEnded, rep.SessionsLeft, err = s.endExpiredSessions(ctx, now, time.Now().Add(sweepFor))
+	s.backchannel.done()
 	if rep.SessionsEnded > 0 {
 		s.logger.InfoContext(ctx, "expired sessions ended", "sessions", rep.SessionsEnded)
 	}

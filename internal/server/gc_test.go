@@ -221,3 +221,44 @@ func TestASignOutDuringAMassExpiryIsStillAnnounced(t *testing.T) {
 	}
 	assertMetric(t, e, `hallpass_backchannel_logout_total{result="dropped"}`, 0)
 }
+
+// A server stopped while the sweeper waits for a slow application still announces every
+// session of the batch the sweeper had ended: those sessions are gone from storage, and a
+// dropped token would leave their applications' sessions running.
+func TestAServerStoppedDuringASweepAnnouncesTheSessionsItEnded(t *testing.T) {
+	slow := newHeldReceiver(t)
+	e := newEnvWithOptions(t, []server.Option{server.WithBackchannelOptions(server.BackchannelOptions{QueueSize: 8, RequestTimeout: time.Minute})},
+		withBackchannel(map[string]string{"app1": slow.url}))
+	const backlog = 50 // one batch
+	storeExpiredBacklog(t, e, backlog, backlog)
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan server.GarbageReport, 1)
+	go func() { swept <- e.srv.CollectGarbage(sweepCtx, time.Minute) }()
+	for deadline := time.Now().Add(10 * time.Second); slow.inFlight.Load() < 4; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow application holds %d requests, want the 4 workers' own", slow.inFlight.Load())
+		}
+	}
+
+	// The server is told to stop as `hallpass server` does on SIGTERM: the sweeper's context
+	// ends, then Shutdown waits.
+	stopSweep()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.srv.Shutdown(shutdownCtx) }()
+	time.Sleep(200 * time.Millisecond)
+	slow.free()
+
+	if err := <-stopped; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if rep := <-swept; rep.SessionsEnded != backlog {
+		t.Errorf("the sweep ended %d sessions, want %d", rep.SessionsEnded, backlog)
+	}
+	if n := slow.received.Load(); n != backlog {
+		t.Errorf("the application got %d logout tokens for the %d sessions ended before the stop", n, backlog)
+	}
+	assertMetric(t, e, `hallpass_backchannel_logout_total{result="dropped"}`, 0)
+}

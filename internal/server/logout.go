@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -254,7 +255,12 @@ func (s *Server) terminateSessions(ctx context.Context, st *state, sessions []st
 
 // sessionEnded logs the end of a session that storage deleted and tells its clients.
 func (s *Server) sessionEnded(ctx context.Context, st *state, sess storage.Session, reason string, paced bool) {
-	s.logger.InfoContext(ctx, "session ended", "sid", sess.SID, "reason", reason, "clients", len(sess.Clients))
+	level := slog.LevelInfo
+	if reason == endExpired {
+		// The sweeper logs one line per run: a mass expiry must not flood the log.
+		level = slog.LevelDebug
+	}
+	s.logger.Log(ctx, level, "session ended", "sid", sess.SID, "reason", reason, "clients", len(sess.Clients))
 	s.announceLogout(ctx, st, sess, reason, paced)
 }
 

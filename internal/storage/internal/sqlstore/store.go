@@ -535,8 +535,8 @@ func storeIssued(c Tx, q queries, issued storage.Issued) error {
 }
 
 // RevokeSession also revokes what was issued under idHash when the session itself is gone
-// (expired and collected, say) and then reports ErrNotFound: a logout must not leave refresh
-// tokens of the session alive.
+// (ended meanwhile by another replica or the sweeper, say) and then reports ErrNotFound: a
+// logout must not leave refresh tokens of the session alive.
 func (s *Store) RevokeSession(ctx context.Context, idHash string) error {
 	// Tokens issued outside any session have an empty session hash: never touch them.
 	if idHash == "" {
