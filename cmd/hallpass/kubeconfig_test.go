@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -23,6 +24,14 @@ func TestKubeconfigPrintsAUserThatRunsHallpassLogin(t *testing.T) {
 		!slices.Equal(exec.Args, []string{"login", "--issuer", "https://sso.example.com", "--client-id", "kubectl-abc", "--device"}) ||
 		exec.InteractiveMode != "IfAvailable" {
 		t.Errorf("user entry:\n%s", out.String())
+	}
+
+	out.Reset()
+	if err := runKubeconfig([]string{"--issuer", "https://sso.example.com", "--client-id", "kubectl-abc", "--scopes", "openid groups offline_access"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "- --scopes\n      - openid groups offline_access\n") {
+		t.Errorf("the user entry does not pass the scopes asked for on to hallpass login:\n%s", out.String())
 	}
 }
 

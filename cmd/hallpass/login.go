@@ -45,6 +45,10 @@ const (
 	parentCheckInterval = time.Second
 )
 
+// defaultLoginScopes are what kubectl needs: an ID token with the user's groups, and a
+// refresh token so that it is renewed without the user.
+const defaultLoginScopes = "openid profile email groups offline_access"
+
 // loginFlags are the flags of `hallpass login` (and what `hallpass kubeconfig` writes).
 type loginFlags struct {
 	issuer, clientID string
@@ -58,7 +62,7 @@ type loginFlags struct {
 func (f *loginFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.issuer, "issuer", "", "issuer URL of the Hallpass server (required)")
 	fs.StringVar(&f.clientID, "client-id", "", "client ID of the Native SSOClient of kubectl (required)")
-	fs.StringVar(&f.scopes, "scopes", "openid profile email groups offline_access", "scopes to ask for")
+	fs.StringVar(&f.scopes, "scopes", defaultLoginScopes, "scopes to ask for")
 	fs.BoolVar(&f.device, "device", false, "sign in with a code to confirm in any browser (device flow), instead of opening a browser here")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of the CA that signed the issuer's certificate, when the system's do not")
 }
@@ -153,6 +157,12 @@ func loginToken(ctx context.Context, f loginFlags, stderr io.Writer, open func(s
 		tok, err := s.refresh(cached.RefreshToken)
 		if err == nil {
 			return tok, nil
+		}
+		var refused *oauth2.RetrieveError
+		if !errors.As(err, &refused) || refused.ErrorCode != "invalid_grant" {
+			// The server could not answer (down, overloaded, unreachable): the sign-in may
+			// still be good, so it is kept for the next try rather than asked for again.
+			return nil, fmt.Errorf("refresh the saved sign-in (kept for the next try): %s", describe(err))
 		}
 		// A refresh token the server refuses (the user signed out everywhere, it expired or
 		// was revoked) is forgotten, and the user signs in again.

@@ -41,6 +41,13 @@ const (
 // certificate of ca when ca is not nil. edit adjusts the config.
 func startIssuer(t *testing.T, ca *conntest.CA, edit ...func(*config.Config)) string {
 	t.Helper()
+	return startIssuerBehind(t, ca, nil, edit...)
+}
+
+// startIssuerBehind is startIssuer with the server's handler wrapped by wrap (when not nil),
+// to make it fail as an outage would.
+func startIssuerBehind(t *testing.T, ca *conntest.CA, wrap func(http.Handler) http.Handler, edit ...func(*config.Config)) string {
+	t.Helper()
 	hash, err := passhash.Hash(bobPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +55,17 @@ func startIssuer(t *testing.T, ca *conntest.CA, edit ...func(*config.Config)) st
 	// The server is made once the listener's address, its issuer, is known; the handler
 	// reads it atomically, since the serving goroutines start before.
 	var srv atomic.Pointer[server.Server]
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s := srv.Load(); s != nil {
 			s.ServeHTTP(w, r)
 			return
 		}
 		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}))
+	})
+	if wrap != nil {
+		handler = wrap(handler)
+	}
+	ts := httptest.NewUnstartedServer(handler)
 	if ca != nil {
 		ts.TLS = ca.TLSConfig(t)
 		ts.StartTLS()
@@ -234,20 +245,30 @@ func expireCachedToken(t *testing.T, cacheDir, issuer string) *cachedToken {
 	return c
 }
 
+// noBrowser is the browser of a machine that has none, for the device flow.
+func noBrowser(string) error { return errors.New("the device flow must not open a browser") }
+
+// deviceSignIn runs `hallpass login --device` with args and signs bob in on b, as a user
+// typing the code on another device would; it returns the command's output.
+func deviceSignIn(t *testing.T, b *formBrowser, args []string) (*bytes.Buffer, *syncBuffer) {
+	t.Helper()
+	stdout, stderr, done := login(context.Background(), args, noBrowser)
+	link := stderr.waitFor(t, verificationRe)[1]
+	loginPage := b.submit(b.get(link), url.Values{"decision": {"allow"}})
+	if page := b.submit(loginPage, url.Values{"username": {"bob"}, "password": {bobPassword}}); !strings.Contains(page, "Your device is signed in") {
+		t.Fatalf("after signing in on the device page:\n%s", page)
+	}
+	wait(t, done, stderr)
+	return stdout, stderr
+}
+
 func TestLoginWithTheDeviceFlowCachesRefreshesAndAsksAgainAfterSignOut(t *testing.T) {
 	issuer := startIssuer(t, nil)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	args := []string{"--issuer", issuer, "--client-id", kubectlClient, "--device", "--cache-dir", cacheDir}
-	noBrowser := func(string) error { return errors.New("the device flow must not open a browser") }
 
-	stdout, stderr, done := login(context.Background(), args, noBrowser)
-	link := stderr.waitFor(t, verificationRe)[1]
 	b := newFormBrowser(t)
-	loginPage := b.submit(b.get(link), url.Values{"decision": {"allow"}})
-	if done := b.submit(loginPage, url.Values{"username": {"bob"}, "password": {bobPassword}}); !strings.Contains(done, "Your device is signed in") {
-		t.Fatalf("after signing in on the device page:\n%s", done)
-	}
-	wait(t, done, stderr)
+	stdout, stderr := deviceSignIn(t, b, args)
 	token, idt := credential(t, issuer, stdout)
 	if idt.Subject != "people|bob" {
 		t.Errorf("signed in as %q", idt.Subject)
@@ -264,7 +285,7 @@ func TestLoginWithTheDeviceFlowCachesRefreshesAndAsksAgainAfterSignOut(t *testin
 	}
 
 	// The next kubectl call gets the cached token without a word on stderr.
-	stdout, stderr, done = login(context.Background(), args, noBrowser)
+	stdout, stderr, done := login(context.Background(), args, noBrowser)
 	wait(t, done, stderr)
 	if again, _ := credential(t, issuer, stdout); again != token || stderr.String() != "" {
 		t.Errorf("a second call did not reuse the cache (stderr %q)", stderr.String())
@@ -297,6 +318,74 @@ func TestLoginWithTheDeviceFlowCachesRefreshesAndAsksAgainAfterSignOut(t *testin
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the refused sign-in is still cached: %v", err)
+	}
+}
+
+// A server that cannot answer a refresh (down, or its storage is) is not a refused
+// sign-in: the cached one is kept, kubectl gets an error that says so, and once the server
+// is back the next call refreshes without asking the user to sign in.
+func TestLoginKeepsTheSavedSignInWhileTheServerCannotAnswer(t *testing.T) {
+	var down atomic.Bool
+	issuer := startIssuerBehind(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	args := []string{"--issuer", issuer, "--client-id", kubectlClient, "--device", "--cache-dir", cacheDir}
+	deviceSignIn(t, newFormBrowser(t), args)
+	saved := expireCachedToken(t, cacheDir, issuer)
+
+	down.Store(true)
+	_, stderr, done := login(context.Background(), args, noBrowser)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "kept for the next try") {
+			t.Errorf("err = %v, want one saying the saved sign-in is kept", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("hallpass login asked for a new sign-in while the server was down; stderr:\n%s", stderr.String())
+	}
+	path, _ := tokenCachePath(cacheDir, issuer, kubectlClient)
+	if kept, err := readTokenCache(path); err != nil || kept.RefreshToken != saved.RefreshToken {
+		t.Fatalf("the saved sign-in was not kept through the outage: %v", err)
+	}
+
+	down.Store(false)
+	stdout, stderr, done := login(context.Background(), args, noBrowser)
+	wait(t, done, stderr)
+	credential(t, issuer, stdout)
+	if stderr.String() != "" {
+		t.Errorf("after the outage the refresh said %q, want nothing", stderr.String())
+	}
+}
+
+func TestEachIssuerAndClientHasItsOwnTokenCache(t *testing.T) {
+	dir := t.TempDir()
+	paths := map[string]bool{}
+	for _, ic := range [][2]string{
+		{"https://sso.example.com", "kubectl"},
+		{"https://sso.example.com", "kubectl-prod"},
+		{"https://sso.example.org", "kubectl"},
+		{"https://sso.example.com/tenant", "kubectl"},
+	} {
+		p, err := tokenCachePath(dir, ic[0], ic[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if paths[p] {
+			t.Errorf("issuer %s and client %s share a cache file with another pair", ic[0], ic[1])
+		}
+		paths[p] = true
+		if again, _ := tokenCachePath(dir, ic[0], ic[1]); again != p {
+			t.Errorf("issuer %s and client %s: cache file %s, then %s", ic[0], ic[1], p, again)
+		}
 	}
 }
 
