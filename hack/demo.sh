@@ -113,7 +113,8 @@ cat >&2 <<MSG
                          kubectl get secret app2-sso-credentials -o yaml
     kubectl (demo user)  KUBECONFIG=$USER_KUBECONFIG_OUT kubectl auth whoami
                          (hallpass login opens the browser; add --device to the user's
-                         args in that file to sign in with a code instead)
+                         args in that file to sign in with a code instead; the user entry
+                         is printed above, to add to a kubeconfig of your own)
 
   Sign in on App 1, then follow its link to App 2: no second login. docs/demo.md has the tour.
   Press Ctrl-C to stop everything.

@@ -156,6 +156,6 @@ func writeUserKubeconfig(adminKubeconfig, out, hallpass string, login loginFlags
 	if err := clientcmd.WriteToFile(*cfg, out); err != nil {
 		return fmt.Errorf("write --kubectl-kubeconfig-out: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "hallpass dev: kubeconfig signing in with Hallpass: %s\n", out)
+	fmt.Fprintf(os.Stderr, "hallpass dev: kubeconfig signing in with Hallpass: %s\nIts user entry, as `hallpass kubeconfig` prints it, to add to a kubeconfig of your own:\n%s", out, userYAML)
 	return nil
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +19,6 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hallpass/hallpass/internal/envtestbin"
 	"github.com/hallpass/hallpass/internal/localca"
@@ -31,7 +30,7 @@ import (
 // does: config/samples with the issuer mapped to https://localhost (a certificate from the
 // dev CA) and the kubectl client trusted by kube-apiserver. The demo user signs kubectl in
 // through the kubeconfig `hallpass dev` writes (Chromium is the browser the plugin opens),
-// `kubectl auth whoami` (a SelfSubjectReview) names them, and on the account page they
+// the real `kubectl auth whoami` names them and their group, and on the account page they
 // enrol a passkey, which WebAuthn allows only on a host name over a trusted connection.
 func TestTheDemoSignsKubectlInAndEnrolsAPasskeyOverHTTPS(t *testing.T) {
 	if testing.Short() {
@@ -92,16 +91,13 @@ func TestTheDemoSignsKubectlInAndEnrolsAPasskeyOverHTTPS(t *testing.T) {
 	}
 	br := chromium.Start(t, chromium.Options{Hosts: []string{"localhost"},
 		Flags: map[string]any{"ignore-certificate-errors-spki-list": pin}})
-	cfg, err := clientcmd.BuildConfigFromFlags("", userKubeconfig)
-	must(t, err)
-	user := kubernetes.NewForConfigOrDie(cfg)
+	whoami := exec.CommandContext(t.Context(), kubectlBinary(t), "--kubeconfig", userKubeconfig, "auth", "whoami", "-o", "json")
+	var whoamiOut, whoamiErr strings.Builder
+	whoami.Stdout, whoami.Stderr = &whoamiOut, &whoamiErr
+	whoami.WaitDelay = 10 * time.Second // the plugin it runs may hold the output open a moment
+	must(t, whoami.Start())
 	answer := make(chan error, 1)
-	var review *authenticationv1.SelfSubjectReview
-	go func() {
-		var err error
-		review, err = user.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-		answer <- err
-	}()
+	go func() { answer <- whoami.Wait() }()
 	waitForFile(t, opened, regexp.MustCompile(`^https://\S+$`))
 	authURL := readFile(opened)
 	br.Run("sign in as the demo user",
@@ -112,12 +108,16 @@ func TestTheDemoSignsKubectlInAndEnrolsAPasskeyOverHTTPS(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#result`)))
 	select {
 	case err := <-answer:
-		must(t, err)
+		if err != nil {
+			t.Fatalf("kubectl auth whoami: %v\n%s", err, whoamiErr.String())
+		}
 	case <-time.After(60 * time.Second):
-		t.Fatal("whoami did not return within 60 s of the sign-in")
+		t.Fatal("kubectl auth whoami did not return within 60 s of the sign-in")
 	}
-	if got := review.Status.UserInfo.Username; got != "hallpass:username-password|demo" {
-		t.Errorf("whoami: %q, want hallpass:username-password|demo", got)
+	var review authenticationv1.SelfSubjectReview
+	must(t, json.Unmarshal([]byte(whoamiOut.String()), &review))
+	if got := review.Status.UserInfo; got.Username != "hallpass:username-password|demo" || !slices.Contains(got.Groups, "hallpass:staff") {
+		t.Errorf("kubectl auth whoami: user %q in groups %v, want hallpass:username-password|demo in hallpass:staff", got.Username, got.Groups)
 	}
 
 	// The account page: the same browser, signed in, enrols a passkey.

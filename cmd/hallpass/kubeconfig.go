@@ -60,7 +60,7 @@ func runKubeconfig(args []string, out io.Writer) error {
 // as an exec credential plugin (client.authentication.k8s.io/v1).
 func kubeconfigUser(f loginFlags, user, command string) map[string]any {
 	args := []string{"login", "--issuer", f.issuer, "--client-id", f.clientID}
-	if f.scopes != defaultLoginScopes {
+	if f.scopes != "" && f.scopes != defaultLoginScopes {
 		args = append(args, "--scopes", f.scopes)
 	}
 	if f.device {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -391,5 +392,37 @@ func TestADeviceOfAClientThatRequiresMFAStepsTheSessionUpFirst(t *testing.T) {
 	}
 	if _, idt := d.tokens(t); !equalSets(claimsOf(t, idt).AMR, []string{"pwd", "otp", "mfa"}) {
 		t.Errorf("the device's ID token has amr %v, want the stepped-up session's", claimsOf(t, idt).AMR)
+	}
+}
+
+// Every device authorization is a row in storage: one address that starts them without end
+// is told to slow down (RFC 8628's slow_down, with Retry-After) before it fills storage.
+func TestOneAddressCannotStartDeviceAuthorizationsWithoutEnd(t *testing.T) {
+	e := newEnv(t, withDeviceClient())
+	start := func() (int, string, map[string]any) {
+		t.Helper()
+		resp, err := http.PostForm(e.issuer+"/oauth/device/code", url.Values{"client_id": {cliClient}, "scope": {"openid"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), body
+	}
+	started := 0
+	for range 100 {
+		status, retryAfter, body := start()
+		if status == http.StatusOK {
+			started++
+			continue
+		}
+		if status != http.StatusTooManyRequests || body["error"] != "slow_down" || retryAfter == "" {
+			t.Fatalf("after %d device authorizations: status %d Retry-After %q body %v, want 429 slow_down with Retry-After", started, status, retryAfter, body)
+		}
+		break
+	}
+	if started < 60 || started >= 100 {
+		t.Errorf("one address started %d device authorizations before being slowed down, want 60", started)
 	}
 }

@@ -158,3 +158,52 @@ func introspectActive(t *testing.T, e *env, token string) bool {
 	t.Helper()
 	return e.introspect(t, token)["active"] == true
 }
+
+// A command-line tool, a public client with no secret, signs in with the device flow and
+// exchanges its ID token for a token of an API the server owner granted it, as the guide's
+// example does. Its ID token is a bearer credential kube-apiserver also sees, so the
+// exchange holds only while the session lives and only for the tool's own tokens.
+func TestACommandLineToolExchangesItsDeviceSignInForAnAPIToken(t *testing.T) {
+	e := newEnv(t, withOrdersAPI(), withDeviceClient(func(c *config.Client) {
+		c.GrantTypes = append(c.GrantTypes, config.GrantTokenExchange)
+	}), func(cfg *config.Config) {
+		for i := range cfg.APIs {
+			if cfg.APIs[i].Identifier == ordersAPI {
+				cfg.APIs[i].Grants = append(cfg.APIs[i].Grants, config.APIGrant{ClientID: cliClient, UserFlows: &config.GrantedScopes{Scopes: []string{"orders:read"}}})
+				slices.SortFunc(cfg.APIs[i].Grants, func(a, b config.APIGrant) int { return strings.Compare(a.ClientID, b.ClientID) })
+			}
+		}
+	})
+	b := e.browser()
+	appTok, _ := e.rp("app2", "app2-secret").signIn(t, b, "alice", alicePassword)
+	appIDToken, _ := appTok.Extra("id_token").(string)
+	d := e.startDevice(t, cliClient)
+	answer(t, b, d.confirmation(t, b), "allow")
+	body, _ := d.tokens(t)
+	idToken, _ := body["id_token"].(string)
+
+	asTheTool := func(subject string) (int, map[string]any) {
+		t.Helper()
+		return tokenRequest(t, e, url.Values{"grant_type": {grantTokenExchange}, "client_id": {cliClient},
+			"subject_token": {subject}, "subject_token_type": {idTokenType}, "audience": {ordersAPI}}, "", "")
+	}
+	status, got := asTheTool(idToken)
+	if status != http.StatusOK || got["scope"] != "orders:read" {
+		t.Fatalf("the tool's exchange: status %d body %v, want an orders:read token", status, got)
+	}
+	token, _ := got["access_token"].(string)
+	if c := verifyAsAPI(t, e, token); c.Subject != "people|alice" || c.ClientID != cliClient {
+		t.Errorf("the API sees %+v, want alice's token for %s", c, cliClient)
+	}
+	if status, got := asTheTool(appIDToken); status != http.StatusBadRequest || got["error"] != "invalid_request" {
+		t.Errorf("the tool presenting app2's ID token: status %d body %v, want invalid_request", status, got)
+	}
+
+	b.signOut(e.issuer + "/v2/logout?client_id=app2")
+	if status, got := asTheTool(idToken); status != http.StatusBadRequest || got["error"] != "invalid_request" {
+		t.Errorf("after sign-out: status %d body %v, want invalid_request", status, got)
+	}
+	if introspectActive(t, e, token) {
+		t.Error("the exchanged token is still active after sign-out")
+	}
+}
