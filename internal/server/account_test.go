@@ -100,7 +100,7 @@ func TestAccountPage(t *testing.T) {
 
 	t.Run("an authenticator added on the account page is listed and can be removed", func(t *testing.T) {
 		enrol := laptop.postAccountForm(laptop.get(e.issuer+"/account"), "add-authenticator", "")
-		_, _, done := enrolTOTP(t, e, laptop, enrol)
+		secret, codes, done := enrolTOTP(t, e, laptop, enrol)
 		if done.status != 200 || !strings.Contains(done.body, "Authenticator app") || !strings.Contains(done.body, "10 unused recovery codes") {
 			t.Fatalf("the account page after adding an authenticator (status %d):\n%s", done.status, done.body)
 		}
@@ -114,6 +114,11 @@ func TestAccountPage(t *testing.T) {
 			t.Fatalf("the account page still lists the removed factor (status %d)", after.status)
 		}
 		assertMetric(t, e, `hallpass_second_factor_events_total{event="removed",factor="totp"}`, 1)
+		alice := map[string]string{"factor": "totp", "connection": "people", "subject": "people|alice"}
+		assertAudited(t, e, "enrolled", alice, 1)
+		assertAudited(t, e, "removed", with(alice, "msg", "second factor removed"), 1)
+		assertAudited(t, e, "recovery_codes_generated", with(alice, "factor", "recovery"), 2)
+		assertLogKeeps(t, e, append([]string{secret}, recoveryCodeForms(codes)...)...)
 	})
 
 	t.Run("signing out everywhere ends every session and tells both applications", func(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/storage"
 
+	"github.com/hallpass/hallpass/internal/testutil/logbuf"
 	"github.com/hallpass/hallpass/internal/testutil/testclock"
 )
 
@@ -150,6 +151,9 @@ type env struct {
 	store  storage.Storage
 	issuer string
 	reg    *prometheus.Registry
+	// logs is the server's log, JSON lines as it writes them in production (unless the
+	// test gave a logger of its own).
+	logs *logbuf.Buffer
 	// transport, when set, is the browsers' (a host-named issuer's dialler).
 	transport http.RoundTripper
 }
@@ -177,7 +181,7 @@ func newEnvOnHost(t *testing.T, host string, mutate ...func(*config.Config)) *en
 
 func startEnv(t *testing.T, host string, opts []server.Option, mutate ...func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: testclock.New(time.Now().Truncate(time.Second)), reg: prometheus.NewRegistry()}
+	e := &env{t: t, clock: testclock.New(time.Now().Truncate(time.Second)), reg: prometheus.NewRegistry(), logs: &logbuf.Buffer{}}
 	var handler atomic.Pointer[http.Handler]
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
@@ -199,7 +203,7 @@ func startEnv(t *testing.T, host string, opts []server.Option, mutate ...func(*c
 		t.Fatal(err)
 	}
 	all := append([]server.Option{server.WithClock(e.clock.Now), server.WithMetricsRegisterer(e.reg),
-		server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+		server.WithLogger(slog.New(slog.NewJSONHandler(e.logs, nil)))}, opts...)
 	e.srv, err = server.New(cfg, keys, e.store, all...)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
@@ -475,6 +479,68 @@ func assertMetric(t *testing.T, e *env, name string, want float64) {
 	t.Helper()
 	if got := metricValue(t, e, name); got != want {
 		t.Errorf("%s = %v, want %v", name, got, want)
+	}
+}
+
+// logLines are the server's log lines so far, each decoded from its JSON.
+func logLines(t *testing.T, e *env) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(e.logs.String()) {
+		var fields map[string]any
+		if err := json.Unmarshal([]byte(line), &fields); err != nil {
+			t.Fatalf("a server log line is not JSON (%v): %s", err, line)
+		}
+		out = append(out, fields)
+	}
+	return out
+}
+
+// assertAudited checks that the server logged the audit event with want among its fields, as
+// many times as count.
+func assertAudited(t *testing.T, e *env, event string, want map[string]string, count int) {
+	t.Helper()
+	var matched int
+	var lines []string
+	for _, fields := range logLines(t, e) {
+		if fields["audit"] == nil {
+			continue
+		}
+		lines = append(lines, fmt.Sprint(fields))
+		if fields["audit"] != event {
+			continue
+		}
+		if hasFields(fields, want) {
+			matched++
+		}
+	}
+	if matched != count {
+		t.Errorf("%d audit lines %s with %v, want %d; the audit lines:\n%s", matched, event, want, count, strings.Join(lines, "\n"))
+	}
+}
+
+func hasFields(fields map[string]any, want map[string]string) bool {
+	for k, v := range want {
+		if fields[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// assertLogKeeps checks that no log line carries any of secrets in a field other than its
+// time (where six digits may well appear).
+func assertLogKeeps(t *testing.T, e *env, secrets ...string) {
+	t.Helper()
+	for _, fields := range logLines(t, e) {
+		for k, v := range fields {
+			text := fmt.Sprint(v)
+			for _, secret := range secrets {
+				if k != "time" && strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
+					t.Errorf("the log line %v carries a secret in %s", fields, k)
+				}
+			}
+		}
 	}
 }
 

@@ -32,7 +32,7 @@ func newMetrics() *metrics {
 		}, []string{"result"}),
 		factors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hallpass_second_factor_events_total",
-			Help: "Second-factor audit events by event (enrolled, removed, verified, failed, replay_refused, throttled, recovery_code_used, recovery_codes_generated) and factor kind.",
+			Help: "Second-factor audit events by event (enrolled, removed, verified, failed, replay_refused, challenge_refused, counter_regression_refused, throttled, recovery_code_used, recovery_codes_generated, enrolment_deferred) and factor kind (totp, webauthn, recovery for recovery codes, none for a deferred enrolment).",
 		}, []string{"event", "factor"}),
 	}
 }

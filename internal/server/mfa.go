@@ -243,10 +243,24 @@ func (s *Server) secondFactorKeys(r *http.Request, mt mfaTransaction) []throttle
 	return loginThrottleKeys("mfa:"+mt.Connection, mt.Claims.Subject, s.clientIP(r))
 }
 
-// throttledAttempt runs check under the login throttle of keys; check returns why the
-// attempt was refused, or "" when it passed. It shows the page itself, with that reason,
-// and returns false when the attempt was throttled or refused.
-func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, keys []throttleKey, check func() (refused string, err error)) bool {
+// factorRecovery is the factor kind of recovery codes in audit events.
+const factorRecovery = "recovery"
+
+// typedFactor is the kind of factor a typed code was meant for, as audited: digits (or
+// nothing) are an authenticator app's code; letters or dashes, a recovery code's (those are
+// base32 in groups).
+func typedFactor(code string) string {
+	if strings.Trim(code, "0123456789 ") == "" {
+		return storage.FactorTOTP
+	}
+	return factorRecovery
+}
+
+// throttledAttempt runs check under the login throttle of keys, as an attempt with a factor
+// of kind; check returns why the attempt was refused, or "" when it passed. It shows the
+// page itself, with that reason, and returns false when the attempt was throttled or
+// refused.
+func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *loginFlow, mt mfaTransaction, kind string, keys []throttleKey, check func() (refused string, err error)) bool {
 	var refused string
 	passed, throttled, wait, err := s.throttledCheck(r.Context(), keys, func() (bool, error) {
 		var err error
@@ -257,8 +271,12 @@ func (s *Server) throttledAttempt(w http.ResponseWriter, r *http.Request, f *log
 	case err != nil:
 		s.serverError(w, r, err)
 	case throttled:
-		s.auditFactor(r.Context(), "throttled", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
-		s.showMFAPage(w, r, f, http.StatusTooManyRequests, mt, fmt.Sprintf("Too many wrong codes. Try again in %d seconds.", waitSeconds(wait)), nil)
+		s.auditFactor(r.Context(), "throttled", kind, mt.Connection, mt.Claims.Subject)
+		msg := "Too many wrong codes. Try again in %d seconds."
+		if kind == storage.FactorWebAuthn {
+			msg = "Too many failed attempts. Try again in %d seconds."
+		}
+		s.showMFAPage(w, r, f, http.StatusTooManyRequests, mt, fmt.Sprintf(msg, waitSeconds(wait)), nil)
 	case !passed:
 		s.showMFAPage(w, r, f, http.StatusUnauthorized, mt, refused, nil)
 	}
@@ -271,8 +289,12 @@ func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *l
 	ctx := r.Context()
 	code := strings.TrimSpace(r.PostForm.Get("code"))
 	method := amrOTP
-	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (string, error) {
-		if r.PostForm.Has("credential") {
+	kind := typedFactor(code)
+	if r.PostForm.Has("credential") {
+		kind = storage.FactorWebAuthn
+	}
+	ok := s.throttledAttempt(w, r, f, mt, kind, s.secondFactorKeys(r, mt), func() (string, error) {
+		if kind == storage.FactorWebAuthn {
 			var refused string
 			var err error
 			method, refused, err = s.verifyPasskeySecondFactor(ctx, f.st, r, mt)
@@ -307,10 +329,10 @@ func (s *Server) verifySecondFactor(w http.ResponseWriter, r *http.Request, f *l
 			return "", err
 		}
 		if used {
-			s.auditFactor(ctx, "recovery_code_used", "recovery", mt.Connection, mt.Claims.Subject)
+			s.auditFactor(ctx, "recovery_code_used", factorRecovery, mt.Connection, mt.Claims.Subject)
 			return "", nil
 		}
-		s.auditFactor(ctx, "failed", storage.FactorTOTP, mt.Connection, mt.Claims.Subject)
+		s.auditFactor(ctx, "failed", kind, mt.Connection, mt.Claims.Subject)
 		return msgBadCode, nil
 	})
 	if ok {
@@ -324,7 +346,7 @@ func (s *Server) enrolTOTP(w http.ResponseWriter, r *http.Request, f *loginFlow,
 	ctx := r.Context()
 	now := s.now()
 	var step int64
-	ok := s.throttledAttempt(w, r, f, mt, s.secondFactorKeys(r, mt), func() (string, error) {
+	ok := s.throttledAttempt(w, r, f, mt, storage.FactorTOTP, s.secondFactorKeys(r, mt), func() (string, error) {
 		var match bool
 		step, match = totpStep(mt.Secret, r.PostForm.Get("code"), now)
 		if !match || mt.Secret == "" {
@@ -367,7 +389,7 @@ func (s *Server) regenerateRecoveryCodes(ctx context.Context, connection, subjec
 	if err := s.store.SetRecoveryCodes(ctx, connection, subject, hashes, s.now()); err != nil {
 		return nil, fmt.Errorf("store recovery codes: %w", err)
 	}
-	s.auditFactor(ctx, "recovery_codes_generated", "recovery", connection, subject)
+	s.auditFactor(ctx, "recovery_codes_generated", factorRecovery, connection, subject)
 	return codes, nil
 }
 

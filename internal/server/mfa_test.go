@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -108,6 +109,12 @@ func TestTOTPUnderARequiredPolicy(t *testing.T) {
 		t.Fatalf("ID token after enrolment: amr %v acr %q, want pwd, otp and mfa with the mfa acr", c.AMR, c.ACR)
 	}
 	assertMetric(t, e, `hallpass_second_factor_events_total{event="enrolled",factor="totp"}`, 1)
+	// The enrolment's wrong first code (enrolTOTP's "000000") and the enrolment are audited
+	// in the log, naming the user.
+	alice := map[string]string{"factor": "totp", "connection": "people", "subject": "people|alice", "level": "INFO"}
+	assertMetric(t, e, `hallpass_second_factor_events_total{event="failed",factor="totp"}`, 1)
+	assertAudited(t, e, "failed", with(alice, "msg", "second factor failed"), 1)
+	assertAudited(t, e, "enrolled", with(alice, "msg", "second factor enrolled"), 1)
 
 	t.Run("the code of the enrolment cannot sign in again", func(t *testing.T) {
 		b := e.browser()
@@ -137,6 +144,10 @@ func TestTOTPUnderARequiredPolicy(t *testing.T) {
 		if again := b2.submitCode(p, codes[3]); again.status != 401 {
 			t.Fatalf("a used recovery code: status %d, want 401", again.status)
 		}
+		// The refused recovery code is audited as one, not as an authenticator code.
+		assertMetric(t, e, `hallpass_second_factor_events_total{event="failed",factor="recovery"}`, 1)
+		assertMetric(t, e, `hallpass_second_factor_events_total{event="failed",factor="totp"}`, 1)
+		assertAudited(t, e, "failed", with(alice, "factor", "recovery"), 1)
 	})
 
 	t.Run("wrong codes are throttled like passwords", func(t *testing.T) {
@@ -156,9 +167,35 @@ func TestTOTPUnderARequiredPolicy(t *testing.T) {
 			t.Fatalf("a right code while throttled: status %d, want 429 (not checked)", p.status)
 		}
 		assertMetric(t, e, `hallpass_second_factor_events_total{event="throttled",factor="totp"}`, 2)
+		assertMetric(t, e, `hallpass_second_factor_events_total{event="failed",factor="totp"}`, 6)
+		if p = b.submitCode(p, codes[5]); p.status != 429 {
+			t.Fatalf("a recovery code while throttled: status %d, want 429 (not checked)", p.status)
+		}
+		assertMetric(t, e, `hallpass_second_factor_events_total{event="throttled",factor="recovery"}`, 1)
+		assertAudited(t, e, "throttled", with(alice, "msg", "second factor throttled"), 2)
+		assertAudited(t, e, "throttled", with(alice, "factor", "recovery"), 1)
 		e.clock.Advance(30 * time.Second)
 		rp.callback(t, l, b.submitCode(p, currentCode(t, e, secret)))
 	})
+
+	// The audit lines and the rest of the log carry no secret and no code a user typed.
+	assertLogKeeps(t, e, append([]string{secret, "123456", "000000"}, recoveryCodeForms(codes)...)...)
+}
+
+// with is fields with one more field.
+func with(fields map[string]string, key, value string) map[string]string {
+	out := maps.Clone(fields)
+	out[key] = value
+	return out
+}
+
+// recoveryCodeForms are recovery codes as shown and as stored before hashing (no dashes).
+func recoveryCodeForms(codes []string) []string {
+	var out []string
+	for _, c := range codes {
+		out = append(out, c, strings.ReplaceAll(c, "-", ""))
+	}
+	return out
 }
 
 func TestStepUpForAClientThatRequiresMFA(t *testing.T) {
