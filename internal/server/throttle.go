@@ -61,8 +61,14 @@ func loginThrottleKeys(connection, username, ip string) []throttleKey {
 	return []throttleKey{
 		{key: "user-ip:" + user + ":" + ip, free: freePairFailures, reserve: true},
 		{key: "user:" + user, free: freeUserFailures, reserve: true},
-		{key: "ip:" + ip, free: freeIPFailures},
+		addressThrottleKey(ip),
 	}
+}
+
+// addressThrottleKey is the client address's key across users and connections, the one a
+// failure counts on when it names no user (a passkey answer of no known credential).
+func addressThrottleKey(ip string) throttleKey {
+	return throttleKey{key: "ip:" + ip, free: freeIPFailures}
 }
 
 // throttleUsername is the name a login attempt is throttled on: the account the connection

@@ -428,15 +428,38 @@ func (s *Server) passkeySignIn(f *loginFlow, conn config.Connection) (*passkeyBu
 }
 
 // loginWithPasskey signs in the user whose passkey answered the login page's challenge:
-// the assertion's user handle finds them, within this connection.
+// the assertion's user handle and credential ID find them, within this connection.
+//
+// Throttling: before the answer is read no user is known, so only the client address's key
+// is asked. An answer that names a known credential is then one attempt of the credential's
+// owner, counted on the owner's keys (per user and address, per user) and the address's, as
+// a password is; one that names none counts on the address's key only. Bogus answers thus
+// use up their sender's budget, never one that every user of the connection shares.
 func (s *Server) loginWithPasskey(w http.ResponseWriter, r *http.Request, f *loginFlow, conn config.Connection) {
 	ctx := r.Context()
 	fail := func(status int, msg string) {
 		s.metrics.logins.WithLabelValues("failure").Inc()
 		s.showPage(w, f, status, false, conn, pageData{Error: msg})
 	}
+	throttled := func(wait time.Duration, subject string) {
+		s.metrics.logins.WithLabelValues("throttled").Inc()
+		s.auditFactor(ctx, "throttled", storage.FactorWebAuthn, conn.Name, subject)
+		s.showPage(w, f, http.StatusTooManyRequests, false, conn, pageData{
+			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", waitSeconds(wait))})
+	}
 	if conn.Type != config.ConnectionDatabase || !passkeysOffered(f.st) {
 		fail(http.StatusBadRequest, msgBadPasskey)
+		return
+	}
+	ip := s.clientIP(r)
+	address := []throttleKey{addressThrottleKey(ip)}
+	wait, _, err := s.throttleWait(ctx, address)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if wait > 0 {
+		throttled(wait, "")
 		return
 	}
 	session, ok, err := s.openCeremony(ctx, f.st, r, f.sealed, ceremonyUser{connection: conn.Name})
@@ -448,24 +471,35 @@ func (s *Server) loginWithPasskey(w http.ResponseWriter, r *http.Request, f *log
 		fail(http.StatusBadRequest, msgFormExpired)
 		return
 	}
+	answer, known, err := s.namedCredential(ctx, r, conn)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if !known {
+		s.auditFactor(ctx, "failed", storage.FactorWebAuthn, conn.Name, "")
+		if err := s.recordLoginFailure(ctx, address); err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		fail(http.StatusUnauthorized, msgBadPasskey)
+		return
+	}
 	var (
 		claims storage.Claims
 		method string
 	)
-	// Before the assertion is read the user is not known: attempts are throttled by
-	// address, then by the user the passkey names.
-	keys := loginThrottleKeys("passkey:"+conn.Name, "", s.clientIP(r))
-	passed, throttled, wait, err := s.throttledCheck(ctx, keys, func() (bool, error) {
+	subject := answer.credential.Subject
+	passed, isThrottled, wait, err := s.throttledCheck(ctx, loginThrottleKeys("passkey:"+conn.Name, subject, ip), func() (bool, error) {
 		var err error
-		claims, method, err = s.verifyPasskeySignIn(ctx, f.st, r, conn, session)
+		claims, method, err = s.verifyPasskeySignIn(ctx, f.st, conn, session, answer)
 		return method != "", err
 	})
 	switch {
 	case err != nil:
 		s.serverError(w, r, err)
-	case throttled:
-		s.auditFactor(ctx, "throttled", storage.FactorWebAuthn, conn.Name, "")
-		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", waitSeconds(wait)))
+	case isThrottled:
+		throttled(wait, subject)
 	case !passed:
 		fail(http.StatusUnauthorized, msgBadPasskey)
 	default:
@@ -474,46 +508,58 @@ func (s *Server) loginWithPasskey(w http.ResponseWriter, r *http.Request, f *log
 	}
 }
 
-// verifyPasskeySignIn checks a discoverable assertion and returns the user it signs in and
-// the amr method, or no method when it was refused.
-func (s *Server) verifyPasskeySignIn(ctx context.Context, st *state, r *http.Request, conn config.Connection, session webauthn.SessionData) (storage.Claims, string, error) {
+// passkeyAnswer is a sign-in's assertion with the stored credential it names, not yet
+// verified.
+type passkeyAnswer struct {
+	assertion  *protocol.ParsedCredentialAssertionData
+	credential storage.Factor
+	// owners are the passkeys of the credential's owner in the connection.
+	owners []storage.Factor
+}
+
+// namedCredential reads the assertion of a sign-in and finds the credential it names: a
+// passkey of this connection with its credential ID and user handle. known is false when
+// the answer is not an assertion or names no such credential.
+func (s *Server) namedCredential(ctx context.Context, r *http.Request, conn config.Connection) (answer passkeyAnswer, known bool, err error) {
 	assertion, perr := parseAssertion(r)
-	if perr != nil {
-		// Not an assertion: the browser's answer is refused, the server did not fail.
-		return storage.Claims{}, "", nil //nolint:nilerr // a refusal, not an error
+	if perr != nil || len(assertion.Response.UserHandle) == 0 {
+		// Not an assertion of a discoverable credential: refused, the server did not fail.
+		return passkeyAnswer{}, false, nil //nolint:nilerr // a refusal, not an error
 	}
+	all, err := s.store.ListFactorsByUserHandle(ctx, assertion.Response.UserHandle)
+	if err != nil {
+		return passkeyAnswer{}, false, fmt.Errorf("find passkey user: %w", err)
+	}
+	all = slices.DeleteFunc(all, func(f storage.Factor) bool { return f.Connection != conn.Name })
+	credential, known := factorOfCredential(all, assertion.RawID)
+	if !known {
+		return passkeyAnswer{}, false, nil
+	}
+	owners := slices.DeleteFunc(all, func(f storage.Factor) bool { return f.Subject != credential.Subject })
+	return passkeyAnswer{assertion: assertion, credential: credential, owners: owners}, true, nil
+}
+
+// verifyPasskeySignIn checks a discoverable assertion of a known credential and returns the
+// user it signs in and the amr method, or no method when it was refused.
+func (s *Server) verifyPasskeySignIn(ctx context.Context, st *state, conn config.Connection, session webauthn.SessionData, answer passkeyAnswer) (storage.Claims, string, error) {
 	rp, err := relyingParty(st)
 	if err != nil {
 		return storage.Claims{}, "", err
 	}
-	var factors []storage.Factor
-	var storeErr error
-	user, c, verr := rp.ValidatePasskeyLogin(func(_, userHandle []byte) (webauthn.User, error) {
-		all, err := s.store.ListFactorsByUserHandle(ctx, userHandle)
-		if err != nil {
-			storeErr = err
-			return nil, err
-		}
-		factors = slices.DeleteFunc(all, func(f storage.Factor) bool { return f.Connection != conn.Name })
-		if len(factors) == 0 {
-			return nil, errors.New("no passkey of this connection has this user handle")
-		}
-		return passkeyUser(factors, factors[0].Subject)
-	}, session, assertion)
-	if storeErr != nil {
-		return storage.Claims{}, "", fmt.Errorf("find passkey user: %w", storeErr)
-	}
+	subject := answer.credential.Subject
+	_, c, verr := rp.ValidatePasskeyLogin(func(_, _ []byte) (webauthn.User, error) {
+		return passkeyUser(answer.owners, subject)
+	}, session, answer.assertion)
 	if verr != nil {
 		s.logger.InfoContext(ctx, "passkey sign-in refused", "connection", conn.Name, "err", verr)
-		s.auditFactor(ctx, "failed", storage.FactorWebAuthn, conn.Name, "")
+		s.auditFactor(ctx, "failed", storage.FactorWebAuthn, conn.Name, subject)
 		return storage.Claims{}, "", nil
 	}
-	subject := factors[0].Subject
 	_, claims, found, err := s.findUser(ctx, conn, strings.TrimPrefix(subject, conn.Name+"|"))
-	if err != nil || !found || claims.Subject != subject || user.WebAuthnName() != subject {
+	if err != nil || !found || claims.Subject != subject {
 		// A passkey of a user who was removed from the connection signs no one in.
 		return storage.Claims{}, "", err
 	}
-	method, err := s.acceptAssertion(ctx, factors, c)
+	method, err := s.acceptAssertion(ctx, answer.owners, c)
 	return claims, method, err
 }
