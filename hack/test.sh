@@ -8,6 +8,23 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
+# Screenshots of every page the browser tests visit are kept here, one directory per test
+# (internal/server's newScreenshots); a directory already named in HALLPASS_ARTIFACTS is used
+# as it is. The default one is emptied so that it holds this run's pages only.
+if [[ -z "${HALLPASS_ARTIFACTS:-}" ]]; then
+  HALLPASS_ARTIFACTS="$PWD/test-artifacts"
+  rm -rf "$HALLPASS_ARTIFACTS"
+fi
+mkdir -p "$HALLPASS_ARTIFACTS"
+# go test runs each package in its own directory: the path must not be relative.
+HALLPASS_ARTIFACTS="$(cd "$HALLPASS_ARTIFACTS" && pwd)"
+export HALLPASS_ARTIFACTS
+# Said at the end of every run, a failed one too: that is when the pages are wanted most.
+artifacts_note() {
+  printf '\nScreenshots of the browser tests: %s (the end-to-end scenarios: test/e2e/artifacts)\n' "$HALLPASS_ARTIFACTS"
+}
+trap artifacts_note EXIT
+
 step "Installing test dependencies (Debian packages)"
 hack/install-deps.sh --node
 

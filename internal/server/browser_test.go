@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +114,45 @@ func TestBrowserSignsInOnceForEveryClientWithSingleSignOnUntilLogout(t *testing.
 	for _, a := range []*relyingApp{appA, appB} {
 		b.Run("open "+a.name+" after logout", chromedp.Navigate(a.url+"/login"))
 		assertLoginPage(t, b, issuer, a.name)
+	}
+}
+
+// screenshots saves what the browser shows, one PNG per page, named in order by the test.
+// make test (hack/test.sh) sets $HALLPASS_ARTIFACTS to a directory in the work tree and
+// keeps them there, one directory per test; without it they go to the test's temporary
+// directory, which go test removes.
+type screenshots struct {
+	t   *testing.T
+	b   *chromium.Browser
+	dir string
+}
+
+func newScreenshots(t *testing.T, b *chromium.Browser) *screenshots {
+	t.Helper()
+	dir := t.TempDir()
+	if root := os.Getenv("HALLPASS_ARTIFACTS"); root != "" {
+		dir = filepath.Join(root, t.Name())
+		// A test's directory holds the pages of its latest run only.
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatalf("empty the screenshot directory: %v", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("make the screenshot directory: %v", err)
+		}
+	}
+	t.Logf("screenshots of each page are written to %s", dir)
+	return &screenshots{t: t, b: b, dir: dir}
+}
+
+// take saves the page the browser shows as name.png (spaces become dashes).
+func (s *screenshots) take(name string) {
+	s.t.Helper()
+	png, err := chromium.Try(s.b, chromium.StepTimeout, chromedp.FullScreenshot(100))
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, strings.ReplaceAll(name, " ", "-")+".png"), png, 0o644); err != nil {
+		s.t.Fatalf("save screenshot %s: %v", name, err)
 	}
 }
 

@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,39 +13,6 @@ import (
 	"github.com/hallpass/hallpass/internal/digest"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
-
-// screenshots saves what the browser shows, numbered in order, under $HALLPASS_ARTIFACTS
-// (or the test's temporary directory) and logs where.
-type screenshots struct {
-	t   *testing.T
-	b   *chromium.Browser
-	dir string
-	n   int
-}
-
-func newScreenshots(t *testing.T, b *chromium.Browser) *screenshots {
-	dir := t.TempDir()
-	if root := os.Getenv("HALLPASS_ARTIFACTS"); root != "" {
-		dir = filepath.Join(root, t.Name())
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("screenshots of each page are written to %s", dir)
-	return &screenshots{t: t, b: b, dir: dir}
-}
-
-func (s *screenshots) take(name string) {
-	s.t.Helper()
-	png, err := chromium.Try(s.b, chromium.StepTimeout, chromedp.FullScreenshot(100))
-	if err != nil {
-		s.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	s.n++
-	if err := os.WriteFile(filepath.Join(s.dir, strings.ReplaceAll(name, " ", "-")+".png"), png, 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-}
 
 // TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage, in headless
 // Chromium: a password sign-in to App A; App B requires MFA, so the user is asked (without
