@@ -144,6 +144,13 @@ func newScreenshots(t *testing.T, b *chromium.Browser) *screenshots {
 	return &screenshots{t: t, b: b, dir: dir}
 }
 
+// of is s for another browser of the same test: its pages go to the same directory.
+func (s *screenshots) of(b *chromium.Browser) *screenshots {
+	other := *s
+	other.b = b
+	return &other
+}
+
 // take saves the page the browser shows as name.png (spaces become dashes).
 func (s *screenshots) take(name string) {
 	s.t.Helper()
