@@ -14,12 +14,13 @@ import (
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
-// TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage, in headless
+// TestBrowserStepsUpWithAnAuthenticatorAppThenSignsInAgainWithItsCode, in headless
 // Chromium: a password sign-in to App A; App B requires MFA, so the user is asked (without
 // the password) to set up an authenticator app from its QR code's key, sees the recovery
 // codes and reaches App B with mfa in amr; the account page lists the session with both
-// applications, and "Sign out everywhere" signs the user out of both.
-func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *testing.T) {
+// applications, and "Sign out everywhere" signs the user out of both. The next sign-in to
+// App B asks for the password and then for the authenticator's code, and nothing else.
+func TestBrowserStepsUpWithAnAuthenticatorAppThenSignsInAgainWithItsCode(t *testing.T) {
 	ssoLn := listenLoopback(t)
 	issuer := "http://" + hostPort(ssoHost, ssoLn)
 	apps := []*relyingApp{newRelyingApp(t, "app-a", "App A", appAHost), newRelyingApp(t, "app-b", "App B", appBHost)}
@@ -103,4 +104,37 @@ func TestBrowserStepsUpWithAnAuthenticatorAppAndSignsOutFromTheAccountPage(t *te
 	shots.take("6 signed out")
 	b.Run("open App A again", chromedp.Navigate(appA.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
+
+	// The next sign-in: the password, then the code of the enrolled authenticator.
+	b.Run("open App B again", chromedp.Navigate(appB.url+"/login"))
+	assertLoginPage(t, b, issuer, "App B")
+	b.Run("sign in as alice with her password",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="code"], #signed-in, #error, #form-error`)))
+	if b.Count(`input[name="code"]`) == 0 || b.Count("#manual-key, img.qr") > 0 {
+		t.Fatalf("after the password App B's sign-in shows %q at %s, want the authenticator's code asked for", b.Text("main"), b.Location())
+	}
+	if main := b.Text("main"); !strings.Contains(main, "Enter the code from your authenticator app") || !strings.Contains(main, "App B") {
+		t.Errorf("the code prompt says %q, want it to ask for the authenticator's code to continue to App B", main)
+	}
+	shots.take("7 code prompt at the next sign-in")
+	// The app's next code: the one entered at enrolment may be the current one still, and a
+	// code signs in once. The server accepts one step of clock skew either way.
+	code, err = totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Run("enter the code",
+		chromedp.SendKeys(chromedp.CSS(`input[name="code"]`), code),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`#signed-in, #error, #form-error`)))
+	if b.Count("#form-error") > 0 {
+		t.Fatalf("the code was refused: %s", b.Text("#form-error"))
+	}
+	if got := b.Text("#amr"); got != "pwd otp mfa" {
+		t.Errorf("App B's ID token has amr %q after the password and the code, want pwd otp mfa", got)
+	}
+	shots.take("8 App B signed in with the code")
 }
