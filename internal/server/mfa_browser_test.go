@@ -138,3 +138,44 @@ func TestBrowserStepsUpWithAnAuthenticatorAppThenSignsInAgainWithItsCode(t *test
 	}
 	shots.take("8 App B signed in with the code")
 }
+
+// TestBrowserPutsOffEnrolmentWithNotNowWithinTheGrace, in headless Chromium: under policy
+// Required with a grace of two days, alice (no factor yet) signs in with her password and
+// is offered the authenticator set-up with "Not now", which says until when she may put it
+// off; Not now takes her to App A signed in with the password alone.
+func TestBrowserPutsOffEnrolmentWithNotNowWithinTheGrace(t *testing.T) {
+	ssoLn := listenLoopback(t)
+	issuer := "http://" + hostPort(ssoHost, ssoLn)
+	app := newRelyingApp(t, "app-a", "App A", appAHost)
+	cfg := testConfig(t, issuer)
+	cfg.MFA = config.MFA{Policy: config.MFARequired, Factors: []string{config.FactorTOTP},
+		EnrolmentGrace: config.Duration{Duration: 48 * time.Hour}}
+	cfg.APIs = nil // the test config grants its API to clients this test replaces
+	cfg.Clients = []config.Client{{
+		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
+		SecretSHA256: []string{digest.Of(app.secret)}, RedirectURIs: []string{app.url + "/callback"},
+		SingleSignOn: true, Connections: []string{"people"},
+	}}
+	serveConfigOn(t, ssoLn, cfg)
+	app.connect(t, issuer)
+	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost}})
+	shots := newScreenshots(t, b)
+
+	b.Run("open App A", chromedp.Navigate(app.url+"/login"))
+	assertLoginPage(t, b, issuer, "App A")
+	b.Run("sign in as alice with her password",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`#manual-key, #signed-in, #error, #form-error`)))
+	if b.Count("#manual-key") == 0 || b.Count(`form.later button`) != 1 {
+		t.Fatalf("the first sign-in within the grace shows %q, want the authenticator set-up with Not now", b.Text("main"))
+	}
+	if help := b.Text("#grace-help"); !strings.Contains(help, "You can put this off until") || !strings.Contains(help, "(in 2 days)") {
+		t.Errorf("the grace is explained as %q, want its end, in 2 days", help)
+	}
+	shots.take("1 set up an authenticator app or not now")
+	b.Run("answer Not now", chromedp.Click(chromedp.CSS(`form.later button`), chromedp.NodeVisible))
+	assertSignedIn(t, b, app)
+	shots.take("2 App A signed in with the password")
+}
