@@ -21,7 +21,8 @@ import (
 // passkey store, which cannot run here): alice signs in with her password, adds a passkey
 // on the account page, signs out everywhere, and signs in to the application again with
 // the passkey alone, typing no username; the application's ID token names the hardware key
-// and mfa in amr.
+// and mfa in amr. A later password sign-in asks for the passkey as the second factor; a
+// copy of the passkey whose counter went back is refused.
 func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	issuer, app, b, authenticator := startPasskeyWorld(t, config.MFA{Policy: config.MFAOptional,
 		Factors: []string{config.FactorTOTP, config.FactorWebAuthn}})
@@ -60,6 +61,28 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	assertSignedInWith(t, b, app, "hwk mfa")
 	shots.take("4 App A signed in with the passkey")
 
+	// The passkey as the second factor of a password sign-in.
+	b.Run("sign out everywhere", chromedp.Navigate(issuer+"/account"),
+		chromedp.Click(chromedp.CSS(`input[value="end-all-sessions"] ~ button`), chromedp.NodeVisible),
+		chromedp.WaitNotPresent(chromedp.CSS(`#sessions-heading`)))
+	b.Run("open App A with the password in mind", chromedp.Navigate(app.url+"/login"))
+	assertLoginPage(t, b, issuer, "App A")
+	b.Run("sign in as alice with her password",
+		chromedp.WaitVisible(chromedp.CSS(`button[data-passkey="get"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Use a passkey"] button[data-passkey="get"], #signed-in, #error, #form-error`)))
+	if b.Count(`input[name="password"]`) > 0 || b.Count(`form[aria-label="Use a passkey"]`) != 1 {
+		t.Fatalf("after the password the sign-in shows %q at %s, want the second-factor page offering the passkey", b.Text("main"), b.Location())
+	}
+	shots.take("5 second factor with the passkey")
+	b.Run("use the passkey as the second factor",
+		chromedp.Click(chromedp.CSS(`form[aria-label="Use a passkey"] button[data-passkey="get"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error, #passkey-status:not(:empty)")))
+	assertSignedInWith(t, b, app, "pwd hwk mfa")
+	shots.take("6 App A signed in with the password and the passkey")
+
 	// A copy of the passkey whose signature counter is behind the server's (a cloned
 	// authenticator) signs no one in.
 	b.Run("sign out everywhere again", chromedp.Navigate(issuer+"/account"),
@@ -93,7 +116,7 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	if b.Count("#form-error") == 0 || !strings.Contains(b.Text("#form-error"), "passkey could not be used") {
 		t.Fatalf("a passkey with a counter gone back shows %q, want it refused on the login page", b.Text("main"))
 	}
-	shots.take("5 cloned passkey refused")
+	shots.take("7 cloned passkey refused")
 }
 
 // startPasskeyWorld serves Hallpass with the MFA policy mfa for one application (App A) and
