@@ -364,6 +364,7 @@ type idClaims struct {
 	Subject  string   `json:"sub"`
 	Audience string   `json:"-"`
 	Email    string   `json:"email"`
+	Verified bool     `json:"email_verified"`
 	Name     string   `json:"name"`
 	SID      string   `json:"sid"`
 	AuthTime int64    `json:"auth_time"`
@@ -422,6 +423,7 @@ var appPage = template.Must(template.New("app").Parse(`<!doctype html>
 <dt>sub</dt><dd id="sub">{{.Claims.Subject}}</dd>
 <dt>aud</dt><dd id="aud">{{.Claims.Audience}}</dd>
 <dt>email</dt><dd id="email">{{.Claims.Email}}</dd>
+<dt>email_verified</dt><dd id="email_verified">{{.Claims.Verified}}</dd>
 <dt>name</dt><dd id="name">{{.Claims.Name}}</dd>
 <dt>sid</dt><dd id="sid">{{.Claims.SID}}</dd>
 <dt>auth_time</dt><dd id="auth_time">{{.Claims.AuthTime}}</dd>

@@ -104,3 +104,67 @@ func TestBrowserResetsAForgottenPasswordByEmail(t *testing.T) {
 	}
 	shots.take("7 spent link")
 }
+
+// TestBrowserSignsUpAndConfirmsTheAddressByEmail, in headless Chromium with Debian's
+// aiosmtpd as the mail server: a new user follows "Create an account" on App A's login
+// page and reaches App A with email_verified false; they open the link from the message the
+// SMTP server received, are told the address is confirmed, and App A's next sign-in has
+// email_verified true.
+func TestBrowserSignsUpAndConfirmsTheAddressByEmail(t *testing.T) {
+	smtp := startSMTPServer(t)
+	ssoLn := listenLoopback(t)
+	issuer := "http://" + hostPort(ssoHost, ssoLn)
+	appA := newRelyingApp(t, "app-a", "App A", appAHost)
+	cfg := testConfig(t, issuer)
+	cfg.Email = smtp.config()
+	cfg.APIs = nil // their grants name the clients replaced here
+	cfg.Clients = []config.Client{{
+		ID: appA.clientID, Name: appA.name, Type: config.ClientRegularWebApp,
+		SecretSHA256: []string{digest.Of(appA.secret)},
+		RedirectURIs: []string{appA.url + "/callback"}, PostLogoutRedirectURIs: []string{appA.url + "/signed-out"},
+		SingleSignOn: true, Connections: []string{"people"},
+	}}
+	serveConfigOn(t, ssoLn, cfg)
+	appA.connect(t, issuer)
+	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost}})
+	shots := newScreenshots(t, b)
+	// A fresh name on every run: a shared PostgreSQL database keeps users.
+	erin := fmt.Sprintf("erin-%d", rand.Int64())
+	address := erin + "@example.com"
+
+	b.Run("open App A", chromedp.Navigate(appA.url+"/login"))
+	assertLoginPage(t, b, issuer, "App A")
+	b.Run("follow Create an account", chromedp.Click(chromedp.CSS(`a[href*="/signup?"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)))
+	shots.take("1 create an account")
+	b.Run("create the account",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), erin),
+		chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), address),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "erin's first password"),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")))
+	if sub, verified := b.Text("#sub"), b.Text("#email_verified"); sub != "people|"+erin || verified != "false" {
+		t.Fatalf("App A after sign-up shows sub %q email_verified %q, want people|%s not verified yet (%s)", sub, verified, erin, b.Text("main"))
+	}
+	shots.take("2 App A signed in, the address not confirmed")
+
+	link := smtp.waitForLink(t, address, "/verify-email", 1)
+	b.Run("open the link from the message", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	if h := b.Text("h1"); h != "Your email address is confirmed" {
+		t.Fatalf("the verification link shows %q", b.Text("main"))
+	}
+	shots.take("3 address confirmed")
+
+	b.Run("log out of App A", chromedp.Navigate(appA.url+"/logout"), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
+	b.Run("open App A again", chromedp.Navigate(appA.url+"/login"))
+	assertLoginPage(t, b, issuer, "App A")
+	b.Run("sign in again",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), erin),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "erin's first password"),
+		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")))
+	if got := b.Text("#email_verified"); got != "true" {
+		t.Fatalf("App A's next sign-in has email_verified %q, want true (%s)", got, b.Text("main"))
+	}
+	shots.take("4 App A signed in, the address confirmed")
+}
