@@ -47,13 +47,15 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	}
 
 	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost}})
+	shots := newScreenshots(t, b)
 
 	first, err := cli.DeviceAuth(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Run("open the device page and type the code",
-		chromedp.Navigate(first.VerificationURI),
+	b.Run("open the device page", chromedp.Navigate(first.VerificationURI), chromedp.WaitVisible(chromedp.CSS(`#user_code`)))
+	shots.take("1 enter the device code")
+	b.Run("type the code",
 		chromedp.SendKeys(chromedp.CSS(`#user_code`), strings.ToLower(first.UserCode)),
 		chromedp.Click(chromedp.CSS(`#continue`), chromedp.NodeVisible),
 		chromedp.WaitVisible(chromedp.CSS(`#user-code`)),
@@ -61,6 +63,7 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	if got := b.Text("#user-code"); got != first.UserCode {
 		t.Fatalf("the confirmation shows code %q, want %q", got, first.UserCode)
 	}
+	shots.take("2 confirm the device")
 	b.Run("continue to sign in",
 		chromedp.Click(chromedp.CSS(`#allow`), chromedp.NodeVisible),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
@@ -74,6 +77,7 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	if h := b.Text("h1"); h != "Your device is signed in" {
 		t.Fatalf("after the login the page says %q", h)
 	}
+	shots.take("3 device signed in")
 	firstToken := collect(first)
 
 	second, err := cli.DeviceAuth(ctx)
@@ -87,6 +91,7 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	if allow := b.Text("#allow"); allow != "Allow" || b.Count(`input[name="password"]`) != 0 {
 		t.Fatalf("the signed-in browser is asked %q (password fields: %d), want Allow alone", allow, b.Count(`input[name="password"]`))
 	}
+	shots.take("4 second device asked to allow only")
 	b.Run("allow", chromedp.Click(chromedp.CSS(`#allow`), chromedp.NodeVisible), chromedp.WaitNotPresent(chromedp.CSS(`#allow`)))
 	if h := b.Text("h1"); h != "Your device is signed in" {
 		t.Fatalf("after allowing the page says %q", h)

@@ -33,6 +33,7 @@ const wikiHost = "wiki.test"
 func TestOAuth2ProxyProtectsAnAppWithHallpass(t *testing.T) {
 	issuer, proxyURL, appA := startWikiBehindOAuth2Proxy(t)
 	b := chromium.Start(t, chromium.Options{Hosts: []string{appAHost, wikiHost}})
+	shots := newScreenshots(t, b)
 
 	// 1. Another Hallpass app: the password once.
 	b.Run("open App A", chromedp.Navigate(appA.url+"/login"))
@@ -44,6 +45,7 @@ func TestOAuth2ProxyProtectsAnAppWithHallpass(t *testing.T) {
 	stop := b.RecordPages()
 	b.Run("open the wiki", chromedp.Navigate(proxyURL+"/"))
 	assertUpstreamSees(t, b, "alice@example.com")
+	shots.take("1 the wiki without a password")
 	for _, p := range stop() {
 		if strings.HasPrefix(p, issuer) {
 			t.Errorf("the wiki's sign-in showed a page of Hallpass: %s", p)
@@ -53,6 +55,7 @@ func TestOAuth2ProxyProtectsAnAppWithHallpass(t *testing.T) {
 	// 3. Sign out at the proxy: its cookie goes, and its backend logout ends the session.
 	b.Run("sign out of the wiki", chromedp.Navigate(proxyURL+"/oauth2/sign_out?rd=%2F"))
 	assertLoginPage(t, b, issuer, "Wiki")
+	shots.take("2 login page after signing out of the wiki")
 	b.Run("open App A after signing out of the wiki", chromedp.Navigate(appA.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
 
@@ -61,6 +64,7 @@ func TestOAuth2ProxyProtectsAnAppWithHallpass(t *testing.T) {
 	assertLoginPage(t, b, issuer, "Wiki")
 	signInAsAlice(b)
 	assertUpstreamSees(t, b, "alice@example.com")
+	shots.take("3 the wiki after a password sign-in")
 }
 
 // startWikiBehindOAuth2Proxy starts Hallpass with two clients, App A and the wiki, an upstream
