@@ -146,7 +146,7 @@ func TestBrowserSignsUpAndConfirmsTheAddressByEmail(t *testing.T) {
 	if sub, verified := b.Text("#sub"), b.Text("#email_verified"); sub != "people|"+erin || verified != "false" {
 		t.Fatalf("App A after sign-up shows sub %q email_verified %q, want people|%s not verified yet (%s)", sub, verified, erin, b.Text("main"))
 	}
-	shots.take("2 App A signed in, the address not confirmed")
+	shots.take("2 App A signed in with the address not confirmed")
 
 	link := smtp.waitForLink(t, address, "/verify-email", 1)
 	b.Run("open the link from the message", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`h1`)))
@@ -166,5 +166,5 @@ func TestBrowserSignsUpAndConfirmsTheAddressByEmail(t *testing.T) {
 	if got := b.Text("#email_verified"); got != "true" {
 		t.Fatalf("App A's next sign-in has email_verified %q, want true (%s)", got, b.Text("main"))
 	}
-	shots.take("4 App A signed in, the address confirmed")
+	shots.take("4 App A signed in with the address confirmed")
 }
