@@ -174,6 +174,7 @@ func (s *Server) showMFAPage(w http.ResponseWriter, r *http.Request, f *loginFlo
 		data.Heading = "Two-step verification"
 		factors, err := s.usableFactors(r.Context(), f.st, mt.Connection, mt.Claims.Subject)
 		if err == nil {
+			data.HasTOTP = slices.ContainsFunc(factors, func(f storage.Factor) bool { return f.Type == storage.FactorTOTP })
 			data.Passkey, err = s.passkeySecondFactor(f.st, mt, factors)
 		}
 		if err != nil {

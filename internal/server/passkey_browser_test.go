@@ -76,6 +76,9 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	if b.Count(`input[name="password"]`) > 0 || b.Count(`form[aria-label="Use a passkey"]`) != 1 {
 		t.Fatalf("after the password the sign-in shows %q at %s, want the second-factor page offering the passkey", b.Text("main"), b.Location())
 	}
+	if main := b.Text("main"); !strings.Contains(main, "Use your passkey") || strings.Contains(main, "authenticator app") {
+		t.Errorf("the second-factor page of a user with a passkey only says %q, want it to ask for the passkey, not an app's code", main)
+	}
 	shots.take("5 second factor with the passkey")
 	b.Run("use the passkey as the second factor",
 		chromedp.Click(chromedp.CSS(`form[aria-label="Use a passkey"] button[data-passkey="get"]`), chromedp.NodeVisible),

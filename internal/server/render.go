@@ -56,6 +56,9 @@ type pageData struct {
 	QRImage       template.URL
 	ManualKey     string
 	RecoveryCodes []string
+	// HasTOTP tells the verification page that the user has an authenticator app, so that
+	// a user with a passkey only is not asked for an app's code.
+	HasTOTP bool
 	// GraceEnds is when the user's enrolment grace ends, on an enrolment page within it.
 	GraceEnds *timeShown
 	// Passkey is the button of a WebAuthn ceremony, on pages that offer one.
