@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -46,6 +47,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -79,6 +81,7 @@ type flags struct {
 	heapProfile string
 	timeout     time.Duration
 	idle        time.Duration
+	memoryLimit string
 }
 
 func parseFlags() flags {
@@ -90,6 +93,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof of the operator's process on this address")
 	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write the CPU profile from the first apply to all Ready to this file")
 	flag.StringVar(&f.heapProfile, "heapprofile", "", "write a heap profile at all Ready to this file")
+	flag.StringVar(&f.memoryLimit, "memory-limit", "", "the container memory limit to run the operator's process under, as `hallpass operator` does in a pod with that limit (e.g. 256Mi); the server pod and the builds are not limited")
 	flag.DurationVar(&f.timeout, "timeout", 15*time.Minute, "give up when not all are Ready by then")
 	flag.DurationVar(&f.idle, "idle", 60*time.Second, "idle window over which CPU is measured")
 	flag.Parse()
@@ -99,6 +103,13 @@ func parseFlags() flags {
 func run() error {
 	f := parseFlags()
 	ctx := context.Background()
+	if f.memoryLimit != "" {
+		q, err := resource.ParseQuantity(f.memoryLimit)
+		if err != nil {
+			return fmt.Errorf("-memory-limit: %w", err)
+		}
+		debug.SetMemoryLimit(int64(float64(q.Value()) * 0.85)) // as limitMemoryToContainer in cmd/hallpass
+	}
 	if f.pprof != "" {
 		go func() { _ = http.ListenAndServe(f.pprof, nil) }()
 	}

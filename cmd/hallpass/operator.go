@@ -60,6 +60,7 @@ func runOperator(ctx context.Context, args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	memoryLimit := limitMemoryToContainer()
 	if *leaderElect && *leaderElectionNamespace == "" && !inCluster() {
 		return errors.New("--leader-elect outside a cluster needs --leader-election-namespace, the namespace of the Lease the replicas share")
 	}
@@ -98,7 +99,8 @@ func runOperator(ctx context.Context, args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	ctrl.Log.Info("Starting operator", "version", version.Version, "serverImage", *serverImage, "allowedServerImages", *allowedImages)
+	ctrl.Log.Info("Starting operator", "version", version.Version, "serverImage", *serverImage, "allowedServerImages", *allowedImages,
+		"goMemoryLimit", memoryLimit)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -43,6 +43,14 @@ const (
 	idleTimeout     = 120 * time.Second
 )
 
+// fitRuntimeToContainer sets the server's GOMAXPROCS and its Go memory limit; it returns
+// the memory limit it set (0: none).
+func fitRuntimeToContainer() int64 {
+	_, explicit := os.LookupEnv("GOMAXPROCS")
+	runtime.GOMAXPROCS(serverProcs(runtime.GOMAXPROCS(0), explicit))
+	return limitMemoryToContainer()
+}
+
 // serverProcs is the GOMAXPROCS the server runs with: at least two, unless the GOMAXPROCS
 // environment variable sets it. SQLite writes its log and calls fsync in plain system
 // calls, and a goroutine in one keeps its P until the runtime takes it back, which can be
@@ -102,8 +110,7 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(serverLogOutput, &slog.HandlerOptions{Level: f.logLevel}))
-	_, explicit := os.LookupEnv("GOMAXPROCS")
-	runtime.GOMAXPROCS(serverProcs(runtime.GOMAXPROCS(0), explicit))
+	memoryLimit := fitRuntimeToContainer()
 
 	source, err := f.open()
 	if err != nil {
@@ -171,7 +178,7 @@ func runServer(ctx context.Context, args []string) error {
 		}()
 	}
 	ready.Store(true)
-	logger.Info("serving", "issuer", cfg.Issuer, "listen", listeners[0].Addr().String(), "tls", f.tlsSecret != "" || f.tlsCertFile != "", "metrics", listeners[1].Addr().String())
+	logger.Info("serving", "issuer", cfg.Issuer, "listen", listeners[0].Addr().String(), "tls", f.tlsSecret != "" || f.tlsCertFile != "", "metrics", listeners[1].Addr().String(), "goMemoryLimit", memoryLimit)
 
 	select {
 	case <-ctx.Done():
