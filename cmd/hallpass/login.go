@@ -158,8 +158,7 @@ func loginToken(ctx context.Context, f loginFlags, stderr io.Writer, open func(s
 		if err == nil {
 			return tok, nil
 		}
-		var refused *oauth2.RetrieveError
-		if !errors.As(err, &refused) || refused.ErrorCode != "invalid_grant" {
+		if !refusedByServer(err) {
 			// The server could not answer (down, overloaded, unreachable): the sign-in may
 			// still be good, so it is kept for the next try rather than asked for again.
 			return nil, fmt.Errorf("refresh the saved sign-in (kept for the next try): %s", describe(err))
@@ -348,6 +347,18 @@ func describe(err error) string {
 		return fmt.Sprintf("status %d", re.Response.StatusCode)
 	}
 	return err.Error()
+}
+
+// refusedByServer reports whether a token request failed because the server refused it
+// (an OAuth error with a 4xx status: invalid_grant, invalid_client, ...), rather than
+// because it could not answer (a 5xx, too many requests, no connection).
+func refusedByServer(err error) bool {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		return false
+	}
+	code := re.Response.StatusCode
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
 }
 
 // tokenCachePath is the cache file of one issuer and client: a digest of both under
