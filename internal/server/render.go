@@ -5,9 +5,12 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/hallpass/hallpass/internal/config"
 )
@@ -157,7 +160,55 @@ func (s *Server) handleStyles(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	fmt.Fprintf(w, ":root{--primary:%s;--background:%s}\n%s", primary, background, baseCSS)
+	fmt.Fprintf(w, ":root{--primary:%s;--on-primary:%s;--background:%s}\n%s", primary, textOn(primary), background, baseCSS)
+}
+
+// Text colours of the pages: white, and the near-black of body text.
+const (
+	whiteText = "#fff"
+	darkText  = "#1d1f23"
+)
+
+// textOn is the text colour that reads best on a button of colour c (#rgb or #rrggbb):
+// white, or near-black when a light brand colour would leave white text below WCAG's
+// contrast of 4.5:1. A colour name keeps white.
+func textOn(c string) string {
+	bg, ok := luminance(c)
+	if !ok {
+		return whiteText
+	}
+	white, _ := luminance(whiteText)
+	dark, _ := luminance(darkText)
+	if contrast(white, bg) >= contrast(bg, dark) {
+		return whiteText
+	}
+	return darkText
+}
+
+// contrast is WCAG 2's contrast ratio of a lighter and a darker relative luminance.
+func contrast(lighter, darker float64) float64 { return (lighter + 0.05) / (darker + 0.05) }
+
+// luminance is WCAG 2's relative luminance of a #rgb or #rrggbb colour.
+func luminance(c string) (float64, bool) {
+	hex := strings.TrimPrefix(c, "#")
+	if len(hex) == 3 {
+		hex = string([]byte{hex[0], hex[0], hex[1], hex[1], hex[2], hex[2]})
+	}
+	if len(hex) != 6 || len(c) == len(hex) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hex, 16, 32)
+	if err != nil {
+		return 0, false
+	}
+	channel := func(shift uint) float64 {
+		x := float64((v>>shift)&0xff) / 255
+		if x <= 0.04045 {
+			return x / 12.92
+		}
+		return math.Pow((x+0.055)/1.055, 2.4)
+	}
+	return 0.2126*channel(16) + 0.7152*channel(8) + 0.0722*channel(0), true
 }
 
 const baseCSS = `body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;background:var(--background);font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1f23}
@@ -169,7 +220,7 @@ label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 input[type=text],input[type=email],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #8a8f98;border-radius:.4rem;font-size:1rem}
 input:focus,button:focus{outline:3px solid var(--primary);outline-offset:2px}
 [hidden],.notice:empty{display:none!important}
-button{display:block;width:100%;margin-top:1rem;padding:.7rem;border:0;border-radius:.4rem;background:var(--primary);color:#fff;font-size:1rem;cursor:pointer}
+button{display:block;width:100%;margin-top:1rem;padding:.7rem;border:0;border-radius:.4rem;background:var(--primary);color:var(--on-primary);font-size:1rem;cursor:pointer}
 fieldset{border:0;padding:0;margin:0}
 legend{font-weight:600;margin-bottom:.5rem}
 .error{background:#fde8e8;color:#8a1c1c;padding:.6rem;border-radius:.4rem}
