@@ -494,9 +494,9 @@ func requestKind(r *http.Request) string {
 	if len(parts) == 0 {
 		return r.Method + " " + r.URL.Path
 	}
-	resource, named := parts[0], len(parts) > 1
+	kind, named := parts[0], len(parts) > 1
 	if len(parts) > 2 {
-		resource += "/" + parts[2]
+		kind += "/" + parts[2]
 	}
 	verb := strings.ToLower(r.Method)
 	switch {
@@ -513,7 +513,7 @@ func requestKind(r *http.Request) string {
 	case r.Method == http.MethodPatch && strings.Contains(r.Header.Get("Content-Type"), "apply-patch"):
 		verb = "apply"
 	}
-	return verb + " " + resource
+	return verb + " " + kind
 }
 
 func startCPUProfile(path string) (stop func(), err error) {
