@@ -278,3 +278,40 @@ func TestPasswordResetAndVerificationByEmail(t *testing.T) {
 		}
 	})
 }
+
+// A reset link mailed to a user works for 30 minutes and a verification link for a day:
+// one found later in a mailbox, or in a forwarded mail, changes nothing.
+func TestMailedLinksPastTheirLifetimeAreRefused(t *testing.T) {
+	smtp := startSMTPServer(t)
+	e := newEnv(t, func(c *config.Config) { c.Email = smtp.config() })
+	rp := e.rp("app2", "app2-secret")
+	erin := fmt.Sprintf("erin-%d", rand.Int64())
+	address := erin + "@example.com"
+	b := e.browser()
+	l := newLogin()
+	action, form := formFields(t, b.get(unescapeHTML(signupLinkRe.FindStringSubmatch(b.get(rp.authURL(l)).body)[1])))
+	form.Set("username", erin)
+	form.Set("email", address)
+	form.Set("password", "the first password")
+	rp.exchange(t, l, rp.callback(t, l, b.post(action, form)))
+	verify := smtp.waitForLink(t, address, "/verify-email", 1)
+	askForReset(t, e.browser(), rp, address)
+	reset := smtp.waitForLink(t, address, "/reset-password", 1)
+
+	e.clock.Advance(31 * time.Minute)
+	if p := e.browser().get(reset); p.status != 400 || !strings.Contains(p.body, "This link is not valid") {
+		t.Errorf("a reset link 31 minutes old: status %d, want 400 saying it is not valid\n%s", p.status, p.body)
+	}
+	e.clock.Advance(24 * time.Hour)
+	if p := e.browser().get(verify); p.status != 400 || !strings.Contains(p.body, "This link is not valid") {
+		t.Errorf("a verification link a day old: status %d, want 400 saying it is not valid\n%s", p.status, p.body)
+	}
+	// Neither changed anything: the password is the first, the address still unverified.
+	_, idToken := rp.signIn(t, e.browser(), erin, "the first password")
+	var claims struct {
+		EmailVerified bool `json:"email_verified"`
+	}
+	if err := idToken.Claims(&claims); err != nil || claims.EmailVerified {
+		t.Errorf("email_verified after an expired link: %v (%v), want false", claims.EmailVerified, err)
+	}
+}
