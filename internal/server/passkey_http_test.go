@@ -399,3 +399,37 @@ func (r passkeyRefusals) answered(t *testing.T, tc refusedPasskey) passkeyPage {
 	p.form.Set("credential", r.respond(t, o, a))
 	return p
 }
+
+// A passkey removed on the account page signs no one in any more, and a user cannot remove
+// another user's passkey by naming its ID.
+func TestAPasskeyRemovedOnTheAccountPageNoLongerSignsIn(t *testing.T) {
+	e := newEnvOnHost(t, "sso.test", requirePasskeys)
+	alicesKey, bobsKey := newSoftKey(t), newSoftKey(t)
+	alice := enrolSoftKeyAs(t, e, alicesKey, "alice", alicePassword)
+	bob := enrolSoftKeyAs(t, e, bobsKey, "bob", bobPassword)
+	alicesPage := alice.get(e.issuer + "/account")
+	id := factorIDRe.FindStringSubmatch(alicesPage.body)
+	if id == nil {
+		t.Fatalf("alice's account page lists no passkey:\n%s", alicesPage.body)
+	}
+
+	if p := bob.postAccountForm(bob.get(e.issuer+"/account"), "remove-factor", id[1]); p.status != 404 {
+		t.Errorf("bob removing alice's passkey by its ID: status %d, want 404", p.status)
+	}
+	if p := alice.postAccountForm(alicesPage, "remove-factor", id[1]); p.status != 200 || strings.Contains(p.body, `name="factor"`) {
+		t.Fatalf("alice removing her passkey: status %d, the page still lists a factor", p.status)
+	}
+	assertMetric(t, e, `hallpass_second_factor_events_total{event="removed",factor="webauthn"}`, 1)
+
+	rp, l, authURL := hostLogin(e, "app1")
+	b := e.browser()
+	form := openPasskeyForm(t, b, b.get(authURL))
+	form.form.Set("credential", alicesKey.assert(t, form.o, ownAnswer(e, alicesKey)))
+	if p := b.post(form.action, form.form); p.status != 401 || !strings.Contains(p.body, "That passkey could not be used here") {
+		t.Errorf("signing in with the removed passkey: status %d, want 401", p.status)
+	}
+	// Bob's passkey is untouched.
+	form = openPasskeyForm(t, b, b.get(authURL))
+	form.form.Set("credential", bobsKey.assert(t, form.o, ownAnswer(e, bobsKey)))
+	rp.callback(t, l, b.post(form.action, form.form))
+}
