@@ -329,3 +329,44 @@ func TestTrustedUpstreamMFAIsNotAskedAgain(t *testing.T) {
 		t.Fatalf("alice through an upstream without MFA was not asked to enrol a second factor (status %d)", p.status)
 	}
 }
+
+// max_age asks for a fresh sign-in; for a client that requires MFA a fresh sign-in is both
+// factors again: the second factor of the older sign-in does not carry over.
+func TestMaxAgeOfAnMFAClientAsksForBothFactorsAgain(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "app2" {
+				c.Clients[i].RequireMFA = true
+			}
+		}
+	})
+	app1, app2 := e.rp("app1", "app1-secret"), e.rp("app2", "app2-secret")
+	b := e.browser()
+	app1.signIn(t, b, "alice", alicePassword, oauthConnection("people"))
+	l := newLogin()
+	secret, _, done := enrolTOTP(t, e, b, b.get(app2.authURL(l)))
+	app2.exchange(t, l, app2.callback(t, l, done))
+
+	e.clock.Advance(2 * time.Minute)
+	maxAge := oauth2.SetAuthURLParam("max_age", "60")
+	if _, _, errCode := app2.silent(t, b, maxAge); errCode != "login_required" {
+		t.Fatalf("prompt=none with max_age past: %q, want login_required", errCode)
+	}
+	l = newLogin()
+	codePage := app2.passwordStep(t, b, l, "alice", alicePassword, maxAge)
+	if !strings.Contains(codePage.body, `name="code"`) || codePage.location != nil {
+		t.Fatalf("after the password of a max_age sign-in: status %d, want the second-factor page, not a sign-in on the older factor", codePage.status)
+	}
+	e.clock.Advance(30 * time.Second) // the next TOTP step: the enrolment's code is spent
+	_, idt := app2.exchange(t, l, app2.callback(t, l, b.submitCode(codePage, currentCode(t, e, secret))))
+	var c struct {
+		AMR      []string `json:"amr"`
+		AuthTime int64    `json:"auth_time"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if !equalSets(c.AMR, []string{"pwd", "otp", "mfa"}) || e.clock.Now().Unix()-c.AuthTime > 60 {
+		t.Errorf("after a max_age sign-in: amr %v auth_time %d s ago, want pwd, otp, mfa and a fresh auth_time", c.AMR, e.clock.Now().Unix()-c.AuthTime)
+	}
+}
