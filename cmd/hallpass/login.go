@@ -158,13 +158,14 @@ func loginToken(ctx context.Context, f loginFlags, stderr io.Writer, open func(s
 		if err == nil {
 			return tok, nil
 		}
-		if !refusedByServer(err) {
-			// The server could not answer (down, overloaded, unreachable): the sign-in may
-			// still be good, so it is kept for the next try rather than asked for again.
-			return nil, fmt.Errorf("refresh the saved sign-in (kept for the next try): %s", describe(err))
+		if errors.Is(err, errNoAnswer) {
+			// The sign-in may still be good: it is kept for the next try rather than asked
+			// for again.
+			return nil, fmt.Errorf("refresh the saved sign-in (kept for the next try): %w", err)
 		}
 		// A refresh token the server refuses (the user signed out everywhere, it expired or
-		// was revoked) is forgotten, and the user signs in again.
+		// was revoked), or an answer that cannot be used, is forgotten, and the user signs
+		// in again.
 		fmt.Fprintf(stderr, "hallpass: the saved sign-in is no longer valid (%s); sign in again.\n", describe(err))
 		_ = os.Remove(cachePath)
 	}
@@ -214,13 +215,21 @@ func untilParentEnds(ctx context.Context, cancel context.CancelFunc) {
 }
 
 // refresh trades the cached refresh token for new tokens.
+// A refresh the server did not refuse but could not answer (down, overloaded, unreachable)
+// fails with errNoAnswer.
 func (s *loginSession) refresh(refreshToken string) (*cachedToken, error) {
 	tok, err := s.oauth.TokenSource(s.ctx, &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}).Token()
+	if err != nil && !refusedByServer(err) {
+		return nil, fmt.Errorf("%w: %s", errNoAnswer, describe(err))
+	}
 	if err != nil {
 		return nil, err
 	}
 	return s.keep(tok, refreshToken, "")
 }
+
+// errNoAnswer marks a token request the server could not answer.
+var errNoAnswer = errors.New("the server could not answer")
 
 // keep verifies the ID token of a token response (with the nonce of the sign-in, if it sent
 // one) and caches it with its refresh token (the previous one when the server did not rotate
@@ -351,10 +360,11 @@ func describe(err error) string {
 
 // refusedByServer reports whether a token request failed because the server refused it
 // (an OAuth error with a 4xx status: invalid_grant, invalid_client, ...), rather than
-// because it could not answer (a 5xx, too many requests, no connection).
+// because it could not answer (a 5xx, too many requests, no connection, or a proxy's page
+// in front of it).
 func refusedByServer(err error) bool {
 	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.Response == nil {
+	if !errors.As(err, &re) || re.Response == nil || re.ErrorCode == "" {
 		return false
 	}
 	code := re.Response.StatusCode

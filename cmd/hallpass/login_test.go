@@ -325,13 +325,12 @@ func TestLoginWithTheDeviceFlowCachesRefreshesAndAsksAgainAfterSignOut(t *testin
 // sign-in: the cached one is kept, kubectl gets an error that says so, and once the server
 // is back the next call refreshes without asking the user to sign in.
 func TestLoginKeepsTheSavedSignInWhileTheServerCannotAnswer(t *testing.T) {
-	var down atomic.Bool
+	// outage answers the token endpoint in place of the server while it is set.
+	var outage atomic.Pointer[func(http.ResponseWriter)]
 	issuer := startIssuerBehind(t, nil, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if down.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+			if answer := outage.Load(); answer != nil && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+				(*answer)(w)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -341,23 +340,36 @@ func TestLoginKeepsTheSavedSignInWhileTheServerCannotAnswer(t *testing.T) {
 	args := []string{"--issuer", issuer, "--client-id", kubectlClient, "--device", "--cache-dir", cacheDir}
 	deviceSignIn(t, newFormBrowser(t), args)
 	saved := expireCachedToken(t, cacheDir, issuer)
-
-	down.Store(true)
-	_, stderr, done := login(context.Background(), args, noBrowser)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "kept for the next try") {
-			t.Errorf("err = %v, want one saying the saved sign-in is kept", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("hallpass login asked for a new sign-in while the server was down; stderr:\n%s", stderr.String())
-	}
 	path, _ := tokenCachePath(cacheDir, issuer, kubectlClient)
-	if kept, err := readTokenCache(path); err != nil || kept.RefreshToken != saved.RefreshToken {
-		t.Fatalf("the saved sign-in was not kept through the outage: %v", err)
+
+	for name, answer := range map[string]func(http.ResponseWriter){
+		"the server is unavailable": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+		},
+		"a proxy in front of it answers with a page of its own": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`<html><body>Maintenance</body></html>`))
+		},
+	} {
+		outage.Store(&answer)
+		_, stderr, done := login(context.Background(), args, noBrowser)
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "kept for the next try") {
+				t.Errorf("%s: err = %v, want one saying the saved sign-in is kept", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: hallpass login asked for a new sign-in; stderr:\n%s", name, stderr.String())
+		}
+		if kept, err := readTokenCache(path); err != nil || kept.RefreshToken != saved.RefreshToken {
+			t.Fatalf("%s: the saved sign-in was not kept: %v", name, err)
+		}
 	}
 
-	down.Store(false)
+	outage.Store(nil)
 	stdout, stderr, done := login(context.Background(), args, noBrowser)
 	wait(t, done, stderr)
 	credential(t, issuer, stdout)

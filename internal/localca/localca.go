@@ -82,7 +82,12 @@ func LoadOrCreate(dir, name string) (*CA, error) {
 	certPEM, certErr := os.ReadFile(filepath.Join(dir, CertFile))
 	keyPEM, keyErr := os.ReadFile(filepath.Join(dir, keyFile))
 	if certErr == nil && keyErr == nil {
-		return parse(certPEM, keyPEM)
+		ca, err := parse(certPEM, keyPEM)
+		if err != nil {
+			// A CA of an earlier version (which also signed *.test names) ends up here too.
+			return nil, fmt.Errorf("%w; remove %s to make a new CA, then trust its certificate again", err, dir)
+		}
+		return ca, nil
 	}
 	if !errors.Is(certErr, os.ErrNotExist) && certErr != nil || !errors.Is(keyErr, os.ErrNotExist) && keyErr != nil {
 		return nil, fmt.Errorf("read CA in %s: %w", dir, errors.Join(certErr, keyErr))

@@ -88,8 +88,8 @@ func TestACAThatIsNotLimitedToLoopbackNamesIsRefused(t *testing.T) {
 	writeFile(t, filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	writeFile(t, filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 
-	if _, err := LoadOrCreate(dir, "unused"); err == nil || !strings.Contains(err.Error(), "not limited to localhost") {
-		t.Errorf("err = %v, want a refusal of the unconstrained CA", err)
+	if _, err := LoadOrCreate(dir, "unused"); err == nil || !strings.Contains(err.Error(), "not limited to localhost") || !strings.Contains(err.Error(), "remove "+dir) {
+		t.Errorf("err = %v, want a refusal of the unconstrained CA that says what to do", err)
 	}
 
 	other, err := New("other", time.Hour)

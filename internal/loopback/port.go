@@ -23,17 +23,20 @@ var (
 )
 
 // FreePort returns a loopback port that is free now and that this process has not handed
-// out before. A port found by listening on port 0 is no good for a process that listens
-// later: the kernel offers a released port again to the next caller, and it lends ports of
-// its ephemeral range to outgoing connections, so a port handed to one process could be
-// taken by another before it listens. FreePort therefore picks below the kernel's
-// ephemeral range and remembers what it gave.
+// out before. A port found by listening on port 0 is a poor choice for a process that
+// listens later: the kernel offers a released port again to the next caller, and it lends
+// ports of its ephemeral range to outgoing connections, so a port handed to one process
+// could be taken by another before it listens. FreePort therefore picks below the kernel's
+// ephemeral range (at random, so that test processes running side by side rarely meet) and
+// remembers what it gave.
 func FreePort() (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	highest := ephemeralRangeStart() - 1
 	if highest <= lowestPort {
-		return 0, fmt.Errorf("find a free loopback port: the ephemeral port range starts at %d, below %d", highest+1, lowestPort)
+		// No room below the ephemeral range (a host that lends nearly every port): the
+		// kernel's choice, never handed out twice, is the best left.
+		return kernelPort()
 	}
 	for range attempts {
 		port := lowestPort + rand.IntN(highest-lowestPort+1) //nolint:gosec // G404: spreads test ports, guards nothing
@@ -51,6 +54,25 @@ func FreePort() (int, error) {
 		return port, nil
 	}
 	return 0, fmt.Errorf("find a free loopback port: none of %d tries between %d and %d was free", attempts, lowestPort, highest)
+}
+
+// kernelPort is a port the kernel picks, not one handed out before.
+func kernelPort() (int, error) {
+	for range attempts {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return 0, fmt.Errorf("find a free loopback port: release %d: %w", port, err)
+		}
+		if !handed[port] {
+			handed[port] = true
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("find a free loopback port: the kernel offered only ports handed out before in %d tries", attempts)
 }
 
 // ephemeralRangeStart is the first port the kernel lends to outgoing connections; 32768

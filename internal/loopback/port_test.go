@@ -34,3 +34,17 @@ func TestFreePortIsOutsideTheKernelsEphemeralRangeAndListenable(t *testing.T) {
 	}
 	_ = l.Close()
 }
+
+func TestWithoutRoomBelowTheEphemeralRangeTheKernelsPortsAreNotHandedOutTwice(t *testing.T) {
+	seen := map[int]bool{}
+	for range 50 {
+		port, err := kernelPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[port] {
+			t.Fatalf("port %d was handed out twice", port)
+		}
+		seen[port] = true
+	}
+}

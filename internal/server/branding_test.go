@@ -9,8 +9,9 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 )
 
-// A brand colour is the background of every button on the server's pages; its text must
-// stay readable (WCAG 2 contrast of at least 4.5:1) whatever colour the platform team picks.
+// A brand colour is the background of every button on the server's pages; its text takes
+// whichever of white and near-black contrasts more with it (WCAG 2), so that a light brand
+// colour does not leave white text unreadable.
 func TestButtonTextStaysReadableOnTheBrandColour(t *testing.T) {
 	for _, tt := range []struct {
 		name, primary, wantText string

@@ -534,9 +534,14 @@ func assertLogKeeps(t *testing.T, e *env, secrets ...string) {
 	t.Helper()
 	for _, fields := range logLines(t, e) {
 		for k, v := range fields {
-			text := fmt.Sprint(v)
+			// A secret would be logged as text; numbers (durations in nanoseconds) are
+			// not looked at, so that "000000" cannot match one.
+			text, isText := v.(string)
+			if !isText || k == "time" {
+				continue
+			}
 			for _, secret := range secrets {
-				if k != "time" && strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
+				if strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
 					t.Errorf("the log line %v carries a secret in %s", fields, k)
 				}
 			}
