@@ -6,17 +6,28 @@ import (
 	"testing"
 )
 
-func TestFreePortNeverHandsOutTheSamePortTwice(t *testing.T) {
-	seen := map[int]bool{}
-	for range 500 {
-		port, err := FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[port] {
-			t.Fatalf("port %d was handed out twice", port)
-		}
-		seen[port] = true
+func TestNoPortIsHandedOutTwice(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		pick  func() (int, error)
+		times int
+	}{
+		{"ports below the ephemeral range", FreePort, 500},
+		{"the kernel's ports, where there is no room below its range", kernelPort, 50},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := map[int]bool{}
+			for range tt.times {
+				port, err := tt.pick()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if seen[port] {
+					t.Fatalf("port %d was handed out twice", port)
+				}
+				seen[port] = true
+			}
+		})
 	}
 }
 
@@ -33,18 +44,4 @@ func TestFreePortIsOutsideTheKernelsEphemeralRangeAndListenable(t *testing.T) {
 		t.Fatalf("listen on the port handed out: %v", err)
 	}
 	_ = l.Close()
-}
-
-func TestWithoutRoomBelowTheEphemeralRangeTheKernelsPortsAreNotHandedOutTwice(t *testing.T) {
-	seen := map[int]bool{}
-	for range 50 {
-		port, err := kernelPort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[port] {
-			t.Fatalf("port %d was handed out twice", port)
-		}
-		seen[port] = true
-	}
 }

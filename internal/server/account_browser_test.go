@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,9 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/hallpass/hallpass/internal/config"
-	"github.com/hallpass/hallpass/internal/digest"
-	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -42,22 +38,11 @@ func TestBrowserEndsOneSessionThenAllFromTheAccountPageAndTellsBothApps(t *testi
 	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range apps {
 		receivers[a.clientID] = newLogoutReceiver(t, nil)
-		cfg.Clients = append(cfg.Clients, config.Client{
-			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,
-			SecretSHA256: []string{digest.Of(a.secret)},
-			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
-			SingleSignOn: true, Connections: []string{"people"}, BackchannelLogoutURI: receivers[a.clientID].url,
-		})
+		c := a.client()
+		c.BackchannelLogoutURI = receivers[a.clientID].url
+		cfg.Clients = append(cfg.Clients, c)
 	}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	srv := serveConfigOn(t, ssoLn, cfg)
 	for _, a := range apps {
 		a.connect(t, issuer)
 	}

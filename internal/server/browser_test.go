@@ -25,6 +25,7 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
+	"github.com/hallpass/hallpass/internal/storage"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -57,12 +58,9 @@ func TestBrowserSignsInOnceForEveryClientWithSingleSignOnUntilLogout(t *testing.
 	cfg := testConfig(t, issuer)
 	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range apps {
-		cfg.Clients = append(cfg.Clients, config.Client{
-			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,
-			SecretSHA256: []string{digest.Of(a.secret)},
-			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
-			SingleSignOn: a.clientID != "app-c", Connections: []string{"people"},
-		})
+		c := a.client()
+		c.SingleSignOn = a.clientID != "app-c"
+		cfg.Clients = append(cfg.Clients, c)
 	}
 	serveConfigOn(t, ssoLn, cfg)
 	for _, a := range apps {
@@ -76,9 +74,7 @@ func TestBrowserSignsInOnceForEveryClientWithSingleSignOnUntilLogout(t *testing.
 	b.Run("open App A", chromedp.Navigate(appA.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("sign in as alice",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		// The next page: App A's, or the login page again with an error.
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")),
 	)
@@ -242,17 +238,24 @@ func hostPort(host string, ln net.Listener) string {
 
 // serveConfigOn starts a server of cfg, with the test keys and fresh test storage, and serves
 // it on ln until t ends.
-func serveConfigOn(t *testing.T, ln net.Listener, cfg *config.Config, opts ...server.Option) {
+func serveConfigOn(t *testing.T, ln net.Listener, cfg *config.Config, opts ...server.Option) *server.Server {
+	t.Helper()
+	return serveConfigWithStorage(t, ln, cfg, openTestStorage(t), opts...)
+}
+
+// serveConfigWithStorage is serveConfigOn with storage the test prepared.
+func serveConfigWithStorage(t *testing.T, ln net.Listener, cfg *config.Config, store storage.Storage, opts ...server.Option) *server.Server {
 	t.Helper()
 	keys, err := testKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, keys, openTestStorage(t), append([]server.Option{server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	srv, err := server.New(cfg, keys, store, append([]server.Option{server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
 	serveOn(t, ln, srv)
+	return srv
 }
 
 func serveOn(t *testing.T, ln net.Listener, h http.Handler) {
@@ -309,6 +312,28 @@ func newRelyingApp(t *testing.T, clientID, name, host string) *relyingApp {
 	t.Helper()
 	ln := listenLoopback(t)
 	return &relyingApp{clientID: clientID, name: name, secret: clientID + "-secret", url: "http://" + hostPort(host, ln), ln: ln, pending: map[string]login{}}
+}
+
+// typePassword fills the login page's username and password and submits the form; the
+// step that runs it waits for the page it expects next.
+func typePassword(username, password string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		return chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), username),
+			chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
+			chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible))
+	})
+}
+
+// client is the application's SSOClient as the browser tests register it: a regular web
+// app with single sign-on on the people connection, its callback and signed-out page
+// registered. Tests change what they are about.
+func (a *relyingApp) client() config.Client {
+	return config.Client{
+		ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(a.secret)},
+		RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
+		SingleSignOn: true, Connections: []string{"people"},
+	}
 }
 
 // connect discovers the provider and starts serving the application.

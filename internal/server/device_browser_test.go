@@ -67,9 +67,7 @@ func TestBrowserAnswersTwoDeviceSignInsTheSecondWithoutAPassword(t *testing.T) {
 	b.Run("continue to sign in",
 		chromedp.Click(chromedp.CSS(`#allow`), chromedp.NodeVisible),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		// The login page has a heading too: wait for the page after it.
 		chromedp.WaitNotPresent(chromedp.CSS(`input[name="password"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`h1`)),

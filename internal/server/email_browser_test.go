@@ -2,8 +2,8 @@ package server_test
 
 import (
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,33 +11,32 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hallpass/hallpass/internal/config"
-	"github.com/hallpass/hallpass/internal/digest"
-	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/storage"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
+
+// emailWorld starts Debian's aiosmtpd and configures a server at ssoHost that mails
+// through it, with App A as its one client; the test serves cfg on ssoLn once its storage is
+// ready.
+func emailWorld(t *testing.T) (smtp *smtpServer, ssoLn net.Listener, issuer string, appA *relyingApp, cfg *config.Config) {
+	t.Helper()
+	smtp = startSMTPServer(t)
+	ssoLn = listenLoopback(t)
+	issuer = "http://" + hostPort(ssoHost, ssoLn)
+	appA = newRelyingApp(t, "app-a", "App A", appAHost)
+	cfg = testConfig(t, issuer)
+	cfg.Email = smtp.config()
+	cfg.APIs = nil // their grants name the clients replaced here
+	cfg.Clients = []config.Client{appA.client()}
+	return smtp, ssoLn, issuer, appA, cfg
+}
 
 // TestBrowserResetsAForgottenPasswordByEmail, in headless Chromium with Debian's aiosmtpd
 // as the mail server: a signed-up user follows "Forgot password?" on App A's login page,
 // gives their address, opens the link from the message the SMTP server received, sets a
 // new password and signs in to App A with it.
 func TestBrowserResetsAForgottenPasswordByEmail(t *testing.T) {
-	smtp := startSMTPServer(t)
-	ssoLn := listenLoopback(t)
-	issuer := "http://" + hostPort(ssoHost, ssoLn)
-	appA := newRelyingApp(t, "app-a", "App A", appAHost)
-	cfg := testConfig(t, issuer)
-	cfg.Email = smtp.config()
-	cfg.APIs = nil // their grants name the clients replaced here
-	cfg.Clients = []config.Client{{
-		ID: appA.clientID, Name: appA.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{digest.Of(appA.secret)},
-		RedirectURIs: []string{appA.url + "/callback"}, SingleSignOn: true, Connections: []string{"people"},
-	}}
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	smtp, ssoLn, issuer, appA, cfg := emailWorld(t)
 	store := openTestStorage(t)
 	// A user who signed up earlier (a fresh name: a shared PostgreSQL database keeps users).
 	dora := fmt.Sprintf("dora-%d", rand.Int64())
@@ -46,11 +45,7 @@ func TestBrowserResetsAForgottenPasswordByEmail(t *testing.T) {
 		Claims: storage.Claims{Subject: "people|" + dora, Username: dora, Email: address}, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, keys, store, server.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	serveOn(t, ssoLn, srv)
+	serveConfigWithStorage(t, ssoLn, cfg, store)
 	appA.connect(t, issuer)
 	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost}})
 	shots := newScreenshots(t, b)
@@ -88,9 +83,7 @@ func TestBrowserResetsAForgottenPasswordByEmail(t *testing.T) {
 	b.Run("open App A again", chromedp.Navigate(appA.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("sign in with the new password",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), dora),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "the remembered password"),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword(dora, "the remembered password"),
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")),
 	)
 	if got := b.Text("#sub"); got != "people|"+dora {
@@ -111,19 +104,7 @@ func TestBrowserResetsAForgottenPasswordByEmail(t *testing.T) {
 // SMTP server received, are told the address is confirmed, and App A's next sign-in has
 // email_verified true.
 func TestBrowserSignsUpAndConfirmsTheAddressByEmail(t *testing.T) {
-	smtp := startSMTPServer(t)
-	ssoLn := listenLoopback(t)
-	issuer := "http://" + hostPort(ssoHost, ssoLn)
-	appA := newRelyingApp(t, "app-a", "App A", appAHost)
-	cfg := testConfig(t, issuer)
-	cfg.Email = smtp.config()
-	cfg.APIs = nil // their grants name the clients replaced here
-	cfg.Clients = []config.Client{{
-		ID: appA.clientID, Name: appA.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{digest.Of(appA.secret)},
-		RedirectURIs: []string{appA.url + "/callback"}, PostLogoutRedirectURIs: []string{appA.url + "/signed-out"},
-		SingleSignOn: true, Connections: []string{"people"},
-	}}
+	smtp, ssoLn, issuer, appA, cfg := emailWorld(t)
 	serveConfigOn(t, ssoLn, cfg)
 	appA.connect(t, issuer)
 	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost}})
@@ -159,9 +140,7 @@ func TestBrowserSignsUpAndConfirmsTheAddressByEmail(t *testing.T) {
 	b.Run("open App A again", chromedp.Navigate(appA.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("sign in again",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), erin),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "erin's first password"),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword(erin, "erin's first password"),
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")))
 	if got := b.Text("#email_verified"); got != "true" {
 		t.Fatalf("App A's next sign-in has email_verified %q, want true (%s)", got, b.Text("main"))

@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/mail"
 	"os"
@@ -152,16 +150,8 @@ func TestPasswordResetAndVerificationByEmail(t *testing.T) {
 	e := newLogoutEnv(t, nil, withBackchannel(map[string]string{"app2": app2Logouts.url}), func(c *config.Config) { c.Email = smtp.config() })
 	rp := e.rp("app2", "app2-secret")
 
-	// A fresh user and address on every run: a shared PostgreSQL database keeps users.
-	dora := fmt.Sprintf("dora-%d", rand.Int64())
-	address := dora + "@example.com"
 	laptop := e.browser()
-	l := newLogin()
-	action, form := formFields(t, laptop.get(unescapeHTML(signupLinkRe.FindStringSubmatch(laptop.get(rp.authURL(l)).body)[1])))
-	form.Set("username", dora)
-	form.Set("email", address)
-	form.Set("password", "the first password")
-	_, idToken := rp.exchange(t, l, rp.callback(t, l, laptop.post(action, form)))
+	dora, address, idToken := signUpWithEmail(t, e, laptop, "dora")
 
 	t.Run("sign-up sends a verification link, and email_verified follows it", func(t *testing.T) {
 		var claims struct {
@@ -285,15 +275,7 @@ func TestMailedLinksPastTheirLifetimeAreRefused(t *testing.T) {
 	smtp := startSMTPServer(t)
 	e := newEnv(t, func(c *config.Config) { c.Email = smtp.config() })
 	rp := e.rp("app2", "app2-secret")
-	erin := fmt.Sprintf("erin-%d", rand.Int64())
-	address := erin + "@example.com"
-	b := e.browser()
-	l := newLogin()
-	action, form := formFields(t, b.get(unescapeHTML(signupLinkRe.FindStringSubmatch(b.get(rp.authURL(l)).body)[1])))
-	form.Set("username", erin)
-	form.Set("email", address)
-	form.Set("password", "the first password")
-	rp.exchange(t, l, rp.callback(t, l, b.post(action, form)))
+	erin, address, _ := signUpWithEmail(t, e, e.browser(), "erin")
 	verify := smtp.waitForLink(t, address, "/verify-email", 1)
 	askForReset(t, e.browser(), rp, address)
 	reset := smtp.waitForLink(t, address, "/reset-password", 1)

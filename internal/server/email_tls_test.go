@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector/conntest"
 	"github.com/hallpass/hallpass/internal/server"
@@ -55,7 +57,7 @@ func TestMailTravelsOverTLSToARelayOfAPrivateCA(t *testing.T) {
 					c.Email.RootCA = tc.trusted.CertPEM
 				}
 			})
-			address := signUpWithEmail(t, e)
+			_, address, _ := signUpWithEmail(t, e, e.browser(), "erin")
 			if tc.delivered {
 				smtp.waitForLink(t, address, "/verify-email", 1)
 				return
@@ -75,17 +77,19 @@ func TestMailTravelsOverTLSToARelayOfAPrivateCA(t *testing.T) {
 	}
 }
 
-// signUpWithEmail signs a fresh user with a fresh address up to app2 and returns the address.
-func signUpWithEmail(t *testing.T, e *env) string {
+// signUpWithEmail signs a fresh user up to app2 in b: name with a random suffix (a shared
+// PostgreSQL database keeps users between runs), an address of their own and the password
+// "the first password". It returns the username, the address and app2's ID token.
+func signUpWithEmail(t *testing.T, e *env, b *browser, name string) (user, address string, idToken *oidc.IDToken) {
 	t.Helper()
 	rp := e.rp("app2", "app2-secret")
-	user := fmt.Sprintf("erin-%d", rand.Int64())
-	b := e.browser()
+	user = fmt.Sprintf("%s-%d", name, rand.Int64())
+	address = user + "@example.com"
 	l := newLogin()
 	action, form := formFields(t, b.get(unescapeHTML(signupLinkRe.FindStringSubmatch(b.get(rp.authURL(l)).body)[1])))
 	form.Set("username", user)
-	form.Set("email", user+"@example.com")
+	form.Set("email", address)
 	form.Set("password", "the first password")
-	rp.callback(t, l, b.post(action, form))
-	return user + "@example.com"
+	_, idToken = rp.exchange(t, l, rp.callback(t, l, b.post(action, form)))
+	return user, address, idToken
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/hallpass/hallpass/internal/config"
-	"github.com/hallpass/hallpass/internal/digest"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -27,12 +26,9 @@ func TestBrowserStepsUpWithAnAuthenticatorAppThenSignsInAgainWithItsCode(t *test
 	cfg := testConfig(t, issuer)
 	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range apps {
-		cfg.Clients = append(cfg.Clients, config.Client{
-			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp,
-			SecretSHA256: []string{digest.Of(a.secret)},
-			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
-			SingleSignOn: true, Connections: []string{"people"}, RequireMFA: a.clientID == "app-b",
-		})
+		c := a.client()
+		c.RequireMFA = a.clientID == "app-b"
+		cfg.Clients = append(cfg.Clients, c)
 	}
 	serveConfigOn(t, ssoLn, cfg)
 	for _, a := range apps {
@@ -46,9 +42,7 @@ func TestBrowserStepsUpWithAnAuthenticatorAppThenSignsInAgainWithItsCode(t *test
 	assertLoginPage(t, b, issuer, "App A")
 	shots.take("1 login page")
 	b.Run("sign in as alice",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")),
 	)
 	first := assertSignedIn(t, b, appA)
@@ -109,9 +103,7 @@ func TestBrowserStepsUpWithAnAuthenticatorAppThenSignsInAgainWithItsCode(t *test
 	b.Run("open App B again", chromedp.Navigate(appB.url+"/login"))
 	assertLoginPage(t, b, issuer, "App B")
 	b.Run("sign in as alice with her password",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="code"], #signed-in, #error, #form-error`)))
 	if b.Count(`input[name="code"]`) == 0 || b.Count("#manual-key, img.qr") > 0 {
 		t.Fatalf("after the password App B's sign-in shows %q at %s, want the authenticator's code asked for", b.Text("main"), b.Location())
@@ -151,11 +143,7 @@ func TestBrowserPutsOffEnrolmentWithNotNowWithinTheGrace(t *testing.T) {
 	cfg.MFA = config.MFA{Policy: config.MFARequired, Factors: []string{config.FactorTOTP},
 		EnrolmentGrace: config.Duration{Duration: 48 * time.Hour}}
 	cfg.APIs = nil // the test config grants its API to clients this test replaces
-	cfg.Clients = []config.Client{{
-		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{digest.Of(app.secret)}, RedirectURIs: []string{app.url + "/callback"},
-		SingleSignOn: true, Connections: []string{"people"},
-	}}
+	cfg.Clients = []config.Client{app.client()}
 	serveConfigOn(t, ssoLn, cfg)
 	app.connect(t, issuer)
 	b := chromium.Start(t, chromium.Options{Hosts: []string{ssoHost, appAHost}})
@@ -164,9 +152,7 @@ func TestBrowserPutsOffEnrolmentWithNotNowWithinTheGrace(t *testing.T) {
 	b.Run("open App A", chromedp.Navigate(app.url+"/login"))
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("sign in as alice with her password",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS(`#manual-key, #signed-in, #error, #form-error`)))
 	if b.Count("#manual-key") == 0 || b.Count(`form.later button`) != 1 {
 		t.Fatalf("the first sign-in within the grace shows %q, want the authenticator set-up with Not now", b.Text("main"))

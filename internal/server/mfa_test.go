@@ -198,14 +198,17 @@ func recoveryCodeForms(codes []string) []string {
 	return out
 }
 
-func TestStepUpForAClientThatRequiresMFA(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) {
-		for i := range c.Clients {
-			if c.Clients[i].ID == "app2" {
-				c.Clients[i].RequireMFA = true
-			}
+// app2RequiresMFA makes app2 a client that requires a second factor.
+func app2RequiresMFA(c *config.Config) {
+	for i := range c.Clients {
+		if c.Clients[i].ID == "app2" {
+			c.Clients[i].RequireMFA = true
 		}
-	})
+	}
+}
+
+func TestStepUpForAClientThatRequiresMFA(t *testing.T) {
+	e := newEnv(t, app2RequiresMFA)
 	app1, app2 := e.rp("app1", "app1-secret"), e.rp("app2", "app2-secret")
 	b := e.browser()
 	_, idt := app1.signIn(t, b, "alice", alicePassword, oauthConnection("people"))
@@ -333,13 +336,7 @@ func TestTrustedUpstreamMFAIsNotAskedAgain(t *testing.T) {
 // max_age asks for a fresh sign-in; for a client that requires MFA a fresh sign-in is both
 // factors again: the second factor of the older sign-in does not carry over.
 func TestMaxAgeOfAnMFAClientAsksForBothFactorsAgain(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) {
-		for i := range c.Clients {
-			if c.Clients[i].ID == "app2" {
-				c.Clients[i].RequireMFA = true
-			}
-		}
-	})
+	e := newEnv(t, app2RequiresMFA)
 	app1, app2 := e.rp("app1", "app1-secret"), e.rp("app2", "app2-secret")
 	b := e.browser()
 	app1.signIn(t, b, "alice", alicePassword, oauthConnection("people"))

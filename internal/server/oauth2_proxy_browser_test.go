@@ -86,9 +86,7 @@ func startWikiBehindOAuth2Proxy(t *testing.T) (string, string, *relyingApp) {
 
 	cfg := testConfig(t, issuer)
 	cfg.Clients = []config.Client{
-		{ID: appA.clientID, Name: appA.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(appA.secret)},
-			RedirectURIs: []string{appA.url + "/callback"}, PostLogoutRedirectURIs: []string{appA.url + "/signed-out"},
-			SingleSignOn: true, Connections: []string{"people"}},
+		appA.client(),
 		// The SSOClient of the guide's "Protect any app with oauth2-proxy".
 		{ID: "wiki", Name: "Wiki", Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of("wiki-secret")},
 			RedirectURIs: []string{proxyURL + "/oauth2/callback"}, SingleSignOn: true, Connections: []string{"people"}},
@@ -117,9 +115,7 @@ func startWikiBehindOAuth2Proxy(t *testing.T) (string, string, *relyingApp) {
 // signInAsAlice fills the login page shown.
 func signInAsAlice(b *chromium.Browser) {
 	b.Run("sign in as alice",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #upstream, #error, #form-error")),
 	)
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hallpass/hallpass/internal/config"
-	"github.com/hallpass/hallpass/internal/digest"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
 
@@ -32,9 +31,7 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("wait for the passkey button", chromedp.WaitVisible(chromedp.CSS(`button[data-passkey="get"]`)))
 	b.Run("sign in as alice with her password",
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS("#signed-in, #error, #form-error")),
 	)
 	assertSignedIn(t, b, app)
@@ -69,9 +66,7 @@ func TestBrowserEnrolsAPasskeyAndSignsInWithItWithoutAUsername(t *testing.T) {
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("sign in as alice with her password",
 		chromedp.WaitVisible(chromedp.CSS(`button[data-passkey="get"]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Use a passkey"] button[data-passkey="get"], #signed-in, #error, #form-error`)))
 	if b.Count(`input[name="password"]`) > 0 || b.Count(`form[aria-label="Use a passkey"]`) != 1 {
 		t.Fatalf("after the password the sign-in shows %q at %s, want the second-factor page offering the passkey", b.Text("main"), b.Location())
@@ -134,12 +129,7 @@ func startPasskeyWorld(t *testing.T, mfa config.MFA) (string, *relyingApp, *chro
 	cfg := testConfig(t, issuer)
 	cfg.MFA = mfa
 	cfg.APIs = nil // the test config grants its API to clients this test replaces
-	cfg.Clients = []config.Client{{
-		ID: app.clientID, Name: app.name, Type: config.ClientRegularWebApp,
-		SecretSHA256: []string{digest.Of(app.secret)},
-		RedirectURIs: []string{app.url + "/callback"}, PostLogoutRedirectURIs: []string{app.url + "/signed-out"},
-		SingleSignOn: true, Connections: []string{"people"},
-	}}
+	cfg.Clients = []config.Client{app.client()}
 	serveConfigOn(t, ssoLn, cfg)
 	app.connect(t, issuer)
 	// WebAuthn runs only in secure contexts; the test's issuer is plain HTTP on loopback

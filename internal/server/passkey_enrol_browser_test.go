@@ -32,9 +32,7 @@ func TestBrowserEnrolsAPasskeyAtSignInUnderARequiredPolicy(t *testing.T) {
 	assertLoginPage(t, b, issuer, "App A")
 	b.Run("sign in as alice with her password",
 		chromedp.WaitVisible(chromedp.CSS(`button[data-passkey="get"]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form[method="post"] button[type="submit"]`), chromedp.NodeVisible),
+		typePassword("alice", alicePassword),
 		chromedp.WaitVisible(chromedp.CSS(`button[data-passkey="create"], #error, #form-error`)))
 	if b.Count("img.qr") != 1 || !strings.Contains(b.Text("main"), "Or create a passkey") {
 		t.Fatalf("the enrolment page does not offer both an authenticator app and a passkey:\n%s", b.Text("main"))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/connector/conntest"
-	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
 	chromium "github.com/hallpass/hallpass/internal/testutil/browser"
 )
@@ -36,11 +35,9 @@ func TestBrowserSignsInThroughAnUpstreamOIDCProvider(t *testing.T) {
 	cfg := testConfig(t, issuer)
 	cfg.Clients, cfg.APIs = nil, nil
 	for _, a := range []*relyingApp{appA, appB} {
-		cfg.Clients = append(cfg.Clients, config.Client{
-			ID: a.clientID, Name: a.name, Type: config.ClientRegularWebApp, SecretSHA256: []string{digest.Of(a.secret)},
-			RedirectURIs: []string{a.url + "/callback"}, PostLogoutRedirectURIs: []string{a.url + "/signed-out"},
-			SingleSignOn: true, Connections: []string{"people", "upstream"},
-		})
+		c := a.client()
+		c.Connections = append(c.Connections, "upstream")
+		cfg.Clients = append(cfg.Clients, c)
 	}
 	cfg.Connections = append(cfg.Connections, config.Connection{Name: "upstream", Type: config.ConnectionOIDC, DisplayName: "Upstream IdP",
 		OIDC: &config.OIDCConnection{Issuer: peer.Issuer, ClientID: conntest.OIDCClientID, ClientSecret: conntest.OIDCClientSecret,
