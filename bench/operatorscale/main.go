@@ -57,6 +57,7 @@ import (
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
 	"github.com/hallpass/hallpass/internal/loopback"
+	"github.com/hallpass/hallpass/internal/memlimit"
 )
 
 const (
@@ -108,7 +109,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("-memory-limit: %w", err)
 		}
-		debug.SetMemoryLimit(int64(float64(q.Value()) * 0.85)) // as limitMemoryToContainer in cmd/hallpass
+		debug.SetMemoryLimit(memlimit.For(q.Value())) // as hallpass operator does in a pod with that limit
 	}
 	if f.pprof != "" {
 		go func() { _ = http.ListenAndServe(f.pprof, nil) }()

@@ -22,6 +22,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/controllers"
+	"github.com/hallpass/hallpass/internal/memlimit"
 	"github.com/hallpass/hallpass/internal/version"
 	"github.com/hallpass/hallpass/internal/webhookcert"
 )
@@ -60,7 +61,7 @@ func runOperator(ctx context.Context, args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	memoryLimit := limitMemoryToContainer()
+	memoryLimit := memlimit.FromContainer()
 	if *leaderElect && *leaderElectionNamespace == "" && !inCluster() {
 		return errors.New("--leader-elect outside a cluster needs --leader-election-namespace, the namespace of the Lease the replicas share")
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/memlimit"
 	"github.com/hallpass/hallpass/internal/server"
 	"github.com/hallpass/hallpass/internal/server/configsource"
 	"github.com/hallpass/hallpass/internal/server/servingcert"
@@ -48,7 +49,7 @@ const (
 func fitRuntimeToContainer() int64 {
 	_, explicit := os.LookupEnv("GOMAXPROCS")
 	runtime.GOMAXPROCS(serverProcs(runtime.GOMAXPROCS(0), explicit))
-	return limitMemoryToContainer()
+	return memlimit.FromContainer()
 }
 
 // serverProcs is the GOMAXPROCS the server runs with: at least two, unless the GOMAXPROCS

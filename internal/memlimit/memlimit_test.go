@@ -1,4 +1,4 @@
-package main
+package memlimit
 
 import "testing"
 
@@ -13,8 +13,8 @@ func TestTheHeapAimsBelowTheContainersMemoryLimit(t *testing.T) {
 		{"an unreadable value sets none", "lots\n", 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := goMemoryLimit(tt.file); got != tt.want {
-				t.Errorf("goMemoryLimit(%q) = %d, want %d", tt.file, got, tt.want)
+			if got := ForCgroupLimit(tt.file); got != tt.want {
+				t.Errorf("ForCgroupLimit(%q) = %d, want %d", tt.file, got, tt.want)
 			}
 		})
 	}
