@@ -17,9 +17,12 @@
 //   - API requests per client made by the operator (counted on its transport), in all and
 //     by verb and resource;
 //
-//   - the config Secret's size.
+//   - the config Secret's size;
 //
-//     go run ./bench/operatorscale -n 1000 [-pprof 127.0.0.1:6060] [-cpuprofile cpu.out] [-heapprofile heap.out]
+//   - the CPU each process used until all were Ready: the API server, etcd, the server pod
+//     and this one.
+//
+//     go run ./bench/operatorscale -n 1000 [-pprof 127.0.0.1:6060] [-cpuprofile cpu.out] [-heapprofile heap.out] [-apiserver-cpuprofile api.out]
 package main
 
 import (
@@ -80,6 +83,7 @@ type flags struct {
 	reconcilers int
 	cpuProfile  string
 	heapProfile string
+	apiProfile  string
 	timeout     time.Duration
 	idle        time.Duration
 	memoryLimit string
@@ -94,6 +98,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof of the operator's process on this address")
 	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write the CPU profile from the first apply to all Ready to this file")
 	flag.StringVar(&f.heapProfile, "heapprofile", "", "write a heap profile at all Ready to this file")
+	flag.StringVar(&f.apiProfile, "apiserver-cpuprofile", "", "write the API server's CPU profile of the first 30 s after the first apply to this file")
 	flag.StringVar(&f.memoryLimit, "memory-limit", "", "the container memory limit to run the operator's process under, as `hallpass operator` does in a pod with that limit (e.g. 256Mi); the server pod and the builds are not limited")
 	flag.DurationVar(&f.timeout, "timeout", 15*time.Minute, "give up when not all are Ready by then")
 	flag.DurationVar(&f.idle, "idle", 60*time.Second, "idle window over which CPU is measured")
@@ -135,6 +140,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	apiProfileDone := profileAPIServer(ctx, cfg, f.apiProfile)
+	cpuByProcess, selfCPU := childrenCPU(), cpuTime()
 	start := time.Now()
 	if err := applyClients(ctx, c, f.n, f.workers); err != nil {
 		return err
@@ -143,6 +150,11 @@ func run() error {
 	allReady, err := waitReady(ctx, cfg, f.n, start, f.timeout)
 	stopProfile()
 	if err != nil {
+		return err
+	}
+	cpuByProcess = diffCPU(childrenCPU(), cpuByProcess)
+	cpuByProcess["this process: operator, pod runner, benchmark"] = cpuTime() - selfCPU
+	if err := <-apiProfileDone; err != nil {
 		return err
 	}
 	if err := writeHeapProfile(f.heapProfile); err != nil {
@@ -179,6 +191,8 @@ func run() error {
 		idleCPU.Round(10*time.Millisecond), float64(total(operatorRequests))/float64(f.n), size)
 	fmt.Println()
 	printRequests(operatorRequests, f.n)
+	fmt.Println()
+	printCPU(cpuByProcess, allReady)
 	return nil
 }
 
@@ -209,6 +223,7 @@ func startCluster(ctx context.Context, f flags, counts *requestCounts) (*devclus
 		CRDDir: filepath.Join(repo, "config", "crd", "bases"), BinaryAssetsDir: assets, ServerBinary: server, Logs: io.Discard,
 		OperatorTransport: func(rt http.RoundTripper) http.RoundTripper { return counting{rt, counts} },
 		ClientReconcilers: f.reconcilers,
+		APIServerFlags:    map[string]string{"profiling": "true"},
 	})
 	if err != nil {
 		return nil, "", err
@@ -575,4 +590,98 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileAPIServer fetches the API server's CPU profile of the next 30 seconds into path
+// (nothing when path is empty); the channel tells when it is written.
+func profileAPIServer(ctx context.Context, cfg *rest.Config, path string) <-chan error {
+	done := make(chan error, 1)
+	if path == "" {
+		done <- nil
+		return done
+	}
+	go func() {
+		done <- func() error {
+			httpc, err := rest.HTTPClientFor(cfg)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/debug/pprof/profile?seconds=30", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return fmt.Errorf("profile the API server: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("profile the API server: %s", resp.Status)
+			}
+			out, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(out, resp.Body); err != nil {
+				_ = out.Close()
+				return fmt.Errorf("profile the API server: %w", err)
+			}
+			return out.Close()
+		}()
+	}()
+	return done
+}
+
+// childrenCPU returns the CPU time used so far by each child process of this one (the API
+// server, etcd, the server pod), by command name.
+func childrenCPU() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	self := os.Getpid()
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, d := range dirs {
+		data, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime stime: fields 14 and 15, counted after the comm's ")".
+		s := string(data)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 {
+			continue
+		}
+		comm := s[strings.IndexByte(s, '(')+1 : end]
+		fields := strings.Fields(s[end+1:])
+		if len(fields) < 13 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid != self {
+			continue
+		}
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		out[comm] += time.Duration(utime+stime) * time.Second / clockTicks
+	}
+	return out
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc's CPU times, 100 on Linux.
+const clockTicks = 100
+
+func diffCPU(after, before map[string]time.Duration) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for k, v := range after {
+		out[k] = v - before[k]
+	}
+	return out
+}
+
+// printCPU prints the CPU time each process used from the first apply to all Ready, and its
+// share of the two cores over that time.
+func printCPU(m map[string]time.Duration, window time.Duration) {
+	names := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Compare(m[b], m[a]) })
+	fmt.Println("| process | CPU from first apply to all Ready | cores used on average |")
+	fmt.Println("|---|---|---|")
+	for _, name := range names {
+		fmt.Printf("| %s | %s | %.2f |\n", name, m[name].Round(100*time.Millisecond), m[name].Seconds()/window.Seconds())
+	}
 }

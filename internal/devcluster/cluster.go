@@ -57,6 +57,9 @@ type Options struct {
 	// (an AuthenticationConfiguration). The API server re-reads it when it changes, so it may
 	// be written again once the SSO server it trusts is running.
 	AuthenticationConfig string
+	// APIServerFlags are further kube-apiserver flags, such as "profiling": "true" for a
+	// benchmark that profiles it.
+	APIServerFlags map[string]string
 }
 
 // Cluster is a running dev cluster.
@@ -125,6 +128,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.AuthenticationConfig != "" {
 		c.env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", opts.AuthenticationConfig)
+	}
+	for name, value := range opts.APIServerFlags {
+		c.env.ControlPlane.GetAPIServer().Configure().Set(name, value)
 	}
 	if c.Config, err = c.env.Start(); err != nil {
 		c.env = nil
