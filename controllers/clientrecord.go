@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 )
@@ -39,22 +38,17 @@ const (
 	// created for this client: any other Secret of that name is someone else's.
 	annotationRecordCredentialsUID = "sso.hallpass.dev/credentials-secret-uid"
 
-	// Written by the SSOServer controller under its own field manager: the generation of the
-	// SSOClient the last config serves, or why the last render left the client out.
+	// Render verdicts, which operators before ADR 0030 wrote into records under the field
+	// manager renderFieldOwner. Nothing reads or writes them now; a record that has them
+	// keeps them.
 	annotationServedGeneration = "sso.hallpass.dev/served-generation"
-	// annotationServedRevision is the configRevision of the first config that served that
-	// generation: the client is Served once the pods have applied that revision or a later one.
-	annotationServedRevision = "sso.hallpass.dev/served-revision"
-	annotationLeftOutReason  = "sso.hallpass.dev/left-out-reason"
-	annotationLeftOutMessage = "sso.hallpass.dev/left-out-message"
+	annotationServedRevision   = "sso.hallpass.dev/served-revision"
+	annotationLeftOutReason    = "sso.hallpass.dev/left-out-reason"
+	annotationLeftOutMessage   = "sso.hallpass.dev/left-out-message"
 
 	recordClientIDKey     = "client_id"
 	recordClientSecretKey = "client_secret"
 )
-
-// renderFieldOwner is the field manager of the SSOServer controller's writes to client
-// records, so that they and the SSOClient controller's never remove each other's fields.
-var renderFieldOwner = client.FieldOwner("hallpass-operator-render")
 
 // clientRecordName is the name of the record of SSOClient namespace/name on server.
 func clientRecordName(server, namespace, name string) string {
@@ -75,21 +69,6 @@ type clientRecord struct {
 	clientID, secret string
 	// annotations holds the rotation record and the request values acted on.
 	annotations map[string]string
-	// verdict is the SSOServer controller's: what the last config did with the client.
-	verdict verdict
-}
-
-// verdict is what a render did with a client: served at a generation, or left out.
-type verdict struct {
-	servedGeneration, servedRevision string
-	leftOutReason, leftOutMessage    string
-}
-
-func (v verdict) annotations() map[string]string {
-	if v.leftOutReason != "" {
-		return map[string]string{annotationLeftOutReason: v.leftOutReason, annotationLeftOutMessage: v.leftOutMessage}
-	}
-	return map[string]string{annotationServedGeneration: v.servedGeneration, annotationServedRevision: v.servedRevision}
 }
 
 func readClientRecord(s *corev1.Secret) *clientRecord {
@@ -106,7 +85,6 @@ func readClientRecord(s *corev1.Secret) *clientRecord {
 		clientID:       string(s.Data[recordClientIDKey]),
 		secret:         string(s.Data[recordClientSecretKey]),
 		annotations:    a,
-		verdict:        verdict{a[annotationServedGeneration], a[annotationServedRevision], a[annotationLeftOutReason], a[annotationLeftOutMessage]},
 	}
 }
 

@@ -2,13 +2,9 @@ package controllers
 
 import (
 	"context"
-	"maps"
-	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -79,36 +75,6 @@ func (c delaying[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], 
 	c.TypedEventHandler.Generic(ctx, e, delayedQueue{q, c.delay})
 }
 
-// notOnlyVerdict passes every Secret event except an update that changed nothing but the
-// render verdicts the SSOServer controller itself writes into client records.
-type notOnlyVerdict struct {
-	predicate.Funcs
-}
-
-func (notOnlyVerdict) Create(event.CreateEvent) bool   { return true }
-func (notOnlyVerdict) Delete(event.DeleteEvent) bool   { return true }
-func (notOnlyVerdict) Generic(event.GenericEvent) bool { return true }
-
-func (notOnlyVerdict) Update(e event.UpdateEvent) bool {
-	before, ok1 := e.ObjectOld.(*corev1.Secret)
-	after, ok2 := e.ObjectNew.(*corev1.Secret)
-	if !ok1 || !ok2 || after.Labels[labelRecord] != recordClient {
-		return true
-	}
-	strip := func(a map[string]string) map[string]string {
-		a = maps.Clone(a)
-		for _, k := range verdictAnnotations {
-			delete(a, k)
-		}
-		return a
-	}
-	same := maps.Equal(strip(before.Annotations), strip(after.Annotations)) &&
-		maps.Equal(before.Labels, after.Labels) &&
-		maps.EqualFunc(before.Data, after.Data, func(a, b []byte) bool { return string(a) == string(b) }) &&
-		before.DeletionTimestamp.Equal(after.DeletionTimestamp)
-	return !same
-}
-
 // readinessChanged passes the creation and deletion of an object, and an update that changes
 // its generation (spec) or the status of its Ready condition.
 type readinessChanged struct {
@@ -158,7 +124,7 @@ func (h clientsOfServerHandler) Update(ctx context.Context, e event.UpdateEvent,
 		before.Status.Issuer != after.Status.Issuer:
 		addAll(q, h.m.clientsOfServer(ctx, after))
 	case before.Status.AppliedConfigRevision != after.Status.AppliedConfigRevision:
-		addAll(q, h.m.clientsNowServed(ctx, after))
+		addAll(q, h.m.clientsNowServed(after))
 	}
 }
 
@@ -169,24 +135,20 @@ func addAll(q queue, reqs []reconcile.Request) {
 }
 
 // clientsNowServed lists the clients of srv that are not Served at their generation and
-// whose record says the config revision the pods applied serves them.
-func (m mapper) clientsNowServed(ctx context.Context, srv *hallpassv1.SSOServer) []reconcile.Request {
-	var clients hallpassv1.SSOClientList
-	if err := m.c.List(ctx, &clients, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}, client.UnsafeDisableDeepCopy); err != nil {
+// whose verdict says the config revision the pods applied serves them.
+func (m mapper) clientsNowServed(srv *hallpassv1.SSOServer) []reconcile.Request {
+	clients, err := m.clients.of(srv.Namespace, srv.Name)
+	if err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range clients.Items {
-		sc := &clients.Items[i]
+	for _, sc := range clients {
 		if c := meta.FindStatusCondition(sc.Status.Conditions, hallpassv1.SSOClientServed); c != nil &&
 			c.Status == "True" && c.ObservedGeneration == sc.Generation {
 			continue
 		}
-		var rec corev1.Secret
-		if err := m.c.Get(ctx, types.NamespacedName{Namespace: srv.Namespace, Name: recordNameOf(srv, sc)}, &rec); err != nil {
-			continue
-		}
-		if revision, err := strconv.ParseInt(rec.Annotations[annotationServedRevision], 10, 64); err == nil && revision <= srv.Status.AppliedConfigRevision {
+		if v, found, _ := m.verdicts.of(client.ObjectKeyFromObject(srv), sc.UID); found && v.served() &&
+			v.generation == sc.Generation && v.revision <= srv.Status.AppliedConfigRevision {
 			reqs = append(reqs, requestFor(sc))
 		}
 	}

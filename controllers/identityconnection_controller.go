@@ -29,6 +29,8 @@ type IdentityConnectionReconciler struct {
 	Recorder  events.EventRecorder
 	// Now is the clock of health checks.
 	Now func() time.Time
+
+	clients serverClients
 }
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections,verbs=get;list;watch
@@ -96,14 +98,13 @@ func (r *IdentityConnectionReconciler) reconcileServer(ctx context.Context, s *c
 		conn.Status.ServiceProviderMetadataURL = issuer + config.SAMLMetadataPath(conn.Name)
 	}
 
-	var clients hallpassv1.SSOClientList
-	// Read only: a deep copy of each of ten thousand clients per count would be most of it.
-	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(server.Namespace, server.Name)}, client.UnsafeDisableDeepCopy); err != nil {
-		return false, fmt.Errorf("list SSOClients of SSOServer %s: %w", server.Name, err)
+	clients, err := r.clients.of(server.Namespace, server.Name)
+	if err != nil {
+		return false, err
 	}
 	var n int32
-	for i := range clients.Items {
-		if c := &clients.Items[i]; meta.IsStatusConditionTrue(c.Status.Conditions, hallpassv1.SSOClientAccepted) &&
+	for _, c := range clients {
+		if meta.IsStatusConditionTrue(c.Status.Conditions, hallpassv1.SSOClientAccepted) &&
 			(len(c.Spec.Connections) == 0 || slices.Contains(c.Spec.Connections, conn.Name)) {
 			n++
 		}

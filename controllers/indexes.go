@@ -13,7 +13,8 @@ import (
 
 // Field indexes. Values are "namespace/name" so one index serves lookups across namespaces.
 const (
-	// indexServer indexes SSOClients, IdentityConnections and SSOAPIs by their server.
+	// indexServer indexes IdentityConnections and SSOAPIs by their server (SSOClients have
+	// serverClients).
 	indexServer = "hallpass.server"
 	// indexSecretRefs indexes SSOServers, SSOClients and IdentityConnections by the Secrets
 	// they reference, so that a change to one re-renders only what depends on it.
@@ -37,9 +38,6 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		field   string
 		extract client.IndexerFunc
 	}{
-		{&hallpassv1.SSOClient{}, indexServer, func(o client.Object) []string {
-			return []string{key(o.(*hallpassv1.SSOClient).ServerKey())}
-		}},
 		{&hallpassv1.IdentityConnection{}, indexServer, func(o client.Object) []string {
 			c := o.(*hallpassv1.IdentityConnection)
 			return []string{key(c.Namespace, c.Spec.ServerRef.Name)}

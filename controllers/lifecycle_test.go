@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -121,4 +122,58 @@ func readSamples(t *testing.T) []*unstructured.Unstructured {
 		}
 	}
 	return objs
+}
+
+// TestOperatorRestartLeavesServedAndRefusedClientsAsTheyWere restarts the operator under a
+// Ready client and one left out over its namespace's budget. The render's verdicts live in
+// the operator's memory (docs/adr/0030), so the new operator has none until its first
+// render: meanwhile neither client may flip, not the served one to Pending, not the refused
+// one to Accepted. A flip would be ten thousand status writes and Ready going away under
+// every application at each operator upgrade.
+func TestOperatorRestartLeavesServedAndRefusedClientsAsTheyWere(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	srv := newServer(ns, "sso")
+	srv.Spec.Budgets = hallpassv1.NamespaceBudgets{ClientsPerNamespace: 1}
+	create(t, srv, newClient(ns, "served", ns, "sso", hallpassv1.RegularWebApp))
+	readyClient(t, ns, "served")
+	create(t, newClient(ns, "refused", ns, "sso", hallpassv1.RegularWebApp))
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "refused", &hallpassv1.SSOClient{})
+		g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
+	})
+	var list hallpassv1.SSOClientList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+
+	watcher, err := client.NewWithWatch(restConfig, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	w, err := watcher.Watch(ctx, &hallpassv1.SSOClientList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer w.Stop()
+	stopManager()
+	g.Expect(startManager()).To(Succeed())
+	// Long enough for the new operator's first reconciles, its first render and the
+	// verdicts it brings (verdictDelay later).
+	settled := time.After(4*verdictDelay + renderCoalesceDelay)
+	for watching := true; watching; {
+		select {
+		case ev := <-w.ResultChan():
+			c, ok := ev.Object.(*hallpassv1.SSOClient)
+			if !ok {
+				continue
+			}
+			switch c.Name {
+			case "served":
+				g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady)).To(haveCondition(metav1.ConditionTrue, hallpassv1.ReasonReconciled))
+			case "refused":
+				g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
+			}
+		case <-settled:
+			watching = false
+		}
+	}
+	readyClient(t, ns, "served")
+	c := get(g, ns, "refused", &hallpassv1.SSOClient{})
+	g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
 }

@@ -87,7 +87,11 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if err := mgr.Add(metaCache); err != nil {
 		return fmt.Errorf("start metadata cache: %w", err)
 	}
-	cs := controllerSetup{mgr: mgr, opts: opts, metaCache: metaCache, c: mgr.GetClient(), m: mapper{mgr.GetClient()}}
+	clients, err := newServerClients(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	cs := controllerSetup{mgr: mgr, opts: opts, metaCache: metaCache, c: mgr.GetClient(), m: mapper{mgr.GetClient(), clients, newVerdicts()}}
 	for _, setup := range []func() error{cs.serverController, cs.clientController, cs.connectionController, cs.apiController} {
 		if err := setup(); err != nil {
 			return err
@@ -134,8 +138,7 @@ func (cs controllerSetup) serverController() error {
 		For(&hallpassv1.SSOServer{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		// Client records change in bursts, as clients do: one render serves a burst.
-		Watches(&corev1.Secret{}, coalesce(handler.EnqueueRequestForOwner(cs.mgr.GetScheme(), cs.mgr.GetRESTMapper(), &hallpassv1.SSOServer{}, handler.OnlyControllerOwner())),
-			builder.WithPredicates(notOnlyVerdict{})).
+		Watches(&corev1.Secret{}, coalesce(handler.EnqueueRequestForOwner(cs.mgr.GetScheme(), cs.mgr.GetRESTMapper(), &hallpassv1.SSOServer{}, handler.OnlyControllerOwner()))).
 		Owns(&appsv1.Deployment{}).Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
@@ -150,7 +153,7 @@ func (cs controllerSetup) serverController() error {
 		WatchesRawSource(cs.coalescedMetadata("Secret", cs.m.serversOfSecret)).
 		WatchesRawSource(cs.metadata("ConfigMap", cs.m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
-			Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoserver-controller"),
+			Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoserver-controller"), clients: cs.m.clients, verdicts: cs.m.verdicts,
 			ServerImage: cs.opts.ServerImage, ServerLogLevel: cs.opts.ServerLogLevel, AllowedImages: cs.opts.AllowedServerImages, Now: cs.opts.Now,
 		})
 	if err != nil {
@@ -174,7 +177,9 @@ func (cs controllerSetup) clientController() error {
 			builder.WithPredicates(readinessChanged{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsInNamespace)).
 		WatchesRawSource(cs.metadata("Secret", cs.m.clientsOfSecret)).
-		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now})
+		// The render's verdicts on clients come from the SSOServer controller, in memory.
+		WatchesRawSource(cs.m.verdicts.source()).
+		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now, verdicts: cs.m.verdicts})
 	if err != nil {
 		return fmt.Errorf("set up SSOClient controller: %w", err)
 	}
@@ -190,7 +195,7 @@ func (cs controllerSetup) connectionController() error {
 		WatchesRawSource(cs.metadata("Secret", cs.m.connectionsOfSecret)).
 		WatchesRawSource(cs.metadata("ConfigMap", cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
-		Complete(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now})
+		Complete(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now, clients: cs.m.clients})
 	if err != nil {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
 	}
@@ -204,7 +209,7 @@ func (cs controllerSetup) apiController() error {
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer)).
 		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.allAPIs)).
-		Complete(&SSOAPIReconciler{Client: cs.c, Recorder: cs.mgr.GetEventRecorder("ssoapi-controller")})
+		Complete(&SSOAPIReconciler{Client: cs.c, Recorder: cs.mgr.GetEventRecorder("ssoapi-controller"), clients: cs.m.clients})
 	if err != nil {
 		return fmt.Errorf("set up SSOAPI controller: %w", err)
 	}
@@ -212,7 +217,11 @@ func (cs controllerSetup) apiController() error {
 }
 
 // mapper turns events on related objects into requests for the objects that depend on them.
-type mapper struct{ c client.Client }
+type mapper struct {
+	c        client.Client
+	clients  serverClients
+	verdicts *verdicts
+}
 
 func (m mapper) serverOfClient(_ context.Context, o client.Object) []reconcile.Request {
 	ns, name := o.(*hallpassv1.SSOClient).ServerKey()
@@ -314,13 +323,25 @@ func (m mapper) connectionsOfConfigMap(ctx context.Context, o *metav1.PartialObj
 	return m.listRequests(ctx, &hallpassv1.IdentityConnectionList{}, client.MatchingFields{indexConfigMapRefs: key(o.Namespace, o.Name)})
 }
 
-func (m mapper) clientsOfServer(ctx context.Context, o client.Object) []reconcile.Request {
-	return m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.MatchingFields{indexServer: key(o.GetNamespace(), o.GetName())})
+func (m mapper) clientsOfServer(_ context.Context, o client.Object) []reconcile.Request {
+	return m.requestsForClientsOf(o.GetNamespace(), o.GetName())
 }
 
-func (m mapper) clientsOfConnectionServer(ctx context.Context, o client.Object) []reconcile.Request {
+func (m mapper) clientsOfConnectionServer(_ context.Context, o client.Object) []reconcile.Request {
 	c := o.(*hallpassv1.IdentityConnection)
-	return m.listRequests(ctx, &hallpassv1.SSOClientList{}, client.MatchingFields{indexServer: key(c.Namespace, c.Spec.ServerRef.Name)})
+	return m.requestsForClientsOf(c.Namespace, c.Spec.ServerRef.Name)
+}
+
+func (m mapper) requestsForClientsOf(namespace, server string) []reconcile.Request {
+	clients, err := m.clients.of(namespace, server)
+	if err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(clients))
+	for _, sc := range clients {
+		reqs = append(reqs, requestFor(sc))
+	}
+	return reqs
 }
 
 func (m mapper) clientsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {

@@ -22,6 +22,8 @@ import (
 type SSOAPIReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+
+	clients serverClients
 }
 
 // apiScope is what the phases of one SSOAPI reconcile share.
@@ -78,13 +80,13 @@ func (r *SSOAPIReconciler) reconcileServer(ctx context.Context, s *apiScope) (bo
 	if err != nil {
 		return false, fmt.Errorf("get SSOServer %s: %w", api.Spec.ServerRef.Name, err)
 	}
-	var clients hallpassv1.SSOClientList
 	// Read only, as render reads them.
-	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(api.Namespace, api.Spec.ServerRef.Name)}, client.UnsafeDisableDeepCopy); err != nil {
-		return false, fmt.Errorf("list SSOClients of SSOServer %s: %w", api.Spec.ServerRef.Name, err)
+	clients, err := r.clients.of(api.Namespace, api.Spec.ServerRef.Name)
+	if err != nil {
+		return false, err
 	}
-	for i := range clients.Items {
-		if c := &clients.Items[i]; c.Status.ClientID != "" && c.DeletionTimestamp.IsZero() {
+	for _, c := range clients {
+		if c.Status.ClientID != "" && c.DeletionTimestamp.IsZero() {
 			s.clients = append(s.clients, render.Client{Client: c, ID: c.Status.ClientID})
 		}
 	}

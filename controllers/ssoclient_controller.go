@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +50,8 @@ type SSOClientReconciler struct {
 	Recorder  events.EventRecorder
 	// Now is the clock for client secret rotation; tests move it.
 	Now func() time.Time
+
+	verdicts *verdicts
 }
 
 type clientScope struct {
@@ -695,25 +696,30 @@ func (r *SSOClientReconciler) credentialsApply(s *clientScope, name string) *cor
 // reconcileServed reports what the server did with the client: a client its last render
 // left out (over its namespace's budget, say) is not Accepted, and a client is Served, and so
 // Ready, only once the server's pods report applying a config that serves its current
-// generation (docs/adr/0021).
+// generation (docs/adr/0021). Until the server's first render since the operator started,
+// a client keeps the Served condition it had for its generation.
 func (r *SSOClientReconciler) reconcileServed(_ context.Context, s *clientScope) (bool, error) {
 	sc, srv := s.client, s.server
-	var v verdict
-	if s.record != nil && s.record.uid == sc.UID {
-		v = s.record.verdict
+	v, found, rendered := r.verdicts.of(client.ObjectKeyFromObject(srv), sc.UID)
+	if !rendered {
+		if c := meta.FindStatusCondition(sc.Status.Conditions, hallpassv1.SSOClientServed); c != nil && c.ObservedGeneration == sc.Generation {
+			if c.Status == metav1.ConditionFalse && c.Reason != hallpassv1.ReasonWaitingForServer {
+				s.refused = true // still left out, as the last render said
+			}
+			return true, nil
+		}
 	}
-	revision, err := strconv.ParseInt(v.servedRevision, 10, 64)
 	switch {
-	case v.leftOutReason != "":
+	case found && !v.served():
 		s.refuse(v.leftOutReason, v.leftOutMessage)
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, v.leftOutReason, v.leftOutMessage)
-	case v.servedGeneration != strconv.FormatInt(sc.Generation, 10) || err != nil:
+	case !found || v.generation != sc.Generation:
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionUnknown, hallpassv1.ReasonPending,
 			fmt.Sprintf("waiting for SSOServer %s/%s to render generation %d of this client into its config", srv.Namespace, srv.Name, sc.Generation))
-	case srv.Status.AppliedConfigRevision < revision:
+	case srv.Status.AppliedConfigRevision < v.revision:
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionFalse, hallpassv1.ReasonWaitingForServer,
 			fmt.Sprintf("SSOServer %s/%s renders generation %d of this client into config revision %d; waiting for its server pods to apply it (they serve revision %d)",
-				srv.Namespace, srv.Name, sc.Generation, revision, srv.Status.AppliedConfigRevision))
+				srv.Namespace, srv.Name, sc.Generation, v.revision, srv.Status.AppliedConfigRevision))
 	default:
 		s.conds.set(hallpassv1.SSOClientServed, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
 			fmt.Sprintf("the server pods of SSOServer %s/%s serve this client", srv.Namespace, srv.Name))

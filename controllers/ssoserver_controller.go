@@ -9,7 +9,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,6 +54,9 @@ type SSOServerReconciler struct {
 	AllowedImages []string
 	// Now is the clock for key rotation; tests move it.
 	Now func() time.Time
+
+	clients  serverClients
+	verdicts *verdicts
 }
 
 type serverScope struct {
@@ -96,6 +98,9 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	server := &hallpassv1.SSOServer{}
 	// Everything the server owns lives in its namespace and goes by owner reference.
 	if live, err := getLive(ctx, r.Client, req.NamespacedName, server); !live {
+		if err == nil {
+			r.verdicts.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, err
 	}
 	before := server.DeepCopy()
@@ -410,9 +415,7 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	if err != nil {
 		return err
 	}
-	if err := r.reportLeftOut(ctx, s, out.LeftOut, revision); err != nil {
-		return err
-	}
+	r.publishVerdicts(s, out.LeftOut, revision)
 	s.server.Status.ConfigRevision = revision
 	s.server.Status.ConfigHash = digest.Of(out.Bytes)
 	s.server.Status.Clients = statusCount(len(out.Config.Clients))
@@ -431,42 +434,25 @@ func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScop
 	return nil
 }
 
-// reportLeftOut writes render's verdict into the record of each client offered to it: why
-// it was left out, or the generation of the client the config now serves and the config
-// revision that first served it. The SSOClient controller turns that into the client's
-// Accepted and Served conditions and an Event. Only changed verdicts are written.
-func (r *SSOServerReconciler) reportLeftOut(ctx context.Context, s *serverScope, leftOut []render.LeftOut, revision int64) error {
-	verdicts := make(map[types.UID]render.LeftOut, len(leftOut))
+// publishVerdicts tells the SSOClient controller what the render did with each client
+// offered to it: why it was left out, or the generation of the client the config now serves
+// and the revision that serves it. The SSOClient controller turns that into the client's
+// Accepted and Served conditions and an Event.
+func (r *SSOServerReconciler) publishVerdicts(s *serverScope, leftOut []render.LeftOut, revision int64) {
+	left := make(map[types.UID]render.LeftOut, len(leftOut))
 	for _, l := range leftOut {
-		verdicts[l.Client.UID] = l
+		left[l.Client.UID] = l
 	}
-	// The writes go out a few at a time: a burst of new clients has a verdict each.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(verdictWriters)
+	next := make(map[types.UID]clientVerdict, len(s.records))
 	for uid, nr := range s.records {
-		want := verdict{servedGeneration: strconv.FormatInt(nr.generation, 10), servedRevision: strconv.FormatInt(revision, 10)}
-		if l, ok := verdicts[uid]; ok {
-			want = verdict{leftOutReason: l.Reason, leftOutMessage: l.Message}
+		v := verdict{generation: nr.generation, revision: revision}
+		if l, ok := left[uid]; ok {
+			v = verdict{leftOutReason: l.Reason, leftOutMessage: l.Message}
 		}
-		had := nr.rec.verdict
-		// A generation served since an earlier revision keeps that revision: it is in every
-		// config since, so the pods' applying any of them serves it.
-		if had == want || (want.leftOutReason == "" && had.leftOutReason == "" && had.servedGeneration == want.servedGeneration && had.servedRevision != "") {
-			continue
-		}
-		g.Go(func() error {
-			ac := corev1ac.Secret(nr.name, s.server.Namespace).WithAnnotations(want.annotations())
-			if err := r.Apply(gctx, ac, renderFieldOwner, client.ForceOwnership); err != nil {
-				return fmt.Errorf("report render verdict in client record %s: %w", nr.name, err)
-			}
-			return nil
-		})
+		next[uid] = clientVerdict{types.NamespacedName{Namespace: nr.rec.namespace, Name: nr.rec.name}, v}
 	}
-	return g.Wait()
+	r.verdicts.publish(client.ObjectKeyFromObject(s.server), next)
 }
-
-// verdictWriters is how many render verdicts are written at once.
-const verdictWriters = 8
 
 func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverScope) (*render.Input, error) {
 	srv := s.server
@@ -493,9 +479,9 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 
 	// Read-only views of the cache: render is a pure function and changes nothing, and at
 	// ten thousand clients a deep copy of each would be most of a render's allocations.
-	var clients hallpassv1.SSOClientList
-	if err := r.List(ctx, &clients, client.MatchingFields{indexServer: key(srv.Namespace, srv.Name)}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list SSOClients: %w", err)
+	clients, err := r.clients.of(srv.Namespace, srv.Name)
+	if err != nil {
+		return nil, err
 	}
 	var records corev1.SecretList
 	if err := r.List(ctx, &records, client.InNamespace(srv.Namespace), client.UnsafeDisableDeepCopy,
@@ -506,8 +492,8 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 	for i := range records.Items {
 		s.recordSecrets[records.Items[i].Name] = &records.Items[i]
 	}
-	for i := range clients.Items {
-		c, ok, err := r.servedClient(ctx, s, &clients.Items[i])
+	for _, sc := range clients {
+		c, ok, err := r.servedClient(ctx, s, sc)
 		if err != nil {
 			return nil, err
 		}
@@ -525,7 +511,6 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 			in.APIs = append(in.APIs, &apis.Items[i])
 		}
 	}
-	var err error
 	if in.NamespaceLabels, err = namespaceLabels(ctx, r.Client, in.Clients); err != nil {
 		return nil, err
 	}

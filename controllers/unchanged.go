@@ -11,7 +11,8 @@ import (
 )
 
 // verdictAnnotations are the annotations of a client record that the SSOServer controller
-// writes under its own field manager; the SSOClient controller's apply leaves them alone.
+// of operators before ADR 0030 wrote under its own field manager; the SSOClient
+// controller's apply leaves them alone.
 var verdictAnnotations = []string{annotationServedGeneration, annotationServedRevision, annotationLeftOutReason, annotationLeftOutMessage}
 
 // appliedAlready reports whether applying desired to existing (as read from the cache)
