@@ -28,19 +28,25 @@ func admitClient(ctx context.Context, c client.Reader, server *hallpassv1.SSOSer
 	if err != nil {
 		return nil, err
 	}
-	if !allowed {
+	return admitClientFrom(server, sc, allowed), nil
+}
+
+// admitClientFrom is admitClient for a client whose namespace is known to be allowed or not:
+// a render asks once per namespace, not once for each of its clients.
+func admitClientFrom(server *hallpassv1.SSOServer, sc *hallpassv1.SSOClient, namespaceAllowed bool) *refusal {
+	if !namespaceAllowed {
 		return &refusal{hallpassv1.ReasonNamespaceNotAllowed, fmt.Sprintf(
 			"SSOServer %s/%s does not admit clients from namespace %q (spec.allowedClientNamespaces)",
-			server.Namespace, server.Name, sc.Namespace)}, nil
+			server.Namespace, server.Name, sc.Namespace)}
 	}
 	if !server.Spec.DevMode {
 		if field, uri := insecureURI(sc); field != "" {
 			return &refusal{hallpassv1.ReasonInsecureRedirectURI, fmt.Sprintf(
 				"%s %q uses http on a host that is not loopback; use https, or enable spec.devMode on SSOServer %s/%s for local development",
-				field, uri, server.Namespace, server.Name)}, nil
+				field, uri, server.Namespace, server.Name)}
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 func namespaceAllowed(ctx context.Context, c client.Reader, server *hallpassv1.SSOServer, namespace string) (bool, error) {

@@ -125,7 +125,8 @@ func readSamples(t *testing.T) []*unstructured.Unstructured {
 }
 
 // TestOperatorRestartLeavesServedAndRefusedClientsAsTheyWere restarts the operator under a
-// Ready client and one left out over its namespace's budget. The render's verdicts live in
+// Ready client and one left out over its namespace's budget (the later one: named so that
+// creation in the same second, ordered by name, agrees). The render's verdicts live in
 // the operator's memory (docs/adr/0030), so the new operator has none until its first
 // render: meanwhile neither client may flip, not the served one to Pending, not the refused
 // one to Accepted. A flip would be ten thousand status writes and Ready going away under
@@ -136,11 +137,11 @@ func TestOperatorRestartLeavesServedAndRefusedClientsAsTheyWere(t *testing.T) {
 	ns := newNamespace(t, nil)
 	srv := newServer(ns, "sso")
 	srv.Spec.Budgets = hallpassv1.NamespaceBudgets{ClientsPerNamespace: 1}
-	create(t, srv, newClient(ns, "served", ns, "sso", hallpassv1.RegularWebApp))
-	readyClient(t, ns, "served")
-	create(t, newClient(ns, "refused", ns, "sso", hallpassv1.RegularWebApp))
+	create(t, srv, newClient(ns, "first", ns, "sso", hallpassv1.RegularWebApp))
+	readyClient(t, ns, "first")
+	create(t, newClient(ns, "second", ns, "sso", hallpassv1.RegularWebApp))
 	eventually(t, func(g Gomega) {
-		c := get(g, ns, "refused", &hallpassv1.SSOClient{})
+		c := get(g, ns, "second", &hallpassv1.SSOClient{})
 		g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
 	})
 	var list hallpassv1.SSOClientList
@@ -164,16 +165,16 @@ func TestOperatorRestartLeavesServedAndRefusedClientsAsTheyWere(t *testing.T) {
 				continue
 			}
 			switch c.Name {
-			case "served":
+			case "first":
 				g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady)).To(haveCondition(metav1.ConditionTrue, hallpassv1.ReasonReconciled))
-			case "refused":
+			case "second":
 				g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
 			}
 		case <-settled:
 			watching = false
 		}
 	}
-	readyClient(t, ns, "served")
-	c := get(g, ns, "refused", &hallpassv1.SSOClient{})
+	readyClient(t, ns, "first")
+	c := get(g, ns, "second", &hallpassv1.SSOClient{})
 	g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonOverBudget))
 }

@@ -67,6 +67,9 @@ type serverScope struct {
 	// recordSecrets are the server's client records by name, as the cache holds them
 	// (read only).
 	recordSecrets map[string]*corev1.Secret
+	// allowedNamespaces says, for each namespace a render has asked about, whether the
+	// server admits its clients.
+	allowedNamespaces map[string]bool
 	// conflicts name the objects of the server's names that belong to something else;
 	// noWorkload is set when the server's pods must not be deployed.
 	conflicts  []string
@@ -489,6 +492,7 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 		return nil, fmt.Errorf("list client records: %w", err)
 	}
 	s.recordSecrets = make(map[string]*corev1.Secret, len(records.Items))
+	s.allowedNamespaces = map[string]bool{}
 	for i := range records.Items {
 		s.recordSecrets[records.Items[i].Name] = &records.Items[i]
 	}
@@ -526,8 +530,16 @@ func (r *SSOServerReconciler) servedClient(ctx context.Context, s *serverScope, 
 	if !sc.DeletionTimestamp.IsZero() {
 		return render.Client{}, false, nil
 	}
-	if refused, err := admitClient(ctx, r.Client, srv, sc); err != nil || refused != nil {
-		return render.Client{}, false, err
+	allowed, known := s.allowedNamespaces[sc.Namespace]
+	if !known {
+		var err error
+		if allowed, err = namespaceAllowed(ctx, r.Client, srv, sc.Namespace); err != nil {
+			return render.Client{}, false, err
+		}
+		s.allowedNamespaces[sc.Namespace] = allowed
+	}
+	if admitClientFrom(srv, sc, allowed) != nil {
+		return render.Client{}, false, nil
 	}
 	secret, ok := s.recordSecrets[recordNameOf(srv, sc)]
 	if !ok {
