@@ -22,8 +22,8 @@ const (
 	// is rendered a few times instead of once per change. The work queue holds a key once,
 	// so every change within the delay, or during the render, joins the next render.
 	renderCoalesceDelay = 500 * time.Millisecond
-	// verdictDelay is how long a change of a client's record (most often the render's
-	// verdict) waits before the client is reconciled. The server's pods apply a config
+	// verdictDelay is how long a render's verdict on a client (docs/adr/0030), or a change
+	// of its record, waits before the client is reconciled. The server's pods apply a config
 	// within about a second of its render, and the revision they applied reaches the
 	// client at once (clientsOfServerHandler): a verdict that waits this long finds the
 	// client served, and the client's status is written once, not first as

@@ -357,8 +357,7 @@ func (m mapper) clientsOfSecret(ctx context.Context, o *metav1.PartialObjectMeta
 }
 
 // clientOfOwnSecret maps a client record, or a credentials Secret, to the SSOClient it is
-// for: the server's verdict on the record is news to the client, and so is a credentials
-// Secret deleted or changed by someone else (with the Orphan policy it has no owner
+// for: a record or credentials Secret deleted or changed by someone else (with the Orphan policy it has no owner
 // reference to be watched by). It watches the cache the client's reconcile reads both from,
 // so the reconcile sees the change that triggered it.
 func (m mapper) clientOfOwnSecret(_ context.Context, o client.Object) []reconcile.Request {
