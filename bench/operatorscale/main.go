@@ -10,7 +10,8 @@
 //   - the time to the first /authorize the server accepts for the last client;
 //
 //   - this process's RSS, peak and settled (the operator, the pod runner and this
-//     benchmark's own client);
+//     benchmark's own client), or with -operator-process that of `hallpass operator` run
+//     as a process of its own;
 //
 //   - CPU used over an idle window after all are Ready;
 //
@@ -23,6 +24,7 @@
 //     and this one.
 //
 //     go run ./bench/operatorscale -n 1000 [-pprof 127.0.0.1:6060] [-cpuprofile cpu.out] [-heapprofile heap.out] [-apiserver-cpuprofile api.out]
+//     [-operator-process] [-memory-limit 256Mi]
 package main
 
 import (
@@ -88,6 +90,8 @@ type flags struct {
 	timeout     time.Duration
 	idle        time.Duration
 	memoryLimit string
+	// operatorProcess runs `hallpass operator` as a process of its own.
+	operatorProcess bool
 }
 
 func parseFlags() flags {
@@ -101,6 +105,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.heapProfile, "heapprofile", "", "write a heap profile at all Ready to this file")
 	flag.StringVar(&f.apiProfile, "apiserver-cpuprofile", "", "write the API server's CPU profile of the first 30 s after the first apply to this file")
 	flag.StringVar(&f.memoryLimit, "memory-limit", "", "the container memory limit to run the operator's process under, as `hallpass operator` does in a pod with that limit (e.g. 256Mi); the server pod and the builds are not limited")
+	flag.BoolVar(&f.operatorProcess, "operator-process", false, "run `hallpass operator` as a process of its own, so that RSS and CPU are the operator's alone (its requests are then not counted by kind)")
 	flag.DurationVar(&f.timeout, "timeout", 15*time.Minute, "give up when not all are Ready by then")
 	flag.DurationVar(&f.idle, "idle", 60*time.Second, "idle window over which CPU is measured")
 	flag.Parse()
@@ -110,22 +115,30 @@ func parseFlags() flags {
 func run() error {
 	f := parseFlags()
 	ctx := context.Background()
+	var goMemoryLimit int64
 	if f.memoryLimit != "" {
 		q, err := resource.ParseQuantity(f.memoryLimit)
 		if err != nil {
 			return fmt.Errorf("-memory-limit: %w", err)
 		}
-		debug.SetMemoryLimit(memlimit.For(q.Value())) // as hallpass operator does in a pod with that limit
+		goMemoryLimit = memlimit.For(q.Value()) // as hallpass operator does in a pod with that limit
+		if !f.operatorProcess {
+			debug.SetMemoryLimit(goMemoryLimit)
+		}
 	}
 	if f.pprof != "" {
 		go func() { _ = http.ListenAndServe(f.pprof, nil) }()
 	}
 	operator := &requestCounts{}
-	cluster, issuer, err := startCluster(ctx, f, operator)
+	cluster, issuer, operatorPID, err := startCluster(ctx, f, operator, goMemoryLimit)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
+	measured, names := os.Getpid(), map[int]string{os.Getpid(): "this process: operator, pod runner, benchmark"}
+	if f.operatorProcess {
+		measured, names = operatorPID, map[int]string{os.Getpid(): "this process: pod runner, benchmark", operatorPID: "hallpass operator"}
+	}
 
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.QPS, cfg.Burst = -1, 0
@@ -142,7 +155,7 @@ func run() error {
 		return err
 	}
 	apiProfileDone := profileAPIServer(ctx, cfg, f.apiProfile)
-	cpuByProcess, selfCPU := childrenCPU(), cpuTime()
+	cpuByProcess := processCPU(names)
 	start := time.Now()
 	if err := applyClients(ctx, c, f.n, f.workers); err != nil {
 		return err
@@ -153,8 +166,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cpuByProcess = diffCPU(childrenCPU(), cpuByProcess)
-	cpuByProcess["this process: operator, pod runner, benchmark"] = cpuTime() - selfCPU
+	cpuByProcess = diffCPU(processCPU(names), cpuByProcess)
 	if err := <-apiProfileDone; err != nil {
 		return err
 	}
@@ -171,12 +183,12 @@ func run() error {
 	}
 	authorized := time.Since(start)
 	operatorRequests := operator.snapshot()
-	peakReady, _ := rss()
+	peakReady, _, anonReady := rss(measured)
 
-	cpuBefore := cpuTime()
+	cpuBefore := cpuTime(measured)
 	time.Sleep(f.idle)
-	idleCPU := cpuTime() - cpuBefore
-	peak, settled := rss()
+	idleCPU := cpuTime(measured) - cpuBefore
+	peak, settled, anonSettled := rss(measured)
 	var cs corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: serverNS, Name: serverName + "-config"}, &cs); err != nil {
 		return err
@@ -185,39 +197,47 @@ func run() error {
 	for _, v := range cs.Data {
 		size += len(v)
 	}
-	fmt.Printf("| SSOClients | applied in | all Ready | /authorize accepts the last | RSS peak (at Ready) / settled | CPU over %s idle | operator API requests per client | config Secret |\n", f.idle)
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	fmt.Printf("| %d | %s | %s | %s | %d (%d) / %d MiB | %s | %.1f | %d B |\n", f.n, applied.Round(100*time.Millisecond),
+	perClient := fmt.Sprintf("%.1f", float64(total(operatorRequests))/float64(f.n))
+	if f.operatorProcess {
+		perClient = "not counted"
+	}
+	fmt.Printf("| SSOClients | applied in | all Ready | /authorize accepts the last | RSS peak (at Ready) / settled, %s | anonymous RSS at Ready / settled | CPU over %s idle | operator API requests per client | config Secret |\n", names[measured], f.idle)
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Printf("| %d | %s | %s | %s | %d (%d) / %d MiB | %d / %d MiB | %s | %s | %d B |\n", f.n, applied.Round(100*time.Millisecond),
 		allReady.Round(100*time.Millisecond), authorized.Round(100*time.Millisecond), peak>>20, peakReady>>20, settled>>20,
-		idleCPU.Round(10*time.Millisecond), float64(total(operatorRequests))/float64(f.n), size)
+		anonReady>>20, anonSettled>>20, idleCPU.Round(10*time.Millisecond), perClient, size)
 	fmt.Println()
-	printRequests(operatorRequests, f.n)
-	fmt.Println()
+	if !f.operatorProcess {
+		printRequests(operatorRequests, f.n)
+		fmt.Println()
+	}
 	printCPU(cpuByProcess, allReady)
 	return nil
 }
 
 // startCluster builds hallpass, starts the dev cluster (API server, etcd, operator, pod
-// runner) and the sample SSOServer, and waits for it to be Ready.
-func startCluster(ctx context.Context, f flags, counts *requestCounts) (*devcluster.Cluster, string, error) {
+// runner) and the sample SSOServer, and waits for it to be Ready. With -operator-process
+// the operator is `hallpass operator`, a process of its own whose PID it returns, with the
+// Go memory limit goMemoryLimit (none when zero) as GOMEMLIMIT.
+func startCluster(ctx context.Context, f flags, counts *requestCounts, goMemoryLimit int64) (*devcluster.Cluster, string, int, error) {
 	repo := f.repo
 	bin, err := os.MkdirTemp("", "hallpass-bench-")
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	server := filepath.Join(bin, "hallpass")
 	build := exec.CommandContext(ctx, "go", "build", "-o", server, "./cmd/hallpass")
 	build.Dir, build.Stderr = repo, os.Stderr
 	if err := build.Run(); err != nil {
-		return nil, "", fmt.Errorf("build hallpass: %w", err)
+		return nil, "", 0, fmt.Errorf("build hallpass: %w", err)
 	}
 	assets, err := envtestbin.Dir(ctx, repo)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	port, err := loopback.FreePort()
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cluster, err := devcluster.Start(ctx, devcluster.Options{
@@ -225,9 +245,27 @@ func startCluster(ctx context.Context, f flags, counts *requestCounts) (*devclus
 		OperatorTransport: func(rt http.RoundTripper) http.RoundTripper { return counting{rt, counts} },
 		ClientReconcilers: f.reconcilers,
 		APIServerFlags:    map[string]string{"profiling": "true"},
+		ExternalOperator:  f.operatorProcess,
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
+	}
+	var operatorPID int
+	if f.operatorProcess {
+		// Stopped with the benchmark: the context of a benchmark is never cancelled, and the
+		// process ends with this one by Pdeathsig.
+		op := exec.CommandContext(ctx, server, "operator", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+			"--webhook-port=0", "--server-image="+devcluster.ServerImage)
+		op.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
+		if goMemoryLimit > 0 {
+			op.Env = append(op.Env, fmt.Sprintf("GOMEMLIMIT=%d", goMemoryLimit))
+		}
+		op.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := op.Start(); err != nil {
+			cluster.Stop()
+			return nil, "", 0, fmt.Errorf("start hallpass operator: %w", err)
+		}
+		operatorPID = op.Process.Pid
 	}
 	objs, err := devcluster.ReadManifests(filepath.Join(repo, "config", "samples"))
 	if err == nil {
@@ -239,9 +277,9 @@ func startCluster(ctx context.Context, f flags, counts *requestCounts) (*devclus
 	}
 	if err != nil {
 		cluster.Stop()
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	return cluster, issuer, nil
+	return cluster, issuer, operatorPID, nil
 }
 
 // prepare creates the namespaces and lets the server admit them with budgets for n clients.
@@ -586,36 +624,6 @@ func writeHeapProfile(path string) error {
 	return pprof.WriteHeapProfile(out)
 }
 
-// rss returns this process's peak and current resident set size in bytes.
-func rss() (peak, current int64) {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmHWM:":
-			peak = kb << 10
-		case "VmRSS:":
-			current = kb << 10
-		}
-	}
-	return peak, current
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // profileAPIServer fetches the API server's CPU profile of the next 30 seconds into path
 // (nothing when path is empty); the channel tells when it is written.
 func profileAPIServer(ctx context.Context, cfg *rest.Config, path string) <-chan error {
@@ -656,36 +664,79 @@ func profileAPIServer(ctx context.Context, cfg *rest.Config, path string) <-chan
 	return done
 }
 
-// childrenCPU returns the CPU time used so far by each child process of this one (the API
-// server, etcd, the server pod), by command name.
-func childrenCPU() map[string]time.Duration {
+// processCPU returns the CPU time used so far by this process and each of its children
+// (the API server, etcd, the server pod, an operator process), by name: names gives those of
+// particular processes, the others go by their command name.
+func processCPU(names map[int]string) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	self := os.Getpid()
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		data, err := os.ReadFile(d)
-		if err != nil {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		comm, ppid, cpu, ok := procStat(pid)
+		if !ok || (pid != self && ppid != self) {
 			continue
 		}
-		// pid (comm) state ppid ... utime stime: fields 14 and 15, counted after the comm's ")".
-		s := string(data)
-		end := strings.LastIndexByte(s, ')')
-		if end < 0 {
-			continue
+		if name, ok := names[pid]; ok {
+			comm = name
 		}
-		comm := s[strings.IndexByte(s, '(')+1 : end]
-		fields := strings.Fields(s[end+1:])
-		if len(fields) < 13 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid != self {
-			continue
-		}
-		utime, _ := strconv.ParseInt(fields[11], 10, 64)
-		stime, _ := strconv.ParseInt(fields[12], 10, 64)
-		out[comm] += time.Duration(utime+stime) * time.Second / clockTicks
+		out[comm] += cpu
 	}
 	return out
+}
+
+// procStat reads the command name, parent and CPU time (user and system) of process pid.
+func procStat(pid int) (comm string, ppid int, cpu time.Duration, ok bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	// pid (comm) state ppid ... utime stime: fields 14 and 15, counted after the comm's ")".
+	s := string(data)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return "", 0, 0, false
+	}
+	fields := strings.Fields(s[end+1:])
+	if len(fields) < 13 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(fields[1])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return s[strings.IndexByte(s, '(')+1 : end], ppid, time.Duration(utime+stime) * time.Second / clockTicks, true
+}
+
+// cpuTime returns the CPU time process pid has used so far.
+func cpuTime(pid int) time.Duration {
+	_, _, cpu, _ := procStat(pid)
+	return cpu
+}
+
+// rss returns the peak and current resident set size of process pid in bytes, and the
+// current anonymous part: the rest is the binary's and libraries' pages, which the kernel
+// can drop under a container's memory limit instead of killing it.
+func rss(pid int) (peak, current, anon int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmHWM:":
+			peak = kb << 10
+		case "VmRSS:":
+			current = kb << 10
+		case "RssAnon:":
+			anon = kb << 10
+		}
+	}
+	return peak, current, anon
 }
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc's CPU times, 100 on Linux.

@@ -57,10 +57,18 @@ type Options struct {
 	// (an AuthenticationConfiguration). The API server re-reads it when it changes, so it may
 	// be written again once the SSO server it trusts is running.
 	AuthenticationConfig string
+	// ExternalOperator leaves the operator to the caller (a benchmark runs `hallpass
+	// operator` as a process of its own, to measure it alone); the dev cluster runs only the
+	// pod runner.
+	ExternalOperator bool
 	// APIServerFlags are further kube-apiserver flags, such as "profiling": "true" for a
 	// benchmark that profiles it.
 	APIServerFlags map[string]string
 }
+
+// ServerImage is the image the dev cluster's operator gives server pods; the pod runner runs
+// the server binary whatever the image.
+const ServerImage = "hallpass/hallpass:dev"
 
 // Cluster is a running dev cluster.
 type Cluster struct {
@@ -163,8 +171,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	c.stopMgr = stopMgr
-	if err := controllers.Setup(mgrCtx, mgr, controllers.Options{ServerImage: "hallpass/hallpass:dev", ClientReconcilers: opts.ClientReconcilers}); err != nil {
-		return nil, err
+	if !opts.ExternalOperator {
+		if err := controllers.Setup(mgrCtx, mgr, controllers.Options{ServerImage: ServerImage, ClientReconcilers: opts.ClientReconcilers}); err != nil {
+			return nil, err
+		}
 	}
 	if c.Runner, err = SetupRunner(mgrCtx, mgr, RunnerOptions{
 		ServerBinary: opts.ServerBinary, WorkDir: c.workDir, RestConfig: c.Config, Logs: opts.Logs,
