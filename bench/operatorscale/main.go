@@ -60,6 +60,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/bench/internal/proc"
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
 	"github.com/hallpass/hallpass/internal/loopback"
@@ -155,7 +156,11 @@ func run() error {
 		return err
 	}
 	apiProfileDone := profileAPIServer(ctx, cfg, f.apiProfile)
-	anonPeak := sampleAnonPeak(measured)
+	// The kernel keeps a peak of the whole RSS but not of its anonymous part.
+	anonPeak := proc.SamplePeak(100*time.Millisecond, func() (int64, error) {
+		m, err := proc.ReadMemory(measured)
+		return m.Anonymous, err
+	})
 	cpuByProcess := processCPU(names)
 	start := time.Now()
 	if err := applyClients(ctx, c, f.n, f.workers); err != nil {
@@ -184,12 +189,12 @@ func run() error {
 	}
 	authorized := time.Since(start)
 	operatorRequests := operator.snapshot()
-	peakReady, _, _ := rss(measured)
+	peakReady := memory(measured).Peak
 
 	cpuBefore := cpuTime(measured)
 	time.Sleep(f.idle)
 	idleCPU := cpuTime(measured) - cpuBefore
-	peak, settled, anonSettled := rss(measured)
+	settled := memory(measured)
 	anonMax := anonPeak()
 	var cs corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: serverNS, Name: serverName + "-config"}, &cs); err != nil {
@@ -206,8 +211,8 @@ func run() error {
 	fmt.Printf("| SSOClients | applied in | all Ready | /authorize accepts the last | RSS peak (at Ready) / settled, %s | anonymous RSS peak / settled | CPU over %s idle | operator API requests per client | config Secret |\n", names[measured], f.idle)
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	fmt.Printf("| %d | %s | %s | %s | %d (%d) / %d MiB | %d / %d MiB | %s | %s | %d B |\n", f.n, applied.Round(100*time.Millisecond),
-		allReady.Round(100*time.Millisecond), authorized.Round(100*time.Millisecond), peak>>20, peakReady>>20, settled>>20,
-		anonMax>>20, anonSettled>>20, idleCPU.Round(10*time.Millisecond), perClient, size)
+		allReady.Round(100*time.Millisecond), authorized.Round(100*time.Millisecond), settled.Peak>>20, peakReady>>20, settled.Resident>>20,
+		anonMax>>20, settled.Anonymous>>20, idleCPU.Round(10*time.Millisecond), perClient, size)
 	fmt.Println()
 	if !f.operatorProcess {
 		printRequests(operatorRequests, f.n)
@@ -675,108 +680,30 @@ func processCPU(names map[int]string) map[string]time.Duration {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		comm, ppid, cpu, ok := procStat(pid)
-		if !ok || (pid != self && ppid != self) {
+		st, err := proc.ReadStat(pid)
+		if err != nil || (pid != self && st.Parent != self) {
 			continue
 		}
-		if name, ok := names[pid]; ok {
-			comm = name
+		name, ok := names[pid]
+		if !ok {
+			name = st.Command
 		}
-		out[comm] += cpu
+		out[name] += st.CPU
 	}
 	return out
 }
 
-// procStat reads the command name, parent and CPU time (user and system) of process pid.
-func procStat(pid int) (comm string, ppid int, cpu time.Duration, ok bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, 0, false
-	}
-	// pid (comm) state ppid ... utime stime: fields 14 and 15, counted after the comm's ")".
-	s := string(data)
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 {
-		return "", 0, 0, false
-	}
-	fields := strings.Fields(s[end+1:])
-	if len(fields) < 13 {
-		return "", 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(fields[1])
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return s[strings.IndexByte(s, '(')+1 : end], ppid, time.Duration(utime+stime) * time.Second / clockTicks, true
-}
-
 // cpuTime returns the CPU time process pid has used so far.
 func cpuTime(pid int) time.Duration {
-	_, _, cpu, _ := procStat(pid)
-	return cpu
+	st, _ := proc.ReadStat(pid)
+	return st.CPU
 }
 
-// sampleAnonPeak samples the anonymous RSS of process pid every 100 ms (the kernel keeps no
-// peak of it) until the returned function is called, which stops it and returns the
-// highest sample.
-func sampleAnonPeak(pid int) func() int64 {
-	var mu sync.Mutex
-	var highest int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if _, _, anon := rss(pid); anon > 0 {
-				mu.Lock()
-				highest = max(highest, anon)
-				mu.Unlock()
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() int64 {
-		close(stop)
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return highest
-	}
+// memory reads process pid's memory; zero when it cannot.
+func memory(pid int) proc.Memory {
+	m, _ := proc.ReadMemory(pid)
+	return m
 }
-
-// rss returns the peak and current resident set size of process pid in bytes, and the
-// current anonymous part: the rest is the binary's and libraries' pages, which the kernel
-// can drop under a container's memory limit instead of killing it.
-func rss(pid int) (peak, current, anon int64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmHWM:":
-			peak = kb << 10
-		case "VmRSS:":
-			current = kb << 10
-		case "RssAnon:":
-			anon = kb << 10
-		}
-	}
-	return peak, current, anon
-}
-
-// clockTicks is the kernel's USER_HZ, the unit of /proc's CPU times, 100 on Linux.
-const clockTicks = 100
 
 func diffCPU(after, before map[string]time.Duration) map[string]time.Duration {
 	out := map[string]time.Duration{}

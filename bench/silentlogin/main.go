@@ -13,8 +13,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -46,6 +44,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/hallpass/hallpass/bench/internal/proc"
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/digest"
 	"github.com/hallpass/hallpass/internal/server"
@@ -315,28 +314,8 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var peak atomic.Int64
-	stopRSS := make(chan struct{})
-	rssDone := make(chan struct{})
-	go func() {
-		defer close(rssDone)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if rss, err := processRSS(pid); err == nil && rss > peak.Load() {
-				peak.Store(rss)
-			}
-			select {
-			case <-stopRSS:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	defer func() {
-		close(stopRSS)
-		<-rssDone
-	}()
+	peakRSS := proc.SamplePeak(200*time.Millisecond, func() (int64, error) { return processRSS(pid) })
+	defer peakRSS()
 
 	var lat latencies
 	var wall time.Duration
@@ -374,7 +353,7 @@ func measureBackend(ctx context.Context, o options, dir, backend, dsn string, ke
 	if err != nil {
 		return res, err
 	}
-	res.rssPeak = max(peak.Load(), res.rssEnd)
+	res.rssPeak = max(peakRSS(), res.rssEnd)
 	res.serverCPU = used.server.Seconds() / wall.Seconds()
 	res.generatorCPU = used.generator.Seconds() / wall.Seconds()
 	res.machineCPU = float64(used.busy) / float64(used.total)
@@ -814,43 +793,22 @@ func (r cpuReading) add(o cpuReading) cpuReading {
 	return cpuReading{r.server + o.server, r.generator + o.generator, r.busy + o.busy, r.steal + o.steal, r.total + o.total}
 }
 
-// processCPU is the user+system CPU time of a process, from /proc/<pid>/stat.
+// processCPU is the user+system CPU time of a process.
 func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("read server CPU time: %w", err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("read server CPU time: short /proc/<pid>/stat")
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	return st.CPU, nil
 }
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
 
 // processRSS is the resident set size of a process in bytes.
 func processRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := proc.ReadMemory(pid)
 	if err != nil {
 		return 0, fmt.Errorf("read server memory: %w", err)
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("read server memory: %w", err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, errors.New("read server memory: no VmRSS")
+	return m.Resident, nil
 }
 
 // machineCPU returns the busy, stolen and total jiffies of all cores, from /proc/stat. Steal
