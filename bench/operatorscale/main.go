@@ -44,7 +44,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +59,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
+	"github.com/hallpass/hallpass/bench/internal/apiserver"
 	"github.com/hallpass/hallpass/bench/internal/proc"
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
@@ -155,7 +155,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	apiProfileDone := profileAPIServer(ctx, cfg, f.apiProfile)
+	apiProfileDone := apiserver.Profile(ctx, cfg, f.apiProfile)
 	// The kernel keeps a peak of the whole RSS but not of its anonymous part.
 	anonPeak := proc.SamplePeak(100*time.Millisecond, func() (int64, error) {
 		m, err := proc.ReadMemory(measured)
@@ -631,59 +631,17 @@ func writeHeapProfile(path string) error {
 	return pprof.WriteHeapProfile(out)
 }
 
-// profileAPIServer fetches the API server's CPU profile of the next 30 seconds into path
-// (nothing when path is empty); the channel tells when it is written.
-func profileAPIServer(ctx context.Context, cfg *rest.Config, path string) <-chan error {
-	done := make(chan error, 1)
-	if path == "" {
-		done <- nil
-		return done
-	}
-	go func() {
-		done <- func() error {
-			httpc, err := rest.HTTPClientFor(cfg)
-			if err != nil {
-				return err
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/debug/pprof/profile?seconds=30", nil)
-			if err != nil {
-				return err
-			}
-			resp, err := httpc.Do(req)
-			if err != nil {
-				return fmt.Errorf("profile the API server: %w", err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("profile the API server: %s", resp.Status)
-			}
-			out, err := os.Create(path)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(out, resp.Body); err != nil {
-				_ = out.Close()
-				return fmt.Errorf("profile the API server: %w", err)
-			}
-			return out.Close()
-		}()
-	}()
-	return done
-}
-
 // processCPU returns the CPU time used so far by this process and each of its children
 // (the API server, etcd, the server pod, an operator process), by name: names gives those of
 // particular processes, the others go by their command name.
 func processCPU(names map[int]string) map[string]time.Duration {
-	out := map[string]time.Duration{}
 	self := os.Getpid()
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		st, err := proc.ReadStat(pid)
-		if err != nil || (pid != self && st.Parent != self) {
-			continue
-		}
+	processes := proc.Children(self)
+	if st, err := proc.ReadStat(self); err == nil {
+		processes[self] = st
+	}
+	out := map[string]time.Duration{}
+	for pid, st := range processes {
 		name, ok := names[pid]
 		if !ok {
 			name = st.Command

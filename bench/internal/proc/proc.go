@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,22 @@ func ReadStat(pid int) (Stat, error) {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return Stat{Command: string(b[open+1 : end]), Parent: parent, CPU: time.Duration(utime+stime) * time.Second / clockTicks}, nil
+}
+
+// Children reads the Stat of each running child of process parent, by PID.
+func Children(parent int) map[int]Stat {
+	out := map[int]Stat{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if st, err := ReadStat(pid); err == nil && st.Parent == parent {
+			out[pid] = st
+		}
+	}
+	return out
 }
 
 // Memory is what /proc/<pid>/status says of a process's memory, in bytes.

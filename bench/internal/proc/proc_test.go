@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +28,21 @@ func TestThisProcessReadsAsItself(t *testing.T) {
 	}
 	if m.Resident <= 0 || m.Peak < m.Resident || m.Anonymous > m.Resident {
 		t.Errorf("memory %+v: want 0 < anonymous ≤ resident ≤ peak", m)
+	}
+}
+
+func TestAChildIsFoundByItsParent(t *testing.T) {
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	children := Children(os.Getpid())
+	if st, ok := children[cmd.Process.Pid]; !ok || st.Command != "sleep" {
+		t.Errorf("children %v: want the sleep with PID %d", children, cmd.Process.Pid)
+	}
+	if _, ok := children[os.Getpid()]; ok {
+		t.Error("a process is listed as its own child")
 	}
 }
 
