@@ -63,6 +63,22 @@ func CacheOptions() cache.Options {
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
 
+// MetadataCacheOptions are those of a second cache, metadata-only, that sees changes to any
+// Secret or ConfigMap, so that edits to a referenced one re-render the config within
+// seconds. The Secrets the operator manages are left to the first cache (CacheOptions),
+// which holds them whole: held twice, ten thousand clients' records and credentials
+// Secrets cost tens of megabytes more, and the API server sent each change twice.
+func MetadataCacheOptions() cache.Options {
+	notManaged, err := labels.Parse(hallpassv1.LabelManagedBy + "!=" + hallpassv1.ManagedByValue)
+	if err != nil {
+		panic(err) // a constant selector
+	}
+	return cache.Options{
+		ByObject:         map[client.Object]cache.ByObject{partialObject("Secret"): {Label: notManaged}},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+}
+
 // Setup registers the field indexes and the four controllers with the manager.
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Now == nil {
@@ -77,10 +93,9 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	// A second cache, unfiltered and metadata-only, sees changes to any Secret or ConfigMap,
-	// so that edits to a referenced one re-render the config within seconds.
-	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
-		DefaultTransform: cache.TransformStripManagedFields()})
+	metaOpts := MetadataCacheOptions()
+	metaOpts.Scheme, metaOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
+	metaCache, err := cache.New(mgr.GetConfig(), metaOpts)
 	if err != nil {
 		return fmt.Errorf("create metadata cache: %w", err)
 	}
@@ -114,16 +129,25 @@ type controllerSetup struct {
 	m         mapper
 }
 
-// metadata is a source of events on any object of a core kind (Secret, ConfigMap), from the
-// metadata-only cache.
-func (cs controllerSetup) metadata(kind string, mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
+// metadata is a source of events on any ConfigMap, from the metadata-only cache.
+func (cs controllerSetup) metadata(kind string, mapFn metadataMapFunc) source.Source {
 	return source.Kind(cs.metaCache, partialObject(kind), handler.TypedEnqueueRequestsFromMapFunc(mapFn))
 }
 
-// coalescedMetadata is metadata for a kind whose objects change in bursts, such as the
-// credentials Secrets of many clients: one reconcile serves a burst.
-func (cs controllerSetup) coalescedMetadata(kind string, mapFn handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]) source.Source {
-	return source.Kind(cs.metaCache, partialObject(kind), coalesce(handler.TypedEnqueueRequestsFromMapFunc(mapFn)))
+type metadataMapFunc = handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]
+
+// secrets are the two sources of events on any Secret for mapFn, its requests delayed by
+// delayBy (none when zero): the metadata cache's for the Secrets the operator does not
+// manage, and the manager's cache's for those it does (MetadataCacheOptions).
+func (cs controllerSetup) secrets(mapFn metadataMapFunc, delayBy time.Duration) (unmanaged, managed source.Source) {
+	onMetadata := handler.TypedEnqueueRequestsFromMapFunc(mapFn)
+	onSecret := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *corev1.Secret) []reconcile.Request {
+		return mapFn(ctx, &metav1.PartialObjectMetadata{TypeMeta: s.TypeMeta, ObjectMeta: s.ObjectMeta})
+	})
+	if delayBy > 0 {
+		onMetadata, onSecret = delay(delayBy, onMetadata), delay(delayBy, onSecret)
+	}
+	return source.Kind(cs.metaCache, partialObject("Secret"), onMetadata), source.Kind(cs.mgr.GetCache(), &corev1.Secret{}, onSecret)
 }
 
 func partialObject(kind string) *metav1.PartialObjectMetadata {
@@ -133,6 +157,9 @@ func partialObject(kind string) *metav1.PartialObjectMetadata {
 }
 
 func (cs controllerSetup) serverController() error {
+	// Secrets change in bursts, such as the credentials Secrets of many clients: one render
+	// serves a burst.
+	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.serversOfSecret, renderCoalesceDelay)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
 		// The server's own status writes are no news to it.
 		For(&hallpassv1.SSOServer{}, builder.WithPredicates(predicate.Or[client.Object](
@@ -150,7 +177,7 @@ func (cs controllerSetup) serverController() error {
 			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.serversSelectingNamespaces)).
-		WatchesRawSource(cs.coalescedMetadata("Secret", cs.m.serversOfSecret)).
+		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		WatchesRawSource(cs.metadata("ConfigMap", cs.m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoserver-controller"), clients: cs.m.clients, verdicts: cs.m.verdicts,
@@ -163,6 +190,7 @@ func (cs controllerSetup) serverController() error {
 }
 
 func (cs controllerSetup) clientController() error {
+	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.clientsOfSecret, 0)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
 		// The client's own status writes are no news to it; its annotations are (requests).
 		For(&hallpassv1.SSOClient{}, builder.WithPredicates(predicate.Or[client.Object](
@@ -176,7 +204,7 @@ func (cs controllerSetup) clientController() error {
 		Watches(&hallpassv1.IdentityConnection{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsOfConnectionServer),
 			builder.WithPredicates(readinessChanged{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.clientsInNamespace)).
-		WatchesRawSource(cs.metadata("Secret", cs.m.clientsOfSecret)).
+		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		// The render's verdicts on clients come from the SSOServer controller, in memory.
 		WatchesRawSource(cs.m.verdicts.source()).
 		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now, verdicts: cs.m.verdicts})
@@ -187,12 +215,13 @@ func (cs controllerSetup) clientController() error {
 }
 
 func (cs controllerSetup) connectionController() error {
+	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.connectionsOfSecret, 0)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
 		For(&hallpassv1.IdentityConnection{}).
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer)).
 		// A connection counts its accepted clients: one count per burst of clients.
 		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer))).
-		WatchesRawSource(cs.metadata("Secret", cs.m.connectionsOfSecret)).
+		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		WatchesRawSource(cs.metadata("ConfigMap", cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
 		Complete(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now, clients: cs.m.clients})

@@ -289,31 +289,45 @@ func TestClientNeverTakesOverSomeoneElsesSecret(t *testing.T) {
 }
 
 // TestBringYourOwnClientSecret checks clientSecretRef: the brought secret is served, a
-// short one is refused, and changing it in its Secret reaches the server.
+// short one is refused, and changing it in its Secret reaches the server, whether the
+// operator watches the Secret by its metadata or, labelled as one it manages, whole.
 func TestBringYourOwnClientSecret(t *testing.T) {
-	ctx := context.Background()
-	g := NewWithT(t)
-	ns := newNamespace(t, nil)
-	byo := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}, StringData: map[string]string{"secret": "too-short"}}
-	c := newClient(ns, "app", ns, "sso", hallpassv1.RegularWebApp)
-	c.Spec.Credentials = &hallpassv1.ClientCredentials{ClientSecretRef: &hallpassv1.SecretKeyReference{Name: "mine", Key: "secret"}}
-	create(t, byo, newServer(ns, "sso"), c)
-	eventually(t, func(g Gomega) {
-		c := get(g, ns, "app", &hallpassv1.SSOClient{})
-		g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientCredentialsReady)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret))
-	})
+	for name, labels := range map[string]map[string]string{
+		"a Secret of the team's own":                        nil,
+		"a Secret that carries Hallpass's managed-by label": {hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			g := NewWithT(t)
+			ns := newNamespace(t, nil)
+			byo := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine", Labels: labels}, StringData: map[string]string{"secret": "too-short"}}
+			c := newClient(ns, "app", ns, "sso", hallpassv1.RegularWebApp)
+			c.Spec.Credentials = &hallpassv1.ClientCredentials{ClientSecretRef: &hallpassv1.SecretKeyReference{Name: "mine", Key: "secret"}}
+			create(t, byo, newServer(ns, "sso"), c)
+			eventually(t, func(g Gomega) {
+				c := get(g, ns, "app", &hallpassv1.SSOClient{})
+				g.Expect(condition(c.Status.Conditions, hallpassv1.SSOClientCredentialsReady)).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonInvalidSecret))
+			})
 
-	long := "a-secret-that-is-long-enough-0123456789"
-	patch := client.MergeFrom(byo.DeepCopy())
-	byo.StringData = map[string]string{"secret": long}
-	g.Expect(k8s.Patch(ctx, byo, patch)).To(Succeed())
-	c = readyClient(t, ns, "app")
-	eventually(t, func(g Gomega) {
-		served, ok := renderedConfig(g, ns, "sso").Client(c.Status.ClientID)
-		g.Expect(ok).To(BeTrue())
-		g.Expect(served.SecretSHA256).To(Equal([]string{digest.Of(long)}))
-	})
-	g.Expect(string(get(g, ns, "app-sso-credentials", &corev1.Secret{}).Data[CredentialsClientSecret])).To(Equal(long))
+			// Fixed, then changed once the client is served: only the Secret's change can
+			// bring the second value to the server (which accepts the first one too for a
+			// while, as after a rotation).
+			for i, long := range []string{"a-secret-that-is-long-enough-0123456789", "another-secret-long-enough-9876543210"} {
+				patch := client.MergeFrom(byo.DeepCopy())
+				byo.StringData = map[string]string{"secret": long}
+				g.Expect(k8s.Patch(ctx, byo, patch)).To(Succeed())
+				if i == 0 {
+					c = readyClient(t, ns, "app")
+				}
+				eventually(t, func(g Gomega) {
+					served, ok := renderedConfig(g, ns, "sso").Client(c.Status.ClientID)
+					g.Expect(ok).To(BeTrue())
+					g.Expect(served.SecretSHA256).To(ContainElement(digest.Of(long)))
+					g.Expect(string(get(g, ns, "app-sso-credentials", &corev1.Secret{}).Data[CredentialsClientSecret])).To(Equal(long))
+				})
+			}
+		})
+	}
 }
 
 // TestConnectionsAClientNames checks ConnectionsResolved, and that a client limited to

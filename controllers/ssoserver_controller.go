@@ -103,6 +103,7 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if live, err := getLive(ctx, r.Client, req.NamespacedName, server); !live {
 		if err == nil {
 			r.verdicts.forget(req.NamespacedName)
+			renderSeconds.DeleteLabelValues(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, err
 	}
@@ -397,6 +398,10 @@ func (s *serverScope) requeueAfter(d time.Duration) {
 // writes it. When rendering fails the previous config Secret is left untouched, so the
 // running server keeps serving the last good config.
 func (r *SSOServerReconciler) reconcileConfig(ctx context.Context, s *serverScope) error {
+	start := time.Now()
+	defer func() {
+		renderSeconds.WithLabelValues(s.server.Namespace, s.server.Name).Observe(time.Since(start).Seconds())
+	}()
 	in, err := r.collectRenderInput(ctx, s)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ import (
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/bench/internal/apiserver"
 	"github.com/hallpass/hallpass/bench/internal/proc"
+	"github.com/hallpass/hallpass/controllers"
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
 )
@@ -147,20 +148,32 @@ func run(n, workers int, repo, apiProfile string, byKind bool) error {
 // watchAsTheOperatorDoes opens the watches `hallpass operator` has on what these writes
 // touch, so that each write's fan-out to watchers costs what it costs with the operator.
 func watchAsTheOperatorDoes(ctx context.Context, cfg *rest.Config) error {
-	informers, err := cache.New(cfg, cache.Options{Scheme: devcluster.Scheme(), DefaultTransform: cache.TransformStripManagedFields()})
-	if err != nil {
-		return err
-	}
+	typed := controllers.CacheOptions()
+	typed.Scheme = devcluster.Scheme()
+	metadata := controllers.MetadataCacheOptions()
+	metadata.Scheme = devcluster.Scheme()
 	secretMetadata := &metav1.PartialObjectMetadata{}
 	secretMetadata.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	for _, obj := range []client.Object{&hallpassv1.SSOClient{}, &corev1.Secret{}, secretMetadata} {
-		if _, err := informers.GetInformer(ctx, obj); err != nil {
-			return fmt.Errorf("watch %T: %w", obj, err)
+	for _, w := range []struct {
+		opts cache.Options
+		objs []client.Object
+	}{
+		{typed, []client.Object{&hallpassv1.SSOClient{}, &corev1.Secret{}}},
+		{metadata, []client.Object{secretMetadata}},
+	} {
+		informers, err := cache.New(cfg, w.opts)
+		if err != nil {
+			return err
 		}
-	}
-	go func() { _ = informers.Start(ctx) }()
-	if !informers.WaitForCacheSync(ctx) {
-		return fmt.Errorf("the watches did not sync")
+		for _, obj := range w.objs {
+			if _, err := informers.GetInformer(ctx, obj); err != nil {
+				return fmt.Errorf("watch %T: %w", obj, err)
+			}
+		}
+		go func() { _ = informers.Start(ctx) }()
+		if !informers.WaitForCacheSync(ctx) {
+			return fmt.Errorf("the watches did not sync")
+		}
 	}
 	return nil
 }

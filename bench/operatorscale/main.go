@@ -57,6 +57,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/bench/internal/apiserver"
@@ -189,6 +190,7 @@ func run() error {
 	}
 	authorized := time.Since(start)
 	operatorRequests := operator.snapshot()
+	renders, renderTime := renderHistogram()
 	peakReady := memory(measured).Peak
 
 	cpuBefore := cpuTime(measured)
@@ -216,7 +218,7 @@ func run() error {
 	fmt.Println()
 	if !f.operatorProcess {
 		printRequests(operatorRequests, f.n)
-		fmt.Println()
+		fmt.Printf("\n%d config renders until /authorize accepted the last, %s in all\n\n", renders, renderTime.Round(100*time.Millisecond))
 	}
 	printCPU(cpuByProcess, allReady)
 	return nil
@@ -629,6 +631,24 @@ func writeHeapProfile(path string) error {
 	defer out.Close()
 	runtime.GC()
 	return pprof.WriteHeapProfile(out)
+}
+
+// renderHistogram reads the in-process operator's render metric: how many renders there
+// were and how long they took in all.
+func renderHistogram() (int, time.Duration) {
+	families, _ := metrics.Registry.Gather()
+	var n int
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != "hallpass_operator_config_render_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			n += int(m.GetHistogram().GetSampleCount())
+			sum += m.GetHistogram().GetSampleSum()
+		}
+	}
+	return n, time.Duration(sum * float64(time.Second))
 }
 
 // processCPU returns the CPU time used so far by this process and each of its children
