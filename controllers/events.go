@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -22,6 +24,12 @@ const (
 	// is rendered a few times instead of once per change. The work queue holds a key once,
 	// so every change within the delay, or during the render, joins the next render.
 	renderCoalesceDelay = 500 * time.Millisecond
+	// countCoalesceDelay is how long a change of a client waits before the connections and
+	// APIs of its server count their clients again. The counts are reports, and each
+	// one written is an update of a custom resource, which costs the API server as much as
+	// a client's own status: counted every renderCoalesceDelay, a burst of ten thousand
+	// clients wrote 900 of them.
+	countCoalesceDelay = 5 * time.Second
 	// verdictDelay is how long a render's verdict on a client (docs/adr/0030), or a change
 	// of its record, waits before the client is reconciled. The server's pods apply a config
 	// within about a second of its render, and the revision they applied reaches the
@@ -73,6 +81,34 @@ func (c delaying[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q 
 
 func (c delaying[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q queue) {
 	c.TypedEventHandler.Generic(ctx, e, delayedQueue{q, c.delay})
+}
+
+// countChanged passes the SSOClient events that can change what a connection or an API
+// counts: a client created or deleted, its spec or labels changed, its client ID issued, or
+// its Accepted condition changed. A client's other status (Served, Ready, its credentials)
+// counts for neither.
+type countChanged struct {
+	predicate.Funcs
+}
+
+func (countChanged) Create(event.CreateEvent) bool   { return true }
+func (countChanged) Delete(event.DeleteEvent) bool   { return true }
+func (countChanged) Generic(event.GenericEvent) bool { return true }
+
+func (countChanged) Update(e event.UpdateEvent) bool {
+	before, ok1 := e.ObjectOld.(*hallpassv1.SSOClient)
+	after, ok2 := e.ObjectNew.(*hallpassv1.SSOClient)
+	if !ok1 || !ok2 || before.Generation != after.Generation || !maps.Equal(before.Labels, after.Labels) ||
+		before.Status.ClientID != after.Status.ClientID || !before.DeletionTimestamp.Equal(after.DeletionTimestamp) {
+		return true
+	}
+	accepted := func(c *hallpassv1.SSOClient) metav1.ConditionStatus {
+		if cond := meta.FindStatusCondition(c.Status.Conditions, hallpassv1.SSOClientAccepted); cond != nil {
+			return cond.Status
+		}
+		return metav1.ConditionUnknown
+	}
+	return accepted(before) != accepted(after)
 }
 
 // readinessChanged passes the creation and deletion of an object, and an update that changes

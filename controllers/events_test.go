@@ -7,7 +7,10 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 )
@@ -44,4 +47,53 @@ func TestEventsTellProblemsNotProgress(t *testing.T) {
 	})
 	NewWithT(t).Expect(eventsAbout(NewWithT(t), ns, "web")).To(BeEmpty(),
 		"a healthy client's way to Ready is no news; the other client's Events are recorded by now")
+}
+
+// TestOnlyWhatAConnectionOrAPICountsRecountsThem checks which changes of a client make
+// its server's connections and APIs count their clients again: at ten thousand clients,
+// each count written is an update the API server pays for.
+func TestOnlyWhatAConnectionOrAPICountsRecountsThem(t *testing.T) {
+	served := func(c *hallpassv1.SSOClient, status metav1.ConditionStatus) *hallpassv1.SSOClient {
+		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: hallpassv1.SSOClientServed, Status: status, Reason: "Test"})
+		return c
+	}
+	accepted := func(c *hallpassv1.SSOClient, status metav1.ConditionStatus) *hallpassv1.SSOClient {
+		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: hallpassv1.SSOClientAccepted, Status: status, Reason: "Test"})
+		return c
+	}
+	base := func() *hallpassv1.SSOClient {
+		return accepted(newClient("team", "web", "platform", "sso", hallpassv1.RegularWebApp), metav1.ConditionTrue)
+	}
+	for _, tc := range []struct {
+		name    string
+		change  func(*hallpassv1.SSOClient) *hallpassv1.SSOClient
+		recount bool
+	}{
+		{"a client that becomes served is not counted again", func(c *hallpassv1.SSOClient) *hallpassv1.SSOClient {
+			return served(c, metav1.ConditionTrue)
+		}, false},
+		{"a client refused for its budget is counted again", func(c *hallpassv1.SSOClient) *hallpassv1.SSOClient {
+			return accepted(c, metav1.ConditionFalse)
+		}, true},
+		{"a client that names other connections is counted again", func(c *hallpassv1.SSOClient) *hallpassv1.SSOClient {
+			c.Spec.Connections, c.Generation = []string{"github"}, c.Generation+1
+			return c
+		}, true},
+		{"a client that gets its client ID is counted again", func(c *hallpassv1.SSOClient) *hallpassv1.SSOClient {
+			c.Status.ClientID = "new-id"
+			return c
+		}, true},
+		{"a client whose labels change is counted again", func(c *hallpassv1.SSOClient) *hallpassv1.SSOClient {
+			c.Labels = map[string]string{"tier": "gold"}
+			return c
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := base()
+			after := tc.change(before.DeepCopy())
+			if got := (countChanged{}).Update(event.UpdateEvent{ObjectOld: before, ObjectNew: after}); got != tc.recount {
+				t.Errorf("recount %v, want %v", got, tc.recount)
+			}
+		})
+	}
 }

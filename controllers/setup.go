@@ -220,7 +220,8 @@ func (cs controllerSetup) connectionController() error {
 		For(&hallpassv1.IdentityConnection{}).
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer)).
 		// A connection counts its accepted clients: one count per burst of clients.
-		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer))).
+		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer)),
+			builder.WithPredicates(countChanged{})).
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		WatchesRawSource(cs.metadata("ConfigMap", cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
@@ -236,7 +237,8 @@ func (cs controllerSetup) apiController() error {
 		For(&hallpassv1.SSOAPI{}).
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfAPIServer)).
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer)).
-		Watches(&hallpassv1.SSOClient{}, coalesce(handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer))).
+		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer)),
+			builder.WithPredicates(countChanged{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.allAPIs)).
 		Complete(&SSOAPIReconciler{Client: cs.c, Recorder: cs.mgr.GetEventRecorder("ssoapi-controller"), clients: cs.m.clients})
 	if err != nil {
