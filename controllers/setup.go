@@ -218,7 +218,10 @@ func (cs controllerSetup) connectionController() error {
 	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.connectionsOfSecret, 0)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
 		For(&hallpassv1.IdentityConnection{}).
-		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer)).
+		// A connection reads its server's spec (the issuer) and existence, never its status,
+		// which moves with every render.
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A connection counts its accepted clients: one count per burst of clients.
 		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer)),
 			builder.WithPredicates(countChanged{})).
@@ -236,7 +239,8 @@ func (cs controllerSetup) apiController() error {
 	err := ctrl.NewControllerManagedBy(cs.mgr).
 		For(&hallpassv1.SSOAPI{}).
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfAPIServer)).
-		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer)).
+		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer)),
 			builder.WithPredicates(countChanged{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.allAPIs)).
