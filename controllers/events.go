@@ -83,6 +83,11 @@ func (c delaying[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], 
 	c.TypedEventHandler.Generic(ctx, e, delayedQueue{q, c.delay})
 }
 
+// notOwnStatus passes the events of a controller's own kind that are news to it: a change
+// of spec, annotations (requests) or labels. Its own status writes are not.
+var notOwnStatus = predicate.Or[client.Object](
+	predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{})
+
 // countChanged passes the SSOClient events that can change what a connection or an API
 // counts: a client created or deleted, its spec or labels changed, its client ID issued, or
 // its Accepted condition changed. A client's other status (Served, Ready, its credentials)

@@ -161,9 +161,7 @@ func (cs controllerSetup) serverController() error {
 	// serves a burst.
 	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.serversOfSecret, renderCoalesceDelay)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
-		// The server's own status writes are no news to it.
-		For(&hallpassv1.SSOServer{}, builder.WithPredicates(predicate.Or[client.Object](
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&hallpassv1.SSOServer{}, builder.WithPredicates(notOwnStatus)).
 		// Client records change in bursts, as clients do: one render serves a burst.
 		Watches(&corev1.Secret{}, coalesce(handler.EnqueueRequestForOwner(cs.mgr.GetScheme(), cs.mgr.GetRESTMapper(), &hallpassv1.SSOServer{}, handler.OnlyControllerOwner()))).
 		Owns(&appsv1.Deployment{}).Owns(&corev1.Service{}).
@@ -192,9 +190,8 @@ func (cs controllerSetup) serverController() error {
 func (cs controllerSetup) clientController() error {
 	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.clientsOfSecret, 0)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
-		// The client's own status writes are no news to it; its annotations are (requests).
-		For(&hallpassv1.SSOClient{}, builder.WithPredicates(predicate.Or[client.Object](
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		// Its annotations are news to a client (requests).
+		For(&hallpassv1.SSOClient{}, builder.WithPredicates(notOwnStatus)).
 		Owns(&corev1.Secret{}).
 		Watches(&corev1.Secret{}, delay(verdictDelay, handler.EnqueueRequestsFromMapFunc(cs.m.clientOfOwnSecret))).
 		Watches(&hallpassv1.SSOServer{}, clientsOfServerHandler{cs.m}).
@@ -217,7 +214,9 @@ func (cs controllerSetup) clientController() error {
 func (cs controllerSetup) connectionController() error {
 	unmanagedSecrets, managedSecrets := cs.secrets(cs.m.connectionsOfSecret, 0)
 	err := ctrl.NewControllerManagedBy(cs.mgr).
-		For(&hallpassv1.IdentityConnection{}).
+		// The connection's own status writes are no news to it: during a burst of clients each
+		// count it wrote made it count again, about four times a second.
+		For(&hallpassv1.IdentityConnection{}, builder.WithPredicates(notOwnStatus)).
 		// A connection reads its server's spec (the issuer) and existence, never its status,
 		// which moves with every render.
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfServer),
@@ -237,8 +236,11 @@ func (cs controllerSetup) connectionController() error {
 
 func (cs controllerSetup) apiController() error {
 	err := ctrl.NewControllerManagedBy(cs.mgr).
-		For(&hallpassv1.SSOAPI{}).
-		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfAPIServer)).
+		// An API's own status writes, and those of the other APIs of its server, are no news
+		// to it: it reads their specs.
+		For(&hallpassv1.SSOAPI{}, builder.WithPredicates(notOwnStatus)).
+		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfAPIServer),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&hallpassv1.SSOServer{}, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfServer),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer)),
