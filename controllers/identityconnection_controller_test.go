@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
@@ -156,4 +158,47 @@ func TestSAMLConnectionGetsAServiceProviderKeyPair(t *testing.T) {
 	g.Consistently(func(g Gomega) {
 		g.Expect(get(g, ns, "corp-saml-sp", &corev1.Secret{}).Data).To(Equal(sp.Data), "the key pair is never regenerated")
 	}).WithTimeout(time.Second).Should(Succeed())
+}
+
+// TestAConnectionCountsABurstOfClientsInAFewWrites checks what `kubectl get
+// identityconnection -w` shows while a GitOps sync applies 40 clients over four seconds:
+// the count reaches 40 in a few status writes, not one every time it could have moved
+// (each write is an update the API server pays for at ten thousand clients).
+func TestAConnectionCountsABurstOfClientsInAFewWrites(t *testing.T) {
+	const clients = 40
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	create(t, usersSecret(ns, "users", "alice"), newDatabaseConnection(ns, "db", "sso", "users"), newServer(ns, "sso"))
+	eventually(t, func(g Gomega) {
+		c := get(g, ns, "db", &hallpassv1.IdentityConnection{})
+		g.Expect(condition(c.Status.Conditions, hallpassv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	})
+
+	watcher, err := client.NewWithWatch(restConfig, client.Options{Scheme: k8s.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	w, err := watcher.Watch(ctx, &hallpassv1.IdentityConnectionList{}, client.InNamespace(ns))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer w.Stop()
+	for i := range clients {
+		create(t, newClient(ns, fmt.Sprintf("app-%02d", i), ns, "sso", hallpassv1.RegularWebApp))
+		time.Sleep(100 * time.Millisecond)
+	}
+	writes, deadline := 0, time.After(waitTimeout)
+	for counted := int32(0); counted < clients; {
+		select {
+		case e := <-w.ResultChan():
+			if c, ok := e.Object.(*hallpassv1.IdentityConnection); ok && e.Type == watch.Modified {
+				writes++
+				counted = c.Status.Clients
+			}
+		case <-deadline:
+			t.Fatalf("the connection did not count %d clients within %s (%d writes)", clients, waitTimeout, writes)
+		}
+	}
+	// Counted every 5 s at most: the clients are accepted within about four seconds (the
+	// count every 500 ms, and on every render and own write, took 10 writes).
+	t.Logf("%d status writes", writes)
+	g.Expect(writes).To(BeNumerically("<=", 4), "status writes of the connection while it counted %d clients", clients)
 }
