@@ -25,10 +25,9 @@ const (
 	// so every change within the delay, or during the render, joins the next render.
 	renderCoalesceDelay = 500 * time.Millisecond
 	// countCoalesceDelay is how long a change of a client waits before the connections and
-	// APIs of its server count their clients again. The counts are reports, and each
-	// one written is an update of a custom resource, which costs the API server as much as
-	// a client's own status: counted every renderCoalesceDelay, a burst of ten thousand
-	// clients wrote 900 of them.
+	// APIs of its server count their clients again. The counts are reports, and each one
+	// written is an update of a custom resource, which costs the API server as much as a
+	// client's own status.
 	countCoalesceDelay = 5 * time.Second
 	// verdictDelay is how long a render's verdict on a client (docs/adr/0030), or a change
 	// of its record, waits before the client is reconciled. The server's pods apply a config

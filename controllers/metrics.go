@@ -6,8 +6,7 @@ import (
 )
 
 // renderSeconds is how long each render of a server's config took, from reading its
-// clients to writing the config Secret: what a platform team watches as its clients grow,
-// and what paces renders during a burst.
+// clients to writing the config Secret: what a platform team watches as its clients grow.
 var renderSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 	Name:    "hallpass_operator_config_render_seconds",
 	Help:    "Time taken by each render of an SSOServer's config: reading its clients, rendering, compressing and writing the config Secret.",

@@ -129,9 +129,9 @@ type controllerSetup struct {
 	m         mapper
 }
 
-// metadata is a source of events on any ConfigMap, from the metadata-only cache.
-func (cs controllerSetup) metadata(kind string, mapFn metadataMapFunc) source.Source {
-	return source.Kind(cs.metaCache, partialObject(kind), handler.TypedEnqueueRequestsFromMapFunc(mapFn))
+// configMaps is a source of events on any ConfigMap for mapFn, from the metadata-only cache.
+func (cs controllerSetup) configMaps(mapFn metadataMapFunc) source.Source {
+	return source.Kind(cs.metaCache, partialObject("ConfigMap"), handler.TypedEnqueueRequestsFromMapFunc(mapFn))
 }
 
 type metadataMapFunc = handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request]
@@ -176,7 +176,7 @@ func (cs controllerSetup) serverController() error {
 		Watches(&hallpassv1.SSOAPI{}, handler.EnqueueRequestsFromMapFunc(cs.m.serverOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.serversSelectingNamespaces)).
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
-		WatchesRawSource(cs.metadata("ConfigMap", cs.m.serversOfConfigMap)).
+		WatchesRawSource(cs.configMaps(cs.m.serversOfConfigMap)).
 		Complete(&SSOServerReconciler{
 			Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoserver-controller"), clients: cs.m.clients, verdicts: cs.m.verdicts,
 			ServerImage: cs.opts.ServerImage, ServerLogLevel: cs.opts.ServerLogLevel, AllowedImages: cs.opts.AllowedServerImages, Now: cs.opts.Now,
@@ -225,7 +225,7 @@ func (cs controllerSetup) connectionController() error {
 		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.connectionsOfClientServer)),
 			builder.WithPredicates(countChanged{})).
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
-		WatchesRawSource(cs.metadata("ConfigMap", cs.m.connectionsOfConfigMap)).
+		WatchesRawSource(cs.configMaps(cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
 		Complete(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now, clients: cs.m.clients})
 	if err != nil {

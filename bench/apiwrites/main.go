@@ -259,15 +259,10 @@ func (w writer) applyRecord(i int) error {
 	return nil
 }
 
-// patchStatus writes the status of a served client, as its first status write does.
+// patchStatus writes the status of a served client, as its first status write does; the
+// client is one createClient made.
 func (w writer) patchStatus(i int) error {
 	sc := w.clients[i]
-	if sc == nil {
-		if err := w.createClient(i); err != nil {
-			return err
-		}
-		sc = w.clients[i]
-	}
 	before := sc.DeepCopy()
 	sc.Status.ClientID = fmt.Sprintf("%032x", i)
 	sc.Status.ObservedGeneration = sc.Generation
