@@ -92,12 +92,8 @@ var notOwnStatus = predicate.Or[client.Object](
 // its Accepted condition changed. A client's other status (Served, Ready, its credentials)
 // counts for neither.
 type countChanged struct {
-	predicate.Funcs
+	predicate.Funcs // passes creations, deletions and generic events
 }
-
-func (countChanged) Create(event.CreateEvent) bool   { return true }
-func (countChanged) Delete(event.DeleteEvent) bool   { return true }
-func (countChanged) Generic(event.GenericEvent) bool { return true }
 
 func (countChanged) Update(e event.UpdateEvent) bool {
 	before, ok1 := e.ObjectOld.(*hallpassv1.SSOClient)
@@ -118,12 +114,8 @@ func (countChanged) Update(e event.UpdateEvent) bool {
 // readinessChanged passes the creation and deletion of an object, and an update that changes
 // its generation (spec) or the status of its Ready condition.
 type readinessChanged struct {
-	predicate.Funcs
+	predicate.Funcs // passes creations, deletions and generic events
 }
-
-func (readinessChanged) Create(event.CreateEvent) bool   { return true }
-func (readinessChanged) Delete(event.DeleteEvent) bool   { return true }
-func (readinessChanged) Generic(event.GenericEvent) bool { return true }
 
 func (readinessChanged) Update(e event.UpdateEvent) bool {
 	before, ok1 := e.ObjectOld.(*hallpassv1.IdentityConnection)

@@ -61,14 +61,14 @@ func (v *verdicts) source() source.Source {
 func (v *verdicts) publish(server types.NamespacedName, next map[types.UID]clientVerdict) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	previous, rendered := v.servers[server]
+	previous := v.servers[server]
 	for uid, cv := range next {
 		had, ok := previous[uid]
 		if ok && had.served() && cv.served() && had.generation == cv.generation {
 			cv.revision = had.revision
 			next[uid] = cv
 		}
-		if (!ok || had != cv || !rendered) && v.queue != nil {
+		if (!ok || had != cv) && v.queue != nil {
 			v.queue.AddAfter(reconcile.Request{NamespacedName: cv.client}, verdictDelay)
 		}
 	}
