@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +39,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/bench/internal/apiserver"
+	"github.com/hallpass/hallpass/bench/internal/clients"
 	"github.com/hallpass/hallpass/bench/internal/proc"
 	"github.com/hallpass/hallpass/controllers"
 	"github.com/hallpass/hallpass/internal/devcluster"
@@ -47,7 +47,6 @@ import (
 )
 
 const (
-	namespaces = 100
 	fieldOwner = client.FieldOwner("hallpass")
 )
 
@@ -88,8 +87,8 @@ func run(n, workers int, repo, apiProfile string, byKind bool) error {
 	if err := watchAsTheOperatorDoes(ctx, cfg); err != nil {
 		return err
 	}
-	for i := range namespaces {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName(i)}}); err != nil {
+	for i := range clients.Namespaces {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: clients.Namespace(i)}}); err != nil {
 			return fmt.Errorf("create namespace: %w", err)
 		}
 	}
@@ -97,7 +96,7 @@ func run(n, workers int, repo, apiProfile string, byKind bool) error {
 
 	profileDone := apiserver.Profile(ctx, cfg, apiProfile)
 	cpu := measure(func() error {
-		return parallel(n, workers, func(i int) error {
+		return clients.Parallel(n, workers, func(i int) error {
 			for _, write := range []func(int) error{w.createClient, w.createCredentials, w.createRecord, w.patchStatus} {
 				if err := write(i); err != nil {
 					return err
@@ -134,7 +133,7 @@ func run(n, workers int, repo, apiProfile string, byKind bool) error {
 	fmt.Printf("| write (%d, %d at a time) | per second | kube-apiserver CPU per write | etcd CPU per write |\n|---|---|---|---|\n", n, workers)
 	for _, k := range kinds {
 		cpu := measure(func() error {
-			return parallel(n, workers, func(i int) error { return k.write(n + i) })
+			return clients.Parallel(n, workers, func(i int) error { return k.write(n + i) })
 		})
 		if cpu.err != nil {
 			return fmt.Errorf("%s: %w", k.name, cpu.err)
@@ -186,16 +185,7 @@ type writer struct {
 }
 
 func (w writer) createClient(i int) error {
-	host := fmt.Sprintf("https://app-%05d.%s.example.com", i, nsName(i%namespaces))
-	sc := &hallpassv1.SSOClient{
-		ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i % namespaces), Name: clientName(i)},
-		Spec: hallpassv1.SSOClientSpec{
-			ServerRef: hallpassv1.ServerReference{Name: "hallpass", Namespace: "default"}, Type: hallpassv1.RegularWebApp,
-			RedirectURIs:         []string{host + "/callback", host + "/auth/sso/callback"},
-			BackchannelLogoutURI: host + "/backchannel-logout",
-			Connections:          []string{"username-password"},
-		},
-	}
+	sc := clients.New(i, hallpassv1.ServerReference{Name: "hallpass", Namespace: "default"})
 	w.clients[i] = sc
 	if err := w.c.Create(context.Background(), sc); err != nil {
 		return fmt.Errorf("create SSOClient: %w", err)
@@ -205,8 +195,8 @@ func (w writer) createClient(i int) error {
 
 func (w writer) createCredentials(i int) error {
 	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i % namespaces), Name: clientName(i) + "-credentials", Labels: map[string]string{
-			hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue, hallpassv1.LabelClient: clientName(i),
+		ObjectMeta: metav1.ObjectMeta{Namespace: clients.Namespace(i % clients.Namespaces), Name: clients.Name(i) + "-credentials", Labels: map[string]string{
+			hallpassv1.LabelManagedBy: hallpassv1.ManagedByValue, hallpassv1.LabelClient: clients.Name(i),
 		}},
 		Data: map[string][]byte{"client-id": []byte(fmt.Sprintf("%032x", i)), "client-secret": []byte(fmt.Sprintf("%043x", i))},
 	}
@@ -217,7 +207,7 @@ func (w writer) createCredentials(i int) error {
 }
 
 func (w writer) patchCredentials(i int) error {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i % namespaces), Name: clientName(i) + "-credentials"}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: clients.Namespace(i % clients.Namespaces), Name: clients.Name(i) + "-credentials"}}
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"bench.hallpass.dev/touched":"true"}}}`))
 	if err := w.c.Patch(context.Background(), s, patch, fieldOwner); err != nil {
 		return fmt.Errorf("patch credentials Secret: %w", err)
@@ -233,7 +223,7 @@ func record(i int) *corev1ac.SecretApplyConfiguration {
 		}).
 		WithType(corev1.SecretTypeOpaque).
 		WithAnnotations(map[string]string{
-			"sso.hallpass.dev/client-namespace": nsName(i % namespaces), "sso.hallpass.dev/client-name": clientName(i),
+			"sso.hallpass.dev/client-namespace": clients.Namespace(i % clients.Namespaces), "sso.hallpass.dev/client-name": clients.Name(i),
 			"sso.hallpass.dev/client-uid": fmt.Sprintf("%036x", i), "sso.hallpass.dev/deletion-policy": "Delete",
 			"sso.hallpass.dev/credentials-uid": fmt.Sprintf("%036x", i+1), "sso.hallpass.dev/secret-rotated-at": "2026-12-07T17:00:00Z",
 		}).
@@ -277,10 +267,6 @@ func (w writer) patchStatus(i int) error {
 	return nil
 }
 
-func nsName(i int) string { return fmt.Sprintf("team-%03d", i) }
-
-func clientName(i int) string { return fmt.Sprintf("app-%05d", i) }
-
 // cpuUse is what a run of writes cost.
 type cpuUse struct {
 	wall, apiServer, etcd time.Duration
@@ -290,43 +276,11 @@ type cpuUse struct {
 // measure runs writes and reports its wall time and the CPU the API server and etcd (this
 // process's children) used meanwhile and in the second after, while the watches deliver.
 func measure(writes func() error) cpuUse {
-	before := childCPU()
+	before := proc.CPUByName(os.Getpid(), nil)
 	start := time.Now()
 	err := writes()
 	wall := time.Since(start)
 	time.Sleep(time.Second)
-	after := childCPU()
+	after := proc.CPUByName(os.Getpid(), nil)
 	return cpuUse{wall: wall, apiServer: after["kube-apiserver"] - before["kube-apiserver"], etcd: after["etcd"] - before["etcd"], err: err}
-}
-
-// childCPU returns the CPU time this process's children have used, by command name.
-func childCPU() map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for _, st := range proc.Children(os.Getpid()) {
-		out[st.Command] += st.CPU
-	}
-	return out
-}
-
-// parallel calls write for 0..n-1, workers at a time, and returns the first error.
-func parallel(n, workers int, write func(int) error) error {
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := write(i); err != nil {
-					once.Do(func() { first = err })
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }

@@ -61,6 +61,7 @@ import (
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
 	"github.com/hallpass/hallpass/bench/internal/apiserver"
+	"github.com/hallpass/hallpass/bench/internal/clients"
 	"github.com/hallpass/hallpass/bench/internal/proc"
 	"github.com/hallpass/hallpass/internal/devcluster"
 	"github.com/hallpass/hallpass/internal/envtestbin"
@@ -69,7 +70,6 @@ import (
 )
 
 const (
-	namespaces = 100
 	serverNS   = "default"
 	serverName = "hallpass"
 	benchLabel = "bench.hallpass.dev/operatorscale"
@@ -162,7 +162,7 @@ func run() error {
 		m, err := proc.ReadMemory(measured)
 		return m.Anonymous, err
 	})
-	cpuByProcess := processCPU(names)
+	cpuByProcess := proc.CPUByName(os.Getpid(), names)
 	start := time.Now()
 	if err := applyClients(ctx, c, f.n, f.workers); err != nil {
 		return err
@@ -173,7 +173,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cpuByProcess = diffCPU(processCPU(names), cpuByProcess)
+	cpuByProcess = diffCPU(proc.CPUByName(os.Getpid(), names), cpuByProcess)
 	if err := <-apiProfileDone; err != nil {
 		return err
 	}
@@ -293,8 +293,8 @@ func startCluster(ctx context.Context, f flags, counts *requestCounts, goMemoryL
 
 // prepare creates the namespaces and lets the server admit them with budgets for n clients.
 func prepare(ctx context.Context, c client.Client, n int) error {
-	for i := range namespaces {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName(i), Labels: map[string]string{benchLabel: "true"}}}
+	for i := range clients.Namespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: clients.Namespace(i), Labels: map[string]string{benchLabel: "true"}}}
 		if err := c.Create(ctx, ns); err != nil {
 			return fmt.Errorf("create namespace: %w", err)
 		}
@@ -305,59 +305,22 @@ func prepare(ctx context.Context, c client.Client, n int) error {
 	}
 	patch := client.MergeFrom(srv.DeepCopy())
 	srv.Spec.AllowedClientNamespaces = &hallpassv1.NamespaceSelection{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{benchLabel: "true"}}}
-	srv.Spec.Budgets.ClientsPerNamespace = int32(min(10000, n/namespaces+1))
-	srv.Spec.Budgets.ConfigBytesPerNamespace = int32(min(8<<20, (n/namespaces+1)*2048))
+	srv.Spec.Budgets.ClientsPerNamespace = int32(min(10000, n/clients.Namespaces+1))
+	srv.Spec.Budgets.ConfigBytesPerNamespace = int32(min(8<<20, (n/clients.Namespaces+1)*2048))
 	srv.Spec.Budgets.ConfigBytesPerNamespace = max(srv.Spec.Budgets.ConfigBytesPerNamespace, 4096)
 	return c.Patch(ctx, &srv, patch)
 }
 
-func nsName(i int) string { return fmt.Sprintf("team-%03d", i) }
-
-func clientName(i int) string { return fmt.Sprintf("app-%05d", i) }
-
 // applyClients creates the clients with workers parallel requests.
 func applyClients(ctx context.Context, c client.Client, n, workers int) error {
-	next := make(chan int)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				name := clientName(i)
-				host := "https://" + name + "." + nsName(i%namespaces) + ".example.com"
-				sc := &hallpassv1.SSOClient{
-					ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i % namespaces), Name: name},
-					Spec: hallpassv1.SSOClientSpec{
-						ServerRef: hallpassv1.ServerReference{Name: serverName, Namespace: serverNS}, Type: hallpassv1.RegularWebApp,
-						RedirectURIs:         []string{host + "/callback", host + "/auth/sso/callback"},
-						BackchannelLogoutURI: host + "/backchannel-logout",
-						Connections:          []string{"username-password"},
-					},
-				}
-				if err := c.Create(ctx, sc); err != nil {
-					errs <- fmt.Errorf("create SSOClient %s: %w", name, err)
-					return
-				}
-			}
-		})
-	}
-	for i := range n {
-		select {
-		case next <- i:
-		case err := <-errs:
-			close(next)
-			wg.Wait()
-			return err
+	server := hallpassv1.ServerReference{Name: serverName, Namespace: serverNS}
+	return clients.Parallel(n, workers, func(i int) error {
+		sc := clients.New(i, server)
+		if err := c.Create(ctx, sc); err != nil {
+			return fmt.Errorf("create SSOClient %s: %w", sc.Name, err)
 		}
-	}
-	close(next)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
 		return nil
-	}
+	})
 }
 
 // waitReady watches the SSOClients until every bench SSOClient is Ready with its
@@ -471,7 +434,8 @@ func (c *counts) add(obj any, d int) {
 
 func lastClient(ctx context.Context, c client.Client, n int) (*hallpassv1.SSOClient, error) {
 	var sc hallpassv1.SSOClient
-	err := c.Get(ctx, client.ObjectKey{Namespace: nsName((n - 1) % namespaces), Name: clientName(n - 1)}, &sc)
+	ns, name := clients.Key(n - 1)
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &sc)
 	return &sc, err
 }
 
@@ -649,26 +613,6 @@ func renderHistogram() (int, time.Duration) {
 		}
 	}
 	return n, time.Duration(sum * float64(time.Second))
-}
-
-// processCPU returns the CPU time used so far by this process and each of its children
-// (the API server, etcd, the server pod, an operator process), by name: names gives those of
-// particular processes, the others go by their command name.
-func processCPU(names map[int]string) map[string]time.Duration {
-	self := os.Getpid()
-	processes := proc.Children(self)
-	if st, err := proc.ReadStat(self); err == nil {
-		processes[self] = st
-	}
-	out := map[string]time.Duration{}
-	for pid, st := range processes {
-		name, ok := names[pid]
-		if !ok {
-			name = st.Command
-		}
-		out[name] += st.CPU
-	}
-	return out
 }
 
 // cpuTime returns the CPU time process pid has used so far.

@@ -64,6 +64,25 @@ func Children(parent int) map[int]Stat {
 	return out
 }
 
+// CPUByName returns the CPU time used so far by process self and each of its children, by
+// name: names gives those of particular processes, the others go by their command name
+// (processes of one name add up).
+func CPUByName(self int, names map[int]string) map[string]time.Duration {
+	processes := Children(self)
+	if st, err := ReadStat(self); err == nil {
+		processes[self] = st
+	}
+	out := map[string]time.Duration{}
+	for pid, st := range processes {
+		name, ok := names[pid]
+		if !ok {
+			name = st.Command
+		}
+		out[name] += st.CPU
+	}
+	return out
+}
+
 // Memory is what /proc/<pid>/status says of a process's memory, in bytes.
 type Memory struct {
 	// Peak is the highest resident set size so far, Resident the current one.

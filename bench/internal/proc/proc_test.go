@@ -44,6 +44,13 @@ func TestAChildIsFoundByItsParent(t *testing.T) {
 	if _, ok := children[os.Getpid()]; ok {
 		t.Error("a process is listed as its own child")
 	}
+	byName := CPUByName(os.Getpid(), map[int]string{os.Getpid(): "this test"})
+	if _, ok := byName["sleep"]; !ok {
+		t.Errorf("CPU by name %v: no sleep", byName)
+	}
+	if _, ok := byName["this test"]; !ok {
+		t.Errorf("CPU by name %v: this process not under the name given", byName)
+	}
 }
 
 func TestTheSampledPeakIsTheHighestValueRead(t *testing.T) {
