@@ -18,11 +18,12 @@ const CompressedConfigSecretKey = "config.yaml.gz"
 // make a server allocate without limit.
 const MaxConfigBytes = 64 << 20
 
-// Compress gzips a serialized config. The output depends only on the input (no name or
-// time in the header), so an unchanged config never rewrites the Secret.
-func Compress(configData []byte) ([]byte, error) {
+// Compress gzips a serialized config at a compress/gzip level. The output depends only on
+// the input and the level (no name or time in the header), so an unchanged config never
+// rewrites the Secret.
+func Compress(configData []byte, level int) ([]byte, error) {
 	var buf bytes.Buffer
-	w, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	w, err := gzip.NewWriterLevel(&buf, level)
 	if err != nil {
 		return nil, fmt.Errorf("compress config: %w", err)
 	}

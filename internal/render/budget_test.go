@@ -1,6 +1,7 @@
 package render
 
 import (
+	"compress/gzip"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -91,6 +92,27 @@ func TestBudgets(t *testing.T) {
 				expect(t, slices.Contains(servedIDs(out), "0") && slices.Contains(servedIDs(out), "1"), "the oldest clients are served: %v", servedIDs(out))
 				expect(t, len(out.LeftOut) > 0 && out.LeftOut[0].Reason == ReasonOverBudget, "left out %v", leftOutNames(out))
 				expect(t, !slices.Contains(servedIDs(out), "14"), "the newest maximal client waits: %v", servedIDs(out))
+				back, err := config.FromSecretData(map[string][]byte{config.CompressedConfigSecretKey: out.Compressed})
+				expect(t, err == nil && string(back) == string(out.Bytes), "the compressed config decompresses to the config: %v", err)
+			},
+		},
+		"a config that fits the cap only at gzip's best compression serves every client": {
+			in: func() Input {
+				in := Input{Server: withBudgets(10000, 8<<20), Clients: realisticClients(2000)}
+				plain, err := Render(Input{Server: in.Server, Clients: in.Clients, MaxCompressedBytes: 1 << 30})
+				if err != nil {
+					panic(err)
+				}
+				fast, _ := config.Compress(plain.Bytes, fastCompression)
+				best, _ := config.Compress(plain.Bytes, gzip.BestCompression)
+				if len(best) >= len(fast) {
+					panic(fmt.Sprintf("the best compression (%d bytes) is no smaller than the fast one (%d)", len(best), len(fast)))
+				}
+				in.MaxCompressedBytes = (len(best) + len(fast)) / 2
+				return in
+			}(),
+			check: func(t *testing.T, out *Output) {
+				expect(t, len(out.Config.Clients) == 2000 && len(out.LeftOut) == 0, "served %d, left out %d", len(out.Config.Clients), len(out.LeftOut))
 				back, err := config.FromSecretData(map[string][]byte{config.CompressedConfigSecretKey: out.Compressed})
 				expect(t, err == nil && string(back) == string(out.Bytes), "the compressed config decompresses to the config: %v", err)
 			},

@@ -8,6 +8,7 @@ package render
 
 import (
 	"cmp"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -140,7 +141,7 @@ func Render(in Input) (*Output, error) {
 		if out.Bytes, err = config.MarshalJSON(cfg); err != nil {
 			return nil, err
 		}
-		if out.Compressed, err = config.Compress(out.Bytes); err != nil {
+		if out.Compressed, err = compress(out.Bytes, maxBytes); err != nil {
 			return nil, err
 		}
 		excess := len(out.Compressed) - maxBytes
@@ -160,6 +161,23 @@ func Render(in Input) (*Output, error) {
 	}
 	out.LeftOut, out.RefusedAPIs = leftOut, refusedAPIs
 	return out, nil
+}
+
+// fastCompression is the gzip level a config is compressed at first. For 10,000 realistic
+// clients (BenchmarkCompressionOf10000Clients) it takes a fifth of the time of the best
+// compression for 6% more bytes: the random client IDs, digests and host names are what
+// does not compress, at any level.
+const fastCompression = 2
+
+// compress gzips a config fast, and as small as gzip can only when that is over maxBytes, so
+// that the cap holds as many clients as the best compression allows, and a config below it
+// (nearly every one) is not compressed at the best level's cost, which was half of a render.
+func compress(data []byte, maxBytes int) ([]byte, error) {
+	out, err := config.Compress(data, fastCompression)
+	if err != nil || len(out) <= maxBytes {
+		return out, err
+	}
+	return config.Compress(data, gzip.BestCompression)
 }
 
 // serverSettings is the part of the config that comes from the SSOServer alone.

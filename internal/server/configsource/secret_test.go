@@ -1,6 +1,7 @@
 package configsource_test
 
 import (
+	"compress/gzip"
 	"context"
 	"log/slog"
 	"strings"
@@ -113,7 +114,7 @@ func TestSecretReload(t *testing.T) {
 	withApp3.Clients = append(withApp3.Clients, config.Client{ID: "app3", Type: config.ClientSinglePageApp,
 		RedirectURIs: []string{"https://app3.example/cb"}, SingleSignOn: true, RequirePKCE: true, Connections: []string{"db"}})
 	plain, _ := f.encode(withApp3, f.keys)
-	compressed, err := config.Compress(plain)
+	compressed, err := config.Compress(plain, gzip.BestCompression)
 	if err != nil {
 		t.Fatal(err)
 	}
