@@ -100,8 +100,9 @@ func (rec *clientRecord) acceptedDigests(now time.Time) ([]string, time.Time) {
 	return acceptedDigests(rec.annotations, rec.secret, now)
 }
 
-// clientRecordApply is the record of sc as the SSOClient controller writes it.
-func clientRecordApply(server *hallpassv1.SSOServer, sc *hallpassv1.SSOClient, clientID, secret string, annotations map[string]string) *corev1ac.SecretApplyConfiguration {
+// desiredClientRecord is the record of sc as the SSOClient controller writes it (with
+// writeRecord).
+func desiredClientRecord(server *hallpassv1.SSOServer, sc *hallpassv1.SSOClient, clientID, secret string, annotations map[string]string) *corev1ac.SecretApplyConfiguration {
 	a := map[string]string{
 		annotationRecordNamespace:      sc.Namespace,
 		annotationRecordName:           sc.Name,

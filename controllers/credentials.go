@@ -14,7 +14,7 @@ import (
 )
 
 // Annotations on a client record (clientrecord.go), the durable record of its client
-// secret's rotation. They are written in the same apply as the secret itself, so the record
+// secret's rotation. They are written in the same write as the secret itself, so the record
 // and the secret cannot disagree, and survive a lost status or a restarted operator. A digest of a 256-bit
 // random secret reveals nothing usable, and whoever can read the annotations can read the
 // secret anyway.

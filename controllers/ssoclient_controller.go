@@ -469,7 +469,7 @@ func (c *secretChange) generatedClientSecret() (bool, error) {
 }
 
 // reconcileRecord writes the client's record: client ID, secret, rotation record and the
-// request values acted on, in one apply, so they cannot disagree. It is written before the
+// request values acted on, in one write, so they cannot disagree. It is written before the
 // credentials Secret, which is only ever a copy of it.
 func (r *SSOClientReconciler) reconcileRecord(ctx context.Context, s *clientScope) (bool, error) {
 	if s.fresh && s.credentialsUID == "" {
@@ -484,10 +484,10 @@ func (r *SSOClientReconciler) reconcileRecord(ctx context.Context, s *clientScop
 		maps.Copy(annotations, s.rotation.annotations())
 		maps.Copy(annotations, s.requests)
 	}
-	record := clientRecordApply(s.server, s.client, s.clientID, s.secret, annotations)
+	record := desiredClientRecord(s.server, s.client, s.clientID, s.secret, annotations)
 	if !appliedAlready(s.recordSecret, record, verdictAnnotations...) {
-		if err := r.Apply(ctx, record, fieldOwner, client.ForceOwnership); err != nil {
-			return false, fmt.Errorf("apply client record %s: %w", *record.Name, err)
+		if err := r.writeRecord(ctx, s.recordSecret, record); err != nil {
+			return false, fmt.Errorf("write client record %s: %w", *record.Name, err)
 		}
 	}
 	if e := s.event; e != nil {
@@ -495,6 +495,47 @@ func (r *SSOClientReconciler) reconcileRecord(ctx context.Context, s *clientScop
 		s.event = nil
 	}
 	return true, nil
+}
+
+// writeRecord writes the record as desired over cached, the record as the cache holds it
+// (nil when it holds none). A new record is created: a create costs the API server half of
+// a server-side apply, and every new client writes one (bench/apiwrites). So a record is
+// changed with an update of all it holds, never an apply, which could not remove what the
+// create wrote (a create's fields are not the apply's). When the cache lags the record, the
+// update is of the record as the API server has it; like the apply with force it replaced,
+// that also takes over a Secret of the record's name that the cache does not hold.
+func (r *SSOClientReconciler) writeRecord(ctx context.Context, cached *corev1.Secret, desired *corev1ac.SecretApplyConfiguration) error {
+	var err error
+	if cached == nil {
+		err = r.Create(ctx, secretFrom(desired), fieldOwner)
+	} else {
+		err = r.Update(ctx, recordUpdate(cached, desired), fieldOwner)
+	}
+	if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	var live corev1.Secret
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, &live); err != nil {
+		return err
+	}
+	return r.Update(ctx, recordUpdate(&live, desired), fieldOwner)
+}
+
+// recordUpdate is existing made the record desired. A record is the operator's alone: its
+// data, annotations and owner are exactly the desired ones (with the verdicts operators
+// before ADR 0030 wrote, which a record keeps); others' labels stay beside its own.
+func recordUpdate(existing *corev1.Secret, desired *corev1ac.SecretApplyConfiguration) *corev1.Secret {
+	out := existing.DeepCopy()
+	out.Labels = mergeMaps(out.Labels, desired.Labels)
+	out.Annotations = maps.Clone(desired.Annotations)
+	for _, k := range verdictAnnotations {
+		if v, ok := existing.Annotations[k]; ok {
+			out.Annotations[k] = v
+		}
+	}
+	out.OwnerReferences = ownerReferences(desired)
+	out.Data = maps.Clone(desired.Data)
+	return out
 }
 
 // reconcileCredentials writes the credentials Secret, an output only: it is written from the
@@ -568,15 +609,8 @@ func (r *SSOClientReconciler) recordCredentials(ctx context.Context, s *clientSc
 // createCredentials creates the credentials Secret as desired, annotated with the UID of the
 // SSOClient it is created for; it fails if one of that name exists.
 func (r *SSOClientReconciler) createCredentials(ctx context.Context, sc *hallpassv1.SSOClient, desired *corev1ac.SecretApplyConfiguration) (*corev1.Secret, error) {
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: *desired.Namespace, Name: *desired.Name,
-			Labels: desired.Labels, Annotations: mergeMaps(maps.Clone(desired.Annotations), map[string]string{annotationRecordUID: string(sc.UID)}),
-		},
-		Type: *desired.Type,
-		Data: desired.Data,
-	}
-	secret.OwnerReferences = ownerReferences(desired)
+	secret := secretFrom(desired)
+	secret.Annotations = mergeMaps(secret.Annotations, map[string]string{annotationRecordUID: string(sc.UID)})
 	if err := r.Create(ctx, secret, fieldOwner); err != nil {
 		return nil, err
 	}
@@ -617,6 +651,18 @@ func mergeMaps(into, from map[string]string) map[string]string {
 	}
 	maps.Copy(into, from)
 	return into
+}
+
+// secretFrom is the Secret desired describes, to create.
+func secretFrom(desired *corev1ac.SecretApplyConfiguration) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: *desired.Namespace, Name: *desired.Name,
+			Labels: maps.Clone(desired.Labels), Annotations: maps.Clone(desired.Annotations), OwnerReferences: ownerReferences(desired),
+		},
+		Type: *desired.Type,
+		Data: maps.Clone(desired.Data),
+	}
 }
 
 func ownerReferences(desired *corev1ac.SecretApplyConfiguration) []metav1.OwnerReference {
