@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -13,17 +12,12 @@ import (
 
 // Field indexes. Values are "namespace/name" so one index serves lookups across namespaces.
 const (
-	// indexServer indexes IdentityConnections and SSOAPIs by their server (SSOClients have
-	// serverClients).
+	// indexServer indexes IdentityConnections and SSOAPIs by their server (SSOClients and
+	// client records have indexes of their own, in cacheindex.go).
 	indexServer = "hallpass.server"
 	// indexSecretRefs indexes SSOServers, SSOClients and IdentityConnections by the Secrets
 	// they reference, so that a change to one re-renders only what depends on it.
 	indexSecretRefs = "hallpass.secretRefs"
-	// indexClientID indexes SSOClients by status.clientID, to find duplicates.
-	indexClientID = "hallpass.clientID"
-	// indexRecordClientID indexes client records by "server/client ID", to find a client ID
-	// held twice.
-	indexRecordClientID = "hallpass.recordClientID"
 	// indexConfigMapRefs indexes IdentityConnections by the ConfigMaps they reference.
 	indexConfigMapRefs = "hallpass.configMapRefs"
 )
@@ -76,19 +70,6 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 				return nil
 			}
 			return []string{key(c.Namespace, c.Spec.Credentials.ClientSecretRef.Name)}
-		}},
-		{&hallpassv1.SSOClient{}, indexClientID, func(o client.Object) []string {
-			if id := o.(*hallpassv1.SSOClient).Status.ClientID; id != "" {
-				return []string{id}
-			}
-			return nil
-		}},
-		{&corev1.Secret{}, indexRecordClientID, func(o client.Object) []string {
-			s := o.(*corev1.Secret)
-			if s.Labels[labelRecord] != recordClient || len(s.Data[recordClientIDKey]) == 0 {
-				return nil
-			}
-			return []string{key(s.Labels[hallpassv1.LabelServer], string(s.Data[recordClientIDKey]))}
 		}},
 	}
 	for _, ix := range indexes {

@@ -106,7 +106,11 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	cs := controllerSetup{mgr: mgr, opts: opts, metaCache: metaCache, c: mgr.GetClient(), m: mapper{mgr.GetClient(), clients, newVerdicts()}}
+	records, err := newRecordsByClientID(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	cs := controllerSetup{mgr: mgr, opts: opts, metaCache: metaCache, c: mgr.GetClient(), m: mapper{mgr.GetClient(), clients, newVerdicts()}, records: records}
 	for _, setup := range []func() error{cs.serverController, cs.clientController, cs.connectionController, cs.apiController} {
 		if err := setup(); err != nil {
 			return err
@@ -127,6 +131,7 @@ type controllerSetup struct {
 	metaCache cache.Cache
 	c         client.Client
 	m         mapper
+	records   recordsByClientID
 }
 
 // configMaps is a source of events on any ConfigMap for mapFn, from the metadata-only cache.
@@ -204,7 +209,7 @@ func (cs controllerSetup) clientController() error {
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		// The render's verdicts on clients come from the SSOServer controller, in memory.
 		WatchesRawSource(cs.m.verdicts.source()).
-		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now, verdicts: cs.m.verdicts})
+		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now, verdicts: cs.m.verdicts, clients: cs.m.clients, records: cs.records})
 	if err != nil {
 		return fmt.Errorf("set up SSOClient controller: %w", err)
 	}

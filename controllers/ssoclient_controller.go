@@ -52,6 +52,8 @@ type SSOClientReconciler struct {
 	Now func() time.Time
 
 	verdicts *verdicts
+	clients  serverClients
+	records  recordsByClientID
 }
 
 type clientScope struct {
@@ -247,12 +249,14 @@ func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientSc
 func (r *SSOClientReconciler) migrate(ctx context.Context, s *clientScope) (bool, error) {
 	sc := s.client
 	s.clientID = sc.Status.ClientID
-	var same hallpassv1.SSOClientList
-	if err := r.List(ctx, &same, client.MatchingFields{indexClientID: s.clientID}); err != nil {
-		return false, fmt.Errorf("list SSOClients with the same client ID: %w", err)
+	// A scan of the server's clients: a migration is rare, and an index of every client's
+	// ID would be held all the time for it.
+	others, err := r.clients.of(s.server.Namespace, s.server.Name)
+	if err != nil {
+		return false, err
 	}
-	for i := range same.Items {
-		if other := &same.Items[i]; other.UID != sc.UID {
+	for _, other := range others {
+		if other.Status.ClientID == s.clientID && other.UID != sc.UID {
 			s.refuse(hallpassv1.ReasonDuplicateClientID,
 				fmt.Sprintf("SSOClient %s/%s claims the same client ID; neither gets it until the platform team deletes the wrong one", other.Namespace, other.Name))
 			return false, nil
@@ -262,7 +266,7 @@ func (r *SSOClientReconciler) migrate(ctx context.Context, s *clientScope) (bool
 		return ok, err
 	}
 	var creds corev1.Secret
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: sc.CredentialsSecretName()}, &creds)
+	err = r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: sc.CredentialsSecretName()}, &creds)
 	if client.IgnoreNotFound(err) != nil {
 		return false, fmt.Errorf("get credentials Secret: %w", err)
 	}
@@ -292,12 +296,12 @@ func writtenByEarlierOperator(creds *corev1.Secret, sc *hallpassv1.SSOClient) bo
 // written only by the operator and IDs are random, so this guards against records edited or
 // restored by hand.
 func (r *SSOClientReconciler) uniqueClientID(ctx context.Context, s *clientScope) (bool, error) {
-	var records corev1.SecretList
-	if err := r.List(ctx, &records, client.InNamespace(s.server.Namespace), client.MatchingFields{indexRecordClientID: key(s.server.Name, s.clientID)}); err != nil {
-		return false, fmt.Errorf("list client records with the same client ID: %w", err)
+	records, err := r.records.holding(s.server.Namespace, s.server.Name, s.clientID)
+	if err != nil {
+		return false, err
 	}
-	for i := range records.Items {
-		other := readClientRecord(&records.Items[i])
+	for _, record := range records {
+		other := readClientRecord(record)
 		if !other.isRecordOf(s.client) {
 			s.refuse(hallpassv1.ReasonDuplicateClientID,
 				fmt.Sprintf("SSOClient %s/%s already has this client ID", other.namespace, other.name))

@@ -155,6 +155,36 @@ func TestATenantCannotTakeOverAnotherTenantsClientID(t *testing.T) {
 	readyClient(t, victimNS, "shop")
 }
 
+// TestARecordRestoredWithAnotherClientsIDServesNeither checks the guard behind the records
+// for records written by hand: a record restored from the wrong backup holds the client ID of
+// another client of the server. Neither client gets the ID until the platform team removes
+// the wrong record, each is refused naming the other, and the server serves the ID to no one.
+func TestARecordRestoredWithAnotherClientsIDServesNeither(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	teamNS := newNamespace(t, nil)
+	serverNS := platform(t, teamNS)
+	create(t, newClient(teamNS, "shop", serverNS, "sso", hallpassv1.RegularWebApp), newClient(teamNS, "blog", serverNS, "sso", hallpassv1.RegularWebApp))
+	shopID := readyClient(t, teamNS, "shop").Status.ClientID
+	readyClient(t, teamNS, "blog")
+
+	record := clientRecordOf(g, serverNS, "sso", teamNS, "blog")
+	record.Data[recordClientIDKey] = []byte(shopID)
+	g.Expect(k8s.Update(ctx, record)).To(Succeed())
+	for name, other := range map[string]string{"blog": "shop", "shop": "blog"} {
+		eventually(t, func(g Gomega) {
+			c := get(g, teamNS, name, &hallpassv1.SSOClient{})
+			accepted := condition(c.Status.Conditions, hallpassv1.SSOClientAccepted)
+			g.Expect(accepted).To(haveCondition(metav1.ConditionFalse, hallpassv1.ReasonDuplicateClientID))
+			g.Expect(accepted.Message).To(ContainSubstring("SSOClient %s/%s already has this client ID", teamNS, other))
+		})
+	}
+	eventually(t, func(g Gomega) {
+		_, served := renderedConfig(g, serverNS, "sso").Client(shopID)
+		g.Expect(served).To(BeFalse())
+	})
+}
+
 // TestClientIDsSurviveTheLossOfEveryTenantWrittenObject checks that the record in the
 // server's namespace alone keeps a client's identity: a tenant that deletes its credentials
 // Secret gets the same client ID and secret written back, and one that deletes and recreates
