@@ -168,7 +168,8 @@ func run() error {
 		return err
 	}
 	applied := time.Since(start)
-	allReady, err := waitReady(ctx, cfg, f.n, start, f.timeout)
+	readyAfter, err := waitReady(ctx, cfg, f.n, start, f.timeout)
+	allReady := readyAfter.all
 	stopProfile()
 	if err != nil {
 		return err
@@ -215,7 +216,7 @@ func run() error {
 	fmt.Printf("| %d | %s | %s | %s | %d (%d) / %d MiB | %d / %d MiB | %s | %s | %d B |\n", f.n, applied.Round(100*time.Millisecond),
 		allReady.Round(100*time.Millisecond), authorized.Round(100*time.Millisecond), settled.Peak>>20, peakReady>>20, settled.Resident>>20,
 		anonMax>>20, settled.Anonymous>>20, idleCPU.Round(10*time.Millisecond), perClient, size)
-	fmt.Println()
+	fmt.Printf("\nHalf the SSOClients Ready after %s, nine in ten after %s.\n\n", readyAfter.half.Round(100*time.Millisecond), readyAfter.most.Round(100*time.Millisecond))
 	if !f.operatorProcess {
 		printRequests(operatorRequests, f.n)
 		fmt.Printf("\n%d config renders until /authorize accepted the last, %s in all\n\n", renders, renderTime.Round(100*time.Millisecond))
@@ -323,24 +324,28 @@ func applyClients(ctx context.Context, c client.Client, n, workers int) error {
 	})
 }
 
+// readyAfter is when half the clients, nine in ten and all were Ready, from the first
+// apply.
+type readyAfter struct{ half, most, all time.Duration }
+
 // waitReady watches the SSOClients until every bench SSOClient is Ready with its
 // generation observed, and prints the progress every five seconds to stderr: how many have
 // credentials, how many the server has rendered, how many are Ready. A watch, not a list
 // every so often: listing ten thousand clients twice a second would load the API server
 // more than the operator does; and each event updates the counts, since copying ten
 // thousand cached clients every tenth of a second cost this process a tenth of its CPU.
-func waitReady(ctx context.Context, cfg *rest.Config, n int, start time.Time, timeout time.Duration) (time.Duration, error) {
+func waitReady(ctx context.Context, cfg *rest.Config, n int, start time.Time, timeout time.Duration) (readyAfter, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Only what progress needs is kept: the benchmark's cache is in the operator's process
 	// and would otherwise count in its RSS.
 	informers, err := cache.New(cfg, cache.Options{Scheme: devcluster.Scheme(), DefaultTransform: slim})
 	if err != nil {
-		return 0, err
+		return readyAfter{}, err
 	}
 	informer, err := informers.GetInformer(ctx, &hallpassv1.SSOClient{})
 	if err != nil {
-		return 0, err
+		return readyAfter{}, err
 	}
 	var p progress
 	if _, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
@@ -348,17 +353,25 @@ func waitReady(ctx context.Context, cfg *rest.Config, n int, start time.Time, ti
 		UpdateFunc: p.update,
 		DeleteFunc: func(obj any) { p.update(obj, nil) },
 	}); err != nil {
-		return 0, err
+		return readyAfter{}, err
 	}
 	go func() { _ = informers.Start(ctx) }()
 	if !informers.WaitForCacheSync(ctx) {
-		return 0, errors.New("the SSOClient watch did not sync")
+		return readyAfter{}, errors.New("the SSOClient watch did not sync")
 	}
 	lastReport := time.Now()
+	var r readyAfter
 	for {
 		now := p.snapshot()
+		if r.half == 0 && 2*now.ready >= n {
+			r.half = time.Since(start)
+		}
+		if r.most == 0 && 10*now.ready >= 9*n {
+			r.most = time.Since(start)
+		}
 		if now.ready >= n {
-			return time.Since(start), nil
+			r.all = time.Since(start)
+			return r, nil
 		}
 		if time.Since(lastReport) >= 5*time.Second {
 			lastReport = time.Now()
@@ -366,7 +379,7 @@ func waitReady(ctx context.Context, cfg *rest.Config, n int, start time.Time, ti
 				time.Since(start).Seconds(), now.clients, now.credentials, now.rendered, now.ready)
 		}
 		if time.Since(start) > timeout {
-			return 0, fmt.Errorf("%d of %d SSOClients Ready after %s", now.ready, n, timeout)
+			return readyAfter{}, fmt.Errorf("%d of %d SSOClients Ready after %s", now.ready, n, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
