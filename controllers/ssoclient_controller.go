@@ -237,7 +237,7 @@ func (r *SSOClientReconciler) reconcileClientID(ctx context.Context, s *clientSc
 			fmt.Sprintf("the record Secret %s/%s holds a client_id Hallpass does not issue; ask the platform team to remove it", existing.Namespace, existing.Name))
 		return false, nil
 	}
-	return r.uniqueClientID(ctx, s)
+	return r.uniqueClientID(s)
 }
 
 // migrate gives a client issued before client records existed its first record. Its client
@@ -262,7 +262,7 @@ func (r *SSOClientReconciler) migrate(ctx context.Context, s *clientScope) (bool
 			return false, nil
 		}
 	}
-	if ok, err := r.uniqueClientID(ctx, s); !ok || err != nil {
+	if ok, err := r.uniqueClientID(s); !ok || err != nil {
 		return ok, err
 	}
 	var creds corev1.Secret
@@ -295,7 +295,7 @@ func writtenByEarlierOperator(creds *corev1.Secret, sc *hallpassv1.SSOClient) bo
 // uniqueClientID refuses a client whose ID another record of the server holds. Records are
 // written only by the operator and IDs are random, so this guards against records edited or
 // restored by hand.
-func (r *SSOClientReconciler) uniqueClientID(ctx context.Context, s *clientScope) (bool, error) {
+func (r *SSOClientReconciler) uniqueClientID(s *clientScope) (bool, error) {
 	records, err := r.records.holding(s.server.Namespace, s.server.Name, s.clientID)
 	if err != nil {
 		return false, err
