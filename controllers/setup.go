@@ -58,10 +58,30 @@ func CacheOptions() cache.Options {
 	} {
 		byObject[obj] = cache.ByObject{Label: managed}
 	}
-	// Nothing the operator does reads managed fields; they are often the larger part of an
-	// object.
-	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+	return cache.Options{ByObject: byObject, DefaultTransform: stripUnread}
 }
+
+// stripUnread drops from each object the caches receive what the operator never reads:
+// managed fields, often the larger part of an object, and the copy of the whole object that
+// client-side `kubectl apply` (and GitOps tools that use it) keeps in an annotation. That copy
+// is as large as the spec, on every resource applied that way; on a Secret it holds the
+// Secret's data, which the metadata cache exists not to hold. The operator writes these
+// kinds back only by patches of what it changed, or by updates of Secrets it created, so the
+// annotation is never written away.
+func stripUnread(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if o, ok := obj.(metav1.Object); ok {
+		if annotations := o.GetAnnotations(); annotations != nil {
+			if _, ok := annotations[corev1.LastAppliedConfigAnnotation]; ok {
+				delete(annotations, corev1.LastAppliedConfigAnnotation)
+				o.SetAnnotations(annotations)
+			}
+		}
+	}
+	return obj, err
+}
+
+var stripManagedFields = cache.TransformStripManagedFields()
 
 // MetadataCacheOptions are those of a second cache, metadata-only, that sees changes to any
 // Secret or ConfigMap, so that edits to a referenced one re-render the config within
@@ -75,7 +95,7 @@ func MetadataCacheOptions() cache.Options {
 	}
 	return cache.Options{
 		ByObject:         map[client.Object]cache.ByObject{partialObject("Secret"): {Label: notManaged}},
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripUnread,
 	}
 }
 
