@@ -35,6 +35,8 @@ type IdentityConnectionReconciler struct {
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections/status,verbs=get;patch
+// Its SAML service provider Secret blocks the connection's deletion; see ssoservers/finalizers.
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=identityconnections/finalizers,verbs=update
 
 // connectionScope is what the phases of one IdentityConnection reconcile share.
 type connectionScope struct {

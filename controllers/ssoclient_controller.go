@@ -107,7 +107,13 @@ func (s *clientScope) requeueAfter(d time.Duration) {
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients/status,verbs=get;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// Its credentials Secret blocks the client's deletion; see ssoservers/finalizers.
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoclients/finalizers,verbs=update
+// The operator deletes no Secret itself (the garbage collector deletes those it owns), but
+// where owner references are enforced, adding or removing one on an existing Secret (a
+// client switched to deletionPolicy Orphan, a record written over a Secret in its place)
+// needs delete, which the garbage collector may then do.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -91,6 +91,10 @@ func dataClaimName(server string) string    { return server + "-data" }
 
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers/status,verbs=get;patch
+// Owner references block the owner's deletion until what it owns is gone; clusters that
+// enforce owner reference permissions (OpenShift) allow that only to whoever may update the
+// owner's finalizers. The operator sets no finalizers.
+// +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers/finalizers,verbs=update
 // The operator never deletes: what it creates goes with its owner by garbage collection.
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;services;persistentvolumeclaims,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch

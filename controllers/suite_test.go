@@ -84,6 +84,9 @@ func runSuite(m *testing.M) int {
 		// The generated webhook configuration; envtest serves it with its own certificate.
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "config", "webhook")}},
 	}
+	// Clusters such as OpenShift let only whoever may set an owner's finalizers block the
+	// owner's deletion: the operator's role must be enough there too.
+	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
 	restConfig, err = testEnv.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
