@@ -95,7 +95,8 @@ func dataClaimName(server string) string    { return server + "-data" }
 // enforce owner reference permissions (OpenShift) allow that only to whoever may update the
 // owner's finalizers. The operator sets no finalizers.
 // +kubebuilder:rbac:groups=sso.hallpass.dev,resources=ssoservers/finalizers,verbs=update
-// The operator never deletes: what it creates goes with its owner by garbage collection.
+// None of these is ever deleted by the operator: what it creates goes with its owner by
+// garbage collection.
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;services;persistentvolumeclaims,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
