@@ -31,7 +31,7 @@ func deprecationNotice(c *hallpassv1.SSOClient) string {
 // reportDeprecatedFields sets the Deprecated condition while the spec sets deprecated
 // fields and removes it once they are gone. It never affects Ready: the client works, it
 // just gets no API access from these fields.
-func reportDeprecatedFields(conds conditionSetter, c *hallpassv1.SSOClient) {
+func reportDeprecatedFields(conds *conditionSetter, c *hallpassv1.SSOClient) {
 	notice := deprecationNotice(c)
 	if notice == "" {
 		meta.RemoveStatusCondition(conds.conditions, hallpassv1.SSOClientDeprecated)

@@ -41,7 +41,7 @@ type IdentityConnectionReconciler struct {
 // connectionScope is what the phases of one IdentityConnection reconcile share.
 type connectionScope struct {
 	conn  *hallpassv1.IdentityConnection
-	conds conditionSetter
+	conds *conditionSetter
 	// noServer, when set, is why the connection has no server to be served by.
 	noServer *refusal
 	// rendered is the connection as the server would serve it, once its credentials resolve.
@@ -63,7 +63,7 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 		} else {
 			s.conds.readyFrom(hallpassv1.IdentityConnectionCredentialsResolved)
 		}
-		reterr = patchStatus(ctx, r.Client, conn, before, &conn.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, before, s.conds, &conn.Status.ObservedGeneration, reterr)
 	}()
 
 	err := runPhases(ctx, s,

@@ -29,7 +29,7 @@ type SSOAPIReconciler struct {
 // apiScope is what the phases of one SSOAPI reconcile share.
 type apiScope struct {
 	api    *hallpassv1.SSOAPI
-	conds  conditionSetter
+	conds  *conditionSetter
 	server *hallpassv1.SSOServer
 	// clients are the server's clients that have a client ID.
 	clients []render.Client
@@ -55,7 +55,7 @@ func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
 				fmt.Sprintf("served by SSOServer %s to %d clients", api.Spec.ServerRef.Name, api.Status.Clients))
 		}
-		reterr = patchStatus(ctx, r.Client, api, before, &api.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, before, s.conds, &api.Status.ObservedGeneration, reterr)
 	}()
 
 	err := runPhases(ctx, s,

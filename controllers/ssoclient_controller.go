@@ -59,7 +59,7 @@ type SSOClientReconciler struct {
 type clientScope struct {
 	client *hallpassv1.SSOClient
 	server *hallpassv1.SSOServer
-	conds  conditionSetter
+	conds  *conditionSetter
 	// record is the client's record in the server's namespace as read, or nil; taken says
 	// whether it belongs to this SSOClient (or to the one it restores after Orphan).
 	record *clientRecord
@@ -141,7 +141,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			result = s.result
 			return
 		}
-		reterr = patchStatus(ctx, r.Client, sc, before, &sc.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, before, s.conds, &sc.Status.ObservedGeneration, reterr)
 	}()
 
 	err := runPhases(ctx, s,

@@ -61,7 +61,7 @@ type SSOServerReconciler struct {
 
 type serverScope struct {
 	server *hallpassv1.SSOServer
-	conds  conditionSetter
+	conds  *conditionSetter
 	// records are the client records of the clients offered to render, by SSOClient UID.
 	records map[types.UID]namedRecord
 	// recordSecrets are the server's client records by name, as the cache holds them
@@ -122,7 +122,7 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		s.conds.readyFrom(hallpassv1.SSOServerObjectsOwned, hallpassv1.SSOServerImageAllowed,
 			hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
-		reterr = patchStatus(ctx, r.Client, server, before, &server.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, before, s.conds, &server.Status.ObservedGeneration, reterr)
 	}()
 
 	for _, phase := range []func(context.Context, *serverScope) error{
