@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hallpassv1 "github.com/hallpass/hallpass/api/v1alpha1"
@@ -34,7 +33,7 @@ func deprecationNotice(c *hallpassv1.SSOClient) string {
 func reportDeprecatedFields(conds *conditionSetter, c *hallpassv1.SSOClient) {
 	notice := deprecationNotice(c)
 	if notice == "" {
-		meta.RemoveStatusCondition(conds.conditions, hallpassv1.SSOClientDeprecated)
+		conds.remove(hallpassv1.SSOClientDeprecated)
 		return
 	}
 	conds.set(hallpassv1.SSOClientDeprecated, metav1.ConditionTrue, hallpassv1.ReasonIgnoredFields, notice)

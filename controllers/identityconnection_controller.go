@@ -56,14 +56,14 @@ func (r *IdentityConnectionReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 	before := conn.DeepCopy()
-	s := &connectionScope{conn: conn, conds: newConditionSetter(ctx, conn, &conn.Status.Conditions, r.Recorder)}
+	s := &connectionScope{conn: conn, conds: newConditionSetter(ctx, conn, r.Recorder)}
 	defer func() {
 		if s.noServer != nil {
 			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.noServer.reason, s.noServer.message)
 		} else {
 			s.conds.readyFrom(hallpassv1.IdentityConnectionCredentialsResolved)
 		}
-		reterr = patchStatus(ctx, r.Client, before, s.conds, &conn.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, r.APIReader, before, s.conds, &conn.Status.ObservedGeneration, reterr)
 	}()
 
 	err := runPhases(ctx, s,

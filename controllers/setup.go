@@ -202,10 +202,10 @@ func (cs controllerSetup) serverController() error {
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.serversSelectingNamespaces)).
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		WatchesRawSource(cs.configMaps(cs.m.serversOfConfigMap)).
-		Complete(retryStaleCopy(&SSOServerReconciler{
+		Complete(&SSOServerReconciler{
 			Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoserver-controller"), clients: cs.m.clients, verdicts: cs.m.verdicts,
 			ServerImage: cs.opts.ServerImage, ServerLogLevel: cs.opts.ServerLogLevel, AllowedImages: cs.opts.AllowedServerImages, Now: cs.opts.Now,
-		}))
+		})
 	if err != nil {
 		return fmt.Errorf("set up SSOServer controller: %w", err)
 	}
@@ -229,7 +229,7 @@ func (cs controllerSetup) clientController() error {
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		// The render's verdicts on clients come from the SSOServer controller, in memory.
 		WatchesRawSource(cs.m.verdicts.source()).
-		Complete(retryStaleCopy(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now, verdicts: cs.m.verdicts, clients: cs.m.clients, records: cs.records}))
+		Complete(&SSOClientReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoclient-controller"), Now: cs.opts.Now, verdicts: cs.m.verdicts, clients: cs.m.clients, records: cs.records})
 	if err != nil {
 		return fmt.Errorf("set up SSOClient controller: %w", err)
 	}
@@ -252,7 +252,7 @@ func (cs controllerSetup) connectionController() error {
 		WatchesRawSource(unmanagedSecrets).WatchesRawSource(managedSecrets).
 		WatchesRawSource(cs.configMaps(cs.m.connectionsOfConfigMap)).
 		Owns(&corev1.Secret{}).
-		Complete(retryStaleCopy(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now, clients: cs.m.clients}))
+		Complete(&IdentityConnectionReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("identityconnection-controller"), Now: cs.opts.Now, clients: cs.m.clients})
 	if err != nil {
 		return fmt.Errorf("set up IdentityConnection controller: %w", err)
 	}
@@ -271,7 +271,7 @@ func (cs controllerSetup) apiController() error {
 		Watches(&hallpassv1.SSOClient{}, delay(countCoalesceDelay, handler.EnqueueRequestsFromMapFunc(cs.m.apisOfClientServer)),
 			builder.WithPredicates(countChanged{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(cs.m.allAPIs)).
-		Complete(retryStaleCopy(&SSOAPIReconciler{Client: cs.c, Recorder: cs.mgr.GetEventRecorder("ssoapi-controller"), clients: cs.m.clients}))
+		Complete(&SSOAPIReconciler{Client: cs.c, APIReader: cs.mgr.GetAPIReader(), Recorder: cs.mgr.GetEventRecorder("ssoapi-controller"), clients: cs.m.clients})
 	if err != nil {
 		return fmt.Errorf("set up SSOAPI controller: %w", err)
 	}

@@ -21,7 +21,10 @@ import (
 // render.RefuseAPIs, so the status says exactly what the server does.
 type SSOAPIReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads the SSOAPI from the API server when the cache's copy turns out
+	// older (patchStatus).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 
 	clients serverClients
 }
@@ -47,7 +50,7 @@ func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		return ctrl.Result{}, err
 	}
 	before := api.DeepCopy()
-	s := &apiScope{api: api, conds: newConditionSetter(ctx, api, &api.Status.Conditions, r.Recorder)}
+	s := &apiScope{api: api, conds: newConditionSetter(ctx, api, r.Recorder)}
 	defer func() {
 		if s.refusal != nil {
 			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionFalse, s.refusal.reason, s.refusal.message)
@@ -55,7 +58,7 @@ func (r *SSOAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 			s.conds.set(hallpassv1.ConditionReady, metav1.ConditionTrue, hallpassv1.ReasonReconciled,
 				fmt.Sprintf("served by SSOServer %s to %d clients", api.Spec.ServerRef.Name, api.Status.Clients))
 		}
-		reterr = patchStatus(ctx, r.Client, before, s.conds, &api.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, r.APIReader, before, s.conds, &api.Status.ObservedGeneration, reterr)
 	}()
 
 	err := runPhases(ctx, s,

@@ -45,7 +45,8 @@ const (
 // SSOClientReconciler admits SSOClients to their server and writes their credentials.
 type SSOClientReconciler struct {
 	client.Client
-	// APIReader reads objects the cache does not hold: Secrets the operator does not manage.
+	// APIReader reads what the cache does not hold (Secrets the operator does not manage)
+	// or holds an older copy of.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Now is the clock for client secret rotation; tests move it.
@@ -127,7 +128,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	before := sc.DeepCopy()
-	s := &clientScope{client: sc, conds: newConditionSetter(ctx, sc, &sc.Status.Conditions, r.Recorder)}
+	s := &clientScope{client: sc, conds: newConditionSetter(ctx, sc, r.Recorder)}
 	defer func() {
 		if s.admitted && !s.refused {
 			s.conds.set(hallpassv1.SSOClientAccepted, metav1.ConditionTrue, hallpassv1.ReasonReconciled, "")
@@ -141,7 +142,7 @@ func (r *SSOClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			result = s.result
 			return
 		}
-		reterr = patchStatus(ctx, r.Client, before, s.conds, &sc.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, r.APIReader, before, s.conds, &sc.Status.ObservedGeneration, reterr)
 	}()
 
 	err := runPhases(ctx, s,

@@ -113,7 +113,7 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	before := server.DeepCopy()
-	s := &serverScope{server: server, conds: newConditionSetter(ctx, server, &server.Status.Conditions, r.Recorder)}
+	s := &serverScope{server: server, conds: newConditionSetter(ctx, server, r.Recorder)}
 	server.Status.Issuer = server.Spec.Issuer
 	server.Status.DiscoveryURL = discoveryURL(server.Spec.Issuer)
 	defer func() {
@@ -122,7 +122,7 @@ func (r *SSOServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		s.conds.readyFrom(hallpassv1.SSOServerObjectsOwned, hallpassv1.SSOServerImageAllowed,
 			hallpassv1.SSOServerKeysReady, hallpassv1.SSOServerConfigRendered, hallpassv1.SSOServerAvailable)
-		reterr = patchStatus(ctx, r.Client, before, s.conds, &server.Status.ObservedGeneration, reterr)
+		reterr = patchStatus(ctx, r.Client, r.APIReader, before, s.conds, &server.Status.ObservedGeneration, reterr)
 	}()
 
 	for _, phase := range []func(context.Context, *serverScope) error{

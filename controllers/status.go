@@ -2,16 +2,18 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"time"
+	"slices"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,48 +29,93 @@ import (
 // object's key, for those who read logs rather than Events (and Events expire after an
 // hour); the quiet changes of an object on its way to Ready are logged at debug level.
 //
-// Changes are told only once the status that holds them is written (patchStatus): a
-// reconcile that read a copy older than the object's last status would otherwise tell
-// changes that already happened, and miss those that did.
+// Changes are told once the status that holds them is written (patchStatus), as changes
+// from the conditions it was written over: those of the copy the reconcile read, or, when
+// that copy was older than the object, the object's own (writeOverCurrent).
 type conditionSetter struct {
-	obj        client.Object
-	conditions *[]metav1.Condition
-	recorder   events.EventRecorder
-	log        logr.Logger
-	changes    []conditionChange
+	obj      conditionedObject
+	recorder events.EventRecorder
+	log      logr.Logger
+	// ops are the reconcile's decisions on conditions, in order; changes are what they
+	// changed in the conditions they were applied to.
+	ops     []conditionOp
+	changes []conditionChange
+}
+
+// conditionedObject is a resource of this operator: each has conditions in its status.
+type conditionedObject interface {
+	client.Object
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+}
+
+// conditionOp sets a condition, or removes it.
+type conditionOp struct {
+	metav1.Condition
+	remove bool
 }
 
 // conditionChange is one change of a condition, to be told once it is written.
 type conditionChange struct {
-	typ, reason, message string
-	status               metav1.ConditionStatus
-	newsworthy           bool
+	metav1.Condition
+	newsworthy bool
 }
 
 // newConditionSetter sets the conditions of obj, logging each change with the object's key.
-func newConditionSetter(ctx context.Context, obj client.Object, conditions *[]metav1.Condition, recorder events.EventRecorder) *conditionSetter {
-	return &conditionSetter{obj: obj, conditions: conditions, recorder: recorder, log: ctrl.LoggerFrom(ctx)}
+func newConditionSetter(ctx context.Context, obj conditionedObject, recorder events.EventRecorder) *conditionSetter {
+	return &conditionSetter{obj: obj, recorder: recorder, log: ctrl.LoggerFrom(ctx)}
 }
 
 func (s *conditionSetter) set(typ string, status metav1.ConditionStatus, reason, message string) {
-	var previous *metav1.Condition
-	if c := meta.FindStatusCondition(*s.conditions, typ); c != nil {
-		// A copy: SetStatusCondition updates the condition in place.
-		c := *c
-		previous = &c
-	}
-	meta.SetStatusCondition(s.conditions, metav1.Condition{
+	s.do(conditionOp{Condition: metav1.Condition{
 		Type:               typ,
 		Status:             status,
 		Reason:             reason,
 		Message:            message,
 		ObservedGeneration: s.obj.GetGeneration(),
-	})
-	if previous != nil && previous.Status == status && previous.Reason == reason {
+	}})
+}
+
+// remove removes a condition, which is no news.
+func (s *conditionSetter) remove(typ string) {
+	s.do(conditionOp{Condition: metav1.Condition{Type: typ}, remove: true})
+}
+
+func (s *conditionSetter) do(op conditionOp) {
+	s.ops = append(s.ops, op)
+	conditions := s.obj.GetConditions()
+	s.apply(&conditions, op)
+	s.obj.SetConditions(conditions)
+}
+
+// apply applies op to conditions and notes what it changed.
+func (s *conditionSetter) apply(conditions *[]metav1.Condition, op conditionOp) {
+	if op.remove {
+		meta.RemoveStatusCondition(conditions, op.Type)
 		return
 	}
-	s.changes = append(s.changes, conditionChange{typ: typ, reason: reason, message: message, status: status,
-		newsworthy: newsworthy(typ, previous, status, reason)})
+	var previous *metav1.Condition
+	if c := meta.FindStatusCondition(*conditions, op.Type); c != nil {
+		// A copy: SetStatusCondition updates the condition in place.
+		c := *c
+		previous = &c
+	}
+	meta.SetStatusCondition(conditions, op.Condition)
+	if previous != nil && previous.Status == op.Status && previous.Reason == op.Reason {
+		return
+	}
+	s.changes = append(s.changes, conditionChange{op.Condition, newsworthy(op.Type, previous, op.Status, op.Reason)})
+}
+
+// replayOn applies the reconcile's decisions to current instead, the conditions as the API
+// server holds them, and notes the changes from those.
+func (s *conditionSetter) replayOn(current []metav1.Condition) {
+	conditions := slices.Clone(current)
+	s.changes = nil
+	for _, op := range s.ops {
+		s.apply(&conditions, op)
+	}
+	s.obj.SetConditions(conditions)
 }
 
 // tell records an Event for each newsworthy change and logs every change, once the status
@@ -76,19 +123,19 @@ func (s *conditionSetter) set(typ string, status metav1.ConditionStatus, reason,
 func (s *conditionSetter) tell() {
 	for _, c := range s.changes {
 		if !c.newsworthy {
-			s.log.V(1).Info("condition changed", "condition", c.typ, "status", c.status, "reason", c.reason, "message", c.message)
+			s.log.V(1).Info("condition changed", "condition", c.Type, "status", c.Status, "reason", c.Reason, "message", c.Message)
 			continue
 		}
 		eventType := corev1.EventTypeNormal
-		if c.status != metav1.ConditionTrue {
+		if c.Status != metav1.ConditionTrue {
 			eventType = corev1.EventTypeWarning
 		}
-		note := c.message
+		note := c.Message
 		if note == "" {
-			note = fmt.Sprintf("%s is %s", c.typ, c.status)
+			note = fmt.Sprintf("%s is %s", c.Type, c.Status)
 		}
-		s.recorder.Eventf(s.obj, nil, eventType, c.reason, c.typ, "%s", note)
-		s.log.Info("condition changed", "condition", c.typ, "status", c.status, "reason", c.reason, "message", c.message)
+		s.recorder.Eventf(s.obj, nil, eventType, c.Reason, c.Type, "%s", note)
+		s.log.Info("condition changed", "condition", c.Type, "status", c.Status, "reason", c.Reason, "message", c.Message)
 	}
 	s.changes = nil
 }
@@ -124,9 +171,9 @@ func newsworthy(typ string, previous *metav1.Condition, status metav1.ConditionS
 
 // readyFrom sets Ready from the given conditions: True when all are True, otherwise False
 // with the reason and message of the first that is not.
-func (s *conditionSetter) readyFrom(types ...string) {
-	for _, t := range types {
-		c := meta.FindStatusCondition(*s.conditions, t)
+func (s *conditionSetter) readyFrom(conditionTypes ...string) {
+	for _, t := range conditionTypes {
+		c := meta.FindStatusCondition(s.obj.GetConditions(), t)
 		if c == nil {
 			s.set(hallpassv1.ConditionReady, metav1.ConditionUnknown, "Reconciling", t+" has not been observed yet")
 			return
@@ -144,11 +191,10 @@ func (s *conditionSetter) readyFrom(types ...string) {
 // observedGeneration is only advanced when the reconcile succeeded, so it never claims a
 // generation whose effects are not in place.
 //
-// The write is refused when the object changed after before was read: the cache can lag
-// the API server, even behind this controller's own last status write, and a status
-// computed from an older copy would carry the wrong transitions (and their Events) over
-// the newer one. The reconcile then reports errStaleCopy and runs again (retryStaleCopy).
-func patchStatus(ctx context.Context, c client.Client, before client.Object, conds *conditionSetter, observed *int64, reconcileErr error) error {
+// The write holds only if the object has not changed since before was read. The cache can
+// lag the API server, even behind this controller's own last status write; the reconcile's
+// changes then go over the object as it is (writeOverCurrent).
+func patchStatus(ctx context.Context, c client.Client, uncached client.Reader, before client.Object, conds *conditionSetter, observed *int64, reconcileErr error) error {
 	obj := conds.obj
 	if reconcileErr == nil || errors.Is(reconcileErr, reconcile.TerminalError(nil)) {
 		*observed = obj.GetGeneration()
@@ -158,39 +204,58 @@ func patchStatus(ctx context.Context, c client.Client, before client.Object, con
 		return reconcileErr
 	}
 	err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		err = writeOverCurrent(ctx, c, uncached, before, conds)
+	}
 	switch {
 	case err == nil:
 		conds.tell()
 		return reconcileErr
 	case apierrors.IsNotFound(err):
 		return reconcileErr
-	case apierrors.IsConflict(err) && reconcileErr == nil:
-		return errStaleCopy
 	default:
 		return kerrors.NewAggregate([]error{reconcileErr, fmt.Errorf("patch status: %w", err)})
 	}
 }
 
-// errStaleCopy: a reconcile read a copy of its object older than the object, and wrote nothing of its status.
-var errStaleCopy = errors.New("the object changed after the copy this reconcile read")
-
-// staleCopyRetry is how long a reconcile that read a stale copy waits before it runs
-// again: the cache has caught up by then (it lags by milliseconds, by a fraction of a
-// second on a loaded machine), and a status write refused costs the API server as much as
-// one made.
-const staleCopyRetry = time.Second
-
-// retryStaleCopy runs a reconcile that read a stale copy again, as a matter of course
-// rather than an error: the operator's log and error metrics are for problems.
-func retryStaleCopy(r reconcile.Reconciler) reconcile.Reconciler {
-	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-		result, err := r.Reconcile(ctx, req)
-		if errors.Is(err, errStaleCopy) {
-			ctrl.LoggerFrom(ctx).V(1).Info("reconciling again: the cache's copy was older than the object")
-			return reconcile.Result{RequeueAfter: staleCopyRetry}, nil
-		}
-		return result, err
-	})
+// writeOverCurrent writes the status a reconcile computed from before, a copy older than
+// the object, over the object as the API server holds it: the status fields the reconcile
+// changed, and its decisions on conditions replayed on the object's conditions. Otherwise
+// a transition would be told from the old copy's conditions: a recovery seen as a first
+// Ready, with no Event, or a problem told twice. The reconcile is the newest of its
+// object (the work queue runs one at a time), so what it decided stands.
+func writeOverCurrent(ctx context.Context, c client.Client, uncached client.Reader, before client.Object, conds *conditionSetter) error {
+	obj := conds.obj
+	current, ok := obj.DeepCopyObject().(conditionedObject)
+	if !ok {
+		return fmt.Errorf("copy %T", obj)
+	}
+	if err := uncached.Get(ctx, client.ObjectKeyFromObject(obj), current); err != nil {
+		return err
+	}
+	conds.log.V(1).Info("the cache's copy was older than the object; writing the status over the object as it is")
+	conds.replayOn(current.GetConditions())
+	changed, err := client.MergeFrom(before).Data(obj)
+	if err != nil {
+		return err
+	}
+	var patch map[string]any
+	if err := json.Unmarshal(changed, &patch); err != nil {
+		return err
+	}
+	status, _ := patch["status"].(map[string]any)
+	if status == nil {
+		status = map[string]any{}
+	}
+	status["conditions"] = obj.GetConditions()
+	patch["status"] = status
+	// Still only over this version: a write between the read and this one is a conflict.
+	patch["metadata"] = map[string]any{"resourceVersion": current.GetResourceVersion()}
+	data, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	return c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
 }
 
 // statusCount is a count as a status field holds it (int32, as Kubernetes API conventions
