@@ -470,7 +470,6 @@ func (r *SSOServerReconciler) publishVerdicts(s *serverScope, leftOut []render.L
 func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverScope) (*render.Input, error) {
 	srv := s.server
 	in := &render.Input{Server: srv, Values: render.Values{}}
-	s.records = map[types.UID]namedRecord{}
 	if err := resolveReferences(ctx, r.APIReader, srv.Namespace, srv.SecretReferences(), nil, in.Values); err != nil {
 		return nil, err
 	}
@@ -502,6 +501,8 @@ func (r *SSOServerReconciler) collectRenderInput(ctx context.Context, s *serverS
 		return nil, fmt.Errorf("list client records: %w", err)
 	}
 	s.recordSecrets = make(map[string]*corev1.Secret, len(records.Items))
+	s.records = make(map[types.UID]namedRecord, len(records.Items))
+	in.Clients = make([]render.Client, 0, len(clients))
 	s.allowedNamespaces = map[string]bool{}
 	for i := range records.Items {
 		s.recordSecrets[records.Items[i].Name] = &records.Items[i]

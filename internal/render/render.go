@@ -250,29 +250,41 @@ func withinBudgets(s *hallpassv1.SSOServer, clients []Client, connections []stri
 	})
 	type usage struct{ clients, bytes int }
 	used := map[string]usage{}
-	var served []budgeted
+	served := make([]budgeted, 0, len(sorted))
 	var leftOut []LeftOut
+	// Only each entry's size is needed: counted as it is encoded, not kept.
+	var size countingWriter
+	enc := json.NewEncoder(&size)
 	for _, c := range sorted {
 		rc := renderClient(c, connections)
-		entry, err := json.Marshal(rc)
-		if err != nil {
+		size = 0
+		if err := enc.Encode(rc); err != nil {
 			return nil, nil, fmt.Errorf("render client %s/%s: %w", c.Client.Namespace, c.Client.Name, err)
 		}
+		entry := int(size) - 1 // Encode ends each value with a newline
 		u := used[c.Client.Namespace]
 		switch {
 		case u.clients+1 > maxClients:
 			leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
 				"namespace %s already has %d clients served by SSOServer %s/%s, its spec.budgets.clientsPerNamespace", c.Client.Namespace, u.clients, s.Namespace, s.Name)})
-		case u.bytes+len(entry) > maxBytes:
+		case u.bytes+entry > maxBytes:
 			leftOut = append(leftOut, LeftOut{Client: c.Client, Reason: ReasonOverBudget, Message: fmt.Sprintf(
 				"the client takes %d bytes of config and namespace %s already uses %d of the %d bytes of spec.budgets.configBytesPerNamespace of SSOServer %s/%s; shorten its URI lists or ask the platform team for a larger budget",
-				len(entry), c.Client.Namespace, u.bytes, maxBytes, s.Namespace, s.Name)})
+				entry, c.Client.Namespace, u.bytes, maxBytes, s.Namespace, s.Name)})
 		default:
-			used[c.Client.Namespace] = usage{u.clients + 1, u.bytes + len(entry)}
+			used[c.Client.Namespace] = usage{u.clients + 1, u.bytes + entry}
 			served = append(served, budgeted{c, rc})
 		}
 	}
 	return served, leftOut, nil
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter int
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
 }
 
 func parseDurations(s *hallpassv1.SSOServer) (map[string]config.Duration, error) {
@@ -347,12 +359,21 @@ func renderEmail(s *hallpassv1.SSOServer, values Values) (*config.Email, error) 
 // only from the operator's own records, so a duplicate means a record edited or restored by
 // hand, and no client of it can be trusted with the ID.
 func uniqueClients(clients []Client) (kept []Client, leftOut []LeftOut) {
+	// Counted first: a duplicate is rare, and a list of holders for every ID would be ten
+	// thousand allocations a render.
+	count := make(map[string]int, len(clients))
+	for _, c := range clients {
+		count[c.ID]++
+	}
 	holders := map[string][]*hallpassv1.SSOClient{}
 	for _, c := range clients {
-		holders[c.ID] = append(holders[c.ID], c.Client)
+		if count[c.ID] > 1 {
+			holders[c.ID] = append(holders[c.ID], c.Client)
+		}
 	}
+	kept = make([]Client, 0, len(clients))
 	for _, c := range clients {
-		if len(holders[c.ID]) == 1 {
+		if count[c.ID] == 1 {
 			kept = append(kept, c)
 			continue
 		}
