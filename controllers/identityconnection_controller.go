@@ -25,6 +25,8 @@ import (
 // reports whether they can be served.
 type IdentityConnectionReconciler struct {
 	client.Client
+	// APIReader reads what the cache does not hold (the Secrets a connection references)
+	// or holds an older copy of.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Now is the clock of health checks.

@@ -43,6 +43,8 @@ const (
 // server: RBAC, signing keys, the rendered config, storage, Deployment and Service.
 type SSOServerReconciler struct {
 	client.Client
+	// APIReader reads what the cache does not hold (ConfigMap data, Secrets the operator
+	// does not manage) or holds an older copy of.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// ServerImage is the image of `hallpass server` used when spec.image is empty.
