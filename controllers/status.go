@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -199,13 +200,17 @@ func patchStatus(ctx context.Context, c client.Client, uncached client.Reader, b
 	if reconcileErr == nil || errors.Is(reconcileErr, reconcile.TerminalError(nil)) {
 		*observed = obj.GetGeneration()
 	}
+	changed, err := client.MergeFrom(before).Data(obj)
+	if err != nil {
+		return kerrors.NewAggregate([]error{reconcileErr, fmt.Errorf("compute status patch: %w", err)})
+	}
 	// A status that did not change is not written: an empty patch still costs a request.
-	if data, err := client.MergeFrom(before).Data(obj); err == nil && string(data) == "{}" {
+	if string(changed) == "{}" {
 		return reconcileErr
 	}
-	err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	err = writeStatus(ctx, c, obj, changed, before.GetResourceVersion())
 	if apierrors.IsConflict(err) {
-		err = writeOverCurrent(ctx, c, uncached, before, conds)
+		err = writeOverCurrent(ctx, c, uncached, changed, conds)
 	}
 	switch {
 	case err == nil:
@@ -218,13 +223,14 @@ func patchStatus(ctx context.Context, c client.Client, uncached client.Reader, b
 	}
 }
 
-// writeOverCurrent writes the status a reconcile computed from before, a copy older than
-// the object, over the object as the API server holds it: the status fields the reconcile
-// changed, and its decisions on conditions replayed on the object's conditions. Otherwise
-// a transition would be told from the old copy's conditions: a recovery seen as a first
-// Ready, with no Event, or a problem told twice. The reconcile is the newest of its
-// object (the work queue runs one at a time), so what it decided stands.
-func writeOverCurrent(ctx context.Context, c client.Client, uncached client.Reader, before client.Object, conds *conditionSetter) error {
+// writeOverCurrent writes the status a reconcile computed from a copy older than the
+// object over the object as the API server holds it: the status fields the reconcile
+// changed (changed, the merge patch from its copy), and its decisions on conditions
+// replayed on the object's conditions. Otherwise a transition would be told from the old
+// copy's conditions: a recovery seen as a first Ready, with no Event, or a problem told
+// twice. The reconcile is the newest of its object (the work queue runs one at a time), so
+// what it decided stands.
+func writeOverCurrent(ctx context.Context, c client.Client, uncached client.Reader, changed []byte, conds *conditionSetter) error {
 	obj := conds.obj
 	current, ok := obj.DeepCopyObject().(conditionedObject)
 	if !ok {
@@ -235,13 +241,17 @@ func writeOverCurrent(ctx context.Context, c client.Client, uncached client.Read
 	}
 	conds.log.V(1).Info("the cache's copy was older than the object; writing the status over the object as it is")
 	conds.replayOn(current.GetConditions())
-	changed, err := client.MergeFrom(before).Data(obj)
-	if err != nil {
-		return err
-	}
+	return writeStatus(ctx, c, obj, changed, current.GetResourceVersion())
+}
+
+// writeStatus writes changed, a merge patch of obj's status, with obj's conditions whole in
+// it, only if the object is still at resourceVersion version: a write since is a conflict.
+func writeStatus(ctx context.Context, c client.Client, obj conditionedObject, changed []byte, version string) error {
+	dec := json.NewDecoder(bytes.NewReader(changed))
+	dec.UseNumber() // numbers pass through as written
 	var patch map[string]any
-	if err := json.Unmarshal(changed, &patch); err != nil {
-		return err
+	if err := dec.Decode(&patch); err != nil {
+		return fmt.Errorf("read status patch: %w", err)
 	}
 	status, _ := patch["status"].(map[string]any)
 	if status == nil {
@@ -249,11 +259,10 @@ func writeOverCurrent(ctx context.Context, c client.Client, uncached client.Read
 	}
 	status["conditions"] = obj.GetConditions()
 	patch["status"] = status
-	// Still only over this version: a write between the read and this one is a conflict.
-	patch["metadata"] = map[string]any{"resourceVersion": current.GetResourceVersion()}
+	patch["metadata"] = map[string]any{"resourceVersion": version}
 	data, err := json.Marshal(patch)
 	if err != nil {
-		return err
+		return fmt.Errorf("write status patch: %w", err)
 	}
 	return c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
 }
